@@ -1,0 +1,80 @@
+# corral: build, run, test, install. Settings live in config.mk.
+include config.mk
+
+ifeq ($(SANITIZE),1)
+O = build/asan
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+O = build
+SANFLAGS =
+endif
+
+# Dependencies are looked up when a recipe needs them (recursive variables),
+# so that `make run` can install the packages first and then find them.
+dep_cflags = $(shell pkg-config --cflags luajit libsystemd)
+dep_libs = $(shell pkg-config --libs luajit libsystemd) -lev -lm
+
+CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-DCR_VERSION='"$(VERSION)"' -DCR_DATADIR='"$(DATADIR)"' \
+	$(dep_cflags) $(SANFLAGS) $(CFLAGS)
+CR_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+SRC = $(wildcard daemon/*.c)
+OBJ = $(SRC:daemon/%.c=$(O)/%.o)
+HDR = $(wildcard daemon/*.h)
+
+all: $(O)/corrald
+
+$(O)/corrald: $(O)/.deps-ok $(OBJ)
+	$(CC) -o $@ $(OBJ) $(CR_LDFLAGS) $(dep_libs)
+
+$(O)/%.o: daemon/%.c $(HDR) config.mk $(O)/.deps-ok
+	$(CC) $(CR_CFLAGS) -c -o $@ $<
+
+# Fail early, naming the Debian package that is missing.
+$(O)/.deps-ok:
+	@mkdir -p $(O)
+	@pkg-config --version >/dev/null 2>&1 || { echo "missing pkg-config (Debian package pkg-config; or run: make deps)" >&2; exit 1; }
+	@pkg-config --exists luajit || { echo "missing LuaJIT (Debian package libluajit-5.1-dev; or run: make deps)" >&2; exit 1; }
+	@pkg-config --exists libsystemd || { echo "missing libsystemd (Debian package libsystemd-dev; or run: make deps)" >&2; exit 1; }
+	@printf '#include <ev.h>\nint main(void){return ev_version_major()<4;}\n' | \
+		$(CC) -x c - -o $(O)/.ev-check -lev 2>/dev/null || { echo "missing libev (Debian package libev-dev; or run: make deps)" >&2; exit 1; }
+	@rm -f $(O)/.ev-check
+	@touch $@
+
+deps:
+	@contrib/install-deps build
+
+test-deps:
+	@contrib/install-deps test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(O)/corrald -c contrib/examples/hello.lua
+
+test: test-deps
+	@$(MAKE) --no-print-directory all
+	CORRALD=$(CURDIR)/$(O)/corrald prove -v t/
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/lua/corral \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/corral $(DESTDIR)$(DATADIR)/examples
+	install -m 755 $(O)/corrald $(DESTDIR)$(SBINDIR)/corrald
+	install -m 644 lua/corral/*.lua $(DESTDIR)$(DATADIR)/lua/corral/
+	install -m 644 doc/corrald.8 $(DESTDIR)$(MANDIR)/man8/corrald.8
+	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
+	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua ] || \
+		install -m 644 contrib/examples/hello.lua $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(MANDIR)/man8/corrald.8 \
+		$(DESTDIR)$(MANDIR)/man5/corral.lua.5
+	rm -rf $(DESTDIR)$(DATADIR)
+	@echo "left in place: $(DESTDIR)$(SYSCONFDIR)/corral (your configuration)"
+
+clean:
+	rm -rf build
+
+.PHONY: all deps test-deps run test install uninstall clean

@@ -1,0 +1,19 @@
+# corral build configuration: edit to taste, or override on the command line
+# (make PREFIX=/usr CC=clang). User CFLAGS and LDFLAGS are appended to what
+# the Makefile needs, never replace it.
+
+VERSION = 0.1.0
+
+PREFIX  = /usr/local
+SBINDIR = $(PREFIX)/sbin
+DATADIR = $(PREFIX)/share/corral
+MANDIR  = $(PREFIX)/share/man
+SYSCONFDIR = /etc
+DESTDIR =
+
+CC      = cc
+CFLAGS  = -O2 -g
+LDFLAGS =
+
+# make SANITIZE=1: AddressSanitizer + UBSan build in build/asan
+SANITIZE =

@@ -1,0 +1,226 @@
+/*
+ * config.c: runs a config file through lua/corral/config.lua, which does
+ * all the validating, and copies the plain result into C structs. Knows
+ * nothing of processes; the reload diff is a fingerprint comparison that
+ * supervisor.c makes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "config.h"
+#include "crlua.h"
+#include "log.h"
+
+struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc)
+{
+	pc->refs++;
+	return pc;
+}
+
+static void free_strv(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+void cr_pool_conf_unref(struct cr_pool_conf *pc)
+{
+	if (!pc || --pc->refs > 0)
+		return;
+	free(pc->file);
+	free_strv(pc->argv);
+	free_strv(pc->envp);
+	free(pc->directory);
+	free(pc->groups);
+	free(pc->fingerprint);
+	free(pc);
+}
+
+void cr_config_free(struct cr_config *conf)
+{
+	if (!conf)
+		return;
+	for (unsigned i = 0; i < conf->npools; i++)
+		cr_pool_conf_unref(conf->pools[i]);
+	free(conf->pools);
+	free(conf->file);
+	if (conf->lua)
+		lua_close(conf->lua);
+	free(conf);
+}
+
+/* Field readers for the normalized table at the top of the stack. The Lua
+ * side guarantees types; these only guard against a broken module. */
+static double get_number(lua_State *L, const char *key)
+{
+	double v;
+
+	lua_getfield(L, -1, key);
+	v = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+static char *get_string(lua_State *L, const char *key)
+{
+	const char *s;
+	char *v;
+
+	lua_getfield(L, -1, key);
+	s = lua_tostring(L, -1);
+	v = s ? strdup(s) : NULL;
+	lua_pop(L, 1);
+	return v;
+}
+
+static char **get_strv(lua_State *L, const char *key)
+{
+	char **v;
+	size_t n;
+
+	lua_getfield(L, -1, key);
+	n = lua_objlen(L, -1);
+	v = calloc(n + 1, sizeof *v);
+	for (size_t i = 0; v && i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		v[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+		lua_pop(L, 1);
+		if (!v[i]) {
+			free_strv(v);
+			v = NULL;
+		}
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static struct cr_pool_conf *read_pool(lua_State *L)
+{
+	struct cr_pool_conf *pc = calloc(1, sizeof *pc);
+	char *name, *restart;
+
+	if (!pc)
+		return NULL;
+	pc->refs = 1;
+	name = get_string(L, "name");
+	snprintf(pc->name, sizeof pc->name, "%s", name ? name : "");
+	free(name);
+	pc->file = get_string(L, "file");
+	pc->line = (int)get_number(L, "line");
+	pc->argv = get_strv(L, "argv");
+	pc->envp = get_strv(L, "env");
+	pc->directory = get_string(L, "directory");
+	pc->workers = (unsigned)get_number(L, "workers");
+	pc->stop_signal = (int)get_number(L, "stop_signal");
+	pc->stop_timeout = get_number(L, "stop_timeout");
+	restart = get_string(L, "restart");
+	pc->restart = !restart || !strcmp(restart, "always") ? CR_RESTART_ALWAYS
+		    : !strcmp(restart, "on-failure") ? CR_RESTART_ON_FAILURE
+		    : CR_RESTART_NEVER;
+	free(restart);
+	pc->backoff_initial = get_number(L, "backoff_initial");
+	pc->backoff_max = get_number(L, "backoff_max");
+	pc->backoff_reset = get_number(L, "backoff_reset");
+	pc->crash_failures = (unsigned)get_number(L, "crash_failures");
+	pc->crash_interval = get_number(L, "crash_interval");
+	pc->fingerprint = get_string(L, "fingerprint");
+
+	lua_getfield(L, -1, "uid");
+	pc->set_uid = lua_isnumber(L, -1);
+	pc->uid = (uid_t)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "gid");
+	pc->set_gid = lua_isnumber(L, -1);
+	pc->gid = (gid_t)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "groups");
+	if (lua_istable(L, -1)) {
+		pc->ngroups = (int)lua_objlen(L, -1);
+		pc->groups = calloc((size_t)pc->ngroups + 1, sizeof *pc->groups);
+		for (int i = 0; pc->groups && i < pc->ngroups; i++) {
+			lua_rawgeti(L, -1, i + 1);
+			pc->groups[i] = (gid_t)lua_tointeger(L, -1);
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+
+	if (!pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
+	    (pc->ngroups && !pc->groups)) {
+		cr_pool_conf_unref(pc);
+		return NULL;
+	}
+	return pc;
+}
+
+struct cr_config *cr_config_load(const char *path, char **err)
+{
+	struct cr_config *conf;
+	lua_State *L;
+	char *level;
+
+	*err = NULL;
+	conf = calloc(1, sizeof *conf);
+	if (!conf || !(conf->file = strdup(path)))
+		goto fail_oom;
+	L = cr_lua_new();
+	if (!L)
+		goto fail_oom;
+	conf->lua = L;
+
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "corral.config");
+	if (cr_lua_pcall(L, 1, 1) != 0)
+		goto fail_lua;
+	lua_getfield(L, -1, "load");
+	lua_pushstring(L, path);
+	if (cr_lua_pcall(L, 1, 2) != 0)
+		goto fail_lua;
+	if (lua_isnil(L, -2)) {
+		*err = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error");
+		goto fail;
+	}
+	lua_pop(L, 1);	/* the nil message: the config is on top */
+
+	lua_getfield(L, -1, "settings");
+	level = get_string(L, "log_level");
+	conf->log_level = level ? cr_log_level_parse(level) : CR_INFO;
+	free(level);
+	lua_pop(L, 1);
+
+	lua_getfield(L, -1, "pools");
+	conf->npools = (unsigned)lua_objlen(L, -1);
+	conf->pools = calloc(conf->npools + 1, sizeof *conf->pools);
+	if (!conf->pools)
+		goto fail_oom;
+	for (unsigned i = 0; i < conf->npools; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		conf->pools[i] = read_pool(L);
+		lua_pop(L, 1);
+		if (!conf->pools[i])
+			goto fail_oom;
+	}
+	lua_settop(L, 0);
+	return conf;
+
+fail_lua:
+	{
+		/* an error in corral's own Lua: keep the whole traceback */
+		const char *msg = lua_tostring(L, -1);
+		size_t n = msg ? strlen(msg) + 32 : 0;
+		*err = n ? malloc(n) : NULL;
+		if (*err)
+			snprintf(*err, n, "internal error: %s", msg);
+	}
+	goto fail;
+fail_oom:
+	if (!*err)
+		*err = strdup("out of memory");
+fail:
+	cr_config_free(conf);
+	return NULL;
+}

@@ -1,0 +1,50 @@
+/* config.h: a loaded config as C data; what supervisor.c runs from. */
+#ifndef CR_CONFIG_H
+#define CR_CONFIG_H
+
+#include <sys/types.h>
+
+enum cr_restart { CR_RESTART_ALWAYS, CR_RESTART_ON_FAILURE, CR_RESTART_NEVER };
+
+/* One pool's definition. Shared by the pool and its workers (refcounted),
+ * so that workers of an older definition keep their own stop rules. */
+struct cr_pool_conf {
+	unsigned refs;
+	char name[65];
+	char *file;
+	int line;
+	char **argv;		/* NULL-terminated */
+	char **envp;		/* NULL-terminated, without CORRAL_WORKER */
+	char *directory;
+	int set_uid, set_gid;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;		/* supplementary groups, when set_uid or set_gid */
+	int ngroups;
+	unsigned workers;
+	int stop_signal;
+	double stop_timeout;
+	enum cr_restart restart;
+	double backoff_initial, backoff_max, backoff_reset;
+	unsigned crash_failures;
+	double crash_interval;
+	char *fingerprint;	/* everything but `workers`: equal means same workers */
+};
+
+struct cr_config {
+	char *file;
+	int log_level;
+	unsigned npools;
+	struct cr_pool_conf **pools;
+	void *lua;		/* the lua_State the file ran in (hooks live there) */
+};
+
+/* Runs the file. On error returns NULL and sets *err to one line naming
+ * file and line (free it). */
+struct cr_config *cr_config_load(const char *path, char **err);
+void cr_config_free(struct cr_config *conf);
+
+struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc);
+void cr_pool_conf_unref(struct cr_pool_conf *pc);
+
+#endif

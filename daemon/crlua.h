@@ -1,0 +1,21 @@
+/* crlua.h: the Lua state of corrald and the one protected call path. */
+#ifndef CR_CRLUA_H
+#define CR_CRLUA_H
+
+#include <lua.h>
+
+/* Where corral's Lua modules live: the source tree when run from it, else
+ * the installed data directory. */
+const char *cr_lua_dir(void);
+
+/* A fresh state with the standard libraries, corral.core and the module
+ * path set, JIT off (code run inside corrald has a time budget, enforced by
+ * a count hook that compiled code would skip). NULL on allocation failure. */
+lua_State *cr_lua_new(void);
+
+/* Call the function under nargs arguments with a traceback handler.
+ * On error returns -1 and leaves the message (first line: file:line) on the
+ * stack in place of the results. */
+int cr_lua_pcall(lua_State *L, int nargs, int nresults);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * main.c: corrald's options, startup order and exit codes. Start reading
+ * here: load and check the config, become a child subreaper, hand the
+ * config to the supervisor and run the event loop until a stop completes.
+ *
+ * Exit codes: 0 clean stop or config ok (-t), 1 config or startup error,
+ * 2 usage error.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "config.h"
+#include "log.h"
+#include "proctitle.h"
+#include "supervisor.h"
+
+#define DEFAULT_CONFIG "/etc/corral/corral.lua"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: corrald [-tvqhV] [-c FILE]\n"
+		"  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -t       check the configuration and exit\n"
+		"  -v       log debug detail\n"
+		"  -q       log only warnings and errors\n"
+		"  -h       show this help\n"
+		"  -V       show the version\n"
+		"signals: HUP reloads the configuration, TERM or INT stops\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *file = DEFAULT_CONFIG;
+	int test = 0, verbose = 0, quiet = 0, opt;
+	struct cr_config *conf;
+	struct ev_loop *loop;
+	char *err = NULL;
+
+	cr_proctitle_init(argc, argv);
+	while ((opt = getopt(argc, argv, "c:tvqhV")) != -1) {
+		switch (opt) {
+		case 'c': file = optarg; break;
+		case 't': test = 1; break;
+		case 'v': verbose = 1; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("corrald %s\n", CR_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "corrald: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	conf = cr_config_load(file, &err);
+	if (!conf) {
+		fprintf(stderr, "corrald: %s\n", err ? err : "out of memory");
+		free(err);
+		return 1;
+	}
+	if (test) {
+		fprintf(stderr, "corrald: %s: configuration ok (%u pool%s)\n", file,
+			conf->npools, conf->npools == 1 ? "" : "s");
+		cr_config_free(conf);
+		return 0;
+	}
+	cr_log_level = verbose ? CR_DEBUG : quiet ? CR_WARN
+		     : conf->log_level >= 0 ? (enum cr_level)conf->log_level : CR_INFO;
+	cr_info(NULL, "corrald %s starting (config %s)", CR_VERSION, file);
+
+	/* orphans of our workers come to us, so nothing is left a zombie */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		cr_error(NULL, "unable to become a child subreaper: %m");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (!loop) {
+		cr_error(NULL, "unable to create the event loop");
+		return 1;
+	}
+	if (cr_supervisor_start(loop, conf, verbose) < 0)
+		return 1;
+	ev_run(loop, 0);
+	return 0;
+}

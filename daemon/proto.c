@@ -1,0 +1,351 @@
+/*
+ * proto.c: the prototype, a fork server per pool. corrald forks it after
+ * the config has run, so the config's code and data are in it; it forks
+ * the pool's workers when corrald asks, hands their pidfds and channels
+ * back over its socketpair, and reaps them, reporting each exit status.
+ *
+ * Wire format: one struct cr_proto_msg per SOCK_SEQPACKET datagram, with
+ * file descriptors (SCM_RIGHTS) on CR_MSG_SPAWNED only. Both ends are the
+ * same binary, so the struct is sent as it is.
+ *
+ * The prototype is single-threaded and does not use libev; it polls two
+ * fds. Anything pool-specific it does before serving (isolation, prefork)
+ * belongs in proto_main() before CR_MSG_READY is sent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "proctitle.h"
+#include "proto.h"
+#include "spawn.h"
+#include "supervisor.h"
+
+enum cr_msg_type {
+	CR_MSG_READY = 1,	/* proto -> corrald: serving */
+	CR_MSG_SPAWN,		/* corrald -> proto: fork worker `worker` */
+	CR_MSG_SPAWNED,		/* proto -> corrald: pid, fds [pidfd, channel] */
+	CR_MSG_SPAWN_FAILED,	/* proto -> corrald: status = errno */
+	CR_MSG_EXITED,		/* proto -> corrald: pid, status = wait status */
+};
+
+struct cr_proto_msg {
+	uint32_t type;
+	uint32_t serial;	/* names a spawn request */
+	uint32_t worker;
+	int32_t pid;
+	int32_t status;
+};
+
+#define PROTO_SOCK 3
+
+/* ---- the prototype process ---------------------------------------------- */
+
+static void proto_send(const struct cr_proto_msg *m, const int *fds, int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof *m };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > 0) {
+		struct cmsghdr *c;
+
+		memset(&u, 0, sizeof u);
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	/* blocking: corrald reads as fast as it can, and we have nothing else
+	 * to do; if corrald is gone we get EPIPE and exit on the next read */
+	while (sendmsg(PROTO_SOCK, &mh, MSG_NOSIGNAL) < 0) {
+		if (errno != EINTR)
+			_exit(errno == EPIPE || errno == ECONNRESET ? 0 : 1);
+	}
+}
+
+static void proto_spawn(const struct cr_pool_conf *pc, const struct cr_proto_msg *req)
+{
+	struct cr_proto_msg m = { .serial = req->serial, .worker = req->worker };
+	int chan[2], pidfd, fds[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
+		goto fail;
+	pid = cr_spawn_clone(&pidfd);
+	if (pid < 0) {
+		close(chan[0]);
+		close(chan[1]);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(chan[0]);
+		cr_spawn_worker_exec(pc, req->worker, chan[1]);
+	}
+	close(chan[1]);
+	m.type = CR_MSG_SPAWNED;
+	m.pid = pid;
+	fds[0] = pidfd;
+	fds[1] = chan[0];
+	proto_send(&m, fds, 2);
+	close(pidfd);
+	close(chan[0]);
+	return;
+fail:
+	m.type = CR_MSG_SPAWN_FAILED;
+	m.status = errno;
+	proto_send(&m, NULL, 0);
+}
+
+static void proto_reap(void)
+{
+	struct cr_proto_msg m = { .type = CR_MSG_EXITED };
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		m.pid = pid;
+		m.status = status;
+		proto_send(&m, NULL, 0);
+	}
+}
+
+static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, int sock, pid_t parent)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
+	struct cr_proto_msg m = { .type = CR_MSG_READY };
+	struct pollfd pfd[2];
+	sigset_t mask;
+	int sfd, null;
+
+	cr_proctitle_set("corral: prototype %s", pc->name);
+	/* corrald's death ends the prototype; workers live on until killed */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(1);
+	setsid();	/* a Ctrl-C in corrald's terminal is corrald's alone */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+
+	/* nothing of corrald's stays open but stdout and stderr */
+	if (sock != PROTO_SOCK && dup3(sock, PROTO_SOCK, O_CLOEXEC) < 0)
+		_exit(1);
+	close_range(PROTO_SOCK + 1, ~0U, 0);
+	null = open("/dev/null", O_RDONLY);
+	if (null >= 0 && null != STDIN_FILENO) {
+		dup2(null, STDIN_FILENO);
+		close(null);
+	}
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		_exit(1);
+
+	proto_send(&m, NULL, 0);
+	pfd[0] = (struct pollfd){ .fd = PROTO_SOCK, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) > 0)
+				;
+			proto_reap();
+		}
+		if (pfd[0].revents) {
+			ssize_t n = recv(PROTO_SOCK, &m, sizeof m, 0);
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				_exit(0);	/* corrald closed: we are done */
+			if (n == (ssize_t)sizeof m && m.type == CR_MSG_SPAWN)
+				proto_spawn(pc, &m);
+		}
+	}
+}
+
+/* ---- corrald's side ----------------------------------------------------- */
+
+static void close_fds(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Reads every queued message. Returns -1 once the prototype is gone. */
+static int proto_read(struct cr_proto *p)
+{
+	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
+
+	while (p->sock >= 0) {
+		union {
+			char buf[CMSG_SPACE(4 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct cr_proto_msg m;
+		struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = u.buf, .msg_controllen = sizeof u.buf,
+		};
+		int fds[4], nfds = 0;
+		ssize_t n;
+
+		n = recvmsg(p->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k && nfds < 4; i++)
+				memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+		}
+		if (n != (ssize_t)sizeof m || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+			cr_alert(&who, "prototype: unable to read a message: %zd bytes, flags %#x", n, mh.msg_flags);
+			close_fds(fds, nfds);
+			continue;
+		}
+		switch (m.type) {
+		case CR_MSG_READY:
+			close_fds(fds, nfds);
+			p->state = CR_PROTO_READY;
+			cr_supervisor_on_proto_ready(p);
+			break;
+		case CR_MSG_SPAWNED:
+			if (nfds != 2) {
+				cr_alert(&who, "prototype: spawn answer carried %d fds, not 2", nfds);
+				close_fds(fds, nfds);
+				break;
+			}
+			p->inflight--;
+			cr_supervisor_on_spawned(p, m.serial, m.pid, fds[0], fds[1]);
+			break;
+		case CR_MSG_SPAWN_FAILED:
+			close_fds(fds, nfds);
+			p->inflight--;
+			cr_supervisor_on_spawn_failed(p, m.serial, m.status);
+			break;
+		case CR_MSG_EXITED:
+			close_fds(fds, nfds);
+			cr_supervisor_on_exited(p, m.pid, m.status);
+			break;
+		default:
+			close_fds(fds, nfds);
+			cr_alert(&who, "prototype: unknown message type %u", m.type);
+		}
+	}
+	return -1;
+}
+
+static void proto_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cr_proto *p = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (proto_read(p) < 0)
+		cr_supervisor_on_proto_lost(p);
+}
+
+struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
+				struct cr_pool_conf *conf, unsigned generation)
+{
+	struct cr_proto *p;
+	int sv[2], pidfd;
+	pid_t parent = getpid(), pid;
+
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		goto fail_free;
+	pid = cr_spawn_clone(&pidfd);
+	if (pid < 0)
+		goto fail_close;
+	if (pid == 0) {
+		close(sv[0]);
+		proto_main(conf, sv[1], parent);
+	}
+	close(sv[1]);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	p->pool = pool;
+	p->conf = cr_pool_conf_ref(conf);
+	p->generation = generation;
+	p->pid = pid;
+	p->pidfd = pidfd;
+	p->sock = sv[0];
+	p->state = CR_PROTO_STARTING;
+	ev_io_init(&p->io, proto_cb, p->sock, EV_READ);
+	p->io.data = p;
+	ev_io_start(loop, &p->io);
+	return p;
+
+fail_close:
+	close(sv[0]);
+	close(sv[1]);
+fail_free:
+	free(p);
+	return NULL;
+}
+
+int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id)
+{
+	struct cr_proto_msg m = { .type = CR_MSG_SPAWN, .serial = serial, .worker = id };
+
+	if (p->state != CR_PROTO_READY)
+		return -EAGAIN;
+	if (send(p->sock, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	p->inflight++;
+	return 0;
+}
+
+void cr_proto_close(struct ev_loop *loop, struct cr_proto *p)
+{
+	if (p->sock >= 0 && !p->closing) {
+		p->closing = 1;
+		proto_read(p);	/* exits and answers sent before it went */
+		ev_io_stop(loop, &p->io);
+		close(p->sock);
+		p->sock = -1;
+	}
+	if (!p->reaped)
+		pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+	p->state = CR_PROTO_GONE;
+}
+
+void cr_proto_free(struct cr_proto *p)
+{
+	if (!p)
+		return;
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	cr_pool_conf_unref(p->conf);
+	free(p);
+}

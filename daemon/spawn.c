@@ -1,0 +1,120 @@
+/*
+ * spawn.c: how corral's processes are born. cr_spawn_clone() is the one
+ * place that creates a process (prototypes and workers alike); the worker's
+ * path from birth to exec is here too, run in the child, where it touches
+ * nothing shared and reports a failure as (step, errno) on its channel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "spawn.h"
+
+extern char **environ;
+
+pid_t cr_spawn_clone(int *pidfd)
+{
+	struct clone_args args;
+	static int no_clone3;
+	pid_t pid;
+
+	*pidfd = -1;
+	if (!no_clone3) {
+		memset(&args, 0, sizeof args);
+		args.flags = CLONE_PIDFD;
+		args.pidfd = (uint64_t)(uintptr_t)pidfd;
+		args.exit_signal = SIGCHLD;
+		pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+		if (pid >= 0 || (errno != ENOSYS && errno != EINVAL))
+			return pid;
+		no_clone3 = 1;
+	}
+	pid = fork();
+	if (pid > 0) {
+		/* not yet reaped, so the pid cannot have been reused */
+		*pidfd = pidfd_open(pid, 0);
+		if (*pidfd < 0) {
+			int e = errno;
+			kill(pid, SIGKILL);
+			errno = e;
+			return -1;
+		}
+	}
+	return pid;
+}
+
+const char *cr_spawn_step_name(int step)
+{
+	static const char *const names[] = {
+		[CR_STEP_SIGNALS] = "reset signals", [CR_STEP_SESSION] = "start a session",
+		[CR_STEP_STDIN] = "open /dev/null", [CR_STEP_CHDIR] = "change directory",
+		[CR_STEP_SETGROUPS] = "set groups", [CR_STEP_SETGID] = "set group id",
+		[CR_STEP_SETUID] = "set user id", [CR_STEP_ENV] = "build the environment",
+		[CR_STEP_EXEC] = "exec",
+	};
+
+	if (step < 0 || step > CR_STEP_EXEC)
+		return "start";
+	return names[step];
+}
+
+static void __attribute__((noreturn)) fail(int chan, int step)
+{
+	struct cr_spawn_error e = { .step = step, .err = errno };
+
+	(void)!send(chan, &e, sizeof e, MSG_NOSIGNAL);
+	_exit(127);
+}
+
+void cr_spawn_worker_exec(const struct cr_pool_conf *pc, unsigned id, int chan)
+{
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	size_t n = 0;
+	char **envp, idvar[32];
+	int fd;
+
+	sigemptyset(&none);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);	/* EINVAL for KILL/STOP: fine */
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		fail(chan, CR_STEP_SIGNALS);
+	if (setsid() < 0)
+		fail(chan, CR_STEP_SESSION);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+		fail(chan, CR_STEP_STDIN);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (chdir(pc->directory) < 0)
+		fail(chan, CR_STEP_CHDIR);
+	if ((pc->set_uid || pc->set_gid) && setgroups((size_t)pc->ngroups, pc->groups) < 0)
+		fail(chan, CR_STEP_SETGROUPS);
+	if (pc->set_gid && setresgid(pc->gid, pc->gid, pc->gid) < 0)
+		fail(chan, CR_STEP_SETGID);
+	if (pc->set_uid && setresuid(pc->uid, pc->uid, pc->uid) < 0)
+		fail(chan, CR_STEP_SETUID);
+
+	while (pc->envp[n])
+		n++;
+	envp = calloc(n + 2, sizeof *envp);
+	if (!envp)
+		fail(chan, CR_STEP_ENV);
+	memcpy(envp, pc->envp, n * sizeof *envp);
+	snprintf(idvar, sizeof idvar, "CORRAL_WORKER=%u", id);
+	envp[n] = idvar;
+	environ = envp;	/* execvp searches this PATH */
+	execvp(pc->argv[0], pc->argv);
+	fail(chan, CR_STEP_EXEC);
+}

@@ -1,0 +1,22 @@
+/* supervisor.h: pools and workers, and the events that drive them. */
+#ifndef CR_SUPERVISOR_H
+#define CR_SUPERVISOR_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct cr_config;
+struct cr_proto;
+
+/* Takes ownership of conf and starts every pool. */
+int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose);
+
+/* Events from proto.c. */
+void cr_supervisor_on_proto_ready(struct cr_proto *p);
+void cr_supervisor_on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan);
+void cr_supervisor_on_spawn_failed(struct cr_proto *p, uint32_t serial, int err);
+void cr_supervisor_on_exited(struct cr_proto *p, pid_t pid, int status);
+void cr_supervisor_on_proto_lost(struct cr_proto *p);
+
+#endif

@@ -1,0 +1,384 @@
+-- corral.config: runs a config file and turns it into plain, validated
+-- data for corrald's C side. Every error is one line, "FILE:LINE: what".
+--
+-- load(path) -> config | nil, message
+--   config.settings = { log_level = "info" }
+--   config.pools    = { { name, file, line, argv, env, ... }, ... } in file order
+local units = require "corral.units"
+local core = require "corral.core"
+
+local M = {}
+
+local DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+local MAX_WORKERS = 10000
+
+-- Validation errors carry the key path; the pool() caller adds file:line.
+local Invalid = {}
+local function invalid(key, fmt, ...)
+  error(setmetatable({ key = key, msg = fmt:format(...) }, Invalid), 0)
+end
+
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "table" or type(v) == "function" then return "a " .. type(v) end
+  return tostring(v)
+end
+
+-- Field checkers: check(value, key) -> normalized value, or invalid().
+local check = {}
+
+function check.integer(min, max)
+  return function(v, key)
+    if type(v) ~= "number" or v % 1 ~= 0 or v < min or v > max then
+      invalid(key, "expected an integer from %d to %d, got %s", min, max, show(v))
+    end
+    return v
+  end
+end
+
+function check.duration(v, key)
+  local d, err = units.duration(v)
+  if not d then invalid(key, "%s, got %s", err, show(v)) end
+  return d
+end
+
+function check.enum(...)
+  local allowed, list = {}, {}
+  for _, a in ipairs { ... } do allowed[a] = true; list[#list + 1] = ("%q"):format(a) end
+  local expect = table.concat(list, ", ")
+  return function(v, key)
+    if not allowed[v] then invalid(key, "expected one of %s, got %s", expect, show(v)) end
+    return v
+  end
+end
+
+function check.signal(v, key)
+  local n = (type(v) == "string" or type(v) == "number") and core.signum(v)
+  if not n then invalid(key, "expected a signal name (\"TERM\", \"SIGINT\") or number, got %s", show(v)) end
+  return n
+end
+
+function check.absolute_path(v, key)
+  if type(v) ~= "string" or v:sub(1, 1) ~= "/" then
+    invalid(key, "expected an absolute path, got %s", show(v))
+  end
+  return v
+end
+
+function check.argv(v, key)
+  local argv = {}
+  if type(v) == "string" then
+    if v:find("[\"'\\]") then
+      invalid(key, "a command string is split on spaces only; use a table such as { \"prog\", \"arg with spaces\" } for quoting")
+    end
+    for word in v:gmatch("%S+") do argv[#argv + 1] = word end
+  elseif type(v) == "table" then
+    for i = 1, #v do
+      local a = v[i]
+      if type(a) ~= "string" and type(a) ~= "number" then
+        invalid(key, "element %d: expected a string, got %s", i, show(a))
+      end
+      argv[i] = tostring(a)
+    end
+    for k in pairs(v) do
+      if type(k) ~= "number" or k % 1 ~= 0 or k < 1 or k > #v then
+        invalid(key, "expected a list of strings, found key %s", show(k))
+      end
+    end
+  else
+    invalid(key, "expected a table of strings (argv) or a string, got %s", show(v))
+  end
+  if #argv == 0 then invalid(key, "empty command") end
+  return argv
+end
+
+local function env_name_ok(k)
+  return type(k) == "string" and k:match("^[A-Za-z_][A-Za-z0-9_]*$")
+end
+
+function check.env(v, key)
+  if type(v) ~= "table" then invalid(key, "expected a table of NAME = value, got %s", show(v)) end
+  local out = {}
+  for k, val in pairs(v) do
+    if not env_name_ok(k) then invalid(key, "invalid variable name %s", show(k)) end
+    if val == false then
+      out[k] = false
+    elseif type(val) == "string" or type(val) == "number" then
+      out[k] = tostring(val)
+      if out[k]:find("\0", 1, true) then invalid(key .. "." .. k, "value contains a NUL byte") end
+    else
+      invalid(key .. "." .. k, "expected a string, a number or false (unset), got %s", show(val))
+    end
+  end
+  return out
+end
+
+function check.env_inherit(v, key)
+  if v == true or v == false then return v end
+  if type(v) ~= "table" then invalid(key, "expected true or a list of variable names, got %s", show(v)) end
+  local out = {}
+  for i, name in ipairs(v) do
+    if not env_name_ok(name) then invalid(key, "element %d: invalid variable name %s", i, show(name)) end
+    out[#out + 1] = name
+  end
+  return out
+end
+
+function check.user(v, key)
+  if type(v) ~= "string" and type(v) ~= "number" then
+    invalid(key, "expected a user name or uid, got %s", show(v))
+  end
+  local pw = core.getpwnam(v)
+  if not pw then invalid(key, "unknown user %s", show(v)) end
+  return pw
+end
+
+function check.group(v, key)
+  if type(v) ~= "string" and type(v) ~= "number" then
+    invalid(key, "expected a group name or gid, got %s", show(v))
+  end
+  local gid = core.getgrnam(v)
+  if not gid then invalid(key, "unknown group %s", show(v)) end
+  return gid
+end
+
+-- A table of sub-keys, each with its own checker and default.
+function check.record(fields)
+  return function(v, key)
+    if type(v) ~= "table" then invalid(key, "expected a table, got %s", show(v)) end
+    local out = {}
+    for k in pairs(v) do
+      if not fields[k] then invalid(key, "unknown key %s", show(k)) end
+    end
+    for k, f in pairs(fields) do
+      if v[k] ~= nil then out[k] = f[1](v[k], key .. "." .. k) end
+    end
+    return out
+  end
+end
+
+local pool_schema = {
+  command = { check.argv },
+  workers = { check.integer(0, MAX_WORKERS), 1 },
+  env = { check.env, {} },
+  env_inherit = { check.env_inherit, {} },
+  directory = { check.absolute_path, "/" },
+  user = { check.user },
+  group = { check.group },
+  stop_signal = { check.signal, core.signum("TERM") },
+  stop_timeout = { check.duration, 10 },
+  restart = { check.enum("always", "on-failure", "never"), "always" },
+  backoff = { check.record {
+    initial = { check.duration }, max = { check.duration }, reset = { check.duration },
+  }, {} },
+  crash_limit = { check.record {
+    failures = { check.integer(0, 1000000) }, interval = { check.duration },
+  }, {} },
+}
+
+local settings_schema = {
+  log_level = { check.enum("debug", "info", "notice", "warn", "error"), "info" },
+}
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+-- Apply a schema: unknown keys first (the most common typo), then fields.
+local function apply(schema, t)
+  for _, k in ipairs(sorted_keys(t)) do
+    if type(k) ~= "string" or not schema[k] then invalid(nil, "unknown key %s", show(k)) end
+  end
+  local out = {}
+  for _, k in ipairs(sorted_keys(schema)) do
+    local f = schema[k]
+    if t[k] ~= nil then out[k] = f[1](t[k], k) else out[k] = f[2] end
+  end
+  return out
+end
+
+-- The worker's environment: a clean default, then inherited, then set.
+local function build_env(p, name, environ)
+  local env = { PATH = DEFAULT_PATH }
+  if p.user then
+    env.HOME, env.USER, env.LOGNAME, env.SHELL = p.user.dir, p.user.name, p.user.name, p.user.shell
+  end
+  if p.env_inherit == true then
+    for k, v in pairs(environ) do env[k] = v end
+  elseif p.env_inherit then
+    for _, k in ipairs(p.env_inherit) do env[k] = environ[k] end
+  end
+  for k, v in pairs(p.env) do env[k] = v or nil end
+  env.CORRAL_POOL = name
+  env.CORRAL_WORKER = nil	-- set per worker
+  local list = {}
+  for _, k in ipairs(sorted_keys(env)) do list[#list + 1] = k .. "=" .. env[k] end
+  return list
+end
+
+-- Everything that defines how a worker is made, except the count.
+local function fingerprint(p)
+  local parts = {}
+  local function add(v)
+    if type(v) == "table" then
+      parts[#parts + 1] = "{"
+      for _, k in ipairs(sorted_keys(v)) do
+        if k ~= "workers" and k ~= "line" and k ~= "file" then add(k); add(v[k]) end
+      end
+      parts[#parts + 1] = "}"
+    else
+      parts[#parts + 1] = type(v):sub(1, 1) .. #tostring(v) .. ":" .. tostring(v)
+    end
+  end
+  add(p)
+  return table.concat(parts)
+end
+
+local function normalize_pool(name, p, environ)
+  local b, c = p.backoff, p.crash_limit
+  local n = {
+    name = name,
+    argv = p.command,
+    workers = p.workers,
+    env = build_env(p, name, environ),
+    directory = p.directory,
+    stop_signal = p.stop_signal,
+    stop_timeout = p.stop_timeout,
+    restart = p.restart,
+    backoff_initial = b.initial or 0.1,
+    backoff_max = b.max or 30,
+    backoff_reset = b.reset or 10,
+    crash_failures = c.failures or 10,
+    crash_interval = c.interval or 60,
+  }
+  if n.backoff_max < n.backoff_initial then
+    invalid("backoff.max", "must not be less than backoff.initial (%s)", units.format_duration(n.backoff_initial))
+  end
+  if c.failures ~= 0 and c.interval == 0 then
+    invalid("crash_limit.interval", "must be greater than 0")
+  end
+  if p.user then
+    n.uid, n.gid, n.groups = p.user.uid, p.user.gid, p.user.groups
+  end
+  if p.group then
+    n.gid = p.group
+    if not p.user then n.groups = { p.group } end
+  end
+  n.fingerprint = fingerprint(n)
+  return n
+end
+
+-- The environment config files run in: the config API over safe globals.
+local function base_globals()
+  local g = {}
+  for _, k in ipairs { "assert", "error", "ipairs", "next", "pairs", "pcall",
+    "select", "tonumber", "tostring", "type", "unpack", "xpcall", "rawget",
+    "rawset", "rawequal", "setmetatable", "getmetatable", "require" } do
+    g[k] = _G[k]
+  end
+  g.string, g.table, g.math, g.bit = string, table, math, bit
+  g.os = { getenv = os.getenv, time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
+  g.io = { open = io.open, lines = io.lines }
+  g._VERSION = _VERSION
+  return g
+end
+
+local function where(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if info and info.currentline and info.currentline > 0 then
+    return info.short_src, info.currentline
+  end
+  return "?", 0
+end
+
+-- Strip the chunk name prefix luajit puts on file errors, keep file:line.
+local function clean_message(msg)
+  msg = tostring(msg)
+  msg = msg:gsub("^cannot open ([^:]+): (.*)$", "%1: unable to open: %2")
+  msg = msg:gsub("\n.*", "")
+  return msg
+end
+
+function M.load(path)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, clean_message(err) end
+
+  local environ = core.environ()
+  local conf = { settings = nil, pools = {} }
+  local by_name, pending = {}, {}
+
+  local env = setmetatable({}, { __index = base_globals() })
+
+  -- what: 'pool "web"', "settings" or nil; key: the offending key or nil.
+  local function fail(level, what, key, msg)
+    local file, line = where(level + 1)
+    local parts = {}
+    if what then parts[#parts + 1] = what .. ": " end
+    if key then parts[#parts + 1] = key .. ": " end
+    error(("%s:%d: %s%s"):format(file, line, table.concat(parts), msg), 0)
+  end
+
+  -- Run a checker; turn Invalid into "FILE:LINE: what: key: msg".
+  local function validate(level, what, f, ...)
+    local ok, res = pcall(f, ...)
+    if ok then return res end
+    if getmetatable(res) == Invalid then fail(level + 1, what, res.key, res.msg) end
+    error(res, 0)
+  end
+
+  env.pool = function(name)
+    if type(name) ~= "string" then
+      fail(2, "pool", nil, ("expected a name string, got %s"):format(show(name)))
+    end
+    local what = ("pool %q"):format(name)
+    if not name:match("^[A-Za-z0-9_-]+$") or #name > 64 then
+      fail(2, what, nil, "invalid pool name (letters, digits, \"_\" and \"-\", 1 to 64 characters)")
+    end
+    local _, line = where(2)
+    if by_name[name] then
+      fail(2, what, nil, ("duplicate pool (first defined at line %d)"):format(by_name[name].line))
+    end
+    local token = { line = line }
+    by_name[name] = token
+    pending[#pending + 1] = { name = name, token = token, file = (where(2)) }
+    return function(t)
+      if type(t) ~= "table" then
+        fail(2, what, nil, ("expected a table of options, got %s"):format(show(t)))
+      end
+      token.done = true
+      local p = validate(2, what, apply, pool_schema, t)
+      if not p.command then fail(2, what, "command", "missing (the program the workers run)") end
+      local n = validate(2, what, normalize_pool, name, p, environ)
+      n.file, n.line = where(2)
+      conf.pools[#conf.pools + 1] = n
+    end
+  end
+
+  env.settings = function(t)
+    if type(t) ~= "table" then fail(2, "settings", nil, ("expected a table, got %s"):format(show(t))) end
+    if conf.settings then fail(2, "settings", nil, "given twice") end
+    conf.settings = validate(2, "settings", apply, settings_schema, t)
+  end
+
+  env.print = function(...)
+    local out = {}
+    for i = 1, select("#", ...) do out[i] = tostring((select(i, ...))) end
+    core.log("info", "config: " .. table.concat(out, "\t"))
+  end
+
+  setfenv(chunk, env)
+  local ok, res = core.budget_call(chunk)
+  if not ok then return nil, clean_message(res) end
+  for _, p in ipairs(pending) do
+    if not p.token.done then
+      return nil, ("%s:%d: pool %q: missing its table of options (pool %q { ... })"):format(p.file, p.token.line, p.name, p.name)
+    end
+  end
+  conf.settings = conf.settings or apply(settings_schema, {})
+  return conf
+end
+
+return M

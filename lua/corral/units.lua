@@ -1,0 +1,62 @@
+-- corral.units: parse the sizes, durations and signals that configs are
+-- written with. Each parser returns the value, or nil and a reason.
+local M = {}
+
+local duration_units = {
+  us = 1e-6, usec = 1e-6, ms = 1e-3, msec = 1e-3,
+  s = 1, sec = 1, m = 60, min = 60, h = 3600, hr = 3600, d = 86400,
+}
+
+-- A duration in seconds: a number (seconds) or "250ms", "1.5s", "1m30s".
+function M.duration(v)
+  if type(v) == "number" then
+    if v ~= v or v < 0 or v == math.huge then return nil, "expected a duration >= 0" end
+    return v
+  end
+  if type(v) ~= "string" then
+    return nil, "expected a duration (number of seconds or a string like \"250ms\")"
+  end
+  local s = v:gsub("%s+", "")
+  if s == "" then return nil, "empty duration" end
+  local total, pos = 0, 1
+  while pos <= #s do
+    local num, unit, nxt = s:match("^(%d+%.?%d*)(%a*)()", pos)
+    if not num then num, unit, nxt = s:match("^(%.%d+)(%a*)()", pos) end
+    if not num then return nil, ("invalid duration %q"):format(v) end
+    if unit == "" then
+      if pos ~= 1 or nxt <= #s then return nil, ("invalid duration %q: missing unit"):format(v) end
+      unit = "s"
+    end
+    local mult = duration_units[unit:lower()]
+    if not mult then return nil, ("invalid duration %q: unknown unit %q (us, ms, s, m, h, d)"):format(v, unit) end
+    total = total + tonumber(num) * mult
+    pos = nxt
+  end
+  return total
+end
+
+local size_units = { [""] = 1, k = 2^10, m = 2^20, g = 2^30, t = 2^40, p = 2^50 }
+
+-- A size in bytes: a number or "512M", "1.5G", "64KiB" (1024-based).
+function M.size(v)
+  if type(v) == "number" then
+    if v ~= v or v < 0 or v == math.huge or v % 1 ~= 0 then return nil, "expected a whole number of bytes" end
+    return v
+  end
+  if type(v) ~= "string" then return nil, "expected a size (bytes, or a string like \"512M\")" end
+  local num, unit = v:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+  if not num then return nil, ("invalid size %q"):format(v) end
+  local u = unit:lower():gsub("i?b$", "")
+  if unit:lower() == "b" then u = "" end
+  local mult = size_units[u]
+  if not mult then return nil, ("invalid size %q: unknown unit %q (K, M, G, T)"):format(v, unit) end
+  return math.floor(tonumber(num) * mult)
+end
+
+-- Format seconds for log lines and messages: 0.25 -> "250ms".
+function M.format_duration(s)
+  if s < 1 then return ("%gms"):format(math.floor(s * 1e3 + 0.5)) end
+  return ("%gs"):format(s)
+end
+
+return M
