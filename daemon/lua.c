@@ -173,9 +173,11 @@ static double budget_deadline;
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-	(void)ar;
-	if (monotonic() > budget_deadline)
-		luaL_error(L, "took longer than %.0fs, stopped", BUDGET_SECONDS);
+	if (monotonic() <= budget_deadline)
+		return;
+	lua_getinfo(L, "Sl", ar);
+	luaL_error(L, "%s:%d: took longer than %.0fs, stopped", ar->short_src,
+		   ar->currentline, BUDGET_SECONDS);
 }
 
 /* corral.core.budget_call(f, ...) -> true, results... | false, message

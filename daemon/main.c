@@ -90,8 +90,12 @@ int main(int argc, char **argv)
 		cr_error(NULL, "unable to create the event loop");
 		return 1;
 	}
-	if (cr_supervisor_start(loop, conf, verbose) < 0)
+	if (cr_supervisor_start(loop, conf, verbose) < 0) {
+		cr_supervisor_finish();
 		return 1;
+	}
 	ev_run(loop, 0);
+	cr_supervisor_finish();
+	ev_loop_destroy(loop);
 	return 0;
 }

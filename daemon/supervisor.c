@@ -208,7 +208,7 @@ static struct cr_pool *pool_find(const char *name)
 
 /* An unexpected exit of a worker or prototype: grow the backoff, and
  * mark the pool failed when it crosses the crash limit. */
-static void pool_failure(struct cr_pool *pool, ev_tstamp ran_for)
+static void pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what)
 {
 	const struct cr_pool_conf *pc = pool->conf;
 	struct cr_who who = pool_who(pool);
@@ -241,7 +241,7 @@ static void pool_failure(struct cr_pool *pool, ev_tstamp ran_for)
 	}
 	format_duration(d, sizeof d, delay);
 	if (pool->target > 0 && !S.stopping)
-		cr_info(&who, "restarting worker in %s", d);
+		cr_info(&who, "restarting %s in %s", what, d);
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -339,7 +339,7 @@ static void worker_spawn(struct cr_pool *pool)
 	if (rc < 0) {
 		cr_error(&who, "unable to ask the prototype for a worker: %s", strerror(-rc));
 		worker_free(w);
-		pool_failure(pool, 0);
+		pool_failure(pool, 0, "worker");
 	}
 }
 
@@ -413,7 +413,7 @@ static void worker_exited(struct cr_worker *w, int status)
 	else
 		cr_log(failed ? CR_WARN : CR_INFO, &who, "worker %s", how);
 
-	restart = !expected && pool->generation == w->generation &&
+	restart = !expected && !S.stopping && !pool->removed && pool->generation == w->generation &&
 		  (pc->restart == CR_RESTART_ALWAYS ||
 		   (pc->restart == CR_RESTART_ON_FAILURE && failed));
 	if (!expected && !restart && pool->generation == w->generation && pool->target > 0) {
@@ -424,7 +424,7 @@ static void worker_exited(struct cr_worker *w, int status)
 	}
 	worker_free(w);
 	if (restart)
-		pool_failure(pool, ran_for);
+		pool_failure(pool, ran_for, "worker");
 	mark_dirty(pool);
 }
 
@@ -500,7 +500,7 @@ void cr_supervisor_on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 	cr_error(&who, "prototype: unable to fork a worker: %s", strerror(err));
 	if (w)
 		worker_free(w);
-	pool_failure(pool, 0);
+	pool_failure(pool, 0, "worker");
 	mark_dirty(pool);
 }
 
@@ -556,19 +556,17 @@ static void proto_reaped(struct cr_proto *p, int status)
 {
 	struct cr_pool *pool = p->pool;
 	struct cr_who who = { .pool = pool->name, .pid = p->pid };
-	int expected = p->state == CR_PROTO_GONE;
 	char how[96];
 
 	p->reaped = 1;
 	cr_proto_close(S.loop, p);	/* reads what it said before dying */
 	adopt_workers(p);
 	format_status(how, sizeof how, status);
+	/* a prototype we retired is no longer the pool's */
 	if (pool->proto == p) {
 		pool->proto = NULL;
-		if (!expected) {
-			cr_warn(&who, "prototype %s unexpectedly", how);
-			pool_failure(pool, 0);
-		}
+		cr_warn(&who, "prototype %s unexpectedly", how);
+		pool_failure(pool, 0, "prototype");
 	} else {
 		cr_debug(&who, "prototype %s", how);
 	}
@@ -585,7 +583,7 @@ static void proto_start(struct cr_pool *pool)
 	p = cr_proto_start(S.loop, pool, pool->conf, pool->generation);
 	if (!p) {
 		cr_error(&who, "unable to start the prototype: %s", strerror(errno));
-		pool_failure(pool, 0);
+		pool_failure(pool, 0, "prototype");
 		return;
 	}
 	p->next = S.protos;
@@ -655,7 +653,7 @@ static void reconcile(struct cr_pool *pool)
 		pool->proto = NULL;
 		cr_proto_close(S.loop, p);
 	}
-	if (may_spawn && !pool->proto && cur < want) {
+	if (may_spawn && !pool->proto) {
 		if (ev_now(S.loop) < pool->not_before) {
 			arm_retry(pool);
 		} else {
@@ -827,13 +825,16 @@ static void reload(void)
 			else
 				unchanged++;
 			pool_set_conf(pool, pc);
+			/* a failed pool gets its chance again on reload */
+			if (pool->state == POOL_FAILED)
+				pool_reset_failures(pool);
 		} else {
 			pool_set_conf(pool, pc);
 			pool->generation++;
 			pool->removed = 0;
+			pool_reset_failures(pool);
 			changed++;
 		}
-		pool_reset_failures(pool);
 		mark_dirty(pool);
 	}
 	TAILQ_FOREACH(pool, &S.pools, link) {
@@ -852,7 +853,28 @@ static void reload(void)
 		scaled ? " (some rescaled)" : "");
 }
 
-/* ---- start -------------------------------------------------------------- */
+/* ---- start and finish ---------------------------------------------------- */
+
+void cr_supervisor_finish(void)
+{
+	struct cr_pool *pool;
+
+	while ((pool = TAILQ_FIRST(&S.pools))) {
+		while (!TAILQ_EMPTY(&pool->workers))
+			worker_free(TAILQ_FIRST(&pool->workers));
+		if (pool->proto && !pool->proto->reaped)
+			cr_proto_close(S.loop, pool->proto);
+		pool_free(pool);
+	}
+	while (S.protos) {
+		struct cr_proto *p = S.protos;
+		S.protos = p->next;
+		cr_proto_free(p);
+	}
+	cr_config_free(S.conf);
+	S.conf = NULL;
+}
+
 
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose)
 {

@@ -12,6 +12,9 @@ struct cr_proto;
 /* Takes ownership of conf and starts every pool. */
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose);
 
+/* Frees what is left once the loop has returned. */
+void cr_supervisor_finish(void);
+
 /* Events from proto.c. */
 void cr_supervisor_on_proto_ready(struct cr_proto *p);
 void cr_supervisor_on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan);

@@ -12,6 +12,14 @@ local M = {}
 local DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 local MAX_WORKERS = 10000
 
+-- systemd protocol variables meant for corrald itself: env_inherit = true
+-- never passes them on (a worker would talk to systemd as if it were us).
+local PROTOCOL_VARS = {
+  NOTIFY_SOCKET = true, WATCHDOG_PID = true, WATCHDOG_USEC = true,
+  LISTEN_FDS = true, LISTEN_PID = true, LISTEN_FDNAMES = true,
+  JOURNAL_STREAM = true, INVOCATION_ID = true, MAINPID = true,
+}
+
 -- Validation errors carry the key path; the pool() caller adds file:line.
 local Invalid = {}
 local function invalid(key, fmt, ...)
@@ -38,7 +46,7 @@ end
 
 function check.duration(v, key)
   local d, err = units.duration(v)
-  if not d then invalid(key, "%s, got %s", err, show(v)) end
+  if not d then invalid(key, "%s", type(v) == "string" and err or err .. ", got " .. show(v)) end
   return d
 end
 
@@ -207,7 +215,9 @@ local function build_env(p, name, environ)
     env.HOME, env.USER, env.LOGNAME, env.SHELL = p.user.dir, p.user.name, p.user.name, p.user.shell
   end
   if p.env_inherit == true then
-    for k, v in pairs(environ) do env[k] = v end
+    for k, v in pairs(environ) do
+      if not PROTOCOL_VARS[k] then env[k] = v end
+    end
   elseif p.env_inherit then
     for _, k in ipairs(p.env_inherit) do env[k] = environ[k] end
   end
