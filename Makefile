@@ -28,8 +28,13 @@ all: $(O)/corrald
 $(O)/corrald: $(O)/.deps-ok $(OBJ)
 	$(CC) -o $@ $(OBJ) $(CR_LDFLAGS) $(dep_libs)
 
-$(O)/%.o: daemon/%.c $(HDR) config.mk $(O)/.deps-ok
+$(O)/%.o: daemon/%.c $(HDR) $(O)/.flags
 	$(CC) $(CR_CFLAGS) -c -o $@ $<
+
+# Rebuild when the flags change (e.g. `make install PREFIX=...` after
+# `make`: the data directory is compiled in).
+$(O)/.flags: $(O)/.deps-ok FORCE
+	@echo '$(CC) $(CR_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CR_CFLAGS)' > $@
 
 # Fail early, naming the Debian package that is missing.
 $(O)/.deps-ok:
@@ -77,4 +82,5 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all deps test-deps run test install uninstall clean
+FORCE:
+.PHONY: FORCE all deps test-deps run test install uninstall clean
