@@ -98,14 +98,34 @@ static char **get_strv(lua_State *L, const char *key)
 	return v;
 }
 
+/* A registry ref to the field's function or table, or LUA_NOREF. */
+static int get_ref(lua_State *L, const char *key)
+{
+	lua_getfield(L, -1, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return LUA_NOREF;
+	}
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 static struct cr_pool_conf *read_pool(lua_State *L)
 {
 	struct cr_pool_conf *pc = calloc(1, sizeof *pc);
-	char *name, *restart;
+	char *name, *restart, *ready;
 
 	if (!pc)
 		return NULL;
 	pc->refs = 1;
+	pc->lua = L;
+	pc->ref_prefork = get_ref(L, "prefork");
+	pc->ref_setup = get_ref(L, "setup");
+	pc->ref_start = get_ref(L, "start");
+	pc->ref_object = get_ref(L, "object");
+	ready = get_string(L, "ready");
+	pc->ready_lua = ready && !strcmp(ready, "lua");
+	free(ready);
+	pc->prefork_timeout = get_number(L, "prefork_timeout");
 	name = get_string(L, "name");
 	snprintf(pc->name, sizeof pc->name, "%s", name ? name : "");
 	free(name);

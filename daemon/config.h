@@ -4,6 +4,9 @@
 
 #include <sys/types.h>
 
+/* a hook that is not there (LUA_NOREF) */
+#define CR_NOREF (-2)
+
 enum cr_restart { CR_RESTART_ALWAYS, CR_RESTART_ON_FAILURE, CR_RESTART_NEVER };
 
 /* One pool's definition. Shared by the pool and its workers (refcounted),
@@ -29,6 +32,12 @@ struct cr_pool_conf {
 	unsigned crash_failures;
 	double crash_interval;
 	char *fingerprint;	/* everything but `workers`: equal means same workers */
+	int ready_lua;		/* ready = "lua": only corral.ready() makes it ready */
+	double prefork_timeout;
+	/* Lua hooks: registry refs in `lua`, LUA_NOREF when absent */
+	void *lua;		/* the config's lua_State; valid while it is current */
+	int ref_prefork, ref_setup, ref_start;
+	int ref_object;		/* the pool table hooks receive (pool, worker.pool) */
 };
 
 struct cr_config {

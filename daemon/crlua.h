@@ -2,7 +2,8 @@
 #ifndef CR_CRLUA_H
 #define CR_CRLUA_H
 
-#include <lua.h>
+typedef struct lua_State lua_State;
+struct cr_pool_conf;
 
 /* Where corral's Lua modules live: the source tree when run from it, else
  * the installed data directory. */
@@ -17,5 +18,14 @@ lua_State *cr_lua_new(void);
  * On error returns -1 and leaves the message (first line: file:line) on the
  * stack in place of the results. */
 int cr_lua_pcall(lua_State *L, int nargs, int nresults);
+
+/* In a prototype: runs the pool's prefork hook, if any, and keeps what it
+ * returns as the pool's state. 0, or -1 after logging the error. */
+int cr_lua_prefork(const struct cr_pool_conf *pc);
+
+/* In a new worker: runs setup(worker), then start(worker) or the pool's
+ * command. Never returns. */
+void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
+		   int chan) __attribute__((noreturn));
 
 #endif

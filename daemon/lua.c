@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,8 +20,31 @@
 #include <lualib.h>
 #include <luajit.h>
 
+#include "config.h"
 #include "crlua.h"
 #include "log.h"
+#include "proctitle.h"
+#include "spawn.h"
+
+/* Where Lua runs in this process, and on whose behalf. corrald runs the
+ * config; a prototype runs prefork; a worker runs setup and start. */
+enum phase { PHASE_CONFIG, PHASE_PREFORK, PHASE_SETUP, PHASE_START };
+
+static const char *const phase_names[] = {
+	[PHASE_CONFIG] = "config", [PHASE_PREFORK] = "prefork",
+	[PHASE_SETUP] = "setup", [PHASE_START] = "start",
+};
+
+static struct {
+	enum phase phase;
+	struct cr_who who;
+	const struct cr_pool_conf *pc;
+	unsigned id;
+	int chan;			/* the worker's channel to corrald */
+	sigset_t stop_mask;		/* just the pool's stop signal */
+} ctx = { .chan = -1 };
+
+static volatile sig_atomic_t stop_requested;
 
 /* Config code that runs longer than this inside corrald is stopped. */
 #define BUDGET_SECONDS 10.0
@@ -160,13 +185,113 @@ static int l_environ(lua_State *L)
 	return 1;
 }
 
-/* corral.core.log(level, message) */
+/* corral.core.log(level, message): with the pool and worker we run for */
 static int l_log(lua_State *L)
 {
 	int level = cr_log_level_parse(luaL_checkstring(L, 1));
+	const char *msg = luaL_checkstring(L, 2);
 
-	cr_log(level < 0 ? CR_INFO : (enum cr_level)level, NULL, "%s", luaL_checkstring(L, 2));
+	if (level < 0 || level == CR_ALERT)
+		level = CR_INFO;	/* alert is corral's own, never a hook's */
+	cr_log((enum cr_level)level, ctx.phase == PHASE_CONFIG ? NULL : &ctx.who, "%s", msg);
 	return 0;
+}
+
+static int l_phase(lua_State *L)
+{
+	lua_pushstring(L, phase_names[ctx.phase]);
+	return 1;
+}
+
+static int l_now(lua_State *L)
+{
+	lua_pushnumber(L, monotonic());
+	return 1;
+}
+
+/* The stop signal is blocked in a Lua worker and caught only while it
+ * sleeps, so a pending one is seen here without a race. */
+static int stopping(void)
+{
+	sigset_t pending;
+	struct timespec zero = { 0, 0 };
+
+	if (stop_requested || ctx.phase < PHASE_SETUP)
+		return stop_requested;
+	if (sigpending(&pending) == 0 && sigismember(&pending, ctx.pc->stop_signal)) {
+		sigtimedwait(&ctx.stop_mask, NULL, &zero);
+		stop_requested = 1;
+	}
+	return stop_requested;
+}
+
+static int l_stopping(lua_State *L)
+{
+	lua_pushboolean(L, stopping());
+	return 1;
+}
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* corral.core.sleep(seconds) -> interrupted by a stop request */
+static int l_sleep(lua_State *L)
+{
+	double end = monotonic() + luaL_checknumber(L, 1), left;
+	sigset_t during;
+
+	sigprocmask(SIG_SETMASK, NULL, &during);
+	if (ctx.phase >= PHASE_SETUP)
+		sigdelset(&during, ctx.pc->stop_signal);
+	while (!stopping() && (left = end - monotonic()) > 0) {
+		struct timespec ts = { (time_t)left, (long)((left - (double)(time_t)left) * 1e9) };
+		ppoll(NULL, 0, &ts, &during);	/* EINTR when the stop signal comes */
+	}
+	lua_pushboolean(L, stopping());
+	return 1;
+}
+
+static int send_chan(lua_State *L, int type, const char *fname)
+{
+	int rc = cr_spawn_chan_send(ctx.chan, type, 0, 0);
+
+	if (rc < 0)
+		return luaL_error(L, "%s: unable to tell corrald: %s", fname, strerror(-rc));
+	return 0;
+}
+
+static int l_ready(lua_State *L)
+{
+	return send_chan(L, CR_CHAN_READY, "corral.ready");
+}
+
+/* corral.core.exec(argv) -> only returns on failure: nil, message */
+static int l_exec(lua_State *L)
+{
+	int n = (int)lua_objlen(L, 1);
+	char **argv;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	argv = lua_newuserdata(L, ((size_t)n + 1) * sizeof *argv);
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, 1, i + 1);
+		argv[i] = (char *)lua_tostring(L, -1);	/* kept alive by the table */
+		lua_pop(L, 1);
+		if (!argv[i])
+			return luaL_error(L, "exec: argv[%d] is not a string", i + 1);
+	}
+	argv[n] = NULL;
+	fflush(NULL);
+	cr_spawn_exec(ctx.pc, ctx.id, argv);
+	/* back from a failed exec: the stop signal is caught again */
+	sigprocmask(SIG_BLOCK, &ctx.stop_mask, NULL);
+	signal(ctx.pc->stop_signal, on_stop_signal);
+	lua_pushnil(L);
+	lua_pushstring(L, strerror(errno));
+	return 2;
 }
 
 static double budget_deadline;
@@ -204,6 +329,12 @@ static const luaL_Reg core_funcs[] = {
 	{ "environ", l_environ },
 	{ "log", l_log },
 	{ "budget_call", l_budget_call },
+	{ "phase", l_phase },
+	{ "now", l_now },
+	{ "stopping", l_stopping },
+	{ "sleep", l_sleep },
+	{ "ready", l_ready },
+	{ "exec", l_exec },
 	{ NULL, NULL },
 };
 
@@ -247,13 +378,15 @@ static int open_state(lua_State *L)
 	luaL_openlibs(L);
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 	lua_getglobal(L, "package");
-	lua_pushfstring(L, "%s/?.lua", dir);
+	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
 	lua_setfield(L, -2, "path");
 	lua_pushstring(L, "");
 	lua_setfield(L, -2, "cpath");
 	lua_getfield(L, -1, "loaded");
 	lua_newtable(L);
 	luaL_register(L, NULL, core_funcs);
+	lua_pushstring(L, CR_VERSION);
+	lua_setfield(L, -2, "version");
 	lua_setfield(L, -2, "corral.core");
 	return 0;
 }
@@ -272,4 +405,117 @@ lua_State *cr_lua_new(void)
 		return NULL;
 	}
 	return L;
+}
+
+/* ---- hooks, in prototypes and workers ------------------------------------ */
+
+/* Logs a hook's error: the first line names file and line, the traceback
+ * follows on lines of its own. */
+static void log_hook_error(const char *hook, const char *msg)
+{
+	const char *nl = msg ? strchr(msg, '\n') : NULL;
+
+	if (!msg)
+		msg = "(no message)";
+	cr_error(&ctx.who, "%s hook failed: %.*s", hook, nl ? (int)(nl - msg) : (int)strlen(msg), msg);
+	while (nl) {
+		const char *line = nl + 1;
+		nl = strchr(line, '\n');
+		cr_error(&ctx.who, "  %.*s", nl ? (int)(nl - line) : (int)strlen(line), line);
+	}
+}
+
+static void __attribute__((noreturn)) worker_exit(int code)
+{
+	fflush(NULL);
+	_exit(code);
+}
+
+int cr_lua_prefork(const struct cr_pool_conf *pc)
+{
+	lua_State *L = pc->lua;
+
+	ctx.phase = PHASE_PREFORK;
+	ctx.pc = pc;
+	ctx.who = (struct cr_who){ .pool = pc->name, .pid = getpid() };
+	/* corrald's budget and JIT-off are for code run inside corrald */
+	lua_sethook(L, NULL, 0, 0);
+	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+	if (pc->ref_prefork == CR_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_prefork);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_object);
+	if (cr_lua_pcall(L, 1, 1) != 0) {
+		log_hook_error("prefork", lua_tostring(L, -1));
+		return -1;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_object);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "state");
+	lua_settop(L, 0);
+	/* leave the workers a heap without prefork's garbage */
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return 0;
+}
+
+void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+{
+	lua_State *L = pc->lua;
+	int worker;
+
+	ctx.phase = PHASE_SETUP;
+	ctx.pc = pc;
+	ctx.id = id;
+	ctx.chan = chan;
+	ctx.who = (struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() };
+	lua_sethook(L, NULL, 0, 0);
+	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+
+	/* the stop signal: blocked, and caught while sleeping (see stopping) */
+	sigemptyset(&ctx.stop_mask);
+	sigaddset(&ctx.stop_mask, pc->stop_signal);
+	sigprocmask(SIG_BLOCK, &ctx.stop_mask, NULL);
+	signal(pc->stop_signal, on_stop_signal);
+
+	/* worker = corral._new_worker(pool, id, generation, pid) */
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_getfield(L, -1, "corral");
+	lua_getfield(L, -1, "_new_worker");
+	lua_replace(L, 1);
+	lua_settop(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_object);
+	lua_pushinteger(L, id);
+	lua_pushinteger(L, generation);
+	lua_pushinteger(L, getpid());
+	if (cr_lua_pcall(L, 4, 1) != 0) {
+		log_hook_error("worker", lua_tostring(L, -1));
+		worker_exit(1);
+	}
+	worker = lua_gettop(L);
+
+	if (pc->ref_setup != CR_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_setup);
+		lua_pushvalue(L, worker);
+		if (cr_lua_pcall(L, 1, 0) != 0) {
+			log_hook_error("setup", lua_tostring(L, -1));
+			worker_exit(1);
+		}
+	}
+	if (pc->ref_start == CR_NOREF) {
+		fflush(NULL);
+		cr_spawn_exec(pc, id, pc->argv);
+		cr_spawn_chan_send(chan, CR_CHAN_ERROR, CR_STEP_EXEC, errno);
+		worker_exit(127);
+	}
+	ctx.phase = PHASE_START;
+	cr_proctitle_set("corral: worker %s/%u", pc->name, id);
+	cr_spawn_chan_send(chan, CR_CHAN_STARTED, 0, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_start);
+	lua_pushvalue(L, worker);
+	if (cr_lua_pcall(L, 1, 0) != 0) {
+		log_hook_error("start", lua_tostring(L, -1));
+		worker_exit(1);
+	}
+	worker_exit(0);
 }

@@ -9,8 +9,8 @@
  * same binary, so the struct is sent as it is.
  *
  * The prototype is single-threaded and does not use libev; it polls two
- * fds. Anything pool-specific it does before serving (isolation, prefork)
- * belongs in proto_main() before CR_MSG_READY is sent.
+ * fds. What it does before serving (isolation, the prefork hook) is in
+ * proto_main(), before CR_MSG_READY is sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crlua.h"
 #include "log.h"
 #include "proctitle.h"
 #include "proto.h"
@@ -81,7 +82,8 @@ static void proto_send(const struct cr_proto_msg *m, const int *fds, int nfds)
 	}
 }
 
-static void proto_spawn(const struct cr_pool_conf *pc, const struct cr_proto_msg *req)
+static void proto_spawn(const struct cr_pool_conf *pc, unsigned generation,
+			const struct cr_proto_msg *req)
 {
 	struct cr_proto_msg m = { .serial = req->serial, .worker = req->worker };
 	int chan[2], pidfd, fds[2];
@@ -97,7 +99,7 @@ static void proto_spawn(const struct cr_pool_conf *pc, const struct cr_proto_msg
 	}
 	if (pid == 0) {
 		close(chan[0]);
-		cr_spawn_worker_exec(pc, req->worker, chan[1]);
+		cr_spawn_worker(pc, req->worker, generation, chan[1]);
 	}
 	close(chan[1]);
 	m.type = CR_MSG_SPAWNED;
@@ -127,7 +129,8 @@ static void proto_reap(void)
 	}
 }
 
-static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, int sock, pid_t parent)
+static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, unsigned generation,
+						 int sock, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
 	struct cr_proto_msg m = { .type = CR_MSG_READY };
@@ -160,6 +163,9 @@ static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, 
 	if (sfd < 0)
 		_exit(1);
 
+	/* what prefork loads, every worker shares until it writes to it */
+	if (cr_lua_prefork(pc) < 0)
+		_exit(1);
 	proto_send(&m, NULL, 0);
 	pfd[0] = (struct pollfd){ .fd = PROTO_SOCK, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -180,7 +186,7 @@ static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, 
 			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 				_exit(0);	/* corrald closed: we are done */
 			if (n == (ssize_t)sizeof m && m.type == CR_MSG_SPAWN)
-				proto_spawn(pc, &m);
+				proto_spawn(pc, generation, &m);
 		}
 	}
 }
@@ -290,7 +296,7 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
 		goto fail_close;
 	if (pid == 0) {
 		close(sv[0]);
-		proto_main(conf, sv[1], parent);
+		proto_main(conf, generation, sv[1], parent);
 	}
 	close(sv[1]);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);

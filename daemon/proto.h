@@ -21,6 +21,7 @@ struct cr_proto {
 	ev_io io;
 	enum cr_proto_state state;
 	unsigned inflight;		/* spawn requests not yet answered */
+	ev_timer start_timer;		/* until it is ready: prefork_timeout */
 	int closing;
 	int reaped;			/* waitpid saw it; free when also closed */
 	struct cr_proto *next;		/* corrald's list of live prototypes */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crlua.h"
 #include "spawn.h"
 
 extern char **environ;
@@ -58,7 +59,7 @@ const char *cr_spawn_step_name(int step)
 {
 	static const char *const names[] = {
 		[CR_STEP_SIGNALS] = "reset signals", [CR_STEP_SESSION] = "start a session",
-		[CR_STEP_STDIN] = "open /dev/null", [CR_STEP_CHDIR] = "change directory",
+		[CR_STEP_STDIN] = "set up stdin and fds", [CR_STEP_CHDIR] = "change directory",
 		[CR_STEP_SETGROUPS] = "set groups", [CR_STEP_SETGID] = "set group id",
 		[CR_STEP_SETUID] = "set user id", [CR_STEP_ENV] = "build the environment",
 		[CR_STEP_EXEC] = "exec",
@@ -69,26 +70,59 @@ const char *cr_spawn_step_name(int step)
 	return names[step];
 }
 
+int cr_spawn_chan_send(int chan, int type, int step, int err)
+{
+	struct cr_chan_msg m = { .type = type, .step = step, .err = err };
+
+	while (send(chan, &m, sizeof m, MSG_NOSIGNAL) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
 static void __attribute__((noreturn)) fail(int chan, int step)
 {
-	struct cr_spawn_error e = { .step = step, .err = errno };
-
-	(void)!send(chan, &e, sizeof e, MSG_NOSIGNAL);
+	cr_spawn_chan_send(chan, CR_CHAN_ERROR, step, errno);
 	_exit(127);
 }
 
-void cr_spawn_worker_exec(const struct cr_pool_conf *pc, unsigned id, int chan)
+static int reset_signals(void)
 {
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t none;
-	size_t n = 0;
-	char **envp, idvar[32];
-	int fd;
 
 	sigemptyset(&none);
 	for (int sig = 1; sig < NSIG; sig++)
 		sigaction(sig, &sa, NULL);	/* EINVAL for KILL/STOP: fine */
-	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+	return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void cr_spawn_exec(const struct cr_pool_conf *pc, unsigned id, char *const *argv)
+{
+	size_t n = 0;
+	char **envp, idvar[32];
+
+	if (reset_signals() < 0)
+		return;
+	while (pc->envp[n])
+		n++;
+	envp = calloc(n + 2, sizeof *envp);
+	if (!envp)
+		return;
+	memcpy(envp, pc->envp, n * sizeof *envp);
+	snprintf(idvar, sizeof idvar, "CORRAL_WORKER=%u", id);
+	envp[n] = idvar;
+	environ = envp;	/* execvp searches this PATH */
+	execvp(argv[0], argv);
+	free(envp);
+}
+
+void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+{
+	int fd;
+
+	if (reset_signals() < 0)
 		fail(chan, CR_STEP_SIGNALS);
 	if (setsid() < 0)
 		fail(chan, CR_STEP_SESSION);
@@ -97,6 +131,11 @@ void cr_spawn_worker_exec(const struct cr_pool_conf *pc, unsigned id, int chan)
 		fail(chan, CR_STEP_STDIN);
 	if (fd != STDIN_FILENO)
 		close(fd);
+	/* nothing of the prototype's stays open: the channel becomes fd 3 */
+	if (dup3(chan, 3, O_CLOEXEC) < 0)
+		fail(chan, CR_STEP_STDIN);
+	chan = 3;
+	close_range(4, ~0U, 0);
 	if (chdir(pc->directory) < 0)
 		fail(chan, CR_STEP_CHDIR);
 	if ((pc->set_uid || pc->set_gid) && setgroups((size_t)pc->ngroups, pc->groups) < 0)
@@ -106,15 +145,8 @@ void cr_spawn_worker_exec(const struct cr_pool_conf *pc, unsigned id, int chan)
 	if (pc->set_uid && setresuid(pc->uid, pc->uid, pc->uid) < 0)
 		fail(chan, CR_STEP_SETUID);
 
-	while (pc->envp[n])
-		n++;
-	envp = calloc(n + 2, sizeof *envp);
-	if (!envp)
-		fail(chan, CR_STEP_ENV);
-	memcpy(envp, pc->envp, n * sizeof *envp);
-	snprintf(idvar, sizeof idvar, "CORRAL_WORKER=%u", id);
-	envp[n] = idvar;
-	environ = envp;	/* execvp searches this PATH */
-	execvp(pc->argv[0], pc->argv);
+	if (pc->ref_setup != CR_NOREF || pc->ref_start != CR_NOREF)
+		cr_lua_worker(pc, id, generation, chan);	/* does not return */
+	cr_spawn_exec(pc, id, pc->argv);
 	fail(chan, CR_STEP_EXEC);
 }

@@ -10,10 +10,18 @@ struct cr_pool_conf;
  * Returns like fork(); in the parent *pidfd holds the child's pidfd. */
 pid_t cr_spawn_clone(int *pidfd);
 
-/* Why a worker could not start, sent by the child up its channel. */
-struct cr_spawn_error {
-	int step;		/* enum cr_spawn_step */
-	int err;		/* errno */
+/* What a worker tells corrald on its channel (a SOCK_SEQPACKET pair whose
+ * worker end is close-on-exec: EOF without an error means it exec'd). */
+enum cr_chan_type {
+	CR_CHAN_ERROR = 1,	/* could not start: step, err */
+	CR_CHAN_STARTED,	/* its Lua start hook is running */
+	CR_CHAN_READY,		/* corral.ready() */
+};
+
+struct cr_chan_msg {
+	int type;
+	int step;		/* enum cr_spawn_step, for CR_CHAN_ERROR */
+	int err;		/* errno, for CR_CHAN_ERROR */
 };
 
 enum cr_spawn_step {
@@ -23,9 +31,17 @@ enum cr_spawn_step {
 
 const char *cr_spawn_step_name(int step);
 
-/* In a new worker: reset the process, then exec the pool's command.
- * Never returns; on failure reports on chan and exits 127. */
-void cr_spawn_worker_exec(const struct cr_pool_conf *pc, unsigned id, int chan)
-	__attribute__((noreturn));
+/* Sends one message on a worker's channel; 0 or -errno. */
+int cr_spawn_chan_send(int chan, int type, int step, int err);
+
+/* In a new worker: reset the process, drop privileges, then run the
+ * pool's Lua hooks or exec its command. Never returns; a failure before
+ * the worker's own code is reported on chan. */
+void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
+		     int chan) __attribute__((noreturn));
+
+/* Replaces the worker with argv in the pool's environment. Returns only
+ * on failure, with errno set. */
+void cr_spawn_exec(const struct cr_pool_conf *pc, unsigned id, char *const *argv);
 
 #endif

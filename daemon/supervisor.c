@@ -60,7 +60,6 @@ struct cr_worker {
 	int stop_pending;		/* asked to stop before its pid was known */
 	ev_tstamp started;
 	int has_exec_error;
-	struct cr_spawn_error exec_error;
 };
 
 enum pool_state { POOL_STARTING, POOL_RUNNING, POOL_FAILED, POOL_STOPPED };
@@ -354,36 +353,51 @@ static void worker_ready(struct cr_worker *w)
 	mark_dirty(w->pool);
 }
 
-/* The channel: an exec error arrives as one message; EOF without one
- * means the exec succeeded (the worker's end is close-on-exec). */
+/* The channel: messages from the worker; EOF without an error before it
+ * means the exec succeeded (the worker's end is close-on-exec) or the
+ * worker is gone. */
 static void worker_read_chan(struct cr_worker *w)
 {
 	struct cr_who who = worker_who(w);
-	struct cr_spawn_error e;
+	struct cr_chan_msg m;
 	ssize_t n;
 
 	while (w->chan >= 0) {
-		n = recv(w->chan, &e, sizeof e, MSG_DONTWAIT);
+		n = recv(w->chan, &m, sizeof m, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (n == (ssize_t)sizeof e) {
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_ERROR) {
 			w->has_exec_error = 1;
-			w->exec_error = e;
-			if (e.step == CR_STEP_EXEC)
-				cr_error(&who, "unable to exec \"%s\": %s", w->conf->argv[0], strerror(e.err));
-			else if (e.step == CR_STEP_CHDIR)
-				cr_error(&who, "unable to change directory to %s: %s", w->conf->directory, strerror(e.err));
+			if (m.step == CR_STEP_EXEC)
+				cr_error(&who, "unable to exec \"%s\": %s",
+					 w->conf->argv[0] ? w->conf->argv[0] : "", strerror(m.err));
+			else if (m.step == CR_STEP_CHDIR)
+				cr_error(&who, "unable to change directory to %s: %s", w->conf->directory, strerror(m.err));
 			else
-				cr_error(&who, "unable to %s: %s", cr_spawn_step_name(e.step), strerror(e.err));
+				cr_error(&who, "unable to %s: %s", cr_spawn_step_name(m.step), strerror(m.err));
+			continue;
+		}
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_STARTED) {
+			cr_debug(&who, "worker's start hook is running");
+			if (!w->conf->ready_lua)
+				worker_ready(w);
+			continue;
+		}
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_READY) {
+			worker_ready(w);
+			continue;
+		}
+		if (n > 0) {
+			cr_warn(&who, "worker sent a message of %zd bytes that is not corral's, ignored", n);
 			continue;
 		}
 		/* EOF (or a broken channel): the child is past exec or gone */
 		ev_io_stop(S.loop, &w->chan_io);
 		close(w->chan);
 		w->chan = -1;
-		if (!w->has_exec_error)
+		if (!w->has_exec_error && !w->conf->ready_lua)
 			worker_ready(w);
 	}
 }
@@ -446,6 +460,7 @@ void cr_supervisor_on_proto_ready(struct cr_proto *p)
 {
 	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
 
+	ev_timer_stop(S.loop, &p->start_timer);
 	cr_debug(&who, "prototype ready");
 	mark_dirty(p->pool);
 }
@@ -559,6 +574,7 @@ static void proto_reaped(struct cr_proto *p, int status)
 	char how[96];
 
 	p->reaped = 1;
+	ev_timer_stop(S.loop, &p->start_timer);
 	cr_proto_close(S.loop, p);	/* reads what it said before dying */
 	adopt_workers(p);
 	format_status(how, sizeof how, status);
@@ -575,6 +591,21 @@ static void proto_reaped(struct cr_proto *p, int status)
 	mark_dirty(pool);
 }
 
+/* A prototype that is not serving in time (prefork stuck) is killed; its
+ * exit then counts as a failure of the pool. */
+static void proto_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_proto *p = t->data;
+	struct cr_who who = { .pool = p->pool->name, .pid = p->pid };
+	char d[32];
+
+	(void)loop;
+	(void)revents;
+	format_duration(d, sizeof d, p->conf->prefork_timeout);
+	cr_error(&who, "prototype not ready within %s (prefork_timeout), killing it", d);
+	pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+}
+
 static void proto_start(struct cr_pool *pool)
 {
 	struct cr_who who = pool_who(pool);
@@ -589,6 +620,9 @@ static void proto_start(struct cr_pool *pool)
 	p->next = S.protos;
 	S.protos = p;
 	pool->proto = p;
+	ev_timer_init(&p->start_timer, proto_timeout_cb, pool->conf->prefork_timeout, 0);
+	p->start_timer.data = p;
+	ev_timer_start(S.loop, &p->start_timer);
 	who.pid = p->pid;
 	cr_info(&who, "prototype started");
 }
@@ -651,6 +685,7 @@ static void reconcile(struct cr_pool *pool)
 	if (pool->proto && (pool->proto->generation != pool->generation || !may_spawn)) {
 		struct cr_proto *p = pool->proto;
 		pool->proto = NULL;
+		ev_timer_stop(S.loop, &p->start_timer);
 		cr_proto_close(S.loop, p);
 	}
 	if (may_spawn && !pool->proto) {
@@ -869,6 +904,7 @@ void cr_supervisor_finish(void)
 	while (S.protos) {
 		struct cr_proto *p = S.protos;
 		S.protos = p->next;
+		ev_timer_stop(S.loop, &p->start_timer);
 		cr_proto_free(p);
 	}
 	cr_config_free(S.conf);

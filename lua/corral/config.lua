@@ -66,6 +66,11 @@ function check.signal(v, key)
   return n
 end
 
+function check.func(v, key)
+  if type(v) ~= "function" then invalid(key, "expected a function, got %s", show(v)) end
+  return v
+end
+
 function check.absolute_path(v, key)
   if type(v) ~= "string" or v:sub(1, 1) ~= "/" then
     invalid(key, "expected an absolute path, got %s", show(v))
@@ -182,6 +187,11 @@ local pool_schema = {
   crash_limit = { check.record {
     failures = { check.integer(0, 1000000) }, interval = { check.duration },
   }, {} },
+  ready = { check.enum("started", "lua"), "started" },
+  prefork = { check.func },
+  setup = { check.func },
+  start = { check.func },
+  prefork_timeout = { check.duration, 30 },
 }
 
 local settings_schema = {
@@ -229,25 +239,41 @@ local function build_env(p, name, environ)
   return list
 end
 
--- Everything that defines how a worker is made, except the count.
+-- Everything that defines how a worker is made, except the count. A
+-- function counts by its code (line numbers aside) and the values it
+-- captures, so editing a hook changes the pool, moving it does not.
+local SKIP = { workers = true, line = true, file = true, object = true }
 local function fingerprint(p)
-  local parts = {}
+  local parts, seen = {}, {}
   local function add(v)
-    if type(v) == "table" then
+    local t = type(v)
+    if t == "table" or t == "function" then
+      if seen[v] then parts[#parts + 1] = "@" .. seen[v]; return end
+      seen[v] = #parts + 1
+    end
+    if t == "table" then
       parts[#parts + 1] = "{"
       for _, k in ipairs(sorted_keys(v)) do
-        if k ~= "workers" and k ~= "line" and k ~= "file" then add(k); add(v[k]) end
+        if not SKIP[k] then add(k); add(v[k]) end
       end
       parts[#parts + 1] = "}"
+    elseif t == "function" then
+      local ok, code = pcall(string.dump, v, true)
+      parts[#parts + 1] = "f" .. (ok and #code .. ":" .. code or tostring(v))
+      for i = 1, 255 do
+        local name, val = debug.getupvalue(v, i)
+        if not name then break end
+        add(name); add(val)
+      end
     else
-      parts[#parts + 1] = type(v):sub(1, 1) .. #tostring(v) .. ":" .. tostring(v)
+      parts[#parts + 1] = t:sub(1, 1) .. #tostring(v) .. ":" .. tostring(v)
     end
   end
   add(p)
   return table.concat(parts)
 end
 
-local function normalize_pool(name, p, environ)
+local function normalize_pool(name, p, raw, environ)
   local b, c = p.backoff, p.crash_limit
   local n = {
     name = name,
@@ -263,7 +289,18 @@ local function normalize_pool(name, p, environ)
     backoff_reset = b.reset or 10,
     crash_failures = c.failures or 10,
     crash_interval = c.interval or 60,
+    ready = p.ready,
+    prefork_timeout = p.prefork_timeout,
+    prefork = p.prefork,
+    setup = p.setup,
+    start = p.start,
   }
+  if p.ready == "lua" and not p.start then
+    invalid("ready", "\"lua\" needs a start function that calls corral.ready()")
+  end
+  if p.prefork_timeout <= 0 then
+    invalid("prefork_timeout", "must be greater than 0")
+  end
   if n.backoff_max < n.backoff_initial then
     invalid("backoff.max", "must not be less than backoff.initial (%s)", units.format_duration(n.backoff_initial))
   end
@@ -278,6 +315,10 @@ local function normalize_pool(name, p, environ)
     if not p.user then n.groups = { p.group } end
   end
   n.fingerprint = fingerprint(n)
+  -- what prefork(pool) receives, and worker.pool: the pool as written
+  local options = {}
+  for k, v in pairs(raw) do options[k] = v end
+  n.object = { name = name, options = options, workers = n.workers, command = n.argv }
   return n
 end
 
@@ -293,6 +334,7 @@ local function base_globals()
   g.os = { getenv = os.getenv, time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
   g.io = { open = io.open, lines = io.lines }
   g._VERSION = _VERSION
+  g.corral = require "corral"
   return g
 end
 
@@ -360,8 +402,10 @@ function M.load(path)
       end
       token.done = true
       local p = validate(2, what, apply, pool_schema, t)
-      if not p.command then fail(2, what, "command", "missing (the program the workers run)") end
-      local n = validate(2, what, normalize_pool, name, p, environ)
+      if not p.command and not p.start then
+        fail(2, what, "command", "missing (give the program the workers run, or a start function)")
+      end
+      local n = validate(2, what, normalize_pool, name, p, t, environ)
       n.file, n.line = where(2)
       conf.pools[#conf.pools + 1] = n
     end
@@ -376,7 +420,8 @@ function M.load(path)
   env.print = function(...)
     local out = {}
     for i = 1, select("#", ...) do out[i] = tostring((select(i, ...))) end
-    core.log("info", "config: " .. table.concat(out, "\t"))
+    local prefix = core.phase() == "config" and "config: " or ""
+    core.log("info", prefix .. table.concat(out, "\t"))
   end
 
   setfenv(chunk, env)
