@@ -116,16 +116,25 @@ fail:
 	proto_send(&m, NULL, 0);
 }
 
+/* Reports each exited worker before reaping it: if we die in between, the
+ * zombie goes to corrald (a subreaper), so its status is never lost. */
 static void proto_reap(void)
 {
 	struct cr_proto_msg m = { .type = CR_MSG_EXITED };
-	int status;
-	pid_t pid;
+	siginfo_t si;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		m.pid = pid;
-		m.status = status;
+	for (;;) {
+		si.si_pid = 0;
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			return;
+		m.pid = si.si_pid;
+		/* the wait status that waitpid() would give */
+		if (si.si_code == CLD_EXITED)
+			m.status = (si.si_status & 0xff) << 8;
+		else
+			m.status = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
 		proto_send(&m, NULL, 0);
+		waitpid(si.si_pid, NULL, 0);
 	}
 }
 
@@ -332,6 +341,13 @@ int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id)
 	return 0;
 }
 
+void cr_proto_kill(struct cr_proto *p)
+{
+	if (!p->reaped)
+		pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+	p->state = CR_PROTO_GONE;
+}
+
 void cr_proto_close(struct ev_loop *loop, struct cr_proto *p)
 {
 	if (p->sock >= 0 && !p->closing) {
@@ -341,9 +357,7 @@ void cr_proto_close(struct ev_loop *loop, struct cr_proto *p)
 		close(p->sock);
 		p->sock = -1;
 	}
-	if (!p->reaped)
-		pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
-	p->state = CR_PROTO_GONE;
+	cr_proto_kill(p);
 }
 
 void cr_proto_free(struct cr_proto *p)

@@ -32,7 +32,10 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
 				struct cr_pool_conf *conf, unsigned generation);
 /* Asks for a worker; the answer comes as cr_supervisor_on_spawned(). */
 int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id);
-/* Reads what is left on the socket, then closes it and kills the process. */
+/* Kills the process; its socket stays open, so that what it said before
+ * dying is read, until it is reaped and closed. */
+void cr_proto_kill(struct cr_proto *p);
+/* Reads what is left on the socket, closes it, and kills the process. */
 void cr_proto_close(struct ev_loop *loop, struct cr_proto *p);
 void cr_proto_free(struct cr_proto *p);
 

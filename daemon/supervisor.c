@@ -533,7 +533,7 @@ void cr_supervisor_on_exited(struct cr_proto *p, pid_t pid, int status)
 
 void cr_supervisor_on_proto_lost(struct cr_proto *p)
 {
-	/* the process is dying or broken; its exit is handled when reaped */
+	/* it closed its end: dying or broken; its exit is handled when reaped */
 	cr_proto_close(S.loop, p);
 }
 
@@ -581,7 +581,7 @@ static void proto_reaped(struct cr_proto *p, int status)
 	/* a prototype we retired is no longer the pool's */
 	if (pool->proto == p) {
 		pool->proto = NULL;
-		cr_warn(&who, "prototype %s unexpectedly", how);
+		cr_warn(&who, "prototype exited unexpectedly (%s)", how);
 		pool_failure(pool, 0, "prototype");
 	} else {
 		cr_debug(&who, "prototype %s", how);
@@ -686,7 +686,7 @@ static void reconcile(struct cr_pool *pool)
 		struct cr_proto *p = pool->proto;
 		pool->proto = NULL;
 		ev_timer_stop(S.loop, &p->start_timer);
-		cr_proto_close(S.loop, p);
+		cr_proto_kill(p);	/* read on until it is reaped */
 	}
 	if (may_spawn && !pool->proto) {
 		if (ev_now(S.loop) < pool->not_before) {

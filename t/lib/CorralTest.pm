@@ -1,0 +1,498 @@
+package CorralTest;
+
+# Test helper for corrald. Start reading at new(), start() and done().
+#
+# A CorralTest owns one temporary directory (config, log, scripts) and at
+# most one running corrald. It waits on conditions with deadlines (never a
+# fixed sleep), finds workers and prototypes through /proc, and after every
+# test checks the invariants: no alert line, no sanitizer report, no zombie
+# child of corrald, corrald stops with exit 0, no process left behind.
+# Whatever happens, the END block kills everything a test started.
+
+use strict;
+use warnings;
+
+use Cwd ();
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use File::Spec;
+use File::Temp qw(tempdir);
+use POSIX qw(:sys_wait_h _exit setpgid);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time);
+
+my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
+our $CORRALD = defined $ENV{CORRALD}
+    ? File::Spec->rel2abs($ENV{CORRALD})
+    : "$ROOT/build/corrald";
+
+my $POLL = 0.03;     # seconds between two looks at a condition
+my @instances;       # every CorralTest made, for done() and END
+
+# --- /proc -------------------------------------------------------------
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or return undef;
+    local $/;
+    my $text = <$fh>;
+    return $text // '';
+}
+
+sub all_pids {
+    opendir my $dh, '/proc' or die "opendir /proc: $!";
+    return grep { /^\d+$/ } readdir $dh;
+}
+
+# { state, ppid, pgrp, session } from /proc/PID/stat, or undef if gone.
+sub proc_stat {
+    my ($pid) = @_;
+    my $stat = slurp("/proc/$pid/stat") // return undef;
+    # comm (field 2) may hold spaces and parentheses: parse after the last ')'
+    $stat =~ /^.*\)\s+(\S)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)/s or return undef;
+    return { state => $1, ppid => $2, pgrp => $3, session => $4 };
+}
+
+sub proc_environ {
+    my ($pid) = @_;
+    my $raw = slurp("/proc/$pid/environ") // return {};
+    return { map { /^([^=]*)=(.*)$/s ? ($1 => $2) : () } split /\0/, $raw };
+}
+
+# The raw command line, arguments separated by NUL.
+sub proc_cmdline {
+    my ($pid) = @_;
+    return slurp("/proc/$pid/cmdline") // '';
+}
+
+sub pid_alive {
+    my ($pid) = @_;
+    my $st = proc_stat($pid);
+    return $st && $st->{state} ne 'Z';
+}
+
+# Seconds since midnight of a log line "HH:MM:SS.mmm LEVEL ...".
+sub log_time {
+    my ($line) = @_;
+    $line =~ /^(\d\d):(\d\d):(\d\d\.\d+) / or return undef;
+    return $1 * 3600 + $2 * 60 + $3;
+}
+
+# --- setup -------------------------------------------------------------
+
+# new(config => LUA_TEXT, env => { NAME => value or undef })
+sub new {
+    my ($class, %opt) = @_;
+    -x $CORRALD or BAIL_OUT("corrald binary not found or not executable: $CORRALD");
+    my $dir = tempdir('corral-test-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $self = bless {
+        dir  => $dir,
+        conf => "$dir/corral.lua",
+        env  => $opt{env} || {},
+        pid  => undef,
+        runs => '',
+    }, $class;
+    push @instances, $self;
+    $self->write_config($opt{config}) if defined $opt{config};
+    return $self;
+}
+
+sub dir  { $_[0]{dir} }
+sub conf { $_[0]{conf} }
+sub pid  { $_[0]{pid} }
+sub path { "$_[0]{dir}/$_[1]" }
+
+sub subst {
+    my ($self, $text) = @_;
+    $text =~ s/%TMP%/$self->{dir}/g;
+    return $text;
+}
+
+# Writes NAME in the temp dir (%TMP% substituted), atomically.
+sub write_file {
+    my ($self, $name, $text, $mode) = @_;
+    my $path = $self->path($name);
+    open my $fh, '>', "$path.new" or die "$path.new: $!";
+    print $fh $self->subst($text);
+    close $fh or die "$path.new: $!";
+    chmod $mode, "$path.new" if defined $mode;
+    rename "$path.new", $path or die "rename $path: $!";
+    return $path;
+}
+
+sub write_config {
+    my ($self, $text) = @_;
+    return $self->write_file('corral.lua', $text);
+}
+
+# --- running corrald ---------------------------------------------------
+
+sub child_env {
+    my ($self) = @_;
+    $ENV{CORRAL_TEST_DIR} = $self->{dir};
+    for my $k (keys %{ $self->{env} }) {
+        if (defined $self->{env}{$k}) { $ENV{$k} = $self->{env}{$k} }
+        else { delete $ENV{$k} }
+    }
+}
+
+# Starts `corrald -v -c FILE @args` in its own process group, cwd the temp
+# dir, output to TMP/log. Its stdin is a pipe kept open here (not
+# /dev/null), so that a worker's /dev/null stdin is corrald's doing.
+sub start {
+    my ($self, @args) = @_;
+    die "corrald already running" if $self->{pid};
+    pipe my $r, my $w or die "pipe: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgid(0, 0);
+        chdir $self->{dir} or _exit(126);
+        open STDIN, '<&', $r or _exit(126);
+        open STDOUT, '>>', $self->path('log') or _exit(126);
+        open STDERR, '>&', \*STDOUT or _exit(126);
+        $self->child_env;
+        { no warnings q(exec); exec { $CORRALD } $CORRALD, '-v', '-c', $self->{conf}, @args; }
+        _exit(127);
+    }
+    setpgid($pid, $pid);
+    close $r;
+    $self->{stdin} = $w;
+    $self->{pid} = $pid;
+    $self->{started_at} = time;
+    return $pid;
+}
+
+sub signal {
+    my ($self, $sig) = @_;
+    kill $sig, $self->{pid} or die "kill $sig $self->{pid}: $!";
+}
+
+sub reload { $_[0]->signal('HUP') }
+
+# Waits for corrald to exit; returns its exit code (undef when killed by a
+# signal or on timeout, with a failed test).
+sub wait_exit {
+    my ($self, $timeout) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $pid = $self->{pid} or die "corrald not running";
+    my $status;
+    my $done = $self->poll(sub {
+        my $r = waitpid $pid, WNOHANG;
+        $status = $? if $r == $pid;
+        return $r == $pid;
+    }, $timeout // 10);
+    if (!$done) {
+        fail("corrald exits within ${\($timeout // 10)}s");
+        $self->diag_tail;
+        diag(join "\n", 'still running under corrald:', map { describe($_, 1) } $self->descendants);
+        $self->kill_all;
+        return undef;
+    }
+    $self->{pid} = undef;
+    close $self->{stdin} if $self->{stdin};
+    $self->{stdin} = undef;
+    $self->{status} = $status;
+    if (WIFSIGNALED($status)) {
+        diag("corrald killed by signal " . WTERMSIG($status));
+        return undef;
+    }
+    return WEXITSTATUS($status);
+}
+
+sub stop {
+    my ($self, $timeout) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $self->signal('TERM');
+    return $self->wait_exit($timeout // 10);
+}
+
+# Runs `corrald @args` to completion (config checks, usage): returns
+# { code, out, err } (code undef if killed; killed after the timeout).
+sub run {
+    my ($self, @args) = @_;
+    my $timeout = 10;
+    $timeout = pop(@args)->{timeout} if ref $args[-1] eq 'HASH';
+    my ($out, $err) = ($self->path('run.out'), $self->path('run.err'));
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgid(0, 0);
+        chdir $self->{dir} or _exit(126);
+        open STDIN, '<', '/dev/null' or _exit(126);
+        open STDOUT, '>', $out or _exit(126);
+        open STDERR, '>', $err or _exit(126);
+        $self->child_env;
+        { no warnings q(exec); exec { $CORRALD } $CORRALD, @args; }
+        _exit(127);
+    }
+    setpgid($pid, $pid);
+    my $status;
+    my $done = $self->poll(sub {
+        my $r = waitpid $pid, WNOHANG;
+        $status = $? if $r == $pid;
+        return $r == $pid;
+    }, $timeout);
+    if (!$done) {
+        kill 'KILL', -$pid;
+        waitpid $pid, 0;
+        $status = $?;
+    }
+    my %res = (out => slurp($out) // '', err => slurp($err) // '',
+               timeout => !$done);
+    $res{code} = WIFEXITED($status) ? WEXITSTATUS($status) : undef;
+    $self->{runs} .= $res{out} . $res{err};
+    return \%res;
+}
+
+# `corrald -t -c FILE @args`
+sub run_check {
+    my ($self, @args) = @_;
+    return $self->run('-t', '-c', $self->{conf}, @args);
+}
+
+# --- waiting -----------------------------------------------------------
+
+# Polls $cond until it returns true or $timeout seconds pass; returns the
+# last value of $cond. Not a test by itself.
+sub poll {
+    my ($self, $cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    while (1) {
+        my $v = $cond->();
+        return $v if $v;
+        return $v if time >= $deadline;
+        sleep $POLL;
+    }
+}
+
+# A test: $cond becomes true within $timeout seconds.
+sub wait_for {
+    my ($self, $cond, $timeout, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $v = $self->poll($cond, $timeout);
+    ok($v, $name // 'condition met') or $self->diag_tail;
+    return $v;
+}
+
+# A test: $cond stays true for all of $duration seconds (for things that
+# must not happen).
+sub stays {
+    my ($self, $cond, $duration, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $deadline = time + $duration;
+    my $held = 1;
+    while (time < $deadline) {
+        $held = $cond->() or last;
+        sleep $POLL;
+    }
+    $held &&= $cond->();
+    ok($held, $name // "condition holds for ${duration}s") or $self->diag_tail;
+    return $held;
+}
+
+# --- the log -----------------------------------------------------------
+
+sub log {
+    my ($self) = @_;
+    return slurp($self->path('log')) // '';
+}
+
+# Offset to pass as `since` to wait_log and log_lines.
+sub mark { length $_[0]->log }
+
+sub log_lines {
+    my ($self, $re, $since) = @_;
+    my $text = substr $self->log, $since // 0;
+    return grep { $_ =~ $re } split /\n/, $text;
+}
+
+# A test: the log has a line matching $re (count => N: N such lines) within
+# the timeout. wait_log($re, 5) or wait_log($re, timeout => 5, count => 2,
+# since => $mark, name => '...'). Returns the matching lines.
+sub wait_log {
+    my ($self, $re, @opt) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my %opt = @opt == 1 ? (timeout => $opt[0]) : @opt;
+    my $count = $opt{count} // 1;
+    my @lines;
+    my $ok = $self->poll(sub {
+        @lines = $self->log_lines($re, $opt{since});
+        return @lines >= $count;
+    }, $opt{timeout} // 10);
+    my $name = $opt{name} // "log has " . ($count > 1 ? "$count lines" : "a line") . " matching $re";
+    ok($ok, $name) or do {
+        diag("found " . scalar(@lines) . " of $count");
+        $self->diag_tail;
+    };
+    return @lines;
+}
+
+sub diag_tail {
+    my ($self, $n) = @_;
+    my @lines = split /\n/, $self->log;
+    $n //= 30;
+    @lines = @lines[-$n .. -1] if @lines > $n;
+    diag("log tail ($self->{dir}/log):\n" . join("\n", map { "  | $_" } @lines));
+}
+
+# --- processes ---------------------------------------------------------
+
+# Is $pid corrald or one of its descendants?
+sub descends {
+    my ($self, $pid) = @_;
+    my $top = $self->{pid} or return 0;
+    for (1 .. 64) {
+        return 1 if $pid == $top;
+        my $st = proc_stat($pid) or return 0;
+        return 0 if $st->{ppid} <= 1;
+        $pid = $st->{ppid};
+    }
+    return 0;
+}
+
+# Live workers of $pool: processes under corrald with CORRAL_POOL=$pool in
+# their environment whose parent has not (a worker's own children are not
+# workers). Sorted pids.
+sub workers {
+    my ($self, $pool) = @_;
+    my @pids;
+    for my $pid (all_pids()) {
+        next if (proc_environ($pid)->{CORRAL_POOL} // '') ne $pool;
+        my $st = proc_stat($pid) or next;
+        next if $st->{state} eq 'Z';
+        next if (proc_environ($st->{ppid})->{CORRAL_POOL} // '') eq $pool;
+        push @pids, $pid if $self->descends($pid);
+    }
+    my @sorted = sort { $a <=> $b } @pids;
+    return @sorted;    # a count in scalar context
+}
+
+# Worker ids of $pool, sorted.
+sub worker_ids {
+    my ($self, $pool) = @_;
+    my %ids = $self->worker_map($pool);
+    my @sorted = sort { $a <=> $b } keys %ids;
+    return @sorted;
+}
+
+# id => pid for the live workers of $pool.
+sub worker_map {
+    my ($self, $pool) = @_;
+    return map { ((proc_environ($_)->{CORRAL_WORKER} // '?') => $_) } $self->workers($pool);
+}
+
+sub prototype_pid {
+    my ($self, $pool) = @_;
+    my $top = $self->{pid} or return undef;
+    for my $pid (all_pids()) {
+        next unless proc_cmdline($pid) =~ /^corral: prototype \Q$pool\E(?:[\s\0]|$)/;
+        my $st = proc_stat($pid) or next;
+        return $pid if $st->{ppid} == $top && $st->{state} ne 'Z';
+    }
+    return undef;
+}
+
+sub zombies {
+    my ($self) = @_;
+    my $top = $self->{pid} or return ();
+    return grep {
+        my $st = proc_stat($_);
+        $st && $st->{ppid} == $top && $st->{state} eq 'Z';
+    } all_pids();
+}
+
+sub descendants {
+    my ($self) = @_;
+    return grep { $_ != $self->{pid} && $self->descends($_) } all_pids();
+}
+
+# Processes that belong to this test: command line naming the temp dir,
+# cwd inside it, or CORRAL_TEST_DIR=<dir> in the environment.
+sub leftovers {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    my @found;
+    for my $pid (all_pids()) {
+        next if $pid == $$ || ($self->{pid} && $pid == $self->{pid});
+        my $cwd = readlink("/proc/$pid/cwd") // '';
+        if (index(proc_cmdline($pid), $dir) >= 0
+            || $cwd eq $dir || index($cwd, "$dir/") == 0
+            || (proc_environ($pid)->{CORRAL_TEST_DIR} // '') eq $dir) {
+            push @found, $pid if pid_alive($pid);
+        }
+    }
+    return @found;
+}
+
+# One line about a process; with $signals, its signal masks too.
+sub describe {
+    my ($pid, $signals) = @_;
+    (my $cmd = proc_cmdline($pid)) =~ tr/\0/ /;
+    my $st = proc_stat($pid) || {};
+    my $text = "pid $pid ppid " . ($st->{ppid} // '?') . " state " . ($st->{state} // '?') . ": $cmd";
+    if ($signals) {
+        my $status = slurp("/proc/$pid/status") // '';
+        $text .= join '', map { $status =~ /^($_):\s*(\S+)/m ? " $1 $2" : '' } qw(SigPnd ShdPnd SigBlk SigIgn SigCgt);
+    }
+    return $text;
+}
+
+# Kills corrald, everything under it and everything left: SIGKILL.
+sub kill_all {
+    my ($self) = @_;
+    if (my $pid = $self->{pid}) {
+        kill 'STOP', $pid;
+        my @tree = $self->descendants;
+        kill 'KILL', $pid, @tree;
+        kill 'KILL', -$pid;
+        waitpid $pid, 0;
+        $self->{pid} = undef;
+    }
+    for (1 .. 20) {
+        my @left = $self->leftovers or last;
+        kill 'KILL', @left;
+        sleep $POLL;
+    }
+}
+
+# --- after every test --------------------------------------------------
+
+# Checks the invariants of this instance once: corrald stops with exit 0
+# (if still running), no zombie child persisted, no alert, no sanitizer
+# report, no process left.
+sub check_invariants {
+    my ($self) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return if $self->{checked}++;
+    if ($self->{pid}) {
+        $self->wait_for(sub { !$self->zombies }, 5, 'no zombie child of corrald persists');
+        is($self->stop, 0, 'corrald stops with exit 0');
+    }
+    my $text = $self->log . $self->{runs};
+    my @alerts = grep { /^\S+ alert / } split /\n/, $text;
+    ok(!@alerts, 'no alert in the log') or diag(join "\n", @alerts);
+    my @san = grep { /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/ } split /\n/, $text;
+    ok(!@san, 'no sanitizer report') or diag(join "\n", @san);
+    my $clean = $self->poll(sub { !$self->leftovers }, 3);
+    ok($clean, 'no process left') or diag(join "\n", map { describe($_) } $self->leftovers);
+    $self->kill_all;
+}
+
+# Every test file ends with $t->done: invariants of every instance, then
+# done_testing.
+sub done {
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $_->check_invariants for @instances;
+    done_testing();
+}
+
+# A test killed by a signal (^C, prove gone) still runs the END block.
+$SIG{$_} = sub { die "test killed by SIG$_[0]\n" } for qw(INT TERM HUP PIPE);
+
+END {
+    local $?;
+    $_->kill_all for @instances;
+}
+
+1;
