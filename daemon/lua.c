@@ -263,6 +263,23 @@ static int send_chan(lua_State *L, int type, const char *fname)
 	return 0;
 }
 
+/* corral.core.setenv(name, value | nil) */
+static int l_setenv(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
+
+	if (rc < 0)
+		return luaL_error(L, "corral.setenv: unable to set %s: %s", name, strerror(errno));
+	return 0;
+}
+
+static int l_getpid(lua_State *L)
+{
+	lua_pushinteger(L, getpid());
+	return 1;
+}
+
 static int l_ready(lua_State *L)
 {
 	return send_chan(L, CR_CHAN_READY, "corral.ready");
@@ -285,7 +302,7 @@ static int l_exec(lua_State *L)
 	}
 	argv[n] = NULL;
 	fflush(NULL);
-	cr_spawn_exec(ctx.pc, ctx.id, argv);
+	cr_spawn_exec(argv);
 	/* back from a failed exec: the stop signal is caught again */
 	sigprocmask(SIG_BLOCK, &ctx.stop_mask, NULL);
 	signal(ctx.pc->stop_signal, on_stop_signal);
@@ -335,6 +352,8 @@ static const luaL_Reg core_funcs[] = {
 	{ "sleep", l_sleep },
 	{ "ready", l_ready },
 	{ "exec", l_exec },
+	{ "setenv", l_setenv },
+	{ "getpid", l_getpid },
 	{ NULL, NULL },
 };
 
@@ -504,7 +523,7 @@ void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generati
 	}
 	if (pc->ref_start == CR_NOREF) {
 		fflush(NULL);
-		cr_spawn_exec(pc, id, pc->argv);
+		cr_spawn_exec(pc->argv);
 		cr_spawn_chan_send(chan, CR_CHAN_ERROR, CR_STEP_EXEC, errno);
 		worker_exit(127);
 	}

@@ -98,24 +98,31 @@ static int reset_signals(void)
 	return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-void cr_spawn_exec(const struct cr_pool_conf *pc, unsigned id, char *const *argv)
+void cr_spawn_exec(char *const *argv)
 {
-	size_t n = 0;
-	char **envp, idvar[32];
-
 	if (reset_signals() < 0)
 		return;
+	execvp(argv[0], argv);	/* searches the worker's own PATH */
+}
+
+/* The pool's environment and CORRAL_WORKER, as this process's own, so
+ * that Lua hooks see it too (os.getenv) and exec passes it on. */
+static int set_environment(const struct cr_pool_conf *pc, unsigned id)
+{
+	static char idvar[32];
+	size_t n = 0;
+	char **envp;
+
 	while (pc->envp[n])
 		n++;
 	envp = calloc(n + 2, sizeof *envp);
 	if (!envp)
-		return;
+		return -1;
 	memcpy(envp, pc->envp, n * sizeof *envp);
 	snprintf(idvar, sizeof idvar, "CORRAL_WORKER=%u", id);
 	envp[n] = idvar;
-	environ = envp;	/* execvp searches this PATH */
-	execvp(argv[0], argv);
-	free(envp);
+	environ = envp;
+	return 0;
 }
 
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
@@ -144,9 +151,11 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_SETGID);
 	if (pc->set_uid && setresuid(pc->uid, pc->uid, pc->uid) < 0)
 		fail(chan, CR_STEP_SETUID);
+	if (set_environment(pc, id) < 0)
+		fail(chan, CR_STEP_ENV);
 
 	if (pc->ref_setup != CR_NOREF || pc->ref_start != CR_NOREF)
 		cr_lua_worker(pc, id, generation, chan);	/* does not return */
-	cr_spawn_exec(pc, id, pc->argv);
+	cr_spawn_exec(pc->argv);
 	fail(chan, CR_STEP_EXEC);
 }

@@ -40,8 +40,8 @@ int cr_spawn_chan_send(int chan, int type, int step, int err);
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
 		     int chan) __attribute__((noreturn));
 
-/* Replaces the worker with argv in the pool's environment. Returns only
- * on failure, with errno set. */
-void cr_spawn_exec(const struct cr_pool_conf *pc, unsigned id, char *const *argv);
+/* Replaces the worker with argv (in the environment cr_spawn_worker set
+ * up). Returns only on failure, with errno set. */
+void cr_spawn_exec(char *const *argv);
 
 #endif

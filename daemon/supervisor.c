@@ -74,6 +74,7 @@ struct cr_pool {
 	int removed, dirty, ready_logged;
 	struct cr_proto *proto;		/* of the current generation */
 	TAILQ_HEAD(cr_worker_list, cr_worker) workers;
+	unsigned nworkers;
 	uint32_t next_serial;
 	unsigned streak;		/* consecutive failures, for backoff */
 	ev_tstamp not_before;		/* no spawn before this time */
@@ -286,6 +287,7 @@ static void worker_stop(struct cr_worker *w)
 static void worker_free(struct cr_worker *w)
 {
 	TAILQ_REMOVE(&w->pool->workers, w, link);
+	w->pool->nworkers--;
 	ev_timer_stop(S.loop, &w->kill_timer);
 	if (w->chan >= 0) {
 		ev_io_stop(S.loop, &w->chan_io);
@@ -297,19 +299,29 @@ static void worker_free(struct cr_worker *w)
 	free(w);
 }
 
-/* The lowest id no live worker of the pool uses. */
+/* The lowest id no live worker of the pool uses: one pass over a bitmap
+ * of the ids up to the number of workers (some id in 1..n+1 is free). */
 static unsigned free_id(struct cr_pool *pool)
 {
+	unsigned char *used;
 	struct cr_worker *w;
-	unsigned id = 1;
+	unsigned id;
 
-again:
-	TAILQ_FOREACH(w, &pool->workers, link) {
-		if (w->id == id) {
-			id++;
-			goto again;
-		}
+	used = calloc(pool->nworkers / 8 + 1, 1);
+	if (!used) {
+		/* out of memory: any id above all others is free too */
+		id = 0;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			id = w->id > id ? w->id : id;
+		return id + 1;
 	}
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->id >= 1 && w->id <= pool->nworkers)
+			used[(w->id - 1) / 8] |= (unsigned char)(1u << ((w->id - 1) % 8));
+	for (id = 1; id <= pool->nworkers; id++)
+		if (!(used[(id - 1) / 8] & (1u << ((id - 1) % 8))))
+			break;
+	free(used);
 	return id;
 }
 
@@ -334,6 +346,7 @@ static void worker_spawn(struct cr_pool *pool)
 	ev_timer_init(&w->kill_timer, kill_cb, 0, 0);
 	w->kill_timer.data = w;
 	TAILQ_INSERT_TAIL(&pool->workers, w, link);
+	pool->nworkers++;
 	rc = cr_proto_spawn(pool->proto, w->serial, w->id);
 	if (rc < 0) {
 		cr_error(&who, "unable to ask the prototype for a worker: %s", strerror(-rc));

@@ -48,6 +48,24 @@ function corral.sleep(seconds)
   return core.sleep(seconds)
 end
 
+-- Sets (or, with nil, removes) a variable in this worker's environment,
+-- for os.getenv and for a program it execs.
+function corral.setenv(name, value)
+  need_phase("setenv", "setup", "start")
+  if type(name) ~= "string" or not name:match("^[A-Za-z_][A-Za-z0-9_]*$") then
+    error(("corral.setenv: invalid variable name %s"):format(tostring(name)), 2)
+  end
+  if value ~= nil and type(value) ~= "string" and type(value) ~= "number" then
+    error("corral.setenv: expected a string, a number or nil", 2)
+  end
+  core.setenv(name, value ~= nil and tostring(value) or nil)
+end
+
+-- The pid of the calling process (prototype or worker).
+function corral.pid()
+  return core.getpid()
+end
+
 -- Seconds on a monotonic clock, with sub-millisecond precision.
 function corral.now()
   return core.now()
