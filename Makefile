@@ -61,6 +61,14 @@ test: test-deps
 	@$(MAKE) --no-print-directory all
 	CORRALD=$(CURDIR)/$(O)/corrald prove -v t/
 
+# Speed and memory figures: medians and ratios against a baseline measured
+# in the same run (the machines are shared and noisy).
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(CC) -O2 -o $(O)/forkbench t/bench/forkbench.c
+	perl t/bench/spawn.pl $(O)/corrald $(O)/forkbench 1000 5
+	perl t/bench/cow.pl $(O)/corrald 200 8 3
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/lua/corral \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
@@ -70,6 +78,8 @@ install: all
 	install -m 644 doc/corrald.8 $(DESTDIR)$(MANDIR)/man8/corrald.8
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
+	install -d $(DESTDIR)$(DATADIR)/doc
+	install -m 644 doc/*.md $(DESTDIR)$(DATADIR)/doc/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua ] || \
 		install -m 644 contrib/examples/hello.lua $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua
 
@@ -83,4 +93,4 @@ clean:
 	rm -rf build
 
 FORCE:
-.PHONY: FORCE all deps test-deps run test install uninstall clean
+.PHONY: FORCE all bench deps test-deps run test install uninstall clean
