@@ -27,10 +27,22 @@ static void free_strv(char **v)
 	free(v);
 }
 
+static void free_limits(struct cr_limits *l)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		free(l->v[i].key);
+		free(l->v[i].file);
+		free(l->v[i].value);
+	}
+	free(l->v);
+}
+
 void cr_pool_conf_unref(struct cr_pool_conf *pc)
 {
 	if (!pc || --pc->refs > 0)
 		return;
+	free_limits(&pc->limits);
+	free_limits(&pc->worker_limits);
 	free(pc->file);
 	free_strv(pc->argv);
 	free_strv(pc->envp);
@@ -48,6 +60,7 @@ void cr_config_free(struct cr_config *conf)
 		cr_pool_conf_unref(conf->pools[i]);
 	free(conf->pools);
 	free(conf->file);
+	free(conf->cgroup);
 	if (conf->lua)
 		lua_close(conf->lua);
 	free(conf);
@@ -107,6 +120,25 @@ static int get_ref(lua_State *L, const char *key)
 		return LUA_NOREF;
 	}
 	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int get_limits(lua_State *L, const char *key, struct cr_limits *l)
+{
+	int ok = 1;
+
+	lua_getfield(L, -1, key);
+	l->n = (unsigned)lua_objlen(L, -1);
+	l->v = calloc(l->n + 1, sizeof *l->v);
+	for (unsigned i = 0; l->v && i < l->n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		l->v[i].key = get_string(L, "key");
+		l->v[i].file = get_string(L, "file");
+		l->v[i].value = get_string(L, "value");
+		ok = ok && l->v[i].key && l->v[i].file && l->v[i].value;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return l->v && ok ? 0 : -1;
 }
 
 static struct cr_pool_conf *read_pool(lua_State *L)
@@ -169,7 +201,9 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 	}
 	lua_pop(L, 1);
 
-	if (!pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
+	if (get_limits(L, "limits", &pc->limits) < 0 ||
+	    get_limits(L, "worker_limits", &pc->worker_limits) < 0 ||
+	    !pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
 	    (pc->ngroups && !pc->groups)) {
 		cr_pool_conf_unref(pc);
 		return NULL;
@@ -210,6 +244,14 @@ struct cr_config *cr_config_load(const char *path, char **err)
 	level = get_string(L, "log_level");
 	conf->log_level = level ? cr_log_level_parse(level) : CR_INFO;
 	free(level);
+	conf->cgroup = get_string(L, "cgroup");
+	lua_getfield(L, -1, "limits_required");
+	conf->limits_required = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (!conf->cgroup) {
+		lua_pop(L, 1);
+		goto fail_oom;
+	}
 	lua_pop(L, 1);
 
 	lua_getfield(L, -1, "pools");

@@ -9,6 +9,16 @@
 
 enum cr_restart { CR_RESTART_ALWAYS, CR_RESTART_ON_FAILURE, CR_RESTART_NEVER };
 
+/* One cgroup file a limit writes: key is how the config named it. */
+struct cr_limit {
+	char *key, *file, *value;
+};
+
+struct cr_limits {
+	struct cr_limit *v;
+	unsigned n;
+};
+
 /* One pool's definition. Shared by the pool and its workers (refcounted),
  * so that workers of an older definition keep their own stop rules. */
 struct cr_pool_conf {
@@ -38,11 +48,15 @@ struct cr_pool_conf {
 	void *lua;		/* the config's lua_State; valid while it is current */
 	int ref_prefork, ref_setup, ref_start;
 	int ref_object;		/* the pool table hooks receive (pool, worker.pool) */
+	struct cr_limits limits;	/* the pool's cgroup */
+	struct cr_limits worker_limits;	/* each worker's cgroup */
 };
 
 struct cr_config {
 	char *file;
 	int log_level;
+	char *cgroup;		/* "auto" or a path below the cgroup2 mount */
+	int limits_required;
 	unsigned npools;
 	struct cr_pool_conf **pools;
 	void *lua;		/* the lua_State the file ran in (hooks live there) */

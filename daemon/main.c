@@ -17,8 +17,10 @@
 #include <ev.h>
 
 #include "config.h"
+#include "layout.h"
 #include "log.h"
 #include "proctitle.h"
+#include "spawn.h"
 #include "supervisor.h"
 
 #define DEFAULT_CONFIG "/etc/corral/corral.lua"
@@ -26,8 +28,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: corrald [-tvqhV] [-c FILE]\n"
+		"usage: corrald [-tvqhV] [-c FILE] [-g CGROUP]\n"
 		"  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -g PATH  cgroup base below the cgroup2 mount (overrides settings.cgroup)\n"
 		"  -t       check the configuration and exit\n"
 		"  -v       log debug detail\n"
 		"  -q       log only warnings and errors\n"
@@ -38,16 +41,18 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	const char *file = DEFAULT_CONFIG;
+	const char *file = DEFAULT_CONFIG, *cgroup = NULL;
+	char err[1024];
 	int test = 0, verbose = 0, quiet = 0, opt;
 	struct cr_config *conf;
 	struct ev_loop *loop;
-	char *err = NULL;
+	char *lerr = NULL;
 
 	cr_proctitle_init(argc, argv);
-	while ((opt = getopt(argc, argv, "c:tvqhV")) != -1) {
+	while ((opt = getopt(argc, argv, "c:g:tvqhV")) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;
+		case 'g': cgroup = optarg; break;
 		case 't': test = 1; break;
 		case 'v': verbose = 1; break;
 		case 'q': quiet = 1; break;
@@ -62,10 +67,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	conf = cr_config_load(file, &err);
+	if (cgroup && (cgroup[0] != '/' || strstr(cgroup, "/.") || strstr(cgroup, "//"))) {
+		fprintf(stderr, "corrald: -g %s: expected an absolute path below the cgroup2 mount\n", cgroup);
+		return 2;
+	}
+	conf = cr_config_load(file, &lerr);
 	if (!conf) {
-		fprintf(stderr, "corrald: %s\n", err ? err : "out of memory");
-		free(err);
+		fprintf(stderr, "corrald: %s\n", lerr ? lerr : "out of memory");
+		free(lerr);
 		return 1;
 	}
 	if (test) {
@@ -84,6 +93,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	cr_spawn_force_pipe_placement = getenv("CORRAL_PIPE_PLACEMENT") != NULL;
+
+	/* into our cgroup leaf before any process is made */
+	if (cr_layout_init(cgroup ? cgroup : conf->cgroup, err, sizeof err) < 0 ||
+	    cr_layout_controllers(conf, err, sizeof err) < 0) {
+		cr_error(NULL, "%s", err);
+		cr_config_free(conf);
+		return 1;
+	}
 
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (!loop) {
@@ -96,6 +114,7 @@ int main(int argc, char **argv)
 	}
 	ev_run(loop, 0);
 	cr_supervisor_finish();
+	cr_layout_finish();
 	ev_loop_destroy(loop);
 	return 0;
 }

@@ -51,16 +51,18 @@ struct cr_proto_msg {
 
 #define PROTO_SOCK 3
 
-/* ---- the prototype process ---------------------------------------------- */
+#define MAX_FDS 4
 
-static void proto_send(const struct cr_proto_msg *m, const int *fds, int nfds)
+/* One message with up to MAX_FDS descriptors; bytes sent or -1/errno. */
+static ssize_t msg_send(int sock, const struct cr_proto_msg *m, const int *fds, int nfds, int flags)
 {
 	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof *m };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
 
 	if (nfds > 0) {
 		struct cmsghdr *c;
@@ -74,16 +76,65 @@ static void proto_send(const struct cr_proto_msg *m, const int *fds, int nfds)
 		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
-	/* blocking: corrald reads as fast as it can, and we have nothing else
-	 * to do; if corrald is gone we get EPIPE and exit on the next read */
-	while (sendmsg(PROTO_SOCK, &mh, MSG_NOSIGNAL) < 0) {
-		if (errno != EINTR)
-			_exit(errno == EPIPE || errno == ECONNRESET ? 0 : 1);
+	while ((n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return n;
+}
+
+static void close_fds(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* One message and its descriptors (close-on-exec). Returns the bytes read,
+ * 0 at EOF, -1/errno; a message that is not whole comes back as -2 with
+ * its descriptors closed. */
+static ssize_t msg_recv(int sock, struct cr_proto_msg *m, int *fds, int *nfds, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof *m };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
+	};
+	ssize_t n;
+
+	*nfds = 0;
+	while ((n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n <= 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k && *nfds < MAX_FDS; i++)
+			memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 	}
+	if (n != (ssize_t)sizeof *m || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
+		return -2;
+	}
+	return n;
+}
+
+/* ---- the prototype process ---------------------------------------------- */
+
+/* Blocking: corrald reads as fast as it can, and we have nothing else to
+ * do; if corrald is gone there is no one to serve. */
+static void proto_send(const struct cr_proto_msg *m, const int *fds, int nfds)
+{
+	if (msg_send(PROTO_SOCK, m, fds, nfds, 0) < 0)
+		_exit(errno == EPIPE || errno == ECONNRESET ? 0 : 1);
 }
 
 static void proto_spawn(const struct cr_pool_conf *pc, unsigned generation,
-			const struct cr_proto_msg *req)
+			const struct cr_proto_msg *req, int cgroup_fd)
 {
 	struct cr_proto_msg m = { .serial = req->serial, .worker = req->worker };
 	int chan[2], pidfd, fds[2];
@@ -91,7 +142,7 @@ static void proto_spawn(const struct cr_pool_conf *pc, unsigned generation,
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
 		goto fail;
-	pid = cr_spawn_clone(&pidfd);
+	pid = cr_spawn_clone(&pidfd, cgroup_fd);
 	if (pid < 0) {
 		close(chan[0]);
 		close(chan[1]);
@@ -99,6 +150,7 @@ static void proto_spawn(const struct cr_pool_conf *pc, unsigned generation,
 	}
 	if (pid == 0) {
 		close(chan[0]);
+		close(cgroup_fd);
 		cr_spawn_worker(pc, req->worker, generation, chan[1]);
 	}
 	close(chan[1]);
@@ -191,22 +243,18 @@ static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, 
 			proto_reap();
 		}
 		if (pfd[0].revents) {
-			ssize_t n = recv(PROTO_SOCK, &m, sizeof m, 0);
-			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			int fds[MAX_FDS], nfds;
+			ssize_t n = msg_recv(PROTO_SOCK, &m, fds, &nfds, 0);
+			if (n == 0 || (n == -1 && errno != EAGAIN))
 				_exit(0);	/* corrald closed: we are done */
-			if (n == (ssize_t)sizeof m && m.type == CR_MSG_SPAWN)
-				proto_spawn(pc, generation, &m);
+			if (n > 0 && m.type == CR_MSG_SPAWN && nfds == 1)
+				proto_spawn(pc, generation, &m, fds[0]);
+			close_fds(fds, nfds);
 		}
 	}
 }
 
 /* ---- corrald's side ----------------------------------------------------- */
-
-static void close_fds(const int *fds, int n)
-{
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
-}
 
 /* Reads every queued message. Returns -1 once the prototype is gone. */
 static int proto_read(struct cr_proto *p)
@@ -214,38 +262,18 @@ static int proto_read(struct cr_proto *p)
 	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
 
 	while (p->sock >= 0) {
-		union {
-			char buf[CMSG_SPACE(4 * sizeof(int))];
-			struct cmsghdr align;
-		} u;
 		struct cr_proto_msg m;
-		struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-		struct msghdr mh = {
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = u.buf, .msg_controllen = sizeof u.buf,
-		};
-		int fds[4], nfds = 0;
-		ssize_t n;
+		int fds[MAX_FDS], nfds;
+		ssize_t n = msg_recv(p->sock, &m, fds, &nfds, MSG_DONTWAIT);
 
-		n = recvmsg(p->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
+		if (n == -2) {
+			cr_alert(&who, "prototype: unable to read a message: not a whole one");
+			continue;
+		}
 		if (n <= 0)
 			return -1;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < k && nfds < 4; i++)
-				memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-		}
-		if (n != (ssize_t)sizeof m || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-			cr_alert(&who, "prototype: unable to read a message: %zd bytes, flags %#x", n, mh.msg_flags);
-			close_fds(fds, nfds);
-			continue;
-		}
 		switch (m.type) {
 		case CR_MSG_READY:
 			close_fds(fds, nfds);
@@ -289,7 +317,7 @@ static void proto_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
-				struct cr_pool_conf *conf, unsigned generation)
+				struct cr_pool_conf *conf, unsigned generation, int cgroup_fd)
 {
 	struct cr_proto *p;
 	int sv[2], pidfd;
@@ -300,11 +328,12 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
 		return NULL;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		goto fail_free;
-	pid = cr_spawn_clone(&pidfd);
+	pid = cr_spawn_clone(&pidfd, cgroup_fd);
 	if (pid < 0)
 		goto fail_close;
 	if (pid == 0) {
 		close(sv[0]);
+		close(cgroup_fd);
 		proto_main(conf, generation, sv[1], parent);
 	}
 	close(sv[1]);
@@ -329,13 +358,13 @@ fail_free:
 	return NULL;
 }
 
-int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id)
+int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_fd)
 {
 	struct cr_proto_msg m = { .type = CR_MSG_SPAWN, .serial = serial, .worker = id };
 
 	if (p->state != CR_PROTO_READY)
 		return -EAGAIN;
-	if (send(p->sock, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	if (msg_send(p->sock, &m, &cgroup_fd, 1, MSG_DONTWAIT) < 0)
 		return -errno;
 	p->inflight++;
 	return 0;

@@ -27,11 +27,13 @@ struct cr_proto {
 	struct cr_proto *next;		/* corrald's list of live prototypes */
 };
 
-/* Forks the prototype of pool (the child never returns from here). */
+/* Forks the prototype of pool into the cgroup whose directory fd is given
+ * (the child never returns from here). */
 struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
-				struct cr_pool_conf *conf, unsigned generation);
-/* Asks for a worker; the answer comes as cr_supervisor_on_spawned(). */
-int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id);
+				struct cr_pool_conf *conf, unsigned generation, int cgroup_fd);
+/* Asks for a worker, to be born in the cgroup whose directory fd is given;
+ * the answer comes as cr_supervisor_on_spawned(). */
+int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_fd);
 /* Kills the process; its socket stays open, so that what it said before
  * dying is read, until it is reaped and closed. */
 void cr_proto_kill(struct cr_proto *p);

@@ -16,6 +16,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -24,35 +25,85 @@
 
 extern char **environ;
 
-pid_t cr_spawn_clone(int *pidfd)
+int cr_spawn_force_pipe_placement;
+
+/* clone3 into the cgroup; -1 with errno when the kernel cannot. */
+static pid_t clone_into(int *pidfd, int cgroup_fd)
 {
 	struct clone_args args;
-	static int no_clone3;
+
+	memset(&args, 0, sizeof args);
+	args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP;
+	args.pidfd = (uint64_t)(uintptr_t)pidfd;
+	args.exit_signal = SIGCHLD;
+	args.cgroup = (uint64_t)cgroup_fd;
+	return (pid_t)syscall(SYS_clone3, &args, sizeof args);
+}
+
+/* The fallback: the child waits on a pipe until the parent has written
+ * it into cgroup.procs, so it runs none of its own code outside. */
+static pid_t fork_then_place(int *pidfd, int cgroup_fd)
+{
+	int gate[2], procs, e;
+	char pidstr[24], c;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		goto fail_pipe;
+	if (pid == 0) {
+		close(gate[1]);
+		while ((n = read(gate[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (n != 1)
+			_exit(127);	/* the parent could not place us */
+		close(gate[0]);
+		return 0;
+	}
+	close(gate[0]);
+	*pidfd = pidfd_open(pid, 0);	/* not yet reaped: pid is ours */
+	procs = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
+	if (*pidfd < 0 || procs < 0 || write(procs, pidstr, strlen(pidstr)) < 0) {
+		e = errno;
+		if (procs >= 0)
+			close(procs);
+		if (*pidfd >= 0)
+			close(*pidfd);
+		*pidfd = -1;
+		close(gate[1]);	/* the child exits without running */
+		waitpid(pid, NULL, 0);
+		errno = e;
+		return -1;
+	}
+	close(procs);
+	(void)!write(gate[1], "g", 1);
+	close(gate[1]);
+	return pid;
+fail_pipe:
+	e = errno;
+	close(gate[0]);
+	close(gate[1]);
+	errno = e;
+	return -1;
+}
+
+pid_t cr_spawn_clone(int *pidfd, int cgroup_fd)
+{
+	static int no_clone_into;
 	pid_t pid;
 
 	*pidfd = -1;
-	if (!no_clone3) {
-		memset(&args, 0, sizeof args);
-		args.flags = CLONE_PIDFD;
-		args.pidfd = (uint64_t)(uintptr_t)pidfd;
-		args.exit_signal = SIGCHLD;
-		pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-		if (pid >= 0 || (errno != ENOSYS && errno != EINVAL))
+	if (!no_clone_into && !cr_spawn_force_pipe_placement) {
+		pid = clone_into(pidfd, cgroup_fd);
+		if (pid >= 0 || (errno != ENOSYS && errno != EINVAL && errno != E2BIG))
 			return pid;
-		no_clone3 = 1;
+		no_clone_into = 1;	/* an older kernel: use the pipe from now on */
 	}
-	pid = fork();
-	if (pid > 0) {
-		/* not yet reaped, so the pid cannot have been reused */
-		*pidfd = pidfd_open(pid, 0);
-		if (*pidfd < 0) {
-			int e = errno;
-			kill(pid, SIGKILL);
-			errno = e;
-			return -1;
-		}
-	}
-	return pid;
+	return fork_then_place(pidfd, cgroup_fd);
 }
 
 const char *cr_spawn_step_name(int step)

@@ -6,9 +6,14 @@
 
 struct cr_pool_conf;
 
-/* clone3 with CLONE_PIDFD (fork + pidfd_open where clone3 is missing).
- * Returns like fork(); in the parent *pidfd holds the child's pidfd. */
-pid_t cr_spawn_clone(int *pidfd);
+/* Creates a process inside the cgroup whose directory fd is given: with
+ * clone3(CLONE_INTO_CGROUP | CLONE_PIDFD), or where the kernel cannot, a
+ * fork whose child waits until the parent has moved it there. Returns
+ * like fork(); in the parent *pidfd holds the child's pidfd. */
+pid_t cr_spawn_clone(int *pidfd, int cgroup_fd);
+
+/* Tests force the fallback (CORRAL_PIPE_PLACEMENT=1 in the environment). */
+extern int cr_spawn_force_pipe_placement;
 
 /* What a worker tells corrald on its channel (a SOCK_SEQPACKET pair whose
  * worker end is close-on-exec: EOF without an error means it exec'd). */

@@ -17,13 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/inotify.h>
 #include <sys/pidfd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "config.h"
+#include "layout.h"
 #include "log.h"
 #include "proto.h"
 #include "spawn.h"
@@ -43,7 +47,9 @@
 /* Spawn requests a prototype may have unanswered at once. */
 #define MAX_INFLIGHT 32
 
-enum worker_state { W_SPAWNING, W_STARTING, W_READY, W_STOPPING };
+/* W_GONE: its main process exited; what it left in its cgroup is being
+ * killed, and the record (and its id) stays until the cgroup is empty. */
+enum worker_state { W_SPAWNING, W_STARTING, W_READY, W_STOPPING, W_GONE };
 
 struct cr_worker {
 	TAILQ_ENTRY(cr_worker) link;
@@ -58,6 +64,7 @@ struct cr_worker {
 	ev_timer kill_timer;
 	enum worker_state state;
 	int stop_pending;		/* asked to stop before its pid was known */
+	int wd;				/* inotify watch on its cgroup.events, or -1 */
 	ev_tstamp started;
 	int has_exec_error;
 };
@@ -89,6 +96,8 @@ static struct {
 	TAILQ_HEAD(cr_pool_list, cr_pool) pools;
 	struct cr_proto *protos;	/* every prototype not yet reaped and closed */
 	int stopping, verbose, dirty;
+	int inotify;			/* cgroup.events of emptying worker cgroups */
+	ev_io inotify_io;
 	ev_signal sigterm, sigint, sighup;
 	ev_child child;
 	ev_prepare prepare;
@@ -177,6 +186,7 @@ static struct cr_pool *pool_new(struct cr_pool_conf *pc)
 	ev_timer_init(&pool->retry, retry_cb, 0, 0);
 	pool->retry.data = pool;
 	pool_set_conf(pool, pc);
+	cr_layout_pool(pool->name, &pc->limits, &pc->worker_limits);
 	if (pc->crash_failures && !pool->failures) {
 		cr_pool_conf_unref(pool->conf);
 		free(pool);
@@ -189,6 +199,12 @@ static struct cr_pool *pool_new(struct cr_pool_conf *pc)
 
 static void pool_free(struct cr_pool *pool)
 {
+	char dir[PATH_MAX];
+
+	if (cr_layout_proto_dir(dir, sizeof dir, pool->name) == 0)
+		cr_cgroup_rmdir(dir);
+	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
+		cr_cgroup_rmdir(dir);
 	TAILQ_REMOVE(&S.pools, pool, link);
 	ev_timer_stop(S.loop, &pool->retry);
 	cr_pool_conf_unref(pool->conf);
@@ -246,6 +262,25 @@ static void pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *wh
 
 /* ---- workers ------------------------------------------------------------ */
 
+static int worker_dir(const struct cr_worker *w, char *buf, size_t n)
+{
+	return cr_layout_worker_dir(buf, n, w->pool->name, w->id);
+}
+
+/* Kills the worker and all it started: its whole cgroup. */
+static void worker_kill(struct cr_worker *w)
+{
+	struct cr_who who = worker_who(w);
+	char dir[PATH_MAX];
+	int rc;
+
+	if ((rc = worker_dir(w, dir, sizeof dir)) < 0 || (rc = cr_cgroup_kill(dir)) < 0) {
+		cr_error(&who, "cgroup: unable to kill the worker's cgroup: %s", strerror(-rc));
+		if (w->pidfd >= 0)
+			pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+	}
+}
+
 static void kill_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct cr_worker *w = t->data;
@@ -256,8 +291,7 @@ static void kill_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	format_duration(d, sizeof d, w->conf->stop_timeout);
 	cr_warn(&who, "worker did not stop within %s, sending KILL", d);
-	if (pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
-		cr_error(&who, "unable to signal worker: %s", strerror(errno));
+	worker_kill(w);
 }
 
 static void worker_signal(struct cr_worker *w, int sig)
@@ -272,7 +306,7 @@ static void worker_signal(struct cr_worker *w, int sig)
 
 static void worker_stop(struct cr_worker *w)
 {
-	if (w->state == W_STOPPING)
+	if (w->state >= W_STOPPING)
 		return;
 	w->state = W_STOPPING;
 	if (w->pid <= 0) {
@@ -286,6 +320,12 @@ static void worker_stop(struct cr_worker *w)
 
 static void worker_free(struct cr_worker *w)
 {
+	char dir[PATH_MAX];
+
+	if (w->wd >= 0)
+		inotify_rm_watch(S.inotify, w->wd);
+	if (worker_dir(w, dir, sizeof dir) == 0)
+		cr_cgroup_rmdir(dir);
 	TAILQ_REMOVE(&w->pool->workers, w, link);
 	w->pool->nworkers--;
 	ev_timer_stop(S.loop, &w->kill_timer);
@@ -329,7 +369,8 @@ static void worker_spawn(struct cr_pool *pool)
 {
 	struct cr_who who = pool_who(pool);
 	struct cr_worker *w = calloc(1, sizeof *w);
-	int rc;
+	char dir[PATH_MAX];
+	int rc, cgfd;
 
 	if (!w) {
 		cr_error(&who, "unable to allocate a worker: out of memory");
@@ -341,18 +382,34 @@ static void worker_spawn(struct cr_pool *pool)
 	w->generation = pool->generation;
 	w->id = free_id(pool);
 	w->serial = ++pool->next_serial;
-	w->pidfd = w->chan = -1;
+	w->pidfd = w->chan = w->wd = -1;
 	w->state = W_SPAWNING;
 	ev_timer_init(&w->kill_timer, kill_cb, 0, 0);
 	w->kill_timer.data = w;
 	TAILQ_INSERT_TAIL(&pool->workers, w, link);
 	pool->nworkers++;
-	rc = cr_proto_spawn(pool->proto, w->serial, w->id);
+
+	/* its cgroup first: it is born in it */
+	who.worker = w->id;
+	if ((rc = worker_dir(w, dir, sizeof dir)) < 0 || (rc = cr_cgroup_mkdir(dir)) < 0 ||
+	    (rc = cgfd = cr_cgroup_open(dir)) < 0) {
+		cr_error(&who, "cgroup: unable to create the worker's cgroup %s: %s", dir, strerror(-rc));
+		goto fail;
+	}
+	cr_layout_apply(dir, &w->conf->worker_limits, &who);
+	if (cr_layout_pool_has(pool->name, "memory") &&
+	    (rc = cr_cgroup_write(dir, "memory.oom.group", "1")) < 0)
+		cr_warn(&who, "cgroup: unable to set memory.oom.group: %s", strerror(-rc));
+	rc = cr_proto_spawn(pool->proto, w->serial, w->id, cgfd);
+	close(cgfd);
 	if (rc < 0) {
 		cr_error(&who, "unable to ask the prototype for a worker: %s", strerror(-rc));
-		worker_free(w);
-		pool_failure(pool, 0, "worker");
+		goto fail;
 	}
+	return;
+fail:
+	worker_free(w);
+	pool_failure(pool, 0, "worker");
 }
 
 static void worker_ready(struct cr_worker *w)
@@ -422,6 +479,75 @@ static void chan_cb(struct ev_loop *loop, ev_io *io, int revents)
 	worker_read_chan(io->data);
 }
 
+/* memory.events counts OOM kills in the worker's cgroup, whether its own
+ * memory.max or the pool's triggered them. */
+static int worker_oom_killed(const struct cr_worker *w)
+{
+	char dir[PATH_MAX];
+	long long kills = 0, group = 0;
+
+	if (worker_dir(w, dir, sizeof dir) < 0)
+		return 0;
+	cr_cgroup_key(dir, "memory.events", "oom_kill", &kills);
+	cr_cgroup_key(dir, "memory.events", "oom_group_kill", &group);
+	return kills > 0 || group > 0;
+}
+
+/* Once the main process is gone, nothing it started may stay: kill the
+ * rest of the cgroup, and free the worker when cgroup.events says it is
+ * empty. */
+static void worker_gone(struct cr_worker *w)
+{
+	struct cr_who who = worker_who(w);
+	char dir[PATH_MAX], events[PATH_MAX + 16];
+	int populated;
+
+	ev_timer_stop(S.loop, &w->kill_timer);
+	w->state = W_GONE;
+	if (worker_dir(w, dir, sizeof dir) < 0 || (populated = cr_cgroup_populated(dir)) <= 0) {
+		worker_free(w);
+		return;
+	}
+	snprintf(events, sizeof events, "%s/cgroup.events", dir);
+	w->wd = inotify_add_watch(S.inotify, events, IN_MODIFY);
+	if (w->wd < 0)
+		cr_error(&who, "cgroup: unable to watch %s: %s", events, strerror(errno));
+	cr_debug(&who, "killing what the worker left in its cgroup");
+	worker_kill(w);
+	/* it may have emptied before the watch was in place */
+	if (cr_cgroup_populated(dir) <= 0)
+		worker_free(w);
+}
+
+static void inotify_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct cr_pool *pool;
+	struct cr_worker *w, *tmp;
+	ssize_t n;
+
+	(void)loop;
+	(void)io;
+	(void)revents;
+	while ((n = read(S.inotify, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const void *)p;
+			p += sizeof *e + e->len;
+			TAILQ_FOREACH(pool, &S.pools, link) {
+				TAILQ_FOREACH_SAFE(w, &pool->workers, link, tmp) {
+					char dir[PATH_MAX];
+					if (w->wd != e->wd || w->state != W_GONE)
+						continue;
+					if (worker_dir(w, dir, sizeof dir) < 0 || cr_cgroup_populated(dir) <= 0) {
+						mark_dirty(pool);
+						worker_free(w);
+					}
+				}
+			}
+		}
+	}
+}
+
 static void worker_exited(struct cr_worker *w, int status)
 {
 	struct cr_pool *pool = w->pool;
@@ -430,12 +556,15 @@ static void worker_exited(struct cr_worker *w, int status)
 	ev_tstamp ran_for = ev_now(S.loop) - w->started;
 	int expected = w->state == W_STOPPING;
 	int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	int restart;
+	int restart, oom;
 	char how[96];
 
 	worker_read_chan(w);	/* an exec error it sent before it went */
 	format_status(how, sizeof how, status);
-	if (expected)
+	oom = worker_oom_killed(w);
+	if (oom)
+		cr_warn(&who, "worker killed by the kernel's OOM killer (%s): its cgroup ran out of memory", how);
+	else if (expected)
 		cr_info(&who, "worker stopped (%s)", how);
 	else
 		cr_log(failed ? CR_WARN : CR_INFO, &who, "worker %s", how);
@@ -449,7 +578,7 @@ static void worker_exited(struct cr_worker *w, int status)
 		cr_info(&who, "worker not restarted (restart = %s)",
 			pc->restart == CR_RESTART_NEVER ? "never" : "on-failure");
 	}
-	worker_free(w);
+	worker_gone(w);
 	if (restart)
 		pool_failure(pool, ran_for, "worker");
 	mark_dirty(pool);
@@ -462,7 +591,7 @@ static struct cr_worker *worker_by_pid(struct cr_proto *from, pid_t pid)
 
 	TAILQ_FOREACH(pool, &S.pools, link)
 		TAILQ_FOREACH(w, &pool->workers, link)
-			if (w->pid == pid && (!from || w->proto == from))
+			if (w->pid == pid && w->state != W_GONE && (!from || w->proto == from))
 				return w;
 	return NULL;
 }
@@ -622,11 +751,20 @@ static void proto_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void proto_start(struct cr_pool *pool)
 {
 	struct cr_who who = pool_who(pool);
-	struct cr_proto *p;
+	struct cr_proto *p = NULL;
+	char dir[PATH_MAX];
+	int cgfd, rc;
 
-	p = cr_proto_start(S.loop, pool, pool->conf, pool->generation);
+	if ((rc = cr_layout_proto_dir(dir, sizeof dir, pool->name)) < 0 ||
+	    (rc = cr_cgroup_mkdir(dir)) < 0 || (rc = cgfd = cr_cgroup_open(dir)) < 0) {
+		cr_error(&who, "cgroup: unable to open the prototype's cgroup %s: %s", dir, strerror(-rc));
+	} else {
+		p = cr_proto_start(S.loop, pool, pool->conf, pool->generation, cgfd);
+		if (!p)
+			cr_error(&who, "unable to start the prototype: %s", strerror(errno));
+		close(cgfd);
+	}
 	if (!p) {
-		cr_error(&who, "unable to start the prototype: %s", strerror(errno));
 		pool_failure(pool, 0, "prototype");
 		return;
 	}
@@ -663,7 +801,7 @@ static void reconcile(struct cr_pool *pool)
 	may_spawn = want > 0 && pool->state != POOL_FAILED;
 
 	TAILQ_FOREACH(w, &pool->workers, link) {
-		if (w->state == W_STOPPING)
+		if (w->state >= W_STOPPING)
 			continue;
 		if (w->generation == pool->generation) {
 			cur++;
@@ -677,7 +815,7 @@ static void reconcile(struct cr_pool *pool)
 	TAILQ_FOREACH_REVERSE_SAFE(w, &pool->workers, cr_worker_list, link, tmp) {
 		if (cur <= want)
 			break;
-		if (w->state != W_STOPPING && w->generation == pool->generation) {
+		if (w->state < W_STOPPING && w->generation == pool->generation) {
 			worker_stop(w);
 			cur--;
 			if (w->state == W_READY)
@@ -688,7 +826,7 @@ static void reconcile(struct cr_pool *pool)
 	TAILQ_FOREACH_SAFE(w, &pool->workers, link, tmp) {
 		if (old == 0 || cur_ready + old <= want)
 			break;
-		if (w->state != W_STOPPING && w->generation != pool->generation) {
+		if (w->state < W_STOPPING && w->generation != pool->generation) {
 			worker_stop(w);
 			old--;
 		}
@@ -735,6 +873,15 @@ static void reconcile(struct cr_pool *pool)
 	}
 }
 
+/* Prototypes of the pool not yet reaped, current or retired. */
+static int pool_has_protos(const struct cr_pool *pool)
+{
+	for (const struct cr_proto *p = S.protos; p; p = p->next)
+		if (p->pool == pool)
+			return 1;
+	return 0;
+}
+
 static int everything_stopped(void)
 {
 	struct cr_pool *pool;
@@ -758,7 +905,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
 				continue;
 			pool->dirty = 0;
 			reconcile(pool);
-			if (pool->removed && TAILQ_EMPTY(&pool->workers) && !pool->proto) {
+			if (pool->removed && TAILQ_EMPTY(&pool->workers) && !pool->proto &&
+			    !pool_has_protos(pool)) {
 				struct cr_who who = pool_who(pool);
 				cr_info(&who, "pool removed");
 				pool_free(pool);
@@ -792,7 +940,8 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		cr_warn(NULL, "%s again: killing every worker now", sigabbrev_np(sig->signum));
 		TAILQ_FOREACH(pool, &S.pools, link)
 			TAILQ_FOREACH(w, &pool->workers, link)
-				worker_signal(w, SIGKILL);
+				if (w->pid > 0)
+					worker_kill(w);
 		return;
 	}
 	cr_info(NULL, "stopping (%s)", sigabbrev_np(sig->signum));
@@ -836,12 +985,27 @@ static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
 
 /* ---- reload ------------------------------------------------------------- */
 
+/* Limits change in place: the workers keep running. */
+static void apply_worker_limits(struct cr_pool *pool)
+{
+	struct cr_worker *w;
+	char dir[PATH_MAX];
+
+	cr_layout_pool(pool->name, &pool->conf->limits, &pool->conf->worker_limits);
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		struct cr_who who = worker_who(w);
+		if (w->state < W_GONE && w->generation == pool->generation &&
+		    worker_dir(w, dir, sizeof dir) == 0)
+			cr_layout_apply(dir, &pool->conf->worker_limits, &who);
+	}
+}
+
 static void reload(void)
 {
 	struct cr_config *conf;
 	struct cr_pool *pool;
 	unsigned added = 0, changed = 0, removed = 0, unchanged = 0, scaled = 0;
-	char *err = NULL;
+	char *err = NULL, errbuf[512];
 
 	cr_info(NULL, "reload requested");
 	conf = cr_config_load(S.conf->file, &err);
@@ -851,6 +1015,14 @@ static void reload(void)
 		free(err);
 		return;
 	}
+	if (cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0) {
+		cr_error(NULL, "reload failed, keeping the running configuration: %s", errbuf);
+		cr_config_free(conf);
+		return;
+	}
+	if (strcmp(conf->cgroup, S.conf->cgroup) != 0)
+		cr_warn(NULL, "reload: settings.cgroup changed; the base stays %s until corrald restarts",
+			cr_layout_base());
 	/* from here on nothing can fail: the new config is whole */
 	TAILQ_FOREACH(pool, &S.pools, link)
 		pool->dirty = 2;	/* 2: not seen in the new config */
@@ -876,8 +1048,10 @@ static void reload(void)
 			/* a failed pool gets its chance again on reload */
 			if (pool->state == POOL_FAILED)
 				pool_reset_failures(pool);
+			apply_worker_limits(pool);
 		} else {
 			pool_set_conf(pool, pc);
+			cr_layout_pool(pool->name, &pc->limits, &pc->worker_limits);
 			pool->generation++;
 			pool->removed = 0;
 			pool_reset_failures(pool);
@@ -922,6 +1096,11 @@ void cr_supervisor_finish(void)
 	}
 	cr_config_free(S.conf);
 	S.conf = NULL;
+	if (S.inotify >= 0) {
+		ev_io_stop(S.loop, &S.inotify_io);
+		close(S.inotify);
+		S.inotify = -1;
+	}
 }
 
 
@@ -942,6 +1121,13 @@ int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbos
 	ev_child_start(loop, &S.child);
 	ev_prepare_init(&S.prepare, prepare_cb);
 	ev_prepare_start(loop, &S.prepare);
+	S.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (S.inotify < 0) {
+		cr_error(NULL, "unable to create an inotify instance: %m");
+		return -1;
+	}
+	ev_io_init(&S.inotify_io, inotify_cb, S.inotify, EV_READ);
+	ev_io_start(loop, &S.inotify_io);
 
 	for (unsigned i = 0; i < conf->npools; i++) {
 		if (!pool_new(conf->pools[i])) {

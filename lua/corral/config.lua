@@ -32,6 +32,13 @@ local function show(v)
   return tostring(v)
 end
 
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
 -- Field checkers: check(value, key) -> normalized value, or invalid().
 local check = {}
 
@@ -170,6 +177,96 @@ function check.record(fields)
   end
 end
 
+-- Resource limits: the names operators know, translated to cgroup v2
+-- files. Each returns the file's value as a string.
+local function size_or_max(v, key)
+  if v == "max" or v == "infinity" then return "max" end
+  local n, err = units.size(v)
+  if not n then invalid(key, "%s (or \"max\")", err) end
+  return ("%d"):format(n)
+end
+
+local function weight(v, key)
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > 10000 then
+    invalid(key, "expected an integer from 1 to 10000, got %s", show(v))
+  end
+  return tostring(v)
+end
+
+local CPU_PERIOD = 100000
+local limit_kinds = {
+  memory_max = { "memory.max", size_or_max },
+  memory_high = { "memory.high", size_or_max },
+  memory_low = { "memory.low", size_or_max },
+  memory_swap_max = { "memory.swap.max", size_or_max },
+  cpu_weight = { "cpu.weight", weight },
+  io_weight = { "io.weight", function(v, key) return "default " .. weight(v, key) end },
+  pids_max = { "pids.max", function(v, key)
+    if v == "max" then return "max" end
+    if type(v) ~= "number" or v % 1 ~= 0 or v < 1 then
+      invalid(key, "expected a positive integer or \"max\", got %s", show(v))
+    end
+    return tostring(v)
+  end },
+  cpu_max = { "cpu.max", function(v, key)
+    if v == "max" then return "max " .. CPU_PERIOD end
+    if type(v) == "string" then
+      local pct = v:match("^%s*(%d+%.?%d*)%%%s*$")
+      if pct then
+        local quota = math.floor(tonumber(pct) / 100 * CPU_PERIOD + 0.5)
+        if quota < 1000 then invalid(key, "%s is below the kernel's minimum of 1%%", v) end
+        return ("%d %d"):format(quota, CPU_PERIOD)
+      end
+      local q, per = v:match("^%s*(%d+)%s+(%d+)%s*$")
+      if q and tonumber(q) >= 1000 and tonumber(per) >= 1000 and tonumber(per) <= 1000000 then
+        return ("%d %d"):format(q, per)
+      end
+    end
+    invalid(key, "expected a percentage of one CPU (\"150%%\"), \"QUOTA PERIOD\" in microseconds, or \"max\", got %s", show(v))
+  end },
+}
+
+-- Files that corral itself manages: no config may write them.
+local reserved_files = {
+  ["cgroup.procs"] = true, ["cgroup.threads"] = true, ["cgroup.kill"] = true,
+  ["cgroup.freeze"] = true, ["cgroup.subtree_control"] = true, ["cgroup.type"] = true,
+  ["memory.oom.group"] = true,
+}
+
+-- limits = { memory_max = "1G", cgroup = { ["memory.low"] = "64M" } }
+-- -> { { key = "memory_max", file = "memory.max", value = "1073741824" }, ... }
+function check.limits(v, key)
+  if type(v) ~= "table" then invalid(key, "expected a table, got %s", show(v)) end
+  local out = {}
+  for _, k in ipairs(sorted_keys(v)) do
+    local val = v[k]
+    if k == "cgroup" then
+      if type(val) ~= "table" then invalid(key .. ".cgroup", "expected a table of file = value, got %s", show(val)) end
+      for _, file in ipairs(sorted_keys(val)) do
+        local fv = val[file]
+        if type(file) ~= "string" or not file:match("^[a-z]+%.[a-z_.]+$") then
+          invalid(key .. ".cgroup", "invalid cgroup file name %s", show(file))
+        end
+        if reserved_files[file] then
+          invalid(key .. ".cgroup", "%s is managed by corral", file)
+        end
+        if type(fv) ~= "string" and type(fv) ~= "number" then
+          invalid(key .. ".cgroup." .. file, "expected a string or a number, got %s", show(fv))
+        end
+        out[#out + 1] = { key = key .. ".cgroup." .. file, file = file, value = tostring(fv) }
+      end
+    else
+      local kind = limit_kinds[k]
+      if not kind then
+        local names = sorted_keys(limit_kinds)
+        invalid(key, "unknown limit %s (%s, cgroup)", show(k), table.concat(names, ", "))
+      end
+      out[#out + 1] = { key = key .. "." .. k, file = kind[1], value = kind[2](val, key .. "." .. k) }
+    end
+  end
+  return out
+end
+
 local pool_schema = {
   command = { check.argv },
   workers = { check.integer(0, MAX_WORKERS), 1 },
@@ -192,18 +289,24 @@ local pool_schema = {
   setup = { check.func },
   start = { check.func },
   prefork_timeout = { check.duration, 30 },
+  limits = { check.limits, {} },
+  worker_limits = { check.limits, {} },
 }
 
 local settings_schema = {
   log_level = { check.enum("debug", "info", "notice", "warn", "error"), "info" },
+  cgroup = { function(v, key)
+    if v == "auto" then return v end
+    if type(v) ~= "string" or v:sub(1, 1) ~= "/" or v:find("/%.%.?/") or v:find("/%.%.?$") or v:find("//") then
+      invalid(key, "expected \"auto\" or an absolute path inside the cgroup2 hierarchy, got %s", show(v))
+    end
+    return (v:gsub("/+$", ""))
+  end, "auto" },
+  limits_required = { function(v, key)
+    if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
+    return v
+  end, false },
 }
-
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
-end
 
 -- Apply a schema: unknown keys first (the most common typo), then fields.
 local function apply(schema, t)
@@ -242,7 +345,8 @@ end
 -- Everything that defines how a worker is made, except the count. A
 -- function counts by its code (line numbers aside) and the values it
 -- captures, so editing a hook changes the pool, moving it does not.
-local SKIP = { workers = true, line = true, file = true, object = true }
+local SKIP = { workers = true, line = true, file = true, object = true,
+  limits = true, worker_limits = true }
 local function fingerprint(p)
   local parts, seen = {}, {}
   local function add(v)
@@ -294,6 +398,8 @@ local function normalize_pool(name, p, raw, environ)
     prefork = p.prefork,
     setup = p.setup,
     start = p.start,
+    limits = p.limits,
+    worker_limits = p.worker_limits,
   }
   if p.ready == "lua" and not p.start then
     invalid("ready", "\"lua\" needs a start function that calls corral.ready()")

@@ -80,6 +80,17 @@ sub log_time {
     return $1 * 3600 + $2 * 60 + $3;
 }
 
+# The cgroup2 mount point, from /proc/self/mountinfo.
+sub cgroup_mount {
+    open my $fh, '<', '/proc/self/mountinfo' or return undef;
+    while (my $line = <$fh>) {
+        my @f = split / /, $line;
+        my ($i) = grep { $f[$_] eq '-' } 0 .. $#f;
+        return $f[4] if defined $i && $f[$i + 1] eq 'cgroup2';
+    }
+    return undef;
+}
+
 # --- setup -------------------------------------------------------------
 
 # new(config => LUA_TEXT, env => { NAME => value or undef })
@@ -94,12 +105,21 @@ sub new {
         pid  => undef,
         runs => '',
     }, $class;
+    # each test its own cgroup base, so that tests (and a corrald the
+    # machine runs) never share one; cgroup => undef leaves it to corrald
+    $self->{cgroup} = exists $opt{cgroup} ? $opt{cgroup} : '/' . ($dir =~ s{.*/}{}r);
     push @instances, $self;
     $self->write_config($opt{config}) if defined $opt{config};
     return $self;
 }
 
 sub dir  { $_[0]{dir} }
+# The filesystem path of this corrald's cgroup base (or of PATH below it).
+sub cgroup_dir {
+    my ($self, $sub) = @_;
+    my $base = cgroup_mount() . ($self->{cgroup} // '/corral');
+    return defined $sub ? "$base/$sub" : $base;
+}
 sub conf { $_[0]{conf} }
 sub pid  { $_[0]{pid} }
 sub path { "$_[0]{dir}/$_[1]" }
@@ -153,10 +173,12 @@ sub start {
         open STDOUT, '>>', $self->path('log') or _exit(126);
         open STDERR, '>&', \*STDOUT or _exit(126);
         $self->child_env;
-        { no warnings q(exec); exec { $CORRALD } $CORRALD, '-v', '-c', $self->{conf}, @args; }
+        my @g = $self->{cgroup} ? ('-g', $self->{cgroup}) : ();
+        { no warnings q(exec); exec { $CORRALD } $CORRALD, '-v', '-c', $self->{conf}, @g, @args; }
         _exit(127);
     }
     setpgid($pid, $pid);
+    $self->{ran} = 1;
     close $r;
     $self->{stdin} = $w;
     $self->{pid} = $pid;
@@ -454,6 +476,14 @@ sub kill_all {
         kill 'KILL', @left;
         sleep $POLL;
     }
+    # a corrald killed here leaves its cgroups: remove them, deepest first
+    if ($self->{cgroup} && -d (my $cg = $self->cgroup_dir)) {
+        for my $d (reverse sort split /\n/, `find $cg -mindepth 1 -type d 2>/dev/null`) {
+            if (open my $fh, '>', "$d/cgroup.kill") { print $fh "1"; close $fh }
+            rmdir $d;
+        }
+        rmdir $cg;
+    }
 }
 
 # --- after every test --------------------------------------------------
@@ -476,6 +506,10 @@ sub check_invariants {
     ok(!@san, 'no sanitizer report') or diag(join "\n", @san);
     my $clean = $self->poll(sub { !$self->leftovers }, 3);
     ok($clean, 'no process left') or diag(join "\n", map { describe($_) } $self->leftovers);
+    if ($self->{cgroup} && $self->{ran}) {
+        my $cg = $self->cgroup_dir;
+        ok(!-e $cg, 'no cgroup left') or diag(`find $cg -name cgroup.procs 2>&1`);
+    }
     $self->kill_all;
 }
 

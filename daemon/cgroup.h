@@ -1,0 +1,36 @@
+/* cgroup.h: cgroup v2 files and directories; nothing about pools. */
+#ifndef CR_CGROUP_H
+#define CR_CGROUP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The cgroup2 mount point, from /proc/self/mountinfo. 0 or -errno. */
+int cr_cgroup_mount(char *buf, size_t n);
+/* The cgroup of pid, as a path below the mount ("/a/b"). 0 or -errno. */
+int cr_cgroup_of(pid_t pid, char *buf, size_t n);
+/* Whether systemd delegated dir to us (trusted.delegate / user.delegate). */
+int cr_cgroup_delegated(const char *dir);
+
+int cr_cgroup_mkdir(const char *dir);
+int cr_cgroup_rmdir(const char *dir);
+/* A directory fd for clone3(CLONE_INTO_CGROUP). */
+int cr_cgroup_open(const char *dir);
+int cr_cgroup_write(const char *dir, const char *file, const char *value);
+/* Reads a file whole into buf (NUL-terminated); bytes read or -errno. */
+ssize_t cr_cgroup_read(const char *dir, const char *file, char *buf, size_t n);
+/* The value of "key N" in a flat-keyed file such as cgroup.events. */
+int cr_cgroup_key(const char *dir, const char *file, const char *key, long long *value);
+int cr_cgroup_attach(const char *dir, pid_t pid);
+int cr_cgroup_populated(const char *dir);
+/* Kills every process in dir: cgroup.kill, or SIGKILL to each pid in
+ * cgroup.procs until it is empty on kernels without it. */
+int cr_cgroup_kill(const char *dir);
+/* Kills and removes dir and every cgroup below it; waits (bounded) for
+ * them to empty. Returns the number of cgroups removed or -errno. */
+int cr_cgroup_destroy(const char *dir);
+/* Whether the controller (e.g. "memory") is listed in dir's file
+ * (cgroup.controllers or cgroup.subtree_control). */
+int cr_cgroup_has_controller(const char *dir, const char *file, const char *controller);
+
+#endif

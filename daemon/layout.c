@@ -1,0 +1,284 @@
+/*
+ * layout.c: corral's cgroup tree. The base is systemd's delegated unit
+ * cgroup or a path of our own; corrald lives in <base>/corrald (the no-
+ * internal-processes rule: <base> itself holds only cgroups), each pool
+ * in <base>/<pool>, its prototype in <pool>/prototype and each worker in
+ * <pool>/<id>. Pool names have no dot, so none collides with a kernel
+ * file. Only directories this file creates are ever written or removed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "layout.h"
+#include "log.h"
+
+static char mount_point[PATH_MAX];
+static char base[PATH_MAX];
+static char origin[PATH_MAX];	/* where corrald was before its leaf */
+static int base_is_ours;	/* we created base: remove it at exit */
+
+const char *cr_layout_base(void)
+{
+	return base;
+}
+
+static int path_join(char *buf, size_t n, const char *a, const char *b)
+{
+	return (size_t)snprintf(buf, n, "%s/%s", a, b) >= n ? -ENAMETOOLONG : 0;
+}
+
+int cr_layout_pool_dir(char *buf, size_t n, const char *pool)
+{
+	return path_join(buf, n, base, pool);
+}
+
+int cr_layout_proto_dir(char *buf, size_t n, const char *pool)
+{
+	return (size_t)snprintf(buf, n, "%s/%s/prototype", base, pool) >= n ? -ENAMETOOLONG : 0;
+}
+
+int cr_layout_worker_dir(char *buf, size_t n, const char *pool, unsigned id)
+{
+	return (size_t)snprintf(buf, n, "%s/%s/%u", base, pool, id) >= n ? -ENAMETOOLONG : 0;
+}
+
+/* A live corrald other than us in <base>/corrald: two supervisors must
+ * never share a tree. */
+static pid_t other_corrald(const char *leaf)
+{
+	char buf[4096];
+	ssize_t n = cr_cgroup_read(leaf, "cgroup.procs", buf, sizeof buf);
+
+	if (n <= 0)
+		return 0;
+	for (char *p = buf; *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0)
+			return (pid_t)pid;
+		p = end + (*end == '\n');
+	}
+	return 0;
+}
+
+/* Pools of an earlier corrald that was killed: kill what runs in them
+ * and remove them. */
+static int remove_leftovers(void)
+{
+	char sub[PATH_MAX];
+	struct dirent *e;
+	int removed = 0, failed = 0;
+	DIR *d = opendir(base);
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_type != DT_DIR || e->d_name[0] == '.' || !strcmp(e->d_name, "corrald"))
+			continue;
+		if (path_join(sub, sizeof sub, base, e->d_name) < 0)
+			continue;
+		int rc = cr_cgroup_destroy(sub);
+		if (rc < 0) {
+			cr_error(NULL, "cgroup: unable to remove the leftover %s: %s", sub, strerror(-rc));
+			failed++;
+		} else {
+			removed += rc;
+		}
+	}
+	closedir(d);
+	if (removed)
+		cr_notice(NULL, "cgroup: removed %d cgroups left under %s by an earlier corrald", removed, base);
+	return failed ? -EBUSY : 0;
+}
+
+int cr_layout_init(const char *setting, char *err, size_t errlen)
+{
+	char self[PATH_MAX], leaf[PATH_MAX + 16];
+	pid_t other;
+	int rc;
+
+	if ((rc = cr_cgroup_mount(mount_point, sizeof mount_point)) < 0) {
+		snprintf(err, errlen, "cgroup: unable to find a cgroup2 mount in /proc/self/mountinfo: %s",
+			 strerror(-rc));
+		return -1;
+	}
+	if ((rc = cr_cgroup_of(getpid(), self, sizeof self)) < 0) {
+		snprintf(err, errlen, "cgroup: unable to read /proc/self/cgroup: %s", strerror(-rc));
+		return -1;
+	}
+	if (!setting || !strcmp(setting, "auto")) {
+		char own[PATH_MAX * 2];
+		const char *in = self;
+		size_t len = strlen(self);
+		/* already in our leaf (a restart of corrald in place) */
+		if (len >= 8 && !strcmp(self + len - 8, "/corrald"))
+			len -= 8;
+		snprintf(own, sizeof own, "%s%.*s", mount_point, (int)len, in);
+		if ((size_t)snprintf(base, sizeof base, "%s", cr_cgroup_delegated(own) ? own : mount_point)
+		    >= sizeof base - 8) {
+			snprintf(err, errlen, "cgroup: path too long: %s", own);
+			return -1;
+		}
+		if (!cr_cgroup_delegated(own))
+			strcat(base, "/corral");
+	} else if ((size_t)snprintf(base, sizeof base, "%s%s", mount_point, setting) >= sizeof base) {
+		snprintf(err, errlen, "cgroup: path too long: %s", setting);
+		return -1;
+	}
+	base_is_ours = access(base, F_OK) != 0;
+	if ((rc = cr_cgroup_mkdir(base)) < 0) {
+		snprintf(err, errlen, "cgroup: unable to create %s: %s", base, strerror(-rc));
+		return -1;
+	}
+	snprintf(leaf, sizeof leaf, "%s/corrald", base);
+	if ((other = other_corrald(leaf))) {
+		snprintf(err, errlen, "cgroup: %s is in use by another corrald (pid %d); "
+			 "give each its own with settings { cgroup = ... } or -g", base, (int)other);
+		return -1;
+	}
+	remove_leftovers();
+	if ((size_t)snprintf(origin, sizeof origin, "%s%s", mount_point, self) >= sizeof origin)
+		origin[0] = 0;
+	if ((rc = cr_cgroup_mkdir(leaf)) < 0 || (rc = cr_cgroup_attach(leaf, getpid())) < 0) {
+		snprintf(err, errlen, "cgroup: unable to move corrald into %s: %s", leaf, strerror(-rc));
+		return -1;
+	}
+	cr_info(NULL, "cgroup: base %s", base);
+	return 0;
+}
+
+void cr_layout_finish(void)
+{
+	char leaf[PATH_MAX + 16];
+
+	if (!base[0] || !origin[0])
+		return;
+	/* leave the tree as we found it: back where we came from, then our
+	 * leaf and, when we made it, the base go */
+	snprintf(leaf, sizeof leaf, "%s/corrald", base);
+	if (strcmp(origin, leaf) == 0 || cr_cgroup_attach(origin, getpid()) < 0)
+		return;
+	cr_cgroup_rmdir(leaf);
+	if (base_is_ours)
+		cr_cgroup_rmdir(base);
+}
+
+/* "memory.max" -> "memory" */
+static void controller_of(const char *file, char *buf, size_t n)
+{
+	size_t len = strcspn(file, ".");
+
+	snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), file);
+}
+
+static int enable(const char *dir, const char *controller)
+{
+	char v[64];
+
+	if (cr_cgroup_has_controller(dir, "cgroup.subtree_control", controller))
+		return 0;
+	snprintf(v, sizeof v, "+%s", controller);
+	return cr_cgroup_write(dir, "cgroup.subtree_control", v);
+}
+
+static int check_limits(const char *pool, const struct cr_limits *l, int required,
+			char *err, size_t errlen)
+{
+	char ctl[32];
+	struct cr_who who = { .pool = pool };
+
+	for (unsigned i = 0; i < l->n; i++) {
+		controller_of(l->v[i].file, ctl, sizeof ctl);
+		if (!strcmp(ctl, "cgroup") || cr_cgroup_has_controller(base, "cgroup.controllers", ctl)) {
+			int rc = strcmp(ctl, "cgroup") ? enable(base, ctl) : 0;
+			if (rc < 0)
+				cr_warn(&who, "cgroup: unable to enable the %s controller in %s: %s",
+					ctl, base, strerror(-rc));
+			continue;
+		}
+		if (required) {
+			snprintf(err, errlen, "pool \"%s\": %s cannot be applied: the %s controller is not "
+				 "available in %s (limits_required = true)", pool, l->v[i].key, ctl, base);
+			return -1;
+		}
+		cr_warn(&who, "cgroup: %s cannot be applied: the %s controller is not available in %s",
+			l->v[i].key, ctl, base);
+	}
+	return 0;
+}
+
+int cr_layout_controllers(const struct cr_config *conf, char *err, size_t errlen)
+{
+	/* per-worker memory and pids stats and OOM groups, where offered */
+	if (cr_cgroup_has_controller(base, "cgroup.controllers", "memory"))
+		enable(base, "memory");
+	if (cr_cgroup_has_controller(base, "cgroup.controllers", "pids"))
+		enable(base, "pids");
+	for (unsigned i = 0; i < conf->npools; i++) {
+		const struct cr_pool_conf *pc = conf->pools[i];
+		if (check_limits(pc->name, &pc->limits, conf->limits_required, err, errlen) < 0 ||
+		    check_limits(pc->name, &pc->worker_limits, conf->limits_required, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void cr_layout_apply(const char *dir, const struct cr_limits *limits, const struct cr_who *who)
+{
+	for (unsigned i = 0; i < limits->n; i++) {
+		const struct cr_limit *l = &limits->v[i];
+		int rc = cr_cgroup_write(dir, l->file, l->value);
+		/* ENOENT: the controller is missing, which was reported once */
+		if (rc < 0 && rc != -ENOENT)
+			cr_error(who, "cgroup: unable to set %s (%s = %s): %s", l->key, l->file,
+				 l->value, strerror(-rc));
+	}
+}
+
+int cr_layout_pool_has(const char *pool, const char *controller)
+{
+	char dir[PATH_MAX];
+
+	return cr_layout_pool_dir(dir, sizeof dir, pool) == 0 &&
+	       cr_cgroup_has_controller(dir, "cgroup.subtree_control", controller);
+}
+
+int cr_layout_pool(const char *pool, const struct cr_limits *limits,
+		   const struct cr_limits *worker_limits)
+{
+	char dir[PATH_MAX], proto[PATH_MAX], ctl[32];
+	struct cr_who who = { .pool = pool };
+	static const char *const stats[] = { "memory", "pids" };
+	int rc;
+
+	if ((rc = cr_layout_pool_dir(dir, sizeof dir, pool)) < 0 ||
+	    (rc = cr_layout_proto_dir(proto, sizeof proto, pool)) < 0 ||
+	    (rc = cr_cgroup_mkdir(dir)) < 0 || (rc = cr_cgroup_mkdir(proto)) < 0) {
+		cr_error(&who, "cgroup: unable to create the pool's cgroup %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	/* the workers' controllers: what their limits need, and the cheap
+	 * ones that give per-worker stats and OOM groups */
+	for (unsigned i = 0; i < sizeof stats / sizeof *stats; i++)
+		if (cr_cgroup_has_controller(dir, "cgroup.controllers", stats[i]))
+			enable(dir, stats[i]);
+	for (unsigned i = 0; i < worker_limits->n; i++) {
+		controller_of(worker_limits->v[i].file, ctl, sizeof ctl);
+		if (strcmp(ctl, "cgroup") && cr_cgroup_has_controller(dir, "cgroup.controllers", ctl) &&
+		    (rc = enable(dir, ctl)) < 0)
+			cr_warn(&who, "cgroup: unable to enable the %s controller for workers: %s",
+				ctl, strerror(-rc));
+	}
+	cr_layout_apply(dir, limits, &who);
+	return 0;
+}
