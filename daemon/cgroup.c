@@ -263,3 +263,24 @@ int cr_cgroup_has_controller(const char *dir, const char *file, const char *cont
 	}
 	return 0;
 }
+
+static long long read_number(const char *dir, const char *file)
+{
+	char buf[64];
+	ssize_t n = cr_cgroup_read(dir, file, buf, sizeof buf);
+
+	return n > 0 && buf[0] >= '0' && buf[0] <= '9' ? strtoll(buf, NULL, 10) : -1;
+}
+
+void cr_cgroup_stats(const char *dir, struct cr_cgroup_stats *st)
+{
+	long long v;
+
+	st->memory_current = read_number(dir, "memory.current");
+	st->memory_peak = read_number(dir, "memory.peak");
+	st->pids_current = read_number(dir, "pids.current");
+	st->cpu_usage_usec = cr_cgroup_key(dir, "cpu.stat", "usage_usec", &v) == 0 ? v : -1;
+	st->cpu_user_usec = cr_cgroup_key(dir, "cpu.stat", "user_usec", &v) == 0 ? v : -1;
+	st->cpu_system_usec = cr_cgroup_key(dir, "cpu.stat", "system_usec", &v) == 0 ? v : -1;
+	st->oom_kills = cr_cgroup_key(dir, "memory.events", "oom_kill", &v) == 0 ? v : -1;
+}

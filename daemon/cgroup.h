@@ -33,4 +33,13 @@ int cr_cgroup_destroy(const char *dir);
  * (cgroup.controllers or cgroup.subtree_control). */
 int cr_cgroup_has_controller(const char *dir, const char *file, const char *controller);
 
+/* What a cgroup has used; -1 where the kernel does not say. */
+struct cr_cgroup_stats {
+	long long memory_current, memory_peak;
+	long long cpu_usage_usec, cpu_user_usec, cpu_system_usec;
+	long long pids_current, oom_kills;
+};
+
+void cr_cgroup_stats(const char *dir, struct cr_cgroup_stats *st);
+
 #endif

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "crlua.h"
 #include "log.h"
+#include "runtime.h"
 
 struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc)
 {
@@ -61,8 +62,10 @@ void cr_config_free(struct cr_config *conf)
 	free(conf->pools);
 	free(conf->file);
 	free(conf->cgroup);
-	if (conf->lua)
+	if (conf->lua) {
+		cr_runtime_forget(conf->lua);	/* its timers and triggers */
 		lua_close(conf->lua);
+	}
 	free(conf);
 }
 

@@ -19,6 +19,13 @@ lua_State *cr_lua_new(void);
  * stack in place of the results. */
 int cr_lua_pcall(lua_State *L, int nargs, int nresults);
 
+/* Pushes corral[name] (the module's internal entry points) for a call
+ * from corrald at run time; -1 (nothing pushed) if it is missing. */
+int cr_lua_plugin_fn(lua_State *L, const char *name);
+/* Calls it, inside corrald: a time budget, JIT off, the "plugin" phase;
+ * an error is logged naming what was being called. */
+void cr_lua_plugin_call(lua_State *L, int nargs, const char *what);
+
 /* In a prototype: runs the pool's prefork hook, if any, and keeps what it
  * returns as the pool's state. 0, or -1 after logging the error. */
 int cr_lua_prefork(const struct cr_pool_conf *pc);

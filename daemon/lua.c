@@ -24,14 +24,15 @@
 #include "crlua.h"
 #include "log.h"
 #include "proctitle.h"
+#include "runtime.h"
 #include "spawn.h"
 
 /* Where Lua runs in this process, and on whose behalf. corrald runs the
  * config; a prototype runs prefork; a worker runs setup and start. */
-enum phase { PHASE_CONFIG, PHASE_PREFORK, PHASE_SETUP, PHASE_START };
+enum phase { PHASE_CONFIG, PHASE_PLUGIN, PHASE_PREFORK, PHASE_SETUP, PHASE_START };
 
 static const char *const phase_names[] = {
-	[PHASE_CONFIG] = "config", [PHASE_PREFORK] = "prefork",
+	[PHASE_CONFIG] = "config", [PHASE_PLUGIN] = "plugin", [PHASE_PREFORK] = "prefork",
 	[PHASE_SETUP] = "setup", [PHASE_START] = "start",
 };
 
@@ -193,7 +194,7 @@ static int l_log(lua_State *L)
 
 	if (level < 0 || level == CR_ALERT)
 		level = CR_INFO;	/* alert is corral's own, never a hook's */
-	cr_log((enum cr_level)level, ctx.phase == PHASE_CONFIG ? NULL : &ctx.who, "%s", msg);
+	cr_log((enum cr_level)level, ctx.phase <= PHASE_PLUGIN ? NULL : &ctx.who, "%s", msg);
 	return 0;
 }
 
@@ -274,6 +275,26 @@ static int l_setenv(lua_State *L)
 	return 0;
 }
 
+/* core.plugin_path(config_file) -> "dir/?.lua;..." where plugins are looked
+ * for: beside the config, then corral's own (source tree or installed). */
+static int l_plugin_path(lua_State *L)
+{
+	const char *conf = luaL_checkstring(L, 1), *slash = strrchr(conf, '/');
+	const char *lua = cr_lua_dir();
+	size_t n = strlen(lua);
+	char own[PATH_MAX];
+
+	/* <dir>/lua -> <dir>/plugins */
+	snprintf(own, sizeof own, "%.*s/plugins/?.lua", (int)(n > 4 && !strcmp(lua + n - 4, "/lua") ? n - 4 : n), lua);
+	if (slash) {
+		lua_pushlstring(L, conf, (size_t)(slash - conf));	/* its directory */
+		lua_pushfstring(L, "%s/plugins/?.lua;%s", lua_tostring(L, -1), own);
+	} else {
+		lua_pushfstring(L, "./plugins/?.lua;%s", own);
+	}
+	return 1;
+}
+
 static int l_getpid(lua_State *L)
 {
 	lua_pushinteger(L, getpid());
@@ -311,29 +332,74 @@ static int l_exec(lua_State *L)
 	return 2;
 }
 
-static double budget_deadline;
+static double budget_deadline, budget_seconds;
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
 	if (monotonic() <= budget_deadline)
 		return;
 	lua_getinfo(L, "Sl", ar);
-	luaL_error(L, "%s:%d: took longer than %.0fs, stopped", ar->short_src,
-		   ar->currentline, BUDGET_SECONDS);
+	luaL_error(L, "%s:%d: took longer than %gs, stopped", ar->short_src,
+		   ar->currentline, budget_seconds);
 }
 
-/* corral.core.budget_call(f, ...) -> true, results... | false, message
- * Runs f with a wall-clock budget. The JIT is off in corrald's states, so
- * the count hook is reached even in a tight loop. */
+/* Calls the function under nargs arguments with a wall-clock budget; the
+ * JIT is off in corrald's states, so the count hook is reached even in a
+ * tight loop. */
+static int budget_pcall(lua_State *L, int nargs, int nresults, double seconds)
+{
+	int rc;
+
+	budget_seconds = seconds;
+	budget_deadline = monotonic() + seconds;
+	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 10000);
+	rc = cr_lua_pcall(L, nargs, nresults);
+	lua_sethook(L, NULL, 0, 0);
+	return rc;
+}
+
+/* Run-time calls into Lua from corrald (events, timers) get this long. */
+#define PLUGIN_BUDGET_SECONDS 1.0
+
+int cr_lua_plugin_fn(lua_State *L, const char *name)
+{
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_getfield(L, -1, "corral");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 3);
+		return -1;
+	}
+	lua_getfield(L, -1, name);
+	lua_replace(L, -4);
+	lua_pop(L, 2);
+	if (!lua_isfunction(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	return 0;
+}
+
+void cr_lua_plugin_call(lua_State *L, int nargs, const char *what)
+{
+	enum phase saved = ctx.phase;
+
+	ctx.phase = PHASE_PLUGIN;
+	if (budget_pcall(L, nargs, 0, PLUGIN_BUDGET_SECONDS) != 0) {
+		const char *msg = lua_tostring(L, -1);
+		cr_error(NULL, "plugin: %s: %.*s", what, msg ? (int)strcspn(msg, "\n") : 5, msg ? msg : "error");
+		lua_pop(L, 1);
+	}
+	ctx.phase = saved;
+}
+
+/* corral.core.budget_call(f, ...) -> true, results... | false, message */
 static int l_budget_call(lua_State *L)
 {
 	int n = lua_gettop(L), rc;
 
 	luaL_checktype(L, 1, LUA_TFUNCTION);
-	budget_deadline = monotonic() + BUDGET_SECONDS;
-	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 10000);
-	rc = cr_lua_pcall(L, n - 1, LUA_MULTRET);
-	lua_sethook(L, NULL, 0, 0);
+	rc = budget_pcall(L, n - 1, LUA_MULTRET, BUDGET_SECONDS);
 	lua_pushboolean(L, rc == 0);
 	lua_insert(L, 1);
 	return lua_gettop(L);
@@ -354,6 +420,7 @@ static const luaL_Reg core_funcs[] = {
 	{ "exec", l_exec },
 	{ "setenv", l_setenv },
 	{ "getpid", l_getpid },
+	{ "plugin_path", l_plugin_path },
 	{ NULL, NULL },
 };
 
@@ -404,6 +471,7 @@ static int open_state(lua_State *L)
 	lua_getfield(L, -1, "loaded");
 	lua_newtable(L);
 	luaL_register(L, NULL, core_funcs);
+	cr_runtime_register(L);
 	lua_pushstring(L, CR_VERSION);
 	lua_setfield(L, -2, "version");
 	lua_setfield(L, -2, "corral.core");

@@ -30,6 +30,7 @@
 #include "layout.h"
 #include "log.h"
 #include "proto.h"
+#include "runtime.h"
 #include "spawn.h"
 #include "supervisor.h"
 
@@ -79,6 +80,8 @@ struct cr_pool {
 	unsigned target;		/* workers wanted now */
 	enum pool_state state;
 	int removed, dirty, ready_logged;
+	enum { THAWED, FREEZING, FROZEN, THAWING } freeze;
+	int wd;				/* inotify watch on its cgroup.events while (un)freezing */
 	struct cr_proto *proto;		/* of the current generation */
 	TAILQ_HEAD(cr_worker_list, cr_worker) workers;
 	unsigned nworkers;
@@ -183,6 +186,7 @@ static struct cr_pool *pool_new(struct cr_pool_conf *pc)
 	TAILQ_INIT(&pool->workers);
 	pool->generation = 1;
 	pool->state = POOL_STARTING;
+	pool->wd = -1;
 	ev_timer_init(&pool->retry, retry_cb, 0, 0);
 	pool->retry.data = pool;
 	pool_set_conf(pool, pc);
@@ -201,6 +205,8 @@ static void pool_free(struct cr_pool *pool)
 {
 	char dir[PATH_MAX];
 
+	if (pool->wd >= 0)
+		inotify_rm_watch(S.inotify, pool->wd);
 	if (cr_layout_proto_dir(dir, sizeof dir, pool->name) == 0)
 		cr_cgroup_rmdir(dir);
 	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
@@ -252,6 +258,7 @@ static void pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *wh
 			cr_error(&who, "pool failed: %u failures within %s, staying down until reload",
 				 pc->crash_failures, iv);
 			pool->state = POOL_FAILED;
+			cr_runtime_emit_pool("pool_failed", pool->name);
 			return;
 		}
 	}
@@ -420,6 +427,7 @@ static void worker_ready(struct cr_worker *w)
 		return;
 	w->state = W_READY;
 	cr_debug(&who, "worker ready");
+	cr_runtime_emit("worker_ready", &(struct cr_event){ .pool = w->pool->name, .worker = w->id, .pid = w->pid });
 	mark_dirty(w->pool);
 }
 
@@ -519,6 +527,77 @@ static void worker_gone(struct cr_worker *w)
 		worker_free(w);
 }
 
+/* ---- freezing a pool ------------------------------------------------------ */
+
+/* Confirms a freeze or thaw from cgroup.events. */
+static void freeze_check(struct cr_pool *pool)
+{
+	struct cr_who who = pool_who(pool);
+	char dir[PATH_MAX];
+	long long frozen;
+
+	if (pool->freeze != FREEZING && pool->freeze != THAWING)
+		return;
+	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) < 0 ||
+	    cr_cgroup_key(dir, "cgroup.events", "frozen", &frozen) < 0)
+		return;
+	if ((pool->freeze == FREEZING) != (frozen != 0))
+		return;
+	pool->freeze = frozen ? FROZEN : THAWED;
+	if (pool->wd >= 0) {
+		inotify_rm_watch(S.inotify, pool->wd);
+		pool->wd = -1;
+	}
+	cr_info(&who, "pool %s", frozen ? "frozen" : "thawed");
+	cr_runtime_emit_pool(frozen ? "frozen" : "thawed", pool->name);
+	mark_dirty(pool);
+}
+
+const char *cr_supervisor_pool_name(unsigned i)
+{
+	struct cr_pool *pool;
+
+	TAILQ_FOREACH(pool, &S.pools, link)
+		if (!pool->removed && i-- == 0)
+			return pool->name;
+	return NULL;
+}
+
+int cr_supervisor_pool_exists(const char *name)
+{
+	struct cr_pool *pool = pool_find(name);
+
+	return pool && !pool->removed;
+}
+
+int cr_supervisor_freeze(const char *name, int on)
+{
+	struct cr_pool *pool = pool_find(name);
+	struct cr_who who = { .pool = name };
+	char dir[PATH_MAX], events[PATH_MAX + 16];
+	int rc;
+
+	if (!pool || pool->removed)
+		return -ENOENT;
+	if ((on && (pool->freeze == FROZEN || pool->freeze == FREEZING)) ||
+	    (!on && (pool->freeze == THAWED || pool->freeze == THAWING)))
+		return 0;
+	if ((rc = cr_layout_pool_dir(dir, sizeof dir, pool->name)) < 0)
+		return rc;
+	/* watch first: the kernel's confirmation may come at once */
+	if (pool->wd < 0) {
+		snprintf(events, sizeof events, "%s/cgroup.events", dir);
+		pool->wd = inotify_add_watch(S.inotify, events, IN_MODIFY);
+	}
+	if ((rc = cr_cgroup_write(dir, "cgroup.freeze", on ? "1" : "0")) < 0) {
+		cr_error(&who, "cgroup: unable to %s the pool: %s", on ? "freeze" : "thaw", strerror(-rc));
+		return rc;
+	}
+	pool->freeze = on ? FREEZING : THAWING;
+	cr_debug(&who, "%s the pool", on ? "freezing" : "thawing");
+	return 0;
+}
+
 static void inotify_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -534,6 +613,8 @@ static void inotify_cb(struct ev_loop *loop, ev_io *io, int revents)
 			const struct inotify_event *e = (const void *)p;
 			p += sizeof *e + e->len;
 			TAILQ_FOREACH(pool, &S.pools, link) {
+				if (pool->wd == e->wd)
+					freeze_check(pool);
 				TAILQ_FOREACH_SAFE(w, &pool->workers, link, tmp) {
 					char dir[PATH_MAX];
 					if (w->wd != e->wd || w->state != W_GONE)
@@ -557,6 +638,7 @@ static void worker_exited(struct cr_worker *w, int status)
 	int expected = w->state == W_STOPPING;
 	int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	int restart, oom;
+	struct cr_event ev;
 	char how[96];
 
 	worker_read_chan(w);	/* an exec error it sent before it went */
@@ -568,6 +650,14 @@ static void worker_exited(struct cr_worker *w, int status)
 		cr_info(&who, "worker stopped (%s)", how);
 	else
 		cr_log(failed ? CR_WARN : CR_INFO, &who, "worker %s", how);
+	ev = (struct cr_event){
+		.pool = pool->name, .worker = w->id, .pid = w->pid, .oom = oom,
+		.exited = WIFEXITED(status), .code = WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+		.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+	};
+	if (oom)
+		cr_runtime_emit("oom", &ev);
+	cr_runtime_emit("worker_exited", &ev);
 
 	restart = !expected && !S.stopping && !pool->removed && pool->generation == w->generation &&
 		  (pc->restart == CR_RESTART_ALWAYS ||
@@ -639,6 +729,7 @@ void cr_supervisor_on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, in
 	ev_io_start(S.loop, &w->chan_io);
 	who = worker_who(w);
 	cr_info(&who, "worker started");
+	cr_runtime_emit("worker_started", &(struct cr_event){ .pool = w->pool->name, .worker = w->id, .pid = pid });
 	if (w->stop_pending) {
 		w->state = W_SPAWNING;	/* let worker_stop() act now */
 		worker_stop(w);
@@ -849,7 +940,8 @@ static void reconcile(struct cr_pool *pool)
 		}
 	}
 
-	if (may_spawn && pool->proto && pool->proto->state == CR_PROTO_READY && cur < want) {
+	if (may_spawn && pool->freeze == THAWED && pool->proto &&
+	    pool->proto->state == CR_PROTO_READY && cur < want) {
 		if (ev_now(S.loop) < pool->not_before) {
 			arm_retry(pool);
 		} else {
@@ -867,6 +959,7 @@ static void reconcile(struct cr_pool *pool)
 			cr_info(&who, "pool ready (%u/%u workers)", cur_ready, want);
 			pool->ready_logged = 1;
 			pool->state = POOL_RUNNING;
+			cr_runtime_emit_pool("pool_ready", pool->name);
 		}
 	} else if (cur_ready < want) {
 		pool->ready_logged = 0;
@@ -946,6 +1039,11 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	}
 	cr_info(NULL, "stopping (%s)", sigabbrev_np(sig->signum));
 	S.stopping = 1;
+	cr_runtime_emit("stop", &(struct cr_event){ 0 });
+	/* frozen workers cannot see their stop signal */
+	TAILQ_FOREACH(pool, &S.pools, link)
+		if (pool->freeze != THAWED)
+			cr_supervisor_freeze(pool->name, 0);
 	mark_all_dirty();
 }
 
@@ -1073,6 +1171,8 @@ static void reload(void)
 	cr_info(NULL, "reload done: %u added, %u changed, %u removed, %u unchanged%s",
 		added, changed, removed, unchanged + scaled,
 		scaled ? " (some rescaled)" : "");
+	cr_runtime_activate(conf->lua);
+	cr_runtime_emit("reload", &(struct cr_event){ 0 });
 }
 
 /* ---- start and finish ---------------------------------------------------- */
@@ -1094,6 +1194,7 @@ void cr_supervisor_finish(void)
 		ev_timer_stop(S.loop, &p->start_timer);
 		cr_proto_free(p);
 	}
+	cr_runtime_finish();
 	cr_config_free(S.conf);
 	S.conf = NULL;
 	if (S.inotify >= 0) {
@@ -1128,6 +1229,7 @@ int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbos
 	}
 	ev_io_init(&S.inotify_io, inotify_cb, S.inotify, EV_READ);
 	ev_io_start(loop, &S.inotify_io);
+	cr_runtime_init(loop);
 
 	for (unsigned i = 0; i < conf->npools; i++) {
 		if (!pool_new(conf->pools[i])) {
@@ -1137,5 +1239,6 @@ int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbos
 	}
 	if (conf->npools == 0)
 		cr_notice(NULL, "no pools configured");
+	cr_runtime_activate(conf->lua);
 	return 0;
 }

@@ -12,6 +12,15 @@ struct cr_proto;
 /* Takes ownership of conf and starts every pool. */
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose);
 
+/* Freezes (on) or thaws a pool through cgroup.freeze; "pool frozen" is
+ * logged (and the frozen event sent) once cgroup.events confirms it.
+ * 0, or -ENOENT for an unknown pool, or -errno. */
+int cr_supervisor_freeze(const char *pool, int on);
+
+/* The i-th running pool's name, NULL past the last. */
+const char *cr_supervisor_pool_name(unsigned i);
+int cr_supervisor_pool_exists(const char *name);
+
 /* Frees what is left once the loop has returned. */
 void cr_supervisor_finish(void);
 

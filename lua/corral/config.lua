@@ -523,6 +523,45 @@ function M.load(path)
     conf.settings = validate(2, "settings", apply, settings_schema, t)
   end
 
+  -- plugin "name" { options }: runs plugins/name.lua in an environment of
+  -- its own, with the options as its argument (...).
+  local plugins_seen = {}
+  env.plugin = function(name)
+    if type(name) ~= "string" or not name:match("^[A-Za-z0-9_-]+$") then
+      fail(2, "plugin", nil, ("expected a plugin name (letters, digits, _ and -), got %s"):format(show(name)))
+    end
+    local what = ("plugin %q"):format(name)
+    if plugins_seen[name] then fail(2, what, nil, "enabled twice") end
+    plugins_seen[name] = true
+    return function(options)
+      if type(options) ~= "table" then
+        fail(2, what, nil, ("expected a table of options, got %s"):format(show(options)))
+      end
+      local search, file = core.plugin_path(path), nil
+      for pattern in search:gmatch("[^;]+") do
+        local candidate = pattern:gsub("%?", name)
+        local h = io.open(candidate)
+        if h then h:close(); file = candidate; break end
+      end
+      if not file then fail(2, what, nil, ("not found in %s"):format(search)) end
+      local chunk, err = loadfile(file)
+      if not chunk then error(clean_message(err), 0) end
+      local penv = setmetatable({}, {
+        __index = base_globals(),
+        __newindex = function(_, k)
+          error(("plugin %s: assignment to undeclared global %s (use local)"):format(name, tostring(k)), 2)
+        end,
+      })
+      setfenv(chunk, penv)
+      local corral_api = require "corral"
+      local previous = corral_api._owner
+      corral_api._owner = "plugin " .. name
+      local ok, perr = pcall(chunk, options)
+      corral_api._owner = previous
+      if not ok then error(clean_message(perr), 0) end
+    end
+  end
+
   env.print = function(...)
     local out = {}
     for i = 1, select("#", ...) do out[i] = tostring((select(i, ...))) end

@@ -118,6 +118,155 @@ function Worker:exec(argv)
   error(("worker:exec: unable to exec %q: %s"):format(list[1], err), 2)
 end
 
+-- ---- plugins: Lua inside corrald at run time --------------------------------
+--
+-- Handlers run inside corrald ("plugin" phase) with a time budget; an
+-- error in one is logged with the plugin's name and changes nothing else.
+
+local handlers = {}        -- event -> { { fn = f, owner = name }, ... }
+local callbacks = {}       -- timer / PSI trigger id -> { fn = f, owner = name, every = bool }
+corral._owner = "config"   -- who is registering: "config" or "plugin NAME"
+
+local events = {
+  config = true, stop = true, reload = true,
+  pool_ready = true, pool_failed = true, frozen = true, thawed = true,
+  worker_started = true, worker_ready = true, worker_exited = true, oom = true,
+}
+
+-- corral.on(event, function(ev) ... end): call fn on a supervisor event.
+function corral.on(event, fn)
+  need_phase("on", "config")
+  if not events[event] then
+    local names = {}
+    for k in pairs(events) do names[#names + 1] = k end
+    table.sort(names)
+    error(("corral.on: unknown event %s (%s)"):format(tostring(event), table.concat(names, ", ")), 2)
+  end
+  if type(fn) ~= "function" then error("corral.on: expected a function", 2) end
+  local list = handlers[event] or {}
+  handlers[event] = list
+  list[#list + 1] = { fn = fn, owner = corral._owner }
+end
+
+local function run(owner, what, fn, ...)
+  local ok, err = xpcall(fn, debug.traceback, ...)
+  if not ok then
+    core.log("error", ("%s: %s handler failed: %s"):format(owner, what, tostring(err):gsub("\n.*", "")))
+  end
+end
+
+-- Called by corrald for every event.
+function corral._emit(event, ev)
+  for _, h in ipairs(handlers[event] or {}) do run(h.owner, event, h.fn, ev) end
+end
+
+-- Called by corrald when a timer or a PSI trigger fires.
+function corral._fire(id, ...)
+  local c = callbacks[id]
+  if not c then return end
+  if not c.every then callbacks[id] = nil end
+  run(c.owner, c.what, c.fn, ...)
+end
+
+local function add_callback(id, fn, what, every)
+  callbacks[id] = { fn = fn, owner = corral._owner, what = what, every = every }
+  return id
+end
+
+local function check_seconds(fname, s)
+  if type(s) ~= "number" or s ~= s or s < 0.001 or s == math.huge then
+    error(("corral.%s: expected a number of seconds >= 0.001"):format(fname), 3)
+  end
+end
+
+-- corral.after(seconds, fn) / corral.every(seconds, fn): timers in corrald.
+function corral.after(seconds, fn)
+  need_phase("after", "plugin")
+  check_seconds("after", seconds)
+  return add_callback(core.timer(seconds, false), fn, "timer", false)
+end
+
+function corral.every(seconds, fn)
+  need_phase("every", "plugin")
+  check_seconds("every", seconds)
+  return add_callback(core.timer(seconds, true), fn, "timer", true)
+end
+
+-- Stops a timer or a PSI trigger.
+function corral.cancel(id)
+  need_phase("cancel", "plugin")
+  callbacks[id] = nil
+  core.cancel(id)
+end
+
+local function pool_arg(fname, pool)
+  if type(pool) ~= "string" then error(("corral.%s: expected a pool name"):format(fname), 3) end
+end
+
+-- corral.freeze(pool) / corral.thaw(pool): cgroup.freeze; the frozen and
+-- thawed events follow once the kernel confirms. true, or nil and why.
+function corral.freeze(pool)
+  need_phase("freeze", "plugin")
+  pool_arg("freeze", pool)
+  return core.freeze(pool, true)
+end
+
+function corral.thaw(pool)
+  need_phase("thaw", "plugin")
+  pool_arg("thaw", pool)
+  return core.freeze(pool, false)
+end
+
+-- The running pools' names.
+function corral.pools()
+  need_phase("pools", "plugin")
+  return core.pools()
+end
+
+-- corral.stats(pool [, worker_id]) -> { memory_current, memory_peak,
+-- cpu_usage_usec, cpu_user_usec, cpu_system_usec, pids_current,
+-- oom_kills } from the cgroup; fields the kernel does not offer are nil.
+function corral.stats(pool, id)
+  need_phase("stats", "plugin")
+  pool_arg("stats", pool)
+  return core.stats(pool, id)
+end
+
+local resources = { cpu = true, memory = true, io = true }
+
+-- corral.pressure(pool, "cpu" | "memory" | "io") -> { some = { avg10, avg60,
+-- avg300, total }, full = { ... } } from the pool's PSI file.
+function corral.pressure(pool, resource)
+  need_phase("pressure", "plugin")
+  pool_arg("pressure", pool)
+  if not resources[resource] then error("corral.pressure: resource must be cpu, memory or io", 2) end
+  local text, err = core.read_pressure(pool, resource)
+  if not text then return nil, err end
+  local out = {}
+  for kind, rest in text:gmatch("(%a+) ([^\n]*)") do
+    local t = {}
+    for k, v in rest:gmatch("(%w+)=([%d.]+)") do t[k] = tonumber(v) end
+    out[kind] = t
+  end
+  return out
+end
+
+-- corral.psi_trigger(pool, resource, "some 150000 1000000", fn): fn() when
+-- the pool stalls on resource for 150 ms within a 1 s window (the kernel's
+-- PSI trigger, at most once per window). Returns an id for corral.cancel.
+function corral.psi_trigger(pool, resource, spec, fn)
+  need_phase("psi_trigger", "plugin")
+  pool_arg("psi_trigger", pool)
+  if not resources[resource] then error("corral.psi_trigger: resource must be cpu, memory or io", 2) end
+  if type(spec) ~= "string" or not spec:match("^(%a+) (%d+) (%d+)$") then
+    error("corral.psi_trigger: expected \"some|full STALL_US WINDOW_US\"", 2)
+  end
+  if type(fn) ~= "function" then error("corral.psi_trigger: expected a function", 2) end
+  local id, err = core.psi_trigger(pool, resource, spec)
+  if not id then return nil, err end
+  return add_callback(id, fn, "psi_trigger", true)
+end
+
 -- Called by corrald's C side in a new worker.
 function corral._new_worker(pool, id, generation, pid)
   local w = setmetatable({ id = id, generation = generation, pid = pid, pool = pool }, Worker)

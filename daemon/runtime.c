@@ -1,0 +1,407 @@
+/*
+ * runtime.c: Lua that runs inside corrald after startup: the supervisor's
+ * events go to the handlers that the config and its plugins registered
+ * (corral.on), and plugins get timers and PSI triggers. Every call into
+ * Lua goes through cr_lua_plugin_call(): a time budget, JIT off, errors
+ * logged. Timers and triggers belong to one config's Lua state and die
+ * with it at a reload.
+ *
+ * PSI triggers: a trigger is a pressure file we wrote "some|full STALL
+ * WINDOW" to; the kernel signals it with POLLPRI, which ev_io cannot wait
+ * for, so the trigger fds live in an epoll set (EPOLLPRI) whose own fd is
+ * what libev watches.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "cgroup.h"
+#include "crlua.h"
+#include "layout.h"
+#include "log.h"
+#include "runtime.h"
+#include "supervisor.h"
+
+enum cb_kind { CB_TIMER, CB_PSI };
+
+struct cb {
+	int id;
+	enum cb_kind kind;
+	lua_State *L;
+	ev_timer timer;
+	int fd;			/* CB_PSI: the pressure file */
+	struct cb *next;
+};
+
+static struct {
+	struct ev_loop *loop;
+	lua_State *L;		/* the current config's state */
+	int epfd;
+	ev_io ep_io;
+	struct cb *cbs;
+	int next_id;
+} R = { .epfd = -1 };
+
+static void cb_free(struct cb *c)
+{
+	if (c->kind == CB_TIMER)
+		ev_timer_stop(R.loop, &c->timer);
+	if (c->fd >= 0) {
+		epoll_ctl(R.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	free(c);
+}
+
+static void cb_remove(struct cb *c)
+{
+	for (struct cb **pp = &R.cbs; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			cb_free(c);
+			return;
+		}
+	}
+}
+
+static struct cb *cb_find(int id)
+{
+	for (struct cb *c = R.cbs; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+/* corral._fire(id) in the callback's state */
+static void fire(struct cb *c)
+{
+	lua_State *L = c->L;
+	int id = c->id;
+
+	if (c->kind == CB_TIMER && !ev_is_active(&c->timer))
+		cb_remove(c);	/* a one-shot timer is done */
+	if (cr_lua_plugin_fn(L, "_fire") < 0)
+		return;
+	lua_pushinteger(L, id);
+	cr_lua_plugin_call(L, 1, "timer or trigger");
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	fire(t->data);
+}
+
+static void epoll_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct epoll_event evs[16];
+	int n;
+
+	(void)loop;
+	(void)io;
+	(void)revents;
+	n = epoll_wait(R.epfd, evs, 16, 0);
+	for (int i = 0; i < n; i++) {
+		struct cb *c = cb_find((int)evs[i].data.u32);
+		if (!c)
+			continue;
+		if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+			/* its cgroup is gone */
+			cr_warn(NULL, "plugin: PSI trigger %d stopped: its pool's cgroup is gone", c->id);
+			cb_remove(c);
+			continue;
+		}
+		fire(c);
+	}
+}
+
+void cr_runtime_init(struct ev_loop *loop)
+{
+	R.loop = loop;
+	R.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (R.epfd < 0) {
+		cr_error(NULL, "plugin: unable to create an epoll set for PSI triggers: %m");
+		return;
+	}
+	ev_io_init(&R.ep_io, epoll_cb, R.epfd, EV_READ);
+	ev_io_start(loop, &R.ep_io);
+}
+
+void cr_runtime_forget(lua_State *L)
+{
+	struct cb **pp = &R.cbs;
+
+	while (*pp) {
+		struct cb *c = *pp;
+		if (c->L == L) {
+			*pp = c->next;
+			cb_free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+	if (R.L == L)
+		R.L = NULL;
+}
+
+void cr_runtime_activate(lua_State *L)
+{
+	if (R.L && R.L != L)
+		cr_runtime_forget(R.L);
+	R.L = L;
+	cr_runtime_emit("config", &(struct cr_event){ 0 });
+}
+
+void cr_runtime_finish(void)
+{
+	while (R.cbs) {
+		struct cb *c = R.cbs;
+		R.cbs = c->next;
+		cb_free(c);
+	}
+	if (R.epfd >= 0) {
+		ev_io_stop(R.loop, &R.ep_io);
+		close(R.epfd);
+		R.epfd = -1;
+	}
+	R.L = NULL;
+}
+
+void cr_runtime_emit(const char *event, const struct cr_event *ev)
+{
+	lua_State *L = R.L;
+
+	if (!L || cr_lua_plugin_fn(L, "_emit") < 0)
+		return;
+	lua_pushstring(L, event);
+	lua_newtable(L);
+	lua_pushstring(L, event);
+	lua_setfield(L, -2, "event");
+	if (ev->pool) {
+		lua_pushstring(L, ev->pool);
+		lua_setfield(L, -2, "pool");
+	}
+	if (ev->worker) {
+		lua_pushinteger(L, ev->worker);
+		lua_setfield(L, -2, "worker");
+	}
+	if (ev->pid) {
+		lua_pushinteger(L, ev->pid);
+		lua_setfield(L, -2, "pid");
+	}
+	if (ev->exited) {
+		lua_pushinteger(L, ev->code);
+		lua_setfield(L, -2, "code");
+	}
+	if (ev->signal) {
+		lua_pushinteger(L, ev->signal);
+		lua_setfield(L, -2, "signal");
+	}
+	if (!strcmp(event, "worker_exited") || !strcmp(event, "oom")) {
+		lua_pushboolean(L, ev->oom);
+		lua_setfield(L, -2, "oom");
+	}
+	if (ev->message) {
+		lua_pushstring(L, ev->message);
+		lua_setfield(L, -2, "message");
+	}
+	cr_lua_plugin_call(L, 2, event);
+}
+
+void cr_runtime_emit_pool(const char *event, const char *pool)
+{
+	cr_runtime_emit(event, &(struct cr_event){ .pool = pool });
+}
+
+/* ---- primitives --------------------------------------------------------- */
+
+static struct cb *cb_new(lua_State *L, enum cb_kind kind)
+{
+	struct cb *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		luaL_error(L, "out of memory");
+		return NULL;
+	}
+	c->id = ++R.next_id;
+	c->kind = kind;
+	c->L = L;
+	c->fd = -1;
+	c->next = R.cbs;
+	R.cbs = c;
+	return c;
+}
+
+/* core.timer(seconds, repeat) -> id */
+static int l_timer(lua_State *L)
+{
+	double s = luaL_checknumber(L, 1);
+	int repeat = lua_toboolean(L, 2);
+	struct cb *c = cb_new(L, CB_TIMER);
+
+	ev_timer_init(&c->timer, timer_cb, s, repeat ? s : 0);
+	c->timer.data = c;
+	ev_timer_start(R.loop, &c->timer);
+	lua_pushinteger(L, c->id);
+	return 1;
+}
+
+static int l_cancel(lua_State *L)
+{
+	struct cb *c = cb_find((int)luaL_checkinteger(L, 1));
+
+	if (c && c->L == L)
+		cb_remove(c);
+	return 0;
+}
+
+static int push_error(lua_State *L, int err)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, err == -ENOENT ? "no such pool" : strerror(-err));
+	return 2;
+}
+
+static int l_freeze(lua_State *L)
+{
+	int rc = cr_supervisor_freeze(luaL_checkstring(L, 1), lua_toboolean(L, 2));
+
+	if (rc < 0)
+		return push_error(L, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_pools(lua_State *L)
+{
+	const char *name;
+
+	lua_newtable(L);
+	for (unsigned i = 0; (name = cr_supervisor_pool_name(i)); i++) {
+		lua_pushstring(L, name);
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+	return 1;
+}
+
+/* The pool's cgroup, or a worker's: -ENOENT when there is none. */
+static int dir_of(lua_State *L, char *dir, size_t n)
+{
+	const char *pool = luaL_checkstring(L, 1);
+	int rc;
+
+	if (!cr_supervisor_pool_exists(pool))
+		return -ENOENT;
+	if (lua_isnoneornil(L, 2))
+		rc = cr_layout_pool_dir(dir, n, pool);
+	else
+		rc = cr_layout_worker_dir(dir, n, pool, (unsigned)luaL_checkinteger(L, 2));
+	if (rc == 0 && access(dir, F_OK) < 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+static void set_stat(lua_State *L, const char *key, long long v)
+{
+	if (v < 0)
+		return;
+	lua_pushnumber(L, (lua_Number)v);
+	lua_setfield(L, -2, key);
+}
+
+static int l_stats(lua_State *L)
+{
+	struct cr_cgroup_stats st;
+	char dir[PATH_MAX];
+	int rc = dir_of(L, dir, sizeof dir);
+
+	if (rc < 0)
+		return push_error(L, rc);
+	cr_cgroup_stats(dir, &st);
+	lua_newtable(L);
+	set_stat(L, "memory_current", st.memory_current);
+	set_stat(L, "memory_peak", st.memory_peak);
+	set_stat(L, "cpu_usage_usec", st.cpu_usage_usec);
+	set_stat(L, "cpu_user_usec", st.cpu_user_usec);
+	set_stat(L, "cpu_system_usec", st.cpu_system_usec);
+	set_stat(L, "pids_current", st.pids_current);
+	set_stat(L, "oom_kills", st.oom_kills);
+	return 1;
+}
+
+static int l_read_pressure(lua_State *L)
+{
+	char dir[PATH_MAX], file[32], buf[512];
+	int rc;
+	ssize_t n;
+
+	lua_settop(L, 2);
+	snprintf(file, sizeof file, "%s.pressure", luaL_checkstring(L, 2));
+	lua_pushnil(L);
+	lua_replace(L, 2);	/* the pool, not a worker */
+	if ((rc = dir_of(L, dir, sizeof dir)) < 0)
+		return push_error(L, rc);
+	if ((n = cr_cgroup_read(dir, file, buf, sizeof buf)) < 0)
+		return push_error(L, (int)n);
+	lua_pushlstring(L, buf, (size_t)n);
+	return 1;
+}
+
+/* core.psi_trigger(pool, resource, spec) -> id | nil, message */
+static int l_psi_trigger(lua_State *L)
+{
+	const char *pool = luaL_checkstring(L, 1), *resource = luaL_checkstring(L, 2);
+	const char *spec = luaL_checkstring(L, 3);
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	struct epoll_event ev = { .events = EPOLLPRI };
+	struct cb *c;
+	int fd, e;
+
+	if (!cr_supervisor_pool_exists(pool) || cr_layout_pool_dir(dir, sizeof dir, pool) < 0)
+		return push_error(L, -ENOENT);
+	if (R.epfd < 0)
+		return push_error(L, -ENOSYS);
+	snprintf(path, sizeof path, "%s/%s.pressure", dir, resource);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return push_error(L, -errno);
+	if (write(fd, spec, strlen(spec) + 1) < 0)
+		goto fail;
+	c = cb_new(L, CB_PSI);
+	c->fd = fd;
+	ev.data.u32 = (uint32_t)c->id;
+	if (epoll_ctl(R.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		e = errno;
+		cb_remove(c);
+		return push_error(L, -e);
+	}
+	lua_pushinteger(L, c->id);
+	return 1;
+fail:
+	e = errno;
+	close(fd);
+	return push_error(L, -e);
+}
+
+static const luaL_Reg runtime_funcs[] = {
+	{ "timer", l_timer },
+	{ "cancel", l_cancel },
+	{ "freeze", l_freeze },
+	{ "pools", l_pools },
+	{ "stats", l_stats },
+	{ "read_pressure", l_read_pressure },
+	{ "psi_trigger", l_psi_trigger },
+	{ NULL, NULL },
+};
+
+void cr_runtime_register(lua_State *L)
+{
+	luaL_register(L, NULL, runtime_funcs);
+}
