@@ -38,6 +38,12 @@ static void free_limits(struct cr_limits *l)
 	free(l->v);
 }
 
+int cr_pool_conf_same(const struct cr_pool_conf *a, const struct cr_pool_conf *b)
+{
+	return a->fingerprint_len == b->fingerprint_len &&
+	       memcmp(a->fingerprint, b->fingerprint, a->fingerprint_len) == 0;
+}
+
 void cr_pool_conf_unref(struct cr_pool_conf *pc)
 {
 	if (!pc || --pc->refs > 0)
@@ -182,7 +188,17 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 	pc->backoff_reset = get_number(L, "backoff_reset");
 	pc->crash_failures = (unsigned)get_number(L, "crash_failures");
 	pc->crash_interval = get_number(L, "crash_interval");
-	pc->fingerprint = get_string(L, "fingerprint");
+	lua_getfield(L, -1, "fingerprint");
+	{
+		size_t n = 0;
+		const char *fp = lua_tolstring(L, -1, &n);
+		pc->fingerprint = fp ? malloc(n + 1) : NULL;
+		if (pc->fingerprint) {
+			memcpy(pc->fingerprint, fp, n + 1);
+			pc->fingerprint_len = n;
+		}
+	}
+	lua_pop(L, 1);
 
 	lua_getfield(L, -1, "uid");
 	pc->set_uid = lua_isnumber(L, -1);

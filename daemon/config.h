@@ -42,6 +42,7 @@ struct cr_pool_conf {
 	unsigned crash_failures;
 	double crash_interval;
 	char *fingerprint;	/* everything but `workers`: equal means same workers */
+	size_t fingerprint_len;	/* it holds bytecode: compare with memcmp */
 	int ready_lua;		/* ready = "lua": only corral.ready() makes it ready */
 	double prefork_timeout;
 	/* Lua hooks: registry refs in `lua`, LUA_NOREF when absent */
@@ -68,6 +69,8 @@ struct cr_config *cr_config_load(const char *path, char **err);
 void cr_config_free(struct cr_config *conf);
 
 struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc);
+/* Whether two definitions make the same workers (all but the count). */
+int cr_pool_conf_same(const struct cr_pool_conf *a, const struct cr_pool_conf *b);
 void cr_pool_conf_unref(struct cr_pool_conf *pc);
 
 #endif

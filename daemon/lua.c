@@ -248,7 +248,11 @@ static int l_sleep(lua_State *L)
 	if (ctx.phase >= PHASE_SETUP)
 		sigdelset(&during, ctx.pc->stop_signal);
 	while (!stopping() && (left = end - monotonic()) > 0) {
-		struct timespec ts = { (time_t)left, (long)((left - (double)(time_t)left) * 1e9) };
+		struct timespec ts;
+		if (left > 1e9)
+			left = 1e9;	/* math.huge: sleep in long steps, not a bad timeout */
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
 		ppoll(NULL, 0, &ts, &during);	/* EINTR when the stop signal comes */
 	}
 	lua_pushboolean(L, stopping());
@@ -555,6 +559,7 @@ void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generati
 	ctx.id = id;
 	ctx.chan = chan;
 	ctx.who = (struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() };
+	cr_proctitle_set("corral: worker %s/%u", pc->name, id);
 	lua_sethook(L, NULL, 0, 0);
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
 
@@ -586,6 +591,8 @@ void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generati
 		lua_pushvalue(L, worker);
 		if (cr_lua_pcall(L, 1, 0) != 0) {
 			log_hook_error("setup", lua_tostring(L, -1));
+			/* not started: corrald must not count it ready */
+			cr_spawn_chan_send(chan, CR_CHAN_ERROR, CR_STEP_HOOK, 0);
 			worker_exit(1);
 		}
 	}
@@ -596,7 +603,6 @@ void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generati
 		worker_exit(127);
 	}
 	ctx.phase = PHASE_START;
-	cr_proctitle_set("corral: worker %s/%u", pc->name, id);
 	cr_spawn_chan_send(chan, CR_CHAN_STARTED, 0, 0);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_start);
 	lua_pushvalue(L, worker);

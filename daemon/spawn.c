@@ -113,10 +113,10 @@ const char *cr_spawn_step_name(int step)
 		[CR_STEP_STDIN] = "set up stdin and fds", [CR_STEP_CHDIR] = "change directory",
 		[CR_STEP_SETGROUPS] = "set groups", [CR_STEP_SETGID] = "set group id",
 		[CR_STEP_SETUID] = "set user id", [CR_STEP_ENV] = "build the environment",
-		[CR_STEP_EXEC] = "exec",
+		[CR_STEP_EXEC] = "exec", [CR_STEP_HOOK] = "run a hook",
 	};
 
-	if (step < 0 || step > CR_STEP_EXEC)
+	if (step < 0 || step > CR_STEP_HOOK)
 		return "start";
 	return names[step];
 }

@@ -448,12 +448,13 @@ static void worker_read_chan(struct cr_worker *w)
 			return;
 		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_ERROR) {
 			w->has_exec_error = 1;
+			/* CR_STEP_HOOK: the worker logged the hook's error itself */
 			if (m.step == CR_STEP_EXEC)
 				cr_error(&who, "unable to exec \"%s\": %s",
 					 w->conf->argv[0] ? w->conf->argv[0] : "", strerror(m.err));
 			else if (m.step == CR_STEP_CHDIR)
 				cr_error(&who, "unable to change directory to %s: %s", w->conf->directory, strerror(m.err));
-			else
+			else if (m.step != CR_STEP_HOOK)
 				cr_error(&who, "unable to %s: %s", cr_spawn_step_name(m.step), strerror(m.err));
 			continue;
 		}
@@ -1137,7 +1138,7 @@ static void reload(void)
 			added++;
 			continue;
 		}
-		if (!pool->removed && strcmp(pool->conf->fingerprint, pc->fingerprint) == 0) {
+		if (!pool->removed && cr_pool_conf_same(pool->conf, pc)) {
 			if (pool->target != pc->workers)
 				scaled++;
 			else

@@ -363,12 +363,20 @@ local function fingerprint(p)
       parts[#parts + 1] = "}"
     elseif t == "function" then
       local ok, code = pcall(string.dump, v, true)
-      parts[#parts + 1] = "f" .. (ok and #code .. ":" .. code or tostring(v))
+      if not ok then
+        -- a C function: its address differs in every state, so only
+        -- that it is one counts
+        parts[#parts + 1] = "cfunction"
+        return
+      end
+      parts[#parts + 1] = "f" .. #code .. ":" .. code
       for i = 1, 255 do
         local name, val = debug.getupvalue(v, i)
         if not name then break end
         add(name); add(val)
       end
+    elseif t == "userdata" or t == "cdata" or t == "thread" then
+      parts[#parts + 1] = t	-- identity differs at every load
     else
       parts[#parts + 1] = t:sub(1, 1) .. #tostring(v) .. ":" .. tostring(v)
     end
