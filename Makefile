@@ -78,8 +78,9 @@ install: all
 	install -m 644 doc/corrald.8 $(DESTDIR)$(MANDIR)/man8/corrald.8
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
-	install -d $(DESTDIR)$(DATADIR)/doc
+	install -d $(DESTDIR)$(DATADIR)/doc $(DESTDIR)$(DATADIR)/plugins
 	install -m 644 doc/*.md $(DESTDIR)$(DATADIR)/doc/
+	[ -z "$$(ls plugins/*.lua 2>/dev/null)" ] || install -m 644 plugins/*.lua $(DESTDIR)$(DATADIR)/plugins/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua ] || \
 		install -m 644 contrib/examples/hello.lua $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua
 
