@@ -164,7 +164,10 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 	pc->ref_start = get_ref(L, "start");
 	pc->ref_object = get_ref(L, "object");
 	ready = get_string(L, "ready");
-	pc->ready_lua = ready && !strcmp(ready, "lua");
+	pc->ready = !ready || !strcmp(ready, "started") ? CR_READY_STARTED
+		  : !strcmp(ready, "lua") ? CR_READY_LUA : CR_READY_NOTIFY;
+	pc->watchdog = get_number(L, "watchdog");
+	pc->ready_timeout = get_number(L, "ready_timeout");
 	free(ready);
 	pc->prefork_timeout = get_number(L, "prefork_timeout");
 	name = get_string(L, "name");

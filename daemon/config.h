@@ -43,7 +43,9 @@ struct cr_pool_conf {
 	double crash_interval;
 	char *fingerprint;	/* everything but `workers`: equal means same workers */
 	size_t fingerprint_len;	/* it holds bytecode: compare with memcmp */
-	int ready_lua;		/* ready = "lua": only corral.ready() makes it ready */
+	enum cr_ready { CR_READY_STARTED, CR_READY_LUA, CR_READY_NOTIFY } ready;
+	double watchdog;	/* a worker silent this long is killed; 0: off */
+	double ready_timeout;	/* a worker not ready this long is killed; 0: off */
 	double prefork_timeout;
 	/* Lua hooks: registry refs in `lua`, LUA_NOREF when absent */
 	void *lua;		/* the config's lua_State; valid while it is current */

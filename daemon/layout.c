@@ -157,6 +157,33 @@ int cr_layout_init(const char *setting, char *err, size_t errlen)
 	return 0;
 }
 
+int cr_layout_attribute(const char *cgpath, char *pool, size_t n, unsigned *id)
+{
+	size_t mlen = strlen(mount_point), blen = strlen(base);
+	const char *rel, *slash, *end;
+	char *endnum;
+	unsigned long v;
+
+	/* base is <mount><rel>; cgpath is relative to the mount */
+	if (blen < mlen)
+		return -1;
+	rel = base + mlen;
+	if (strncmp(cgpath, rel, blen - mlen) != 0 || cgpath[blen - mlen] != '/')
+		return -1;
+	cgpath += blen - mlen + 1;
+	slash = strchr(cgpath, '/');
+	if (!slash || slash == cgpath || (size_t)(slash - cgpath) >= n)
+		return -1;
+	end = slash + 1;
+	v = strtoul(end, &endnum, 10);
+	if (endnum == end || (*endnum && *endnum != '/') || v == 0 || v > 0xffffffffUL)
+		return -1;
+	memcpy(pool, cgpath, (size_t)(slash - cgpath));
+	pool[slash - cgpath] = 0;
+	*id = (unsigned)v;
+	return 0;
+}
+
 void cr_layout_finish(void)
 {
 	char leaf[PATH_MAX + 16];

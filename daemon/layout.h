@@ -35,6 +35,10 @@ int cr_layout_pool(const char *pool, const struct cr_limits *limits,
 		   const struct cr_limits *worker_limits);
 /* Writes limits into dir; logs those that fail. */
 void cr_layout_apply(const char *dir, const struct cr_limits *limits, const struct cr_who *who);
+/* The pool and worker id of a cgroup path from /proc/PID/cgroup ("/base/
+ * pool/id", or deeper); -1 when it is not a worker cgroup of ours. */
+int cr_layout_attribute(const char *cgpath, char *pool, size_t n, unsigned *id);
+
 /* Whether the controller is enabled for the pool's children. */
 int cr_layout_pool_has(const char *pool, const char *controller);
 

@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 {
 	const char *file = DEFAULT_CONFIG, *cgroup = NULL;
 	char err[1024];
-	int test = 0, verbose = 0, quiet = 0, opt;
+	int test = 0, verbose = 0, quiet = 0, opt, code;
 	struct cr_config *conf;
 	struct ev_loop *loop;
 	char *lerr = NULL;
@@ -113,8 +113,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ev_run(loop, 0);
+	code = cr_supervisor_exit_code();
 	cr_supervisor_finish();
 	cr_layout_finish();
 	ev_loop_destroy(loop);
-	return 0;
+	return code;
 }

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "crlua.h"
+#include "notify.h"
 #include "spawn.h"
 
 extern char **environ;
@@ -160,18 +161,27 @@ void cr_spawn_exec(char *const *argv)
  * that Lua hooks see it too (os.getenv) and exec passes it on. */
 static int set_environment(const struct cr_pool_conf *pc, unsigned id)
 {
-	static char idvar[32];
+	static char idvar[32], notify[96], wdpid[32];
 	size_t n = 0;
 	char **envp;
 
 	while (pc->envp[n])
 		n++;
-	envp = calloc(n + 2, sizeof *envp);
+	envp = calloc(n + 4, sizeof *envp);
 	if (!envp)
 		return -1;
 	memcpy(envp, pc->envp, n * sizeof *envp);
 	snprintf(idvar, sizeof idvar, "CORRAL_WORKER=%u", id);
-	envp[n] = idvar;
+	envp[n++] = idvar;
+	/* corrald's own socket, never its service manager's */
+	if (cr_notify_socket()) {
+		snprintf(notify, sizeof notify, "NOTIFY_SOCKET=%s", cr_notify_socket());
+		envp[n++] = notify;
+	}
+	if (pc->watchdog > 0) {
+		snprintf(wdpid, sizeof wdpid, "WATCHDOG_PID=%d", (int)getpid());
+		envp[n++] = wdpid;
+	}
 	environ = envp;
 	return 0;
 }

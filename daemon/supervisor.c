@@ -29,6 +29,7 @@
 #include "config.h"
 #include "layout.h"
 #include "log.h"
+#include "notify.h"
 #include "proto.h"
 #include "runtime.h"
 #include "spawn.h"
@@ -44,6 +45,10 @@
 	for ((var) = TAILQ_LAST(head, headname); \
 	     (var) && ((tvar) = TAILQ_PREV(var, headname, field), 1); (var) = (tvar))
 #endif
+
+/* While starting, every EXTEND_EVERY seconds of progress buys EXTEND_USEC. */
+#define EXTEND_EVERY 5.0
+#define EXTEND_USEC 15000000ULL
 
 /* Spawn requests a prototype may have unanswered at once. */
 #define MAX_INFLIGHT 32
@@ -68,6 +73,10 @@ struct cr_worker {
 	int wd;				/* inotify watch on its cgroup.events, or -1 */
 	ev_tstamp started;
 	int has_exec_error;
+	pid_t first_pid;		/* the process forked; pid moves on MAINPID= */
+	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
+	ev_timer ready_timer;		/* pool's ready_timeout until ready */
+	char *status;			/* its last STATUS= */
 };
 
 enum pool_state { POOL_STARTING, POOL_RUNNING, POOL_FAILED, POOL_STOPPED };
@@ -101,6 +110,10 @@ static struct {
 	int stopping, verbose, dirty;
 	int inotify;			/* cgroup.events of emptying worker cgroups */
 	ev_io inotify_io;
+	int ready_sent;			/* READY=1 told to the service manager */
+	int exit_code;
+	unsigned last_ready;		/* for EXTEND_TIMEOUT_USEC: progress */
+	ev_timer extend;
 	ev_signal sigterm, sigint, sighup;
 	ev_child child;
 	ev_prepare prepare;
@@ -336,6 +349,9 @@ static void worker_free(struct cr_worker *w)
 	TAILQ_REMOVE(&w->pool->workers, w, link);
 	w->pool->nworkers--;
 	ev_timer_stop(S.loop, &w->kill_timer);
+	ev_timer_stop(S.loop, &w->watchdog);
+	ev_timer_stop(S.loop, &w->ready_timer);
+	free(w->status);
 	if (w->chan >= 0) {
 		ev_io_stop(S.loop, &w->chan_io);
 		close(w->chan);
@@ -372,6 +388,44 @@ static unsigned free_id(struct cr_pool *pool)
 	return id;
 }
 
+/* The worker's watchdog or ready_timeout ran out: abort it, as systemd
+ * does, and kill its cgroup if it does not go; its exit is a failure. */
+static void worker_abort(struct cr_worker *w, const char *why)
+{
+	struct cr_who who = worker_who(w);
+
+	cr_warn(&who, "%s, aborting the worker", why);
+	ev_timer_stop(S.loop, &w->watchdog);
+	ev_timer_stop(S.loop, &w->ready_timer);
+	worker_signal(w, SIGABRT);
+	ev_timer_set(&w->kill_timer, w->conf->stop_timeout, 0);
+	ev_timer_start(S.loop, &w->kill_timer);
+}
+
+static void watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_worker *w = t->data;
+	char why[96], d[32];
+
+	(void)loop;
+	(void)revents;
+	format_duration(d, sizeof d, w->conf->watchdog);
+	snprintf(why, sizeof why, "watchdog timeout: no WATCHDOG=1 within %s", d);
+	worker_abort(w, why);
+}
+
+static void ready_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_worker *w = t->data;
+	char why[96], d[32];
+
+	(void)loop;
+	(void)revents;
+	format_duration(d, sizeof d, ev_timer_remaining(S.loop, t) > 0 ? 0 : w->conf->ready_timeout);
+	snprintf(why, sizeof why, "not ready within ready_timeout (%s)", d);
+	worker_abort(w, why);
+}
+
 static void worker_spawn(struct cr_pool *pool)
 {
 	struct cr_who who = pool_who(pool);
@@ -393,6 +447,10 @@ static void worker_spawn(struct cr_pool *pool)
 	w->state = W_SPAWNING;
 	ev_timer_init(&w->kill_timer, kill_cb, 0, 0);
 	w->kill_timer.data = w;
+	ev_timer_init(&w->watchdog, watchdog_cb, 0, 0);
+	w->watchdog.data = w;
+	ev_timer_init(&w->ready_timer, ready_timeout_cb, 0, 0);
+	w->ready_timer.data = w;
 	TAILQ_INSERT_TAIL(&pool->workers, w, link);
 	pool->nworkers++;
 
@@ -426,6 +484,7 @@ static void worker_ready(struct cr_worker *w)
 	if (w->state != W_STARTING)
 		return;
 	w->state = W_READY;
+	ev_timer_stop(S.loop, &w->ready_timer);
 	cr_debug(&who, "worker ready");
 	cr_runtime_emit("worker_ready", &(struct cr_event){ .pool = w->pool->name, .worker = w->id, .pid = w->pid });
 	mark_dirty(w->pool);
@@ -460,12 +519,15 @@ static void worker_read_chan(struct cr_worker *w)
 		}
 		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_STARTED) {
 			cr_debug(&who, "worker's start hook is running");
-			if (!w->conf->ready_lua)
+			if (w->conf->ready == CR_READY_STARTED)
 				worker_ready(w);
 			continue;
 		}
 		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_READY) {
-			worker_ready(w);
+			if (w->conf->ready == CR_READY_NOTIFY)
+				cr_debug(&who, "corral.ready() in a ready = \"notify\" pool: waiting for READY=1");
+			else
+				worker_ready(w);
 			continue;
 		}
 		if (n > 0) {
@@ -476,7 +538,7 @@ static void worker_read_chan(struct cr_worker *w)
 		ev_io_stop(S.loop, &w->chan_io);
 		close(w->chan);
 		w->chan = -1;
-		if (!w->has_exec_error && !w->conf->ready_lua)
+		if (!w->has_exec_error && w->conf->ready == CR_READY_STARTED)
 			worker_ready(w);
 	}
 }
@@ -512,6 +574,8 @@ static void worker_gone(struct cr_worker *w)
 	int populated;
 
 	ev_timer_stop(S.loop, &w->kill_timer);
+	ev_timer_stop(S.loop, &w->watchdog);
+	ev_timer_stop(S.loop, &w->ready_timer);
 	w->state = W_GONE;
 	if (worker_dir(w, dir, sizeof dir) < 0 || (populated = cr_cgroup_populated(dir)) <= 0) {
 		worker_free(w);
@@ -721,9 +785,17 @@ void cr_supervisor_on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, in
 		close(chan);
 		return;
 	}
-	w->pid = pid;
+	w->pid = w->first_pid = pid;
 	w->pidfd = pidfd;
 	w->chan = chan;
+	if (w->conf->watchdog > 0) {
+		ev_timer_set(&w->watchdog, w->conf->watchdog, 0);
+		ev_timer_start(S.loop, &w->watchdog);
+	}
+	if (w->conf->ready_timeout > 0) {
+		ev_timer_set(&w->ready_timer, w->conf->ready_timeout, 0);
+		ev_timer_start(S.loop, &w->ready_timer);
+	}
 	w->started = ev_now(S.loop);
 	ev_io_init(&w->chan_io, chan_cb, chan, EV_READ);
 	w->chan_io.data = w;
@@ -759,7 +831,8 @@ void cr_supervisor_on_exited(struct cr_proto *p, pid_t pid, int status)
 	struct cr_who who = { .pool = p->conf->name, .pid = pid };
 
 	if (!w) {
-		cr_debug(&who, "prototype reaped an unknown process");
+		/* a worker's first process, after MAINPID= named another */
+		cr_debug(&who, "prototype reaped a process that is no worker's main one");
 		return;
 	}
 	worker_exited(w, status);
@@ -769,6 +842,81 @@ void cr_supervisor_on_proto_lost(struct cr_proto *p)
 {
 	/* it closed its end: dying or broken; its exit is handled when reaped */
 	cr_proto_close(S.loop, p);
+}
+
+/* ---- notifications from workers ----------------------------------------- */
+
+/* The worker a process belongs to, by the cgroup the kernel says it is
+ * in: a helper a worker runs counts for it; no one else can. */
+static struct cr_worker *worker_of_pid(pid_t pid)
+{
+	char cg[PATH_MAX], pool_name[65];
+	struct cr_pool *pool;
+	struct cr_worker *w;
+	unsigned id;
+
+	if (cr_cgroup_of(pid, cg, sizeof cg) < 0 ||
+	    cr_layout_attribute(cg, pool_name, sizeof pool_name, &id) < 0 ||
+	    !(pool = pool_find(pool_name)))
+		return NULL;
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->id == id && w->state < W_GONE && w->pid > 0)
+			return w;
+	return NULL;
+}
+
+void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m)
+{
+	struct cr_worker *w = worker_of_pid(sender);
+	struct cr_who who = { .pid = sender };
+
+	if (!w) {
+		cr_debug(&who, "notify: ignored a message from a process that is in no worker's cgroup");
+		return;
+	}
+	who = worker_who(w);
+	if (m->mainpid) {
+		struct cr_worker *owner = worker_of_pid(m->mainpid);
+		int fd = owner == w ? pidfd_open(m->mainpid, 0) : -1;
+		if (fd < 0) {
+			cr_warn(&who, "notify: ignored MAINPID=%d: not a process of this worker", (int)m->mainpid);
+		} else if (m->mainpid != w->pid) {
+			cr_info(&who, "worker's main process is now pid %d (MAINPID)", (int)m->mainpid);
+			close(w->pidfd);
+			w->pidfd = fd;
+			w->pid = m->mainpid;
+			who.pid = w->pid;
+		} else {
+			close(fd);
+		}
+	}
+	if (m->has_status) {
+		free(w->status);
+		w->status = strdup(m->status);
+		cr_debug(&who, "notify: STATUS=%s", m->status);
+	}
+	if (m->watchdog && w->conf->watchdog > 0 && w->state < W_STOPPING) {
+		ev_timer_set(&w->watchdog, w->conf->watchdog, 0);
+		ev_timer_start(S.loop, &w->watchdog);
+	}
+	if (m->extend_usec && ev_is_active(&w->ready_timer)) {
+		ev_timer_stop(S.loop, &w->ready_timer);
+		ev_timer_set(&w->ready_timer, (double)m->extend_usec / 1e6, 0);
+		ev_timer_start(S.loop, &w->ready_timer);
+		cr_debug(&who, "notify: ready_timeout extended by %.3fs", (double)m->extend_usec / 1e6);
+	}
+	if (m->stopping)
+		cr_info(&who, "worker says it is stopping (STOPPING=1)");
+	if (m->has_errno)
+		cr_info(&who, "worker reports errno %d (%s)", m->errnum, strerror(m->errnum));
+	if (m->ready) {
+		if (w->conf->ready == CR_READY_NOTIFY)
+			worker_ready(w);
+		else
+			cr_debug(&who, "notify: READY=1 (the pool's ready rule is not \"notify\")");
+	}
+	if (m->watchdog_trigger && w->state < W_STOPPING)
+		worker_abort(w, "watchdog triggered by the worker (WATCHDOG=trigger)");
 }
 
 /* ---- prototypes --------------------------------------------------------- */
@@ -986,6 +1134,76 @@ static int everything_stopped(void)
 	return S.protos == NULL;
 }
 
+static void begin_stop(const char *why);
+
+/* What the service manager sees: a STATUS= line when it changes, READY=1
+ * once every pool has its workers ready, and a failed start when a pool
+ * fails before that. */
+static void update_manager(void)
+{
+	struct cr_pool *pool, *failed = NULL;
+	struct cr_worker *w;
+	unsigned pools = 0, want = 0, ready = 0, nfailed = 0;
+	int all_ready = 1;
+	char status[256];
+
+	TAILQ_FOREACH(pool, &S.pools, link) {
+		unsigned r = 0;
+		if (pool->removed)
+			continue;
+		pools++;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			r += w->state == W_READY && w->generation == pool->generation;
+		ready += r;
+		want += pool->target;
+		if (pool->state == POOL_FAILED) {
+			nfailed++;
+			failed = failed ? failed : pool;
+		}
+		if (r < pool->target || pool->state == POOL_FAILED)
+			all_ready = 0;
+	}
+	if (S.stopping)
+		snprintf(status, sizeof status, "stopping: %u/%u workers left", ready, want);
+	else
+		snprintf(status, sizeof status, "%u pool%s, %u/%u workers ready%s%s", pools,
+			 pools == 1 ? "" : "s", ready, want, nfailed ? ", failed: " : "",
+			 nfailed ? failed->name : "");
+	cr_notify_status(status);
+	if (S.stopping)
+		return;
+	if (!S.ready_sent && failed) {
+		char why[128];
+		snprintf(why, sizeof why, "pool %s failed before it was ready", failed->name);
+		S.exit_code = 1;
+		begin_stop(why);
+		return;
+	}
+	if (!S.ready_sent && all_ready) {
+		S.ready_sent = 1;
+		ev_timer_stop(S.loop, &S.extend);
+		cr_info(NULL, "ready: %s", status);
+		cr_notify_ready();
+	}
+	S.last_ready = ready;
+}
+
+/* While pools come up, ask systemd for more time as long as workers keep
+ * becoming ready: a start that progresses is not timed out. */
+static void extend_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	static unsigned seen;
+
+	(void)loop;
+	(void)t;
+	(void)revents;
+	if (S.ready_sent || S.stopping)
+		return;
+	if (S.last_ready > seen)
+		cr_notify_extend_timeout(EXTEND_USEC);
+	seen = S.last_ready;
+}
+
 static void prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
 {
 	struct cr_pool *pool, *tmp;
@@ -1007,6 +1225,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
 			}
 		}
 	}
+	update_manager();
 	if (S.stopping && everything_stopped()) {
 		cr_info(NULL, "stopped");
 		ev_break(loop, EVBREAK_ALL);
@@ -1038,7 +1257,15 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 					worker_kill(w);
 		return;
 	}
-	cr_info(NULL, "stopping (%s)", sigabbrev_np(sig->signum));
+	begin_stop(sigabbrev_np(sig->signum));
+}
+
+static void begin_stop(const char *why)
+{
+	struct cr_pool *pool;
+
+	cr_info(NULL, "stopping (%s)", why);
+	cr_notify_stopping();
 	S.stopping = 1;
 	cr_runtime_emit("stop", &(struct cr_event){ 0 });
 	/* frozen workers cannot see their stop signal */
@@ -1057,7 +1284,10 @@ static void hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)revents;
 	if (S.stopping)
 		return;
+	cr_notify_reloading();
 	reload();
+	/* done, good or bad: the running configuration is whole again */
+	cr_notify_ready();
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
@@ -1196,6 +1426,9 @@ void cr_supervisor_finish(void)
 		cr_proto_free(p);
 	}
 	cr_runtime_finish();
+	cr_notify_close();
+	cr_notify_finish();
+	ev_timer_stop(S.loop, &S.extend);
 	cr_config_free(S.conf);
 	S.conf = NULL;
 	if (S.inotify >= 0) {
@@ -1206,8 +1439,15 @@ void cr_supervisor_finish(void)
 }
 
 
+int cr_supervisor_exit_code(void)
+{
+	return S.exit_code;
+}
+
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose)
 {
+	int rc;
+
 	S.loop = loop;
 	S.conf = conf;
 	S.verbose = verbose;
@@ -1231,6 +1471,13 @@ int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbos
 	ev_io_init(&S.inotify_io, inotify_cb, S.inotify, EV_READ);
 	ev_io_start(loop, &S.inotify_io);
 	cr_runtime_init(loop);
+	cr_notify_init(loop);
+	if ((rc = cr_notify_listen(loop)) < 0) {
+		cr_error(NULL, "notify: unable to open the workers' notify socket: %s", strerror(-rc));
+		return -1;
+	}
+	ev_timer_init(&S.extend, extend_cb, EXTEND_EVERY, EXTEND_EVERY);
+	ev_timer_start(loop, &S.extend);
 
 	for (unsigned i = 0; i < conf->npools; i++) {
 		if (!pool_new(conf->pools[i])) {

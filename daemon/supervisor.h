@@ -31,4 +31,12 @@ void cr_supervisor_on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 void cr_supervisor_on_exited(struct cr_proto *p, pid_t pid, int status);
 void cr_supervisor_on_proto_lost(struct cr_proto *p);
 
+/* A notification from a process (notify.c); attributed by its cgroup. */
+struct cr_notify_msg;
+void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m);
+
+/* What corrald exits with once its loop returns: 1 when a pool failed
+ * before it was ever ready (a failed start), else 0. */
+int cr_supervisor_exit_code(void);
+
 #endif

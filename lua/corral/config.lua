@@ -284,7 +284,9 @@ local pool_schema = {
   crash_limit = { check.record {
     failures = { check.integer(0, 1000000) }, interval = { check.duration },
   }, {} },
-  ready = { check.enum("started", "lua"), "started" },
+  ready = { check.enum("started", "lua", "notify"), "started" },
+  watchdog = { check.duration, 0 },
+  ready_timeout = { check.duration, 0 },
   prefork = { check.func },
   setup = { check.func },
   start = { check.func },
@@ -402,6 +404,8 @@ local function normalize_pool(name, p, raw, environ)
     crash_failures = c.failures or 10,
     crash_interval = c.interval or 60,
     ready = p.ready,
+    watchdog = p.watchdog,
+    ready_timeout = p.ready_timeout,
     prefork_timeout = p.prefork_timeout,
     prefork = p.prefork,
     setup = p.setup,
@@ -411,6 +415,10 @@ local function normalize_pool(name, p, raw, environ)
   }
   if p.ready == "lua" and not p.start then
     invalid("ready", "\"lua\" needs a start function that calls corral.ready()")
+  end
+  if p.watchdog > 0 then
+    n.env[#n.env + 1] = ("WATCHDOG_USEC=%d"):format(math.floor(p.watchdog * 1e6 + 0.5))
+    table.sort(n.env)
   end
   if p.prefork_timeout <= 0 then
     invalid("prefork_timeout", "must be greater than 0")

@@ -1,0 +1,330 @@
+/*
+ * notify.c: the sd_notify protocol both ways. Upward, corrald tells its
+ * service manager that it is ready, reloading, stopping, and alive
+ * (libsystemd's sd_notify; without NOTIFY_SOCKET all of it is off).
+ * Inward, corrald listens on a datagram socket of its own that workers
+ * find in their NOTIFY_SOCKET, so programs written for systemd run as
+ * workers unchanged. Who sent a message is decided by the supervisor from
+ * the sender's cgroup; this file only receives and parses.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "notify.h"
+#include "supervisor.h"
+
+/* A datagram larger than this is not a notification. */
+#define NOTIFY_MAX 4096
+
+static struct {
+	struct ev_loop *loop;
+	ev_timer watchdog;
+	char status[512];
+	int sock;
+	ev_io io;
+	char name[64];
+} N = { .sock = -1 };
+
+/* ---- upward ------------------------------------------------------------- */
+
+static void send_up(const char *msg)
+{
+	int rc = sd_notify(0, msg);
+
+	if (rc < 0)
+		cr_warn(NULL, "notify: unable to tell the service manager \"%s\": %s", msg, strerror(-rc));
+}
+
+/* Pings at half the interval systemd asked for; the timer only runs when
+ * the loop does, so a stuck corrald stops pinging. */
+static void watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	send_up("WATCHDOG=1");
+}
+
+void cr_notify_init(struct ev_loop *loop)
+{
+	uint64_t usec = 0;
+	int rc;
+
+	N.loop = loop;
+	rc = sd_watchdog_enabled(0, &usec);	/* honours WATCHDOG_PID */
+	if (rc > 0 && usec > 0) {
+		double every = (double)usec / 2e6;
+		ev_timer_init(&N.watchdog, watchdog_cb, every, every);
+		ev_timer_start(loop, &N.watchdog);
+		cr_info(NULL, "notify: pinging the service manager's watchdog every %gs", every);
+	}
+}
+
+void cr_notify_finish(void)
+{
+	if (N.loop)
+		ev_timer_stop(N.loop, &N.watchdog);
+}
+
+void cr_notify_ready(void)
+{
+	send_up("READY=1");
+}
+
+void cr_notify_reloading(void)
+{
+	struct timespec ts;
+	char msg[96];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	send_up(msg);
+}
+
+void cr_notify_stopping(void)
+{
+	send_up("STOPPING=1");
+}
+
+void cr_notify_extend_timeout(uint64_t usec)
+{
+	char msg[64];
+
+	snprintf(msg, sizeof msg, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)usec);
+	send_up(msg);
+}
+
+void cr_notify_status(const char *status)
+{
+	char msg[600];
+
+	if (strcmp(status, N.status) == 0)
+		return;
+	snprintf(N.status, sizeof N.status, "%s", status);
+	snprintf(msg, sizeof msg, "STATUS=%s", status);
+	send_up(msg);
+}
+
+/* ---- inward: parsing ---------------------------------------------------- */
+
+static int parse_u64(const char *s, size_t n, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (n == 0 || n > 20)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (x > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(s[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+static int is(const char *key, size_t klen, const char *name)
+{
+	return strlen(name) == klen && memcmp(key, name, klen) == 0;
+}
+
+int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const char **why)
+{
+	size_t pos = 0;
+
+	memset(m, 0, sizeof *m);
+	*why = NULL;
+	if (n == 0) {
+		*why = "empty datagram";
+		return -EINVAL;
+	}
+	if (memchr(buf, 0, n)) {
+		*why = "NUL byte in datagram";
+		return -EINVAL;
+	}
+	while (pos < n) {
+		const char *line = buf + pos, *nl = memchr(line, '\n', n - pos), *eq;
+		size_t len = nl ? (size_t)(nl - line) : n - pos, klen, vlen;
+		const char *val;
+		uint64_t v;
+
+		pos += len + (nl ? 1 : 0);
+		if (len == 0)
+			continue;	/* a trailing or doubled newline */
+		eq = memchr(line, '=', len);
+		if (!eq || eq == line) {
+			*why = "a line that is not KEY=VALUE";
+			return -EINVAL;
+		}
+		klen = (size_t)(eq - line);
+		val = eq + 1;
+		vlen = len - klen - 1;
+		for (size_t i = 0; i < klen; i++) {
+			char c = line[i];
+			if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
+				*why = "a key that is not [A-Z0-9_]";
+				return -EINVAL;
+			}
+		}
+		if (is(line, klen, "READY")) {
+			m->ready = vlen == 1 && val[0] == '1';
+		} else if (is(line, klen, "STOPPING")) {
+			m->stopping = vlen == 1 && val[0] == '1';
+		} else if (is(line, klen, "RELOADING")) {
+			m->reloading = vlen == 1 && val[0] == '1';
+		} else if (is(line, klen, "STATUS")) {
+			m->has_status = 1;
+			if (vlen >= sizeof m->status)
+				vlen = sizeof m->status - 1;	/* keep the start */
+			memcpy(m->status, val, vlen);
+			m->status[vlen] = 0;
+		} else if (is(line, klen, "WATCHDOG")) {
+			if (vlen == 1 && val[0] == '1')
+				m->watchdog = 1;
+			else if (vlen == 7 && !memcmp(val, "trigger", 7))
+				m->watchdog_trigger = 1;
+			else
+				m->unknown++;
+		} else if (is(line, klen, "EXTEND_TIMEOUT_USEC")) {
+			if (parse_u64(val, vlen, &v) < 0) {
+				*why = "EXTEND_TIMEOUT_USEC is not a number";
+				return -EINVAL;
+			}
+			m->extend_usec = v;
+		} else if (is(line, klen, "WATCHDOG_USEC")) {
+			if (parse_u64(val, vlen, &v) < 0 || v == 0) {
+				*why = "WATCHDOG_USEC is not a positive number";
+				return -EINVAL;
+			}
+			m->watchdog_usec = v;
+		} else if (is(line, klen, "MAINPID")) {
+			if (parse_u64(val, vlen, &v) < 0 || v < 2 || v > 0x3fffffff) {
+				*why = "MAINPID is not a pid";
+				return -EINVAL;
+			}
+			m->mainpid = (pid_t)v;
+		} else if (is(line, klen, "ERRNO")) {
+			if (parse_u64(val, vlen, &v) < 0 || v > 4095) {
+				*why = "ERRNO is not an errno";
+				return -EINVAL;
+			}
+			m->has_errno = 1;
+			m->errnum = (int)v;
+		} else {
+			m->unknown++;	/* BARRIER=1, FDSTORE=1, ...: nothing to do */
+		}
+	}
+	return 0;
+}
+
+/* ---- inward: the socket ------------------------------------------------- */
+
+static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)io;
+	(void)revents;
+	for (int budget = 0; budget < 64; budget++) {
+		char buf[NOTIFY_MAX + 1];
+		union {
+			char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(16 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = u.b, .msg_controllen = sizeof u.b,
+		};
+		struct ucred *cred = NULL;
+		struct cr_notify_msg m;
+		const char *why;
+		ssize_t n;
+
+		n = recvmsg(N.sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				cr_warn(NULL, "notify: unable to receive: %s", strerror(errno));
+			return;
+		}
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET)
+				continue;
+			if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof *cred))
+				cred = (struct ucred *)(void *)CMSG_DATA(c);
+			else if (c->cmsg_type == SCM_RIGHTS) {
+				/* fds (BARRIER=1's pipe, FDSTORE) are closed at
+				 * once: that also releases a waiting sender */
+				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				for (size_t i = 0; i < k; i++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+					close(fd);
+				}
+			}
+		}
+		if (!cred || cred->pid <= 0) {
+			cr_debug(NULL, "notify: dropped a datagram without sender credentials");
+			continue;
+		}
+		if (n > NOTIFY_MAX || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+			cr_debug(&(struct cr_who){ .pid = cred->pid }, "notify: dropped a truncated datagram (%zd bytes)", n);
+			continue;
+		}
+		if (cr_notify_parse(buf, (size_t)n, &m, &why) < 0) {
+			cr_debug(&(struct cr_who){ .pid = cred->pid }, "notify: dropped a malformed datagram: %s", why);
+			continue;
+		}
+		cr_supervisor_on_notify(cred->pid, &m);
+	}
+}
+
+int cr_notify_listen(struct ev_loop *loop)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int one = 1, rc;
+	size_t len;
+
+	N.loop = loop;
+	snprintf(N.name, sizeof N.name, "@corral/%d/notify", (int)getpid());
+	len = strlen(N.name);
+	memcpy(sa.sun_path, N.name, len);
+	sa.sun_path[0] = 0;	/* abstract: nothing on disk to clean up */
+	N.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (N.sock < 0)
+		return -errno;
+	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
+	    bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0) {
+		rc = -errno;
+		close(N.sock);
+		N.sock = -1;
+		return rc;
+	}
+	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
+	ev_io_start(loop, &N.io);
+	return 0;
+}
+
+const char *cr_notify_socket(void)
+{
+	return N.sock >= 0 ? N.name : NULL;
+}
+
+void cr_notify_close(void)
+{
+	if (N.sock < 0)
+		return;
+	ev_io_stop(N.loop, &N.io);
+	close(N.sock);
+	N.sock = -1;
+}

@@ -1,0 +1,48 @@
+/* notify.h: sd_notify upward to systemd, and the workers' NOTIFY_SOCKET. */
+#ifndef CR_NOTIFY_H
+#define CR_NOTIFY_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- upward: corrald to its service manager (all no-ops without
+ * NOTIFY_SOCKET) ---- */
+void cr_notify_init(struct ev_loop *loop);	/* the watchdog, if asked for */
+void cr_notify_finish(void);
+void cr_notify_ready(void);
+void cr_notify_reloading(void);
+void cr_notify_stopping(void);
+void cr_notify_extend_timeout(uint64_t usec);
+/* STATUS=..., sent only when it differs from the last one. */
+void cr_notify_status(const char *status);
+
+/* ---- inward: what workers send to the socket corrald gives them ---- */
+
+#define CR_NOTIFY_STATUS_MAX 256
+
+/* One datagram, parsed: a field is set when the message carried it. */
+struct cr_notify_msg {
+	int ready, stopping, reloading, watchdog, watchdog_trigger;
+	int has_status;
+	char status[CR_NOTIFY_STATUS_MAX];
+	uint64_t extend_usec;		/* EXTEND_TIMEOUT_USEC, 0 if absent */
+	uint64_t watchdog_usec;		/* WATCHDOG_USEC, 0 if absent */
+	pid_t mainpid;			/* MAINPID, 0 if absent */
+	int has_errno, errnum;
+	unsigned unknown;		/* assignments we do not understand */
+};
+
+/* Parses a datagram of n bytes (not NUL-terminated). 0, or -EINVAL with
+ * *why naming the problem (the datagram is then ignored whole). */
+int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const char **why);
+
+/* Opens corrald's own notify socket (abstract, SO_PASSCRED). Each message
+ * is handed to cr_supervisor_on_notify() with the sender's pid. */
+int cr_notify_listen(struct ev_loop *loop);
+/* Its address for NOTIFY_SOCKET ("@corral/PID/notify"). */
+const char *cr_notify_socket(void);
+void cr_notify_close(void);
+
+#endif
