@@ -23,7 +23,12 @@ SRC = $(wildcard daemon/*.c)
 OBJ = $(SRC:daemon/%.c=$(O)/%.o)
 HDR = $(wildcard daemon/*.h)
 
-all: $(O)/corrald
+all: $(O)/corrald $(O)/corral.service $(O)/corral@.service
+
+# unit files with this build's paths
+$(O)/%.service: contrib/%.service.in config.mk
+	@mkdir -p $(O)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@
 
 $(O)/corrald: $(O)/.deps-ok $(OBJ)
 	$(CC) -o $@ $(OBJ) $(CR_LDFLAGS) $(dep_libs)
@@ -78,6 +83,8 @@ install: all
 	install -m 644 doc/corrald.8 $(DESTDIR)$(MANDIR)/man8/corrald.8
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 644 $(O)/corral.service $(O)/corral@.service $(DESTDIR)$(UNITDIR)/
 	install -d $(DESTDIR)$(DATADIR)/doc $(DESTDIR)$(DATADIR)/plugins
 	install -m 644 doc/*.md $(DESTDIR)$(DATADIR)/doc/
 	[ -z "$$(ls plugins/*.lua 2>/dev/null)" ] || install -m 644 plugins/*.lua $(DESTDIR)$(DATADIR)/plugins/
@@ -85,6 +92,7 @@ install: all
 		install -m 644 contrib/examples/hello.lua $(DESTDIR)$(SYSCONFDIR)/corral/corral.lua
 
 uninstall:
+	rm -f $(DESTDIR)$(UNITDIR)/corral.service $(DESTDIR)$(UNITDIR)/corral@.service
 	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(MANDIR)/man8/corrald.8 \
 		$(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	rm -rf $(DESTDIR)$(DATADIR)

@@ -9,6 +9,8 @@ SBINDIR = $(PREFIX)/sbin
 DATADIR = $(PREFIX)/share/corral
 MANDIR  = $(PREFIX)/share/man
 SYSCONFDIR = /etc
+# systemd's unit directory (pkg-config systemd), /lib/systemd/system on Debian
+UNITDIR = $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
 DESTDIR =
 
 CC      = cc

@@ -56,6 +56,8 @@ void cr_pool_conf_unref(struct cr_pool_conf *pc)
 	free(pc->directory);
 	free(pc->groups);
 	free(pc->fingerprint);
+	free(pc->output);
+	free(pc->syslog_identifier);
 	free(pc);
 }
 
@@ -167,6 +169,8 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 	pc->ready = !ready || !strcmp(ready, "started") ? CR_READY_STARTED
 		  : !strcmp(ready, "lua") ? CR_READY_LUA : CR_READY_NOTIFY;
 	pc->watchdog = get_number(L, "watchdog");
+	pc->output = get_string(L, "output");
+	pc->syslog_identifier = get_string(L, "syslog_identifier");
 	pc->ready_timeout = get_number(L, "ready_timeout");
 	free(ready);
 	pc->prefork_timeout = get_number(L, "prefork_timeout");
@@ -226,6 +230,7 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 	if (get_limits(L, "limits", &pc->limits) < 0 ||
 	    get_limits(L, "worker_limits", &pc->worker_limits) < 0 ||
 	    !pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
+	    !pc->output || !pc->syslog_identifier ||
 	    (pc->ngroups && !pc->groups)) {
 		cr_pool_conf_unref(pc);
 		return NULL;

@@ -46,6 +46,8 @@ struct cr_pool_conf {
 	enum cr_ready { CR_READY_STARTED, CR_READY_LUA, CR_READY_NOTIFY } ready;
 	double watchdog;	/* a worker silent this long is killed; 0: off */
 	double ready_timeout;	/* a worker not ready this long is killed; 0: off */
+	char *output;		/* workers' stdout/stderr: auto, journal, inherit, null, or a file */
+	char *syslog_identifier;	/* for their lines in the journal */
 	double prefork_timeout;
 	/* Lua hooks: registry refs in `lua`, LUA_NOREF when absent */
 	void *lua;		/* the config's lua_State; valid while it is current */

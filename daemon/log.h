@@ -14,6 +14,10 @@ struct cr_who {
 };
 
 extern enum cr_level cr_log_level;
+extern int cr_log_journal;	/* lines go to the journal, with fields */
+
+/* Whether stderr is the journal (JOURNAL_STREAM); sets cr_log_journal. */
+int cr_log_detect_journal(void);
 
 void cr_log(enum cr_level level, const struct cr_who *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -83,6 +83,7 @@ int main(int argc, char **argv)
 		cr_config_free(conf);
 		return 0;
 	}
+	cr_log_detect_journal();
 	cr_log_level = verbose ? CR_DEBUG : quiet ? CR_WARN
 		     : conf->log_level >= 0 ? (enum cr_level)conf->log_level : CR_INFO;
 	cr_info(NULL, "corrald %s starting (config %s)", CR_VERSION, file);

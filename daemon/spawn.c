@@ -17,10 +17,14 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <syslog.h>
+
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "crlua.h"
+#include "log.h"
 #include "notify.h"
 #include "spawn.h"
 
@@ -115,9 +119,10 @@ const char *cr_spawn_step_name(int step)
 		[CR_STEP_SETGROUPS] = "set groups", [CR_STEP_SETGID] = "set group id",
 		[CR_STEP_SETUID] = "set user id", [CR_STEP_ENV] = "build the environment",
 		[CR_STEP_EXEC] = "exec", [CR_STEP_HOOK] = "run a hook",
+		[CR_STEP_OUTPUT] = "open the output",
 	};
 
-	if (step < 0 || step > CR_STEP_HOOK)
+	if (step < 0 || step > CR_STEP_OUTPUT)
 		return "start";
 	return names[step];
 }
@@ -186,6 +191,34 @@ static int set_environment(const struct cr_pool_conf *pc, unsigned id)
 	return 0;
 }
 
+/* stdout and stderr: the journal (a stream per worker, tagged with the
+ * pool), corrald's own, /dev/null, or a file opened before privileges
+ * are dropped (as systemd does). */
+static int set_output(const struct cr_pool_conf *pc)
+{
+	const char *out = pc->output;
+	int fd;
+
+	if (!strcmp(out, "auto"))
+		out = cr_log_journal ? "journal" : "inherit";
+	if (!strcmp(out, "inherit"))
+		return 0;
+	if (!strcmp(out, "journal"))
+		fd = sd_journal_stream_fd(pc->syslog_identifier, LOG_INFO, 1);
+	else if (!strcmp(out, "null"))
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	else
+		fd = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		errno = fd < -1 ? -fd : errno;
+		return -1;
+	}
+	if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
 {
 	int fd;
@@ -204,6 +237,8 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_STDIN);
 	chan = 3;
 	close_range(4, ~0U, 0);
+	if (set_output(pc) < 0)
+		fail(chan, CR_STEP_OUTPUT);
 	if (chdir(pc->directory) < 0)
 		fail(chan, CR_STEP_CHDIR);
 	if ((pc->set_uid || pc->set_gid) && setgroups((size_t)pc->ngroups, pc->groups) < 0)

@@ -33,6 +33,7 @@ enum cr_spawn_step {
 	CR_STEP_SIGNALS, CR_STEP_SESSION, CR_STEP_STDIN, CR_STEP_CHDIR,
 	CR_STEP_SETGROUPS, CR_STEP_SETGID, CR_STEP_SETUID, CR_STEP_ENV, CR_STEP_EXEC,
 	CR_STEP_HOOK,		/* a Lua hook failed; the worker logged why */
+	CR_STEP_OUTPUT,
 };
 
 const char *cr_spawn_step_name(int step);

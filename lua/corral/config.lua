@@ -286,6 +286,17 @@ local pool_schema = {
   }, {} },
   ready = { check.enum("started", "lua", "notify"), "started" },
   watchdog = { check.duration, 0 },
+  output = { function(v, key)
+    if v == "auto" or v == "journal" or v == "inherit" or v == "null" then return v end
+    if type(v) == "string" and v:sub(1, 1) == "/" then return v end
+    invalid(key, "expected \"auto\", \"journal\", \"inherit\", \"null\" or an absolute file path, got %s", show(v))
+  end, "auto" },
+  syslog_identifier = { function(v, key)
+    if type(v) ~= "string" or v == "" or #v > 64 or v:find("[%c%s]") then
+      invalid(key, "expected a short name without spaces, got %s", show(v))
+    end
+    return v
+  end },
   ready_timeout = { check.duration, 0 },
   prefork = { check.func },
   setup = { check.func },
@@ -406,6 +417,8 @@ local function normalize_pool(name, p, raw, environ)
     ready = p.ready,
     watchdog = p.watchdog,
     ready_timeout = p.ready_timeout,
+    output = p.output,
+    syslog_identifier = p.syslog_identifier or name,
     prefork_timeout = p.prefork_timeout,
     prefork = p.prefork,
     setup = p.setup,
