@@ -57,6 +57,9 @@ void cr_pool_conf_unref(struct cr_pool_conf *pc)
 	free(pc->groups);
 	free(pc->fingerprint);
 	free(pc->output);
+	free_strv(pc->listen_names);
+	free_strv(pc->listen_specs);
+	free(pc->listen_fds);
 	free(pc->syslog_identifier);
 	free(pc);
 }
@@ -170,6 +173,19 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 		  : !strcmp(ready, "lua") ? CR_READY_LUA : CR_READY_NOTIFY;
 	pc->watchdog = get_number(L, "watchdog");
 	pc->output = get_string(L, "output");
+	lua_getfield(L, -1, "listen");
+	pc->nlisten = (unsigned)lua_objlen(L, -1);
+	pc->listen_names = calloc(pc->nlisten + 1, sizeof *pc->listen_names);
+	pc->listen_specs = calloc(pc->nlisten + 1, sizeof *pc->listen_specs);
+	pc->listen_fds = calloc(pc->nlisten + 1, sizeof *pc->listen_fds);
+	for (unsigned i = 0; pc->listen_names && pc->listen_specs && pc->listen_fds && i < pc->nlisten; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		pc->listen_names[i] = get_string(L, "name");
+		pc->listen_specs[i] = get_string(L, "spec");
+		pc->listen_fds[i] = -1;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	pc->syslog_identifier = get_string(L, "syslog_identifier");
 	pc->ready_timeout = get_number(L, "ready_timeout");
 	free(ready);
@@ -231,6 +247,7 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 	    get_limits(L, "worker_limits", &pc->worker_limits) < 0 ||
 	    !pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
 	    !pc->output || !pc->syslog_identifier ||
+	    !pc->listen_names || !pc->listen_specs || !pc->listen_fds ||
 	    (pc->ngroups && !pc->groups)) {
 		cr_pool_conf_unref(pc);
 		return NULL;

@@ -48,6 +48,10 @@ struct cr_pool_conf {
 	double ready_timeout;	/* a worker not ready this long is killed; 0: off */
 	char *output;		/* workers' stdout/stderr: auto, journal, inherit, null, or a file */
 	char *syslog_identifier;	/* for their lines in the journal */
+	/* listen = { NAME = SPEC }: sockets the workers get (LISTEN_FDS) */
+	unsigned nlisten;
+	char **listen_names, **listen_specs;
+	int *listen_fds;	/* corrald's, set by cr_sockets_open() */
 	double prefork_timeout;
 	/* Lua hooks: registry refs in `lua`, LUA_NOREF when absent */
 	void *lua;		/* the config's lua_State; valid while it is current */

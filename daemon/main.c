@@ -20,6 +20,7 @@
 #include "layout.h"
 #include "log.h"
 #include "proctitle.h"
+#include "sockets.h"
 #include "spawn.h"
 #include "supervisor.h"
 
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
 	ev_run(loop, 0);
 	code = cr_supervisor_exit_code();
 	cr_supervisor_finish();
+	cr_sockets_finish();
 	cr_layout_finish();
 	ev_loop_destroy(loop);
 	return code;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,47 @@ static void proto_reap(void)
 	}
 }
 
+/* Copies the pool's sockets to fds of 16 and up (F_DUPFD never takes one
+ * in use), so that moving the socketpair to fd 3 cannot hit one; the conf
+ * is the prototype's own copy, so it records where they went. */
+static int keep_listen_fds(struct cr_pool_conf *pc, int *sock)
+{
+	for (unsigned i = 0; i < pc->nlisten; i++) {
+		int fd = fcntl(pc->listen_fds[i], F_DUPFD_CLOEXEC, 16);
+		if (fd < 0)
+			return -1;
+		pc->listen_fds[i] = fd;
+	}
+	if (*sock < 16) {
+		int fd = fcntl(*sock, F_DUPFD_CLOEXEC, 16);
+		if (fd < 0)
+			return -1;
+		*sock = fd;
+	}
+	return 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every fd above `low` but those in keep. */
+static void close_all_but(int low, const int *keep, unsigned n)
+{
+	int sorted[n + 1], next = low + 1;
+
+	memcpy(sorted, keep, n * sizeof *keep);
+	qsort(sorted, n, sizeof *sorted, cmp_int);
+	for (unsigned i = 0; i < n; i++) {
+		if (sorted[i] > next)
+			close_range((unsigned)next, (unsigned)sorted[i] - 1, 0);
+		if (sorted[i] >= next)
+			next = sorted[i] + 1;
+	}
+	close_range((unsigned)next, ~0U, 0);
+}
+
 static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, unsigned generation,
 						 int sock, pid_t parent)
 {
@@ -211,10 +253,13 @@ static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, 
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 
-	/* nothing of corrald's stays open but stdout and stderr */
+	/* nothing of corrald's stays open but stdout, stderr and the pool's
+	 * listening sockets (moved above fd 16 first, out of the way) */
+	if (keep_listen_fds((struct cr_pool_conf *)pc, &sock) < 0)
+		_exit(1);
 	if (sock != PROTO_SOCK && dup3(sock, PROTO_SOCK, O_CLOEXEC) < 0)
 		_exit(1);
-	close_range(PROTO_SOCK + 1, ~0U, 0);
+	close_all_but(PROTO_SOCK, pc->listen_fds, pc->nlisten);
 	null = open("/dev/null", O_RDONLY);
 	if (null >= 0 && null != STDIN_FILENO) {
 		dup2(null, STDIN_FILENO);

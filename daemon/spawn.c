@@ -166,13 +166,13 @@ void cr_spawn_exec(char *const *argv)
  * that Lua hooks see it too (os.getenv) and exec passes it on. */
 static int set_environment(const struct cr_pool_conf *pc, unsigned id)
 {
-	static char idvar[32], notify[96], wdpid[32];
+	static char idvar[32], notify[96], wdpid[32], lfds[32], lpid[32];
 	size_t n = 0;
 	char **envp;
 
 	while (pc->envp[n])
 		n++;
-	envp = calloc(n + 4, sizeof *envp);
+	envp = calloc(n + 8, sizeof *envp);
 	if (!envp)
 		return -1;
 	memcpy(envp, pc->envp, n * sizeof *envp);
@@ -187,8 +187,50 @@ static int set_environment(const struct cr_pool_conf *pc, unsigned id)
 		snprintf(wdpid, sizeof wdpid, "WATCHDOG_PID=%d", (int)getpid());
 		envp[n++] = wdpid;
 	}
+	if (pc->nlisten > 0) {
+		size_t len = 16;
+		char *names;
+		for (unsigned i = 0; i < pc->nlisten; i++)
+			len += strlen(pc->listen_names[i]) + 1;
+		names = malloc(len);
+		if (!names)
+			return -1;
+		strcpy(names, "LISTEN_FDNAMES=");
+		for (unsigned i = 0; i < pc->nlisten; i++) {
+			if (i)
+				strcat(names, ":");
+			strcat(names, pc->listen_names[i]);
+		}
+		snprintf(lfds, sizeof lfds, "LISTEN_FDS=%u", pc->nlisten);
+		snprintf(lpid, sizeof lpid, "LISTEN_PID=%d", (int)getpid());
+		envp[n++] = lfds;
+		envp[n++] = names;
+		envp[n++] = lpid;
+	}
 	environ = envp;
 	return 0;
+}
+
+/* Moves everything to fresh fds above the target range first, then into
+ * place: no move can clobber an fd still to be moved. Returns the
+ * channel's new fd, or -(old chan) - 1 on error. */
+static int place_fds(const struct cr_pool_conf *pc, int chan)
+{
+	unsigned n = pc->nlisten;
+	int hi[n + 1], c;
+
+	for (unsigned i = 0; i < n; i++)
+		if ((hi[i] = fcntl(pc->listen_fds[i], F_DUPFD_CLOEXEC, (int)n + 4)) < 0)
+			return -chan - 1;
+	if ((c = fcntl(chan, F_DUPFD_CLOEXEC, (int)n + 4)) < 0)
+		return -chan - 1;
+	for (unsigned i = 0; i < n; i++)
+		if (dup2(hi[i], 3 + (int)i) < 0)	/* dup2: not close-on-exec */
+			return -c - 1;
+	if (dup3(c, 3 + (int)n, O_CLOEXEC) < 0)
+		return -c - 1;
+	close_range(4 + n, ~0U, 0);
+	return 3 + (int)n;
 }
 
 /* stdout and stderr: the journal (a stream per worker, tagged with the
@@ -232,11 +274,10 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_STDIN);
 	if (fd != STDIN_FILENO)
 		close(fd);
-	/* nothing of the prototype's stays open: the channel becomes fd 3 */
-	if (dup3(chan, 3, O_CLOEXEC) < 0)
-		fail(chan, CR_STEP_STDIN);
-	chan = 3;
-	close_range(4, ~0U, 0);
+	/* nothing of the prototype's stays open: the pool's sockets become
+	 * fds 3..3+n-1 (LISTEN_FDS), the channel the one after them */
+	if ((chan = place_fds(pc, chan)) < 0)
+		fail(-chan - 1, CR_STEP_STDIN);
 	if (set_output(pc) < 0)
 		fail(chan, CR_STEP_OUTPUT);
 	if (chdir(pc->directory) < 0)

@@ -32,6 +32,7 @@
 #include "notify.h"
 #include "proto.h"
 #include "runtime.h"
+#include "sockets.h"
 #include "spawn.h"
 #include "supervisor.h"
 
@@ -1344,7 +1345,8 @@ static void reload(void)
 		free(err);
 		return;
 	}
-	if (cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0) {
+	if (cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0 ||
+	    cr_sockets_open(conf, errbuf, sizeof errbuf) < 0) {
 		cr_error(NULL, "reload failed, keeping the running configuration: %s", errbuf);
 		cr_config_free(conf);
 		return;
@@ -1397,6 +1399,7 @@ static void reload(void)
 	}
 	cr_config_free(S.conf);
 	S.conf = conf;
+	cr_sockets_commit(conf);
 	if (!S.verbose && conf->log_level >= 0)
 		cr_log_level = conf->log_level;
 	cr_info(NULL, "reload done: %u added, %u changed, %u removed, %u unchanged%s",

@@ -291,6 +291,22 @@ local pool_schema = {
     if type(v) == "string" and v:sub(1, 1) == "/" then return v end
     invalid(key, "expected \"auto\", \"journal\", \"inherit\", \"null\" or an absolute file path, got %s", show(v))
   end, "auto" },
+  listen = { function(v, key)
+    if type(v) ~= "table" then invalid(key, "expected a table of NAME = \"tcp:HOST:PORT\" | \"unix:/PATH\" | \"systemd\", got %s", show(v)) end
+    local out = {}
+    for _, name in ipairs(sorted_keys(v)) do
+      local spec = v[name]
+      if type(name) ~= "string" or not name:match("^[A-Za-z0-9_.-]+$") or #name > 64 then
+        invalid(key, "invalid socket name %s (letters, digits, _ . -)", show(name))
+      end
+      if type(spec) ~= "string" or not (spec == "systemd" or spec:match("^tcp:.+:%d+$")
+          or spec:match("^tcp::%d+$") or spec:match("^unix:/.+")) then
+        invalid(key .. "." .. name, "expected \"tcp:HOST:PORT\", \"unix:/PATH\" or \"systemd\", got %s", show(spec))
+      end
+      out[#out + 1] = { name = name, spec = spec }
+    end
+    return out
+  end, {} },
   syslog_identifier = { function(v, key)
     if type(v) ~= "string" or v == "" or #v > 64 or v:find("[%c%s]") then
       invalid(key, "expected a short name without spaces, got %s", show(v))
@@ -418,6 +434,7 @@ local function normalize_pool(name, p, raw, environ)
     watchdog = p.watchdog,
     ready_timeout = p.ready_timeout,
     output = p.output,
+    listen = p.listen,
     syslog_identifier = p.syslog_identifier or name,
     prefork_timeout = p.prefork_timeout,
     prefork = p.prefork,
