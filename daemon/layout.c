@@ -87,6 +87,14 @@ static int remove_leftovers(void)
 			continue;
 		if (path_join(sub, sizeof sub, base, e->d_name) < 0)
 			continue;
+		/* only what looks like a pool of ours (it has a prototype/):
+		 * a base shared by mistake must not cost others their cgroups */
+		char proto[PATH_MAX + 16];
+		snprintf(proto, sizeof proto, "%s/prototype", sub);
+		if (access(proto, F_OK) != 0) {
+			cr_warn(NULL, "cgroup: %s is not a pool of corral's, left alone", sub);
+			continue;
+		}
 		int rc = cr_cgroup_destroy(sub);
 		if (rc < 0) {
 			cr_error(NULL, "cgroup: unable to remove the leftover %s: %s", sub, strerror(-rc));
@@ -104,8 +112,8 @@ static int remove_leftovers(void)
 int cr_layout_init(const char *setting, char *err, size_t errlen)
 {
 	char self[PATH_MAX], leaf[PATH_MAX + 16];
+	int rc, delegated = 0;
 	pid_t other;
-	int rc;
 
 	if ((rc = cr_cgroup_mount(mount_point, sizeof mount_point)) < 0) {
 		snprintf(err, errlen, "cgroup: unable to find a cgroup2 mount in /proc/self/mountinfo: %s",
@@ -124,18 +132,21 @@ int cr_layout_init(const char *setting, char *err, size_t errlen)
 		if (len >= 8 && !strcmp(self + len - 8, "/corrald"))
 			len -= 8;
 		snprintf(own, sizeof own, "%s%.*s", mount_point, (int)len, in);
-		if ((size_t)snprintf(base, sizeof base, "%s", cr_cgroup_delegated(own) ? own : mount_point)
+		delegated = cr_cgroup_delegated(own);
+		if ((size_t)snprintf(base, sizeof base, "%s", delegated ? own : mount_point)
 		    >= sizeof base - 8) {
 			snprintf(err, errlen, "cgroup: path too long: %s", own);
 			return -1;
 		}
-		if (!cr_cgroup_delegated(own))
+		if (!delegated)
 			strcat(base, "/corral");
 	} else if ((size_t)snprintf(base, sizeof base, "%s%s", mount_point, setting) >= sizeof base) {
 		snprintf(err, errlen, "cgroup: path too long: %s", setting);
 		return -1;
 	}
-	base_is_ours = access(base, F_OK) != 0;
+	/* a base systemd delegated stays; one of our own goes at exit, even
+	 * one an earlier corrald made */
+	base_is_ours = !delegated;
 	if ((rc = cr_cgroup_mkdir(base)) < 0) {
 		snprintf(err, errlen, "cgroup: unable to create %s: %s", base, strerror(-rc));
 		return -1;
@@ -260,13 +271,21 @@ int cr_layout_controllers(const struct cr_config *conf, char *err, size_t errlen
 	return 0;
 }
 
+static void controller_of(const char *file, char *buf, size_t n);
+
 void cr_layout_apply(const char *dir, const struct cr_limits *limits, const struct cr_who *who)
 {
 	for (unsigned i = 0; i < limits->n; i++) {
 		const struct cr_limit *l = &limits->v[i];
 		int rc = cr_cgroup_write(dir, l->file, l->value);
-		/* ENOENT: the controller is missing, which was reported once */
-		if (rc < 0 && rc != -ENOENT)
+		char ctl[32];
+		/* ENOENT for a missing controller was reported once already;
+		 * for one that is there, the file name is wrong */
+		controller_of(l->file, ctl, sizeof ctl);
+		if (rc == -ENOENT && strcmp(ctl, "cgroup") &&
+		    !cr_cgroup_has_controller(dir, "cgroup.controllers", ctl))
+			continue;
+		if (rc < 0)
 			cr_error(who, "cgroup: unable to set %s (%s = %s): %s", l->key, l->file,
 				 l->value, strerror(-rc));
 	}

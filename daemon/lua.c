@@ -409,7 +409,17 @@ static int l_budget_call(lua_State *L)
 	return lua_gettop(L);
 }
 
+/* core.renew_budget(): each plugin handler gets the whole budget */
+static int l_renew_budget(lua_State *L)
+{
+	(void)L;
+	if (ctx.phase == PHASE_PLUGIN)
+		budget_deadline = monotonic() + budget_seconds;
+	return 0;
+}
+
 static const luaL_Reg core_funcs[] = {
+	{ "renew_budget", l_renew_budget },
 	{ "signum", l_signum },
 	{ "getpwnam", l_getpwnam },
 	{ "getgrnam", l_getgrnam },

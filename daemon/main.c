@@ -98,10 +98,15 @@ int main(int argc, char **argv)
 	cr_spawn_force_pipe_placement = getenv("CORRAL_PIPE_PLACEMENT") != NULL;
 
 	/* into our cgroup leaf before any process is made */
-	if (cr_layout_init(cgroup ? cgroup : conf->cgroup, err, sizeof err) < 0 ||
-	    cr_layout_controllers(conf, err, sizeof err) < 0) {
+	if (cr_layout_init(cgroup ? cgroup : conf->cgroup, err, sizeof err) < 0) {
 		cr_error(NULL, "%s", err);
 		cr_config_free(conf);
+		return 1;
+	}
+	if (cr_layout_controllers(conf, err, sizeof err) < 0) {
+		cr_error(NULL, "%s", err);
+		cr_config_free(conf);
+		cr_layout_finish();
 		return 1;
 	}
 

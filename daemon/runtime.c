@@ -8,8 +8,10 @@
  *
  * PSI triggers: a trigger is a pressure file we wrote "some|full STALL
  * WINDOW" to; the kernel signals it with POLLPRI, which ev_io cannot wait
- * for, so the trigger fds live in an epoll set (EPOLLPRI) whose own fd is
- * what libev watches.
+ * for. Each trigger gets an epoll set of its own holding just that fd
+ * (EPOLLPRI), and libev watches the set's fd: polling a trigger consumes
+ * its event, so the set's readiness is the only sign we get, and one set
+ * per trigger says which one fired.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,26 +38,29 @@ struct cb {
 	lua_State *L;
 	ev_timer timer;
 	int fd;			/* CB_PSI: the pressure file */
+	int epfd;		/* CB_PSI: an epoll set holding only fd */
+	ev_io io;		/* CB_PSI: on epfd */
 	struct cb *next;
 };
 
 static struct {
 	struct ev_loop *loop;
 	lua_State *L;		/* the current config's state */
-	int epfd;
-	ev_io ep_io;
 	struct cb *cbs;
 	int next_id;
-} R = { .epfd = -1 };
+} R;
 
 static void cb_free(struct cb *c)
 {
 	if (c->kind == CB_TIMER)
 		ev_timer_stop(R.loop, &c->timer);
-	if (c->fd >= 0) {
-		epoll_ctl(R.epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		close(c->fd);
+	if (c->kind == CB_PSI) {
+		ev_io_stop(R.loop, &c->io);
+		if (c->epfd >= 0)
+			close(c->epfd);
 	}
+	if (c->fd >= 0)
+		close(c->fd);
 	free(c);
 }
 
@@ -99,39 +104,28 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	fire(t->data);
 }
 
-static void epoll_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void psi_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct epoll_event evs[16];
+	struct cb *c = io->data;
+	struct epoll_event ev;
 	int n;
 
 	(void)loop;
-	(void)io;
 	(void)revents;
-	n = epoll_wait(R.epfd, evs, 16, 0);
-	for (int i = 0; i < n; i++) {
-		struct cb *c = cb_find((int)evs[i].data.u32);
-		if (!c)
-			continue;
-		if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
-			/* its cgroup is gone */
-			cr_warn(NULL, "plugin: PSI trigger %d stopped: its pool's cgroup is gone", c->id);
-			cb_remove(c);
-			continue;
-		}
-		fire(c);
+	/* the event itself was consumed when the set was polled; this only
+	 * tells a gone cgroup (an error) from a trigger */
+	n = epoll_wait(c->epfd, &ev, 1, 0);
+	if (n > 0 && (ev.events & (EPOLLERR | EPOLLHUP))) {
+		cr_warn(NULL, "plugin: PSI trigger %d stopped: its pool's cgroup is gone", c->id);
+		cb_remove(c);
+		return;
 	}
+	fire(c);
 }
 
 void cr_runtime_init(struct ev_loop *loop)
 {
 	R.loop = loop;
-	R.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (R.epfd < 0) {
-		cr_error(NULL, "plugin: unable to create an epoll set for PSI triggers: %m");
-		return;
-	}
-	ev_io_init(&R.ep_io, epoll_cb, R.epfd, EV_READ);
-	ev_io_start(loop, &R.ep_io);
 }
 
 void cr_runtime_forget(lua_State *L)
@@ -165,11 +159,6 @@ void cr_runtime_finish(void)
 		struct cb *c = R.cbs;
 		R.cbs = c->next;
 		cb_free(c);
-	}
-	if (R.epfd >= 0) {
-		ev_io_stop(R.loop, &R.ep_io);
-		close(R.epfd);
-		R.epfd = -1;
 	}
 	R.L = NULL;
 }
@@ -233,7 +222,7 @@ static struct cb *cb_new(lua_State *L, enum cb_kind kind)
 	c->id = ++R.next_id;
 	c->kind = kind;
 	c->L = L;
-	c->fd = -1;
+	c->fd = c->epfd = -1;
 	c->next = R.cbs;
 	R.cbs = c;
 	return c;
@@ -265,7 +254,7 @@ static int l_cancel(lua_State *L)
 static int push_error(lua_State *L, int err)
 {
 	lua_pushnil(L);
-	lua_pushstring(L, err == -ENOENT ? "no such pool" : strerror(-err));
+	lua_pushstring(L, err == -ENOENT ? "no such pool or worker" : strerror(-err));
 	return 2;
 }
 
@@ -366,28 +355,28 @@ static int l_psi_trigger(lua_State *L)
 
 	if (!cr_supervisor_pool_exists(pool) || cr_layout_pool_dir(dir, sizeof dir, pool) < 0)
 		return push_error(L, -ENOENT);
-	if (R.epfd < 0)
-		return push_error(L, -ENOSYS);
 	snprintf(path, sizeof path, "%s/%s.pressure", dir, resource);
 	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return push_error(L, -errno);
-	if (write(fd, spec, strlen(spec) + 1) < 0)
-		goto fail;
+	if (write(fd, spec, strlen(spec) + 1) < 0) {
+		e = errno;
+		close(fd);
+		return push_error(L, -e);
+	}
 	c = cb_new(L, CB_PSI);
 	c->fd = fd;
-	ev.data.u32 = (uint32_t)c->id;
-	if (epoll_ctl(R.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		e = errno;
 		cb_remove(c);
 		return push_error(L, -e);
 	}
+	ev_io_init(&c->io, psi_cb, c->epfd, EV_READ);
+	c->io.data = c;
+	ev_io_start(R.loop, &c->io);
 	lua_pushinteger(L, c->id);
 	return 1;
-fail:
-	e = errno;
-	close(fd);
-	return push_error(L, -e);
 }
 
 static const luaL_Reg runtime_funcs[] = {

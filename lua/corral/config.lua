@@ -244,7 +244,7 @@ function check.limits(v, key)
       if type(val) ~= "table" then invalid(key .. ".cgroup", "expected a table of file = value, got %s", show(val)) end
       for _, file in ipairs(sorted_keys(val)) do
         local fv = val[file]
-        if type(file) ~= "string" or not file:match("^[a-z]+%.[a-z_.]+$") then
+        if type(file) ~= "string" or not file:match("^[a-z]+%.[a-zA-Z0-9_.]+$") then
           invalid(key .. ".cgroup", "invalid cgroup file name %s", show(file))
         end
         if reserved_files[file] then

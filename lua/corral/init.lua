@@ -149,7 +149,11 @@ function corral.on(event, fn)
 end
 
 local function run(owner, what, fn, ...)
+  core.renew_budget()
+  local previous = corral._owner
+  corral._owner = owner	-- timers it starts are its own
   local ok, err = xpcall(fn, debug.traceback, ...)
+  corral._owner = previous
   if not ok then
     core.log("error", ("%s: %s handler failed: %s"):format(owner, what, tostring(err):gsub("\n.*", "")))
   end
@@ -173,22 +177,23 @@ local function add_callback(id, fn, what, every)
   return id
 end
 
-local function check_seconds(fname, s)
+local function check_timer(fname, s, fn)
   if type(s) ~= "number" or s ~= s or s < 0.001 or s == math.huge then
     error(("corral.%s: expected a number of seconds >= 0.001"):format(fname), 3)
   end
+  if type(fn) ~= "function" then error(("corral.%s: expected a function"):format(fname), 3) end
 end
 
 -- corral.after(seconds, fn) / corral.every(seconds, fn): timers in corrald.
 function corral.after(seconds, fn)
   need_phase("after", "plugin")
-  check_seconds("after", seconds)
+  check_timer("after", seconds, fn)
   return add_callback(core.timer(seconds, false), fn, "timer", false)
 end
 
 function corral.every(seconds, fn)
   need_phase("every", "plugin")
-  check_seconds("every", seconds)
+  check_timer("every", seconds, fn)
   return add_callback(core.timer(seconds, true), fn, "timer", true)
 end
 
@@ -251,9 +256,11 @@ function corral.pressure(pool, resource)
   return out
 end
 
--- corral.psi_trigger(pool, resource, "some 150000 1000000", fn): fn() when
--- the pool stalls on resource for 150 ms within a 1 s window (the kernel's
--- PSI trigger, at most once per window). Returns an id for corral.cancel.
+-- corral.psi_trigger(pool, resource, "some 150000 2000000", fn): fn() when
+-- the pool stalls on resource for 150 ms within a 2 s window (the kernel's
+-- PSI trigger, at most once per window; without CAP_SYS_RESOURCE the
+-- kernel wants windows of whole multiples of 2 s). Returns an id for
+-- corral.cancel.
 function corral.psi_trigger(pool, resource, spec, fn)
   need_phase("psi_trigger", "plugin")
   pool_arg("psi_trigger", pool)
