@@ -103,6 +103,14 @@ int main(int argc, char **argv)
 		cr_config_free(conf);
 		return 1;
 	}
+	cr_sockets_init();
+	if (cr_sockets_open(conf, err, sizeof err) < 0) {
+		cr_error(NULL, "%s", err);
+		cr_config_free(conf);
+		cr_layout_finish();
+		return 1;
+	}
+	cr_sockets_commit(conf);
 	if (cr_layout_controllers(conf, err, sizeof err) < 0) {
 		cr_error(NULL, "%s", err);
 		cr_config_free(conf);
