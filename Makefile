@@ -19,11 +19,15 @@ CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	$(dep_cflags) $(SANFLAGS) $(CFLAGS)
 CR_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
-SRC = $(wildcard daemon/*.c)
+SRC = $(filter-out daemon/corralctl.c,$(wildcard daemon/*.c))
 OBJ = $(SRC:daemon/%.c=$(O)/%.o)
+CTL_OBJ = $(O)/corralctl.o $(O)/json.o
 HDR = $(wildcard daemon/*.h)
 
-all: $(O)/corrald $(O)/corral.service $(O)/corral@.service
+all: $(O)/corrald $(O)/corralctl $(O)/corral.service $(O)/corral@.service
+
+$(O)/corralctl: $(O)/.deps-ok $(CTL_OBJ)
+	$(CC) -o $@ $(CTL_OBJ) $(CR_LDFLAGS)
 
 # unit files with this build's paths
 $(O)/%.service: contrib/%.service.in config.mk
@@ -79,6 +83,8 @@ install: all
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/corral $(DESTDIR)$(DATADIR)/examples
 	install -m 755 $(O)/corrald $(DESTDIR)$(SBINDIR)/corrald
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(O)/corralctl $(DESTDIR)$(BINDIR)/corralctl
 	install -m 644 lua/corral/*.lua $(DESTDIR)$(DATADIR)/lua/corral/
 	install -m 644 doc/corrald.8 $(DESTDIR)$(MANDIR)/man8/corrald.8
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
@@ -93,7 +99,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/corral.service $(DESTDIR)$(UNITDIR)/corral@.service
-	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(MANDIR)/man8/corrald.8 \
+	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(BINDIR)/corralctl $(DESTDIR)$(MANDIR)/man8/corrald.8 \
 		$(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "left in place: $(DESTDIR)$(SYSCONFDIR)/corral (your configuration)"

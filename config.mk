@@ -6,6 +6,7 @@ VERSION = 0.1.0
 
 PREFIX  = /usr/local
 SBINDIR = $(PREFIX)/sbin
+BINDIR  = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share/corral
 MANDIR  = $(PREFIX)/share/man
 SYSCONFDIR = /etc

@@ -73,6 +73,7 @@ void cr_config_free(struct cr_config *conf)
 	free(conf->pools);
 	free(conf->file);
 	free(conf->cgroup);
+	free(conf->control);
 	if (conf->lua) {
 		cr_runtime_forget(conf->lua);	/* its timers and triggers */
 		lua_close(conf->lua);
@@ -289,10 +290,15 @@ struct cr_config *cr_config_load(const char *path, char **err)
 	conf->log_level = level ? cr_log_level_parse(level) : CR_INFO;
 	free(level);
 	conf->cgroup = get_string(L, "cgroup");
+	conf->control = get_string(L, "control");
+	lua_getfield(L, -1, "control_group");
+	conf->control_group_set = lua_isnumber(L, -1);
+	conf->control_group = (gid_t)lua_tointeger(L, -1);
+	lua_pop(L, 1);
 	lua_getfield(L, -1, "limits_required");
 	conf->limits_required = lua_toboolean(L, -1);
 	lua_pop(L, 1);
-	if (!conf->cgroup) {
+	if (!conf->cgroup || !conf->control) {
 		lua_pop(L, 1);
 		goto fail_oom;
 	}

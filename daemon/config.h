@@ -65,6 +65,9 @@ struct cr_config {
 	char *file;
 	int log_level;
 	char *cgroup;		/* "auto" or a path below the cgroup2 mount */
+	char *control;		/* the control socket's path */
+	int control_group_set;
+	gid_t control_group;	/* may use the control socket too */
 	int limits_required;
 	unsigned npools;
 	struct cr_pool_conf **pools;

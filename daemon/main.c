@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "config.h"
+#include "control.h"
 #include "layout.h"
 #include "log.h"
 #include "proctitle.h"
@@ -29,8 +30,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: corrald [-tvqhV] [-c FILE] [-g CGROUP]\n"
+		"usage: corrald [-tvqhV] [-c FILE] [-g CGROUP] [-s SOCKET]\n"
 		"  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -s PATH  control socket (overrides settings.control)\n"
 		"  -g PATH  cgroup base below the cgroup2 mount (overrides settings.cgroup)\n"
 		"  -t       check the configuration and exit\n"
 		"  -v       log debug detail\n"
@@ -42,17 +44,18 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	const char *file = DEFAULT_CONFIG, *cgroup = NULL;
-	char err[1024];
+	const char *file = DEFAULT_CONFIG, *cgroup = NULL, *control = NULL;
+	char err[1024] = "";
 	int test = 0, verbose = 0, quiet = 0, opt, code;
 	struct cr_config *conf;
 	struct ev_loop *loop;
 	char *lerr = NULL;
 
 	cr_proctitle_init(argc, argv);
-	while ((opt = getopt(argc, argv, "c:g:tvqhV")) != -1) {
+	while ((opt = getopt(argc, argv, "c:g:s:tvqhV")) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;
+		case 's': control = optarg; break;
 		case 'g': cgroup = optarg; break;
 		case 't': test = 1; break;
 		case 'v': verbose = 1; break;
@@ -123,11 +126,19 @@ int main(int argc, char **argv)
 		cr_error(NULL, "unable to create the event loop");
 		return 1;
 	}
-	if (cr_supervisor_start(loop, conf, verbose) < 0) {
+	if (cr_supervisor_start(loop, conf, verbose) < 0 ||
+	    cr_control_listen(loop, control ? control : conf->control, conf->control_group_set,
+			      conf->control_group, err, sizeof err) < 0) {
+		if (err[0])
+			cr_error(NULL, "%s", err);
+		cr_control_close();
 		cr_supervisor_finish();
+		cr_sockets_finish();
+		cr_layout_finish();
 		return 1;
 	}
 	ev_run(loop, 0);
+	cr_control_close();
 	code = cr_supervisor_exit_code();
 	cr_supervisor_finish();
 	cr_sockets_finish();

@@ -27,6 +27,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "json.h"
 #include "layout.h"
 #include "log.h"
 #include "notify.h"
@@ -101,6 +102,9 @@ struct cr_pool {
 	ev_timer retry;
 	ev_tstamp *failures;		/* ring of the last crash_failures failure times */
 	unsigned nfailures, fail_next;
+	/* per worker id, for status: restarts and how the last one ended */
+	struct cr_slot { unsigned restarts; char last_exit[112]; } *slots;
+	unsigned nslots, restarts;
 };
 
 static struct {
@@ -229,7 +233,24 @@ static void pool_free(struct cr_pool *pool)
 	ev_timer_stop(S.loop, &pool->retry);
 	cr_pool_conf_unref(pool->conf);
 	free(pool->failures);
+	free(pool->slots);
 	free(pool);
+}
+
+static struct cr_slot *slot_of(struct cr_pool *pool, unsigned id)
+{
+	if (id == 0)
+		return NULL;
+	if (id > pool->nslots) {
+		unsigned n = id + 8;
+		struct cr_slot *s = realloc(pool->slots, n * sizeof *s);
+		if (!s)
+			return NULL;
+		memset(s + pool->nslots, 0, (n - pool->nslots) * sizeof *s);
+		pool->slots = s;
+		pool->nslots = n;
+	}
+	return &pool->slots[id - 1];
 }
 
 static struct cr_pool *pool_find(const char *name)
@@ -704,6 +725,7 @@ static void worker_exited(struct cr_worker *w, int status)
 	int expected = w->state == W_STOPPING;
 	int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	int restart, oom;
+	struct cr_slot *slot;
 	struct cr_event ev;
 	char how[96];
 
@@ -734,6 +756,11 @@ static void worker_exited(struct cr_worker *w, int status)
 		cr_info(&who, "worker not restarted (restart = %s)",
 			pc->restart == CR_RESTART_NEVER ? "never" : "on-failure");
 	}
+	if ((slot = slot_of(pool, w->id))) {
+		snprintf(slot->last_exit, sizeof slot->last_exit, "%s%s", oom ? "OOM-killed, " : "", how);
+		slot->restarts += restart;
+	}
+	pool->restarts += restart;
 	worker_gone(w);
 	if (restart)
 		pool_failure(pool, ran_for, "worker");
@@ -1276,7 +1303,7 @@ static void begin_stop(const char *why)
 	mark_all_dirty();
 }
 
-static void reload(void);
+static int reload(char *msg, size_t msglen);
 
 static void hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
@@ -1285,10 +1312,7 @@ static void hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)revents;
 	if (S.stopping)
 		return;
-	cr_notify_reloading();
-	reload();
-	/* done, good or bad: the running configuration is whole again */
-	cr_notify_ready();
+	cr_supervisor_reload(NULL, 0);
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
@@ -1330,7 +1354,24 @@ static void apply_worker_limits(struct cr_pool *pool)
 	}
 }
 
-static void reload(void)
+int cr_supervisor_reload(char *msg, size_t msglen)
+{
+	char buf[1024];
+	int rc;
+
+	if (S.stopping) {
+		snprintf(msg ? msg : buf, msg ? msglen : sizeof buf, "corrald is stopping");
+		return -1;
+	}
+	cr_notify_reloading();
+	rc = reload(msg ? msg : buf, msg ? msglen : sizeof buf);
+	/* done, good or bad: the running configuration is whole again */
+	cr_notify_ready();
+	return rc;
+}
+
+/* 0 with a summary in msg, or -1 with the error in msg. */
+static int reload(char *msg, size_t msglen)
 {
 	struct cr_config *conf;
 	struct cr_pool *pool;
@@ -1340,16 +1381,17 @@ static void reload(void)
 	cr_info(NULL, "reload requested");
 	conf = cr_config_load(S.conf->file, &err);
 	if (!conf) {
-		cr_error(NULL, "reload failed, keeping the running configuration: %s",
-			 err ? err : "out of memory");
+		snprintf(msg, msglen, "%s", err ? err : "out of memory");
+		cr_error(NULL, "reload failed, keeping the running configuration: %s", msg);
 		free(err);
-		return;
+		return -1;
 	}
 	if (cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0 ||
 	    cr_sockets_open(conf, errbuf, sizeof errbuf) < 0) {
+		snprintf(msg, msglen, "%s", errbuf);
 		cr_error(NULL, "reload failed, keeping the running configuration: %s", errbuf);
 		cr_config_free(conf);
-		return;
+		return -1;
 	}
 	if (strcmp(conf->cgroup, S.conf->cgroup) != 0)
 		cr_warn(NULL, "reload: settings.cgroup changed; the base stays %s until corrald restarts",
@@ -1402,11 +1444,264 @@ static void reload(void)
 	cr_sockets_commit(conf);
 	if (!S.verbose && conf->log_level >= 0)
 		cr_log_level = conf->log_level;
-	cr_info(NULL, "reload done: %u added, %u changed, %u removed, %u unchanged%s",
-		added, changed, removed, unchanged + scaled,
-		scaled ? " (some rescaled)" : "");
+	snprintf(msg, msglen, "%u added, %u changed, %u removed, %u unchanged%s",
+		 added, changed, removed, unchanged + scaled, scaled ? " (some rescaled)" : "");
+	cr_info(NULL, "reload done: %s", msg);
 	cr_runtime_activate(conf->lua);
 	cr_runtime_emit("reload", &(struct cr_event){ 0 });
+	return 0;
+}
+
+/* ---- control: what corralctl and plugins may ask ------------------------- */
+
+static struct cr_pool *live_pool(const char *name)
+{
+	struct cr_pool *pool = pool_find(name);
+
+	return pool && !pool->removed ? pool : NULL;
+}
+
+static struct cr_worker *live_worker(struct cr_pool *pool, unsigned id)
+{
+	struct cr_worker *w;
+
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->id == id && w->state < W_STOPPING && w->pid > 0)
+			return w;
+	return NULL;
+}
+
+int cr_supervisor_scale(const char *name, unsigned n)
+{
+	struct cr_pool *pool = live_pool(name);
+	struct cr_who who = { .pool = name };
+
+	if (!pool)
+		return -ENOENT;
+	if (n > 10000)
+		return -ERANGE;
+	cr_info(&who, "scaling from %u to %u workers (until the next reload)", pool->target, n);
+	pool->target = n;
+	mark_dirty(pool);
+	return 0;
+}
+
+int cr_supervisor_restart(const char *name, unsigned id, int all_at_once)
+{
+	struct cr_pool *pool = live_pool(name);
+	struct cr_who who = { .pool = name, .worker = id };
+	struct cr_worker *w;
+
+	if (!pool)
+		return -ENOENT;
+	if (id) {
+		if (!(w = live_worker(pool, id)))
+			return -ESRCH;
+		cr_info(&who, "restarting the worker");
+		worker_stop(w);	/* the pool still wants it: a new one comes */
+		mark_dirty(pool);
+		return 0;
+	}
+	/* a new generation: a new prototype (fresh code), then workers
+	 * replaced one by one, or all at once */
+	cr_info(&who, "restarting the pool%s", all_at_once ? ", all workers at once" : "");
+	pool->generation++;
+	pool_reset_failures(pool);
+	if (all_at_once)
+		TAILQ_FOREACH(w, &pool->workers, link)
+			worker_stop(w);
+	mark_dirty(pool);
+	return 0;
+}
+
+int cr_supervisor_pool_stop(const char *name)
+{
+	struct cr_pool *pool = live_pool(name);
+	struct cr_who who = { .pool = name };
+
+	if (!pool)
+		return -ENOENT;
+	if (pool->state != POOL_STOPPED)
+		cr_info(&who, "stopping the pool (until started)");
+	pool->state = POOL_STOPPED;
+	mark_dirty(pool);
+	return 0;
+}
+
+int cr_supervisor_pool_start(const char *name)
+{
+	struct cr_pool *pool = live_pool(name);
+	struct cr_who who = { .pool = name };
+
+	if (!pool)
+		return -ENOENT;
+	if (pool->state == POOL_STOPPED || pool->state == POOL_FAILED) {
+		cr_info(&who, "starting the pool");
+		pool->state = POOL_STARTING;
+		pool_reset_failures(pool);
+		pool->ready_logged = 0;
+	}
+	mark_dirty(pool);
+	return 0;
+}
+
+int cr_supervisor_signal(const char *name, unsigned id, int sig)
+{
+	struct cr_pool *pool = live_pool(name);
+	struct cr_worker *w;
+	int n = 0;
+
+	if (!pool)
+		return -ENOENT;
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		if ((id && w->id != id) || w->state >= W_GONE || w->pidfd < 0)
+			continue;
+		if (pidfd_send_signal(w->pidfd, sig, NULL, 0) == 0)
+			n++;
+	}
+	return id && n == 0 ? -ESRCH : n;
+}
+
+static const char *pool_state_name(const struct cr_pool *pool, unsigned ready, unsigned old)
+{
+	if (S.stopping)
+		return "stopping";
+	if (pool->state == POOL_STOPPED)
+		return "stopped";
+	if (pool->state == POOL_FAILED)
+		return "failed";
+	if (pool->freeze == FROZEN || pool->freeze == FREEZING)
+		return "frozen";
+	if (old)
+		return "reloading";
+	return ready >= pool->target ? "running" : "starting";
+}
+
+static const char *const worker_state_names[] = {
+	[W_SPAWNING] = "spawning", [W_STARTING] = "starting", [W_READY] = "ready",
+	[W_STOPPING] = "stopping", [W_GONE] = "exited",
+};
+
+static void json_stat(struct cr_buf *b, const char *key, long long v)
+{
+	if (v < 0)
+		cr_buf_printf(b, ",\"%s\":null", key);
+	else
+		cr_buf_printf(b, ",\"%s\":%lld", key, v);
+}
+
+static void format_bytes(char *buf, size_t n, long long v)
+{
+	if (v < 0)
+		snprintf(buf, n, "-");
+	else if (v >= 1LL << 30)
+		snprintf(buf, n, "%.1fG", (double)v / (1 << 30));
+	else if (v >= 1LL << 20)
+		snprintf(buf, n, "%.1fM", (double)v / (1 << 20));
+	else
+		snprintf(buf, n, "%.0fK", (double)v / 1024);
+}
+
+/* status [POOL]: as JSON (the "pools" array of the response) or as the
+ * table corralctl prints. -ENOENT for an unknown pool. */
+int cr_supervisor_status(struct cr_buf *b, const char *only, int json)
+{
+	struct cr_pool *pool;
+	struct cr_worker *w;
+	int first = 1, found = 0;
+	ev_tstamp now = ev_now(S.loop);
+
+	if (only && !live_pool(only))
+		return -ENOENT;
+	if (json)
+		cr_buf_lit(b, "[");
+	else
+		cr_buf_printf(b, "%-20s %-10s %7s %7s %6s %8s\n", "POOL", "STATE", "READY", "WORKERS", "TARGET", "RESTARTS");
+	TAILQ_FOREACH(pool, &S.pools, link) {
+		unsigned ready = 0, total = 0, old = 0;
+		char dir[PATH_MAX];
+		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
+
+		if (pool->removed || (only && strcmp(only, pool->name)))
+			continue;
+		found = 1;
+		TAILQ_FOREACH(w, &pool->workers, link) {
+			if (w->state >= W_STOPPING)
+				continue;
+			total++;
+			ready += w->state == W_READY;
+			old += w->generation != pool->generation;
+		}
+		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
+			cr_cgroup_stats(dir, &st);
+		if (json) {
+			cr_buf_add(b, first ? "{" : ",{", first ? 1 : 2);
+			first = 0;
+			cr_buf_lit(b, "\"name\":");
+			cr_buf_json_string(b, pool->name);
+			cr_buf_printf(b, ",\"state\":\"%s\",\"ready\":%u,\"total\":%u,\"target\":%u,"
+				      "\"restarts\":%u,\"generation\":%u",
+				      pool_state_name(pool, ready, old), ready, total, pool->target,
+				      pool->restarts, pool->generation);
+			json_stat(b, "memory_current", st.memory_current);
+			json_stat(b, "cpu_usage_usec", st.cpu_usage_usec);
+			cr_buf_lit(b, ",\"workers\":[");
+		} else {
+			char r[24];
+			snprintf(r, sizeof r, "%u/%u", ready, pool->target);
+			cr_buf_printf(b, "%-20s %-10s %7s %7u %6u %8u\n", pool->name,
+				      pool_state_name(pool, ready, old), r, total, pool->target, pool->restarts);
+			cr_buf_printf(b, "  %4s %8s %-9s %8s %8s %8s %9s  %s\n", "ID", "PID", "STATE",
+				      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
+		}
+		int wfirst = 1;
+		TAILQ_FOREACH(w, &pool->workers, link) {
+			struct cr_slot *slot = slot_of(pool, w->id);
+			struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
+			double up = w->pid > 0 ? now - w->started : 0;
+
+			if (worker_dir(w, dir, sizeof dir) == 0)
+				cr_cgroup_stats(dir, &ws);
+			if (json) {
+				cr_buf_add(b, wfirst ? "{" : ",{", wfirst ? 1 : 2);
+				wfirst = 0;
+				cr_buf_printf(b, "\"id\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+					      "\"uptime\":%.3f,\"restarts\":%u,\"last_exit\":",
+					      w->id, (int)w->pid, worker_state_names[w->state], w->generation,
+					      up, slot ? slot->restarts : 0);
+				if (slot && slot->last_exit[0])
+					cr_buf_json_string(b, slot->last_exit);
+				else
+					cr_buf_lit(b, "null");
+				cr_buf_lit(b, ",\"status\":");
+				if (w->status)
+					cr_buf_json_string(b, w->status);
+				else
+					cr_buf_lit(b, "null");
+				json_stat(b, "memory_current", ws.memory_current);
+				json_stat(b, "cpu_usage_usec", ws.cpu_usage_usec);
+				cr_buf_lit(b, "}");
+			} else {
+				char upt[32], mem[16], cpu[24];
+				format_duration(upt, sizeof upt, up);
+				format_bytes(mem, sizeof mem, ws.memory_current);
+				if (ws.cpu_usage_usec >= 0)
+					snprintf(cpu, sizeof cpu, "%.2fs", (double)ws.cpu_usage_usec / 1e6);
+				else
+					snprintf(cpu, sizeof cpu, "-");
+				cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  %s\n", w->id, (int)w->pid,
+					      worker_state_names[w->state], upt, slot ? slot->restarts : 0, mem, cpu,
+					      w->status ? w->status : slot && slot->last_exit[0] ? slot->last_exit : "");
+			}
+		}
+		if (json)
+			cr_buf_lit(b, "]}");
+	}
+	if (json)
+		cr_buf_lit(b, "]");
+	else if (!found)
+		cr_buf_printf(b, "(no pools)\n");
+	return 0;
 }
 
 /* ---- start and finish ---------------------------------------------------- */

@@ -4,6 +4,7 @@
 
 #include <ev.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct cr_config;
@@ -20,6 +21,21 @@ int cr_supervisor_freeze(const char *pool, int on);
 /* The i-th running pool's name, NULL past the last. */
 const char *cr_supervisor_pool_name(unsigned i);
 int cr_supervisor_pool_exists(const char *name);
+
+/* Control (corralctl and plugins). Each returns 0 (signal: how many were
+ * signalled) or -ENOENT for an unknown pool, -ESRCH for an unknown worker. */
+struct cr_buf;
+int cr_supervisor_scale(const char *pool, unsigned n);
+/* id 0: the whole pool (new prototype, then workers one by one, or all
+ * at once); else that worker. */
+int cr_supervisor_restart(const char *pool, unsigned id, int all_at_once);
+int cr_supervisor_pool_stop(const char *pool);
+int cr_supervisor_pool_start(const char *pool);
+int cr_supervisor_signal(const char *pool, unsigned id, int sig);
+/* 0 with a summary in msg, or -1 with the error (file:line) in msg. */
+int cr_supervisor_reload(char *msg, size_t msglen);
+/* The pools as a JSON array, or as a table for people. */
+int cr_supervisor_status(struct cr_buf *b, const char *pool, int json);
 
 /* Frees what is left once the loop has returned. */
 void cr_supervisor_finish(void);

@@ -331,6 +331,8 @@ local settings_schema = {
     end
     return (v:gsub("/+$", ""))
   end, "auto" },
+  control = { check.absolute_path, "/run/corral/control.sock" },
+  control_group = { check.group },
   limits_required = { function(v, key)
     if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
     return v

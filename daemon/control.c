@@ -1,0 +1,427 @@
+/*
+ * control.c: the control socket. One JSON object per line in, one per
+ * line out, then the connection closes; see doc/control.md. Clients are
+ * checked with SO_PEERCRED against the socket's own rule (root, corrald's
+ * user, or the configured group). A client cannot stall corrald or other
+ * clients: everything is non-blocking, a request is at most
+ * MAX_REQUEST bytes and must arrive within REQUEST_TIMEOUT, and at most
+ * MAX_CONNS connections are open at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "json.h"
+#include "log.h"
+#include "supervisor.h"
+
+#define MAX_REQUEST 65536
+#define MAX_CONNS 128
+#define REQUEST_TIMEOUT 5.0
+
+struct conn {
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	char in[MAX_REQUEST + 1];
+	size_t inlen;
+	struct cr_buf out;
+	size_t sent;
+	int allowed;
+	struct ucred peer;
+	struct conn *next;
+};
+
+static struct {
+	struct ev_loop *loop;
+	int fd;
+	ev_io io;
+	char path[PATH_MAX];
+	int group;
+	gid_t gid;
+	struct conn *conns;
+	unsigned nconns;
+} C = { .fd = -1 };
+
+static void conn_close(struct conn *c)
+{
+	for (struct conn **pp = &C.conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	ev_io_stop(C.loop, &c->io);
+	ev_timer_stop(C.loop, &c->timer);
+	close(c->fd);
+	cr_buf_free(&c->out);
+	free(c);
+	C.nconns--;
+	if (C.nconns == MAX_CONNS - 1)
+		ev_io_start(C.loop, &C.io);	/* room again */
+}
+
+/* Whether the peer may control corrald: root, our own user, or a member
+ * of the configured group (its primary group or one in /proc's list). */
+static int peer_allowed(const struct ucred *cr)
+{
+	char path[64], line[4096];
+	FILE *f;
+	int ok = 0;
+
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return 1;
+	if (!C.group)
+		return 0;
+	if (cr->gid == C.gid)
+		return 1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)cr->pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (!ok && fgets(line, sizeof line, f)) {
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (char *p = line + 7, *end; *p; p = end) {
+			long g = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if ((gid_t)g == C.gid)
+				ok = 1;
+		}
+	}
+	fclose(f);
+	return ok;
+}
+
+static void reply_error(struct cr_buf *b, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct cr_buf *b, const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cr_buf_printf(b, "{\"ok\":false,\"code\":\"%s\",\"error\":", code);
+	cr_buf_json_string(b, msg);
+	cr_buf_lit(b, "}");
+}
+
+static int signal_number(const char *name)
+{
+	char *end;
+	long n = strtol(name, &end, 10);
+
+	if (*name && !*end)
+		return n > 0 && n < NSIG ? (int)n : -1;
+	if (!strncasecmp(name, "SIG", 3))
+		name += 3;
+	for (int i = 1; i < NSIG; i++)
+		if (sigabbrev_np(i) && !strcasecmp(name, sigabbrev_np(i)))
+			return i;
+	return -1;
+}
+
+static const char *str(const struct cr_json_object *o, const char *key)
+{
+	const struct cr_json_field *f = cr_json_get(o, key);
+
+	return f && f->type == CR_JSON_STRING ? f->str : NULL;
+}
+
+/* worker: a number, or absent (0) */
+static int worker_id(const struct cr_json_object *o, unsigned *id)
+{
+	const struct cr_json_field *f = cr_json_get(o, "worker");
+
+	*id = 0;
+	if (!f || f->type == CR_JSON_NULL)
+		return 0;
+	if (f->type != CR_JSON_NUMBER || f->num < 1 || f->num > 1e9 || f->num != (unsigned)f->num)
+		return -1;
+	*id = (unsigned)f->num;
+	return 0;
+}
+
+static void result(struct cr_buf *b, int rc, const char *pool, unsigned id)
+{
+	if (rc == -ENOENT)
+		reply_error(b, "not-found", "no such pool: %s", pool);
+	else if (rc == -ESRCH)
+		reply_error(b, "not-found", "no such worker: %s/%u", pool, id);
+	else if (rc == -ERANGE)
+		reply_error(b, "bad-request", "out of range");
+	else if (rc < 0)
+		reply_error(b, "failed", "%s", strerror(-rc));
+	else
+		cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\"}");
+}
+
+static void handle(struct conn *c, const char *req, size_t n)
+{
+	struct cr_buf *b = &c->out;
+	struct cr_json_object o;
+	const char *cmd, *pool;
+	char why[128];
+	unsigned id;
+	int rc;
+
+	if (!c->allowed) {
+		reply_error(b, "refused", "permission denied: uid %d is not allowed to control corrald",
+			    (int)c->peer.uid);
+		return;
+	}
+	if (cr_json_parse_object(req, n, &o, why, sizeof why) < 0) {
+		reply_error(b, "bad-request", "not a request: %s", why);
+		return;
+	}
+	if (!(cmd = str(&o, "command"))) {
+		reply_error(b, "bad-request", "missing \"command\" (a string)");
+		return;
+	}
+	pool = str(&o, "pool");
+	if (worker_id(&o, &id) < 0) {
+		reply_error(b, "bad-request", "\"worker\" must be a worker id (a positive integer)");
+		return;
+	}
+	if (!strcmp(cmd, "ping")) {
+		cr_buf_printf(b, "{\"ok\":true,\"code\":\"ok\",\"pong\":true}");
+	} else if (!strcmp(cmd, "version")) {
+		cr_buf_printf(b, "{\"ok\":true,\"code\":\"ok\",\"version\":\"%s\"}", CR_VERSION);
+	} else if (!strcmp(cmd, "status")) {
+		const char *format = str(&o, "format");
+		struct cr_buf text = { 0 };
+		size_t mark = b->len;
+		cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\",\"pools\":");
+		if (cr_supervisor_status(b, pool, 1) < 0) {
+			b->len = mark;	/* drop the partial answer */
+			result(b, -ENOENT, pool, 0);
+			return;
+		}
+		if (format && !strcmp(format, "text")) {
+			cr_supervisor_status(&text, pool, 0);
+			cr_buf_lit(b, ",\"text\":");
+			cr_buf_json_string(b, text.data ? text.data : "");
+			cr_buf_free(&text);
+		}
+		cr_buf_lit(b, "}");
+	} else if (!strcmp(cmd, "reload")) {
+		char msg[1024];
+		rc = cr_supervisor_reload(msg, sizeof msg);
+		if (rc < 0) {
+			reply_error(b, "failed", "%s", msg);
+		} else {
+			cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\",\"message\":");
+			cr_buf_json_string(b, msg);
+			cr_buf_lit(b, "}");
+		}
+	} else if (!pool) {
+		reply_error(b, "bad-request", "%s: missing \"pool\"", cmd);
+	} else if (!strcmp(cmd, "scale")) {
+		const struct cr_json_field *f = cr_json_get(&o, "count");
+		if (!f || f->type != CR_JSON_NUMBER || f->num < 0 || f->num > 10000 || f->num != (unsigned)f->num)
+			reply_error(b, "bad-request", "scale: \"count\" must be an integer from 0 to 10000");
+		else
+			result(b, cr_supervisor_scale(pool, (unsigned)f->num), pool, 0);
+	} else if (!strcmp(cmd, "restart")) {
+		const struct cr_json_field *f = cr_json_get(&o, "all_at_once");
+		result(b, cr_supervisor_restart(pool, id, f && f->type == CR_JSON_BOOL && f->boolean), pool, id);
+	} else if (!strcmp(cmd, "stop")) {
+		result(b, cr_supervisor_pool_stop(pool), pool, 0);
+	} else if (!strcmp(cmd, "start")) {
+		result(b, cr_supervisor_pool_start(pool), pool, 0);
+	} else if (!strcmp(cmd, "freeze") || !strcmp(cmd, "thaw")) {
+		result(b, cr_supervisor_freeze(pool, !strcmp(cmd, "freeze")), pool, 0);
+	} else if (!strcmp(cmd, "signal")) {
+		const char *name = str(&o, "signal");
+		int sig = name ? signal_number(name) : -1;
+		if (sig < 0) {
+			reply_error(b, "bad-request", "signal: \"signal\" must be a signal name or number");
+			return;
+		}
+		rc = cr_supervisor_signal(pool, id, sig);
+		if (rc >= 0)
+			cr_buf_printf(b, "{\"ok\":true,\"code\":\"ok\",\"signalled\":%d}", rc);
+		else
+			result(b, rc, pool, id);
+	} else {
+		reply_error(b, "bad-request", "unknown command \"%s\"", cmd);
+	}
+}
+
+static void conn_write(struct conn *c)
+{
+	while (c->sent < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + c->sent, c->out.len - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;	/* the loop calls again when it can */
+			if (errno == EINTR)
+				continue;
+			conn_close(c);
+			return;
+		}
+		c->sent += (size_t)n;
+	}
+	conn_close(c);
+}
+
+static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	char *nl;
+	ssize_t n;
+
+	(void)loop;
+	if (revents & EV_WRITE) {
+		conn_write(c);
+		return;
+	}
+	n = recv(c->fd, c->in + c->inlen, MAX_REQUEST - c->inlen, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);	/* gone before saying anything whole */
+		return;
+	}
+	c->inlen += (size_t)n;
+	c->in[c->inlen] = 0;
+	nl = memchr(c->in, '\n', c->inlen);
+	if (!nl && c->inlen < MAX_REQUEST)
+		return;
+	if (!nl)
+		reply_error(&c->out, "bad-request", "request too large (at most %d bytes)", MAX_REQUEST);
+	else
+		handle(c, c->in, (size_t)(nl - c->in));
+	cr_buf_lit(&c->out, "\n");
+	if (c->out.failed) {
+		conn_close(c);
+		return;
+	}
+	ev_timer_stop(C.loop, &c->timer);
+	ev_io_stop(C.loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_WRITE);
+	ev_io_start(C.loop, &c->io);
+	conn_write(c);
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_close(t->data);	/* a client that never finished its request */
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)revents;
+	for (;;) {
+		socklen_t len = sizeof(struct ucred);
+		struct conn *c;
+		int fd = accept4(C.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				cr_warn(NULL, "control: unable to accept: %s", strerror(errno));
+			return;
+		}
+		if (!(c = calloc(1, sizeof *c))) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) == 0)
+			c->allowed = peer_allowed(&c->peer);
+		ev_io_init(&c->io, conn_cb, fd, EV_READ);
+		c->io.data = c;
+		ev_io_start(loop, &c->io);
+		ev_timer_init(&c->timer, timeout_cb, REQUEST_TIMEOUT, 0);
+		c->timer.data = c;
+		ev_timer_start(loop, &c->timer);
+		c->next = C.conns;
+		C.conns = c;
+		if (++C.nconns >= MAX_CONNS) {
+			ev_io_stop(loop, io);	/* the backlog waits for room */
+			return;
+		}
+	}
+}
+
+int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t gid,
+		      char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[PATH_MAX], *slash;
+
+	C.loop = loop;
+	C.group = group;
+	C.gid = gid;
+	if (strlen(path) >= sizeof sa.sun_path || path[0] != '/') {
+		snprintf(err, errlen, "control: %s: expected an absolute path of at most %zu bytes",
+			 path, sizeof sa.sun_path - 1);
+		return -1;
+	}
+	snprintf(C.path, sizeof C.path, "%s", path);
+	snprintf(dir, sizeof dir, "%s", path);
+	if ((slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "control: unable to create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	strcpy(sa.sun_path, path);
+	C.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (C.fd < 0)
+		goto fail;
+	/* a socket file left by a corrald that is gone; a live one refuses */
+	if (connect(C.fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		snprintf(err, errlen, "control: %s is in use by a running corrald", path);
+		close(C.fd);
+		C.fd = -1;
+		return -1;
+	}
+	unlink(path);
+	close(C.fd);
+	C.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (C.fd < 0 || bind(C.fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    chmod(path, group ? 0660 : 0600) < 0 || (group && chown(path, (uid_t)-1, gid) < 0) ||
+	    listen(C.fd, 128) < 0)
+		goto fail;
+	ev_io_init(&C.io, accept_cb, C.fd, EV_READ);
+	ev_io_start(loop, &C.io);
+	cr_info(NULL, "control: listening on %s", path);
+	return 0;
+fail:
+	snprintf(err, errlen, "control: unable to listen on %s: %s", path, strerror(errno));
+	if (C.fd >= 0)
+		close(C.fd);
+	C.fd = -1;
+	return -1;
+}
+
+void cr_control_close(void)
+{
+	while (C.conns)
+		conn_close(C.conns);
+	if (C.fd >= 0) {
+		ev_io_stop(C.loop, &C.io);
+		close(C.fd);
+		unlink(C.path);
+		C.fd = -1;
+	}
+}
