@@ -25,6 +25,7 @@
 
 #include "cgroup.h"
 #include "crlua.h"
+#include "json.h"
 #include "layout.h"
 #include "log.h"
 #include "runtime.h"
@@ -49,6 +50,9 @@ static struct {
 	struct cb *cbs;
 	int next_id;
 } R;
+
+static int reload_pending;	/* corral.reload(): after the handler */
+static ev_idle reload_idle;
 
 static void cb_free(struct cb *c)
 {
@@ -155,6 +159,10 @@ void cr_runtime_activate(lua_State *L)
 
 void cr_runtime_finish(void)
 {
+	if (reload_pending) {
+		ev_idle_stop(R.loop, &reload_idle);
+		reload_pending = 0;
+	}
 	while (R.cbs) {
 		struct cb *c = R.cbs;
 		R.cbs = c->next;
@@ -379,7 +387,90 @@ static int l_psi_trigger(lua_State *L)
 	return 1;
 }
 
+static int push_result(lua_State *L, int rc)
+{
+	if (rc == -ENOENT || rc == -ESRCH) {
+		lua_pushnil(L);
+		lua_pushstring(L, rc == -ENOENT ? "no such pool" : "no such worker");
+		return 2;
+	}
+	if (rc < 0)
+		return push_error(L, rc);
+	lua_pushinteger(L, rc);
+	return 1;
+}
+
+static int l_scale(lua_State *L)
+{
+	return push_result(L, cr_supervisor_scale(luaL_checkstring(L, 1), (unsigned)luaL_checkinteger(L, 2)));
+}
+
+static int l_restart(lua_State *L)
+{
+	return push_result(L, cr_supervisor_restart(luaL_checkstring(L, 1), (unsigned)luaL_optinteger(L, 2, 0),
+						    lua_toboolean(L, 3)));
+}
+
+static int l_pool_stop(lua_State *L)
+{
+	return push_result(L, cr_supervisor_pool_stop(luaL_checkstring(L, 1)));
+}
+
+static int l_pool_start(lua_State *L)
+{
+	return push_result(L, cr_supervisor_pool_start(luaL_checkstring(L, 1)));
+}
+
+static int l_signal(lua_State *L)
+{
+	return push_result(L, cr_supervisor_signal(luaL_checkstring(L, 1), (unsigned)luaL_optinteger(L, 2, 0),
+						   (int)luaL_checkinteger(L, 3)));
+}
+
+/* core.status_json([pool]) -> the JSON array corralctl gets */
+static int l_status_json(lua_State *L)
+{
+	struct cr_buf b = { 0 };
+	int rc = cr_supervisor_status(&b, luaL_optstring(L, 1, NULL), 1);
+
+	if (rc < 0 || b.failed) {
+		cr_buf_free(&b);
+		return push_result(L, rc < 0 ? rc : -ENOMEM);
+	}
+	lua_pushlstring(L, b.data ? b.data : "[]", b.data ? b.len : 2);
+	cr_buf_free(&b);
+	return 1;
+}
+
+static void reload_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
+	reload_pending = 0;
+	cr_supervisor_reload(NULL, 0);
+}
+
+/* A reload replaces the Lua state a handler runs in: it happens after the
+ * handler, from the loop. */
+static int l_reload(lua_State *L)
+{
+	(void)L;
+	if (!reload_pending) {
+		reload_pending = 1;
+		ev_idle_init(&reload_idle, reload_cb);
+		ev_idle_start(R.loop, &reload_idle);
+	}
+	return 0;
+}
+
 static const luaL_Reg runtime_funcs[] = {
+	{ "scale", l_scale },
+	{ "restart", l_restart },
+	{ "pool_stop", l_pool_stop },
+	{ "pool_start", l_pool_start },
+	{ "signal", l_signal },
+	{ "status_json", l_status_json },
+	{ "reload", l_reload },
 	{ "timer", l_timer },
 	{ "cancel", l_cancel },
 	{ "freeze", l_freeze },

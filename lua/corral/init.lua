@@ -222,6 +222,62 @@ function corral.thaw(pool)
   return core.freeze(pool, false)
 end
 
+-- The control commands, as corralctl has them (see doc/control.md).
+-- Each returns a true value, or nil and why ("no such pool", ...).
+
+-- corral.status([pool]) -> the pools as corralctl status --json shows them
+function corral.status(pool)
+  need_phase("status", "plugin")
+  local text, err = core.status_json(pool)
+  if not text then return nil, err end
+  return require("corral.json").decode(text)
+end
+
+function corral.scale(pool, n)
+  need_phase("scale", "plugin")
+  pool_arg("scale", pool)
+  if type(n) ~= "number" or n % 1 ~= 0 or n < 0 or n > 10000 then
+    error("corral.scale: expected a number of workers from 0 to 10000", 2)
+  end
+  return core.scale(pool, n)
+end
+
+-- corral.restart(pool [, worker_id [, all_at_once]])
+function corral.restart(pool, id, all_at_once)
+  need_phase("restart", "plugin")
+  pool_arg("restart", pool)
+  return core.restart(pool, id or 0, all_at_once)
+end
+
+function corral.stop_pool(pool)
+  need_phase("stop_pool", "plugin")
+  pool_arg("stop_pool", pool)
+  return core.pool_stop(pool)
+end
+
+function corral.start_pool(pool)
+  need_phase("start_pool", "plugin")
+  pool_arg("start_pool", pool)
+  return core.pool_start(pool)
+end
+
+-- corral.signal(pool, worker_id | nil, "HUP" | 1) -> number signalled
+function corral.signal(pool, id, sig)
+  need_phase("signal", "plugin")
+  pool_arg("signal", pool)
+  local n = core.signum(sig)
+  if not n then error("corral.signal: expected a signal name or number", 2) end
+  return core.signal(pool, id or 0, n)
+end
+
+-- Reloads the config once the running handler has returned (the reload
+-- replaces the Lua state the handler runs in).
+function corral.reload()
+  need_phase("reload", "plugin")
+  core.reload()
+  return true
+end
+
 -- The running pools' names.
 function corral.pools()
   need_phase("pools", "plugin")
