@@ -94,6 +94,9 @@ install: all
 	install -m 755 $(O)/corralctl $(DESTDIR)$(BINDIR)/corralctl
 	install -m 644 lua/corral/*.lua $(DESTDIR)$(DATADIR)/lua/corral/
 	install -m 644 doc/corrald.8 $(DESTDIR)$(MANDIR)/man8/corrald.8
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 644 doc/corralctl.1 $(DESTDIR)$(MANDIR)/man1/corralctl.1
+	install -m 644 contrib/corralctl.bash $(DESTDIR)$(BASHCOMPDIR)/corralctl
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
 	install -d $(DESTDIR)$(UNITDIR)
@@ -106,7 +109,8 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/corral.service $(DESTDIR)$(UNITDIR)/corral@.service
-	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(BINDIR)/corralctl $(DESTDIR)$(MANDIR)/man8/corrald.8 \
+	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(BINDIR)/corralctl \
+		$(DESTDIR)$(MANDIR)/man1/corralctl.1 $(DESTDIR)$(BASHCOMPDIR)/corralctl $(DESTDIR)$(MANDIR)/man8/corrald.8 \
 		$(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "left in place: $(DESTDIR)$(SYSCONFDIR)/corral (your configuration)"

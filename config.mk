@@ -9,6 +9,7 @@ SBINDIR = $(PREFIX)/sbin
 BINDIR  = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share/corral
 MANDIR  = $(PREFIX)/share/man
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 SYSCONFDIR = /etc
 # systemd's unit directory (pkg-config systemd), /lib/systemd/system on Debian
 UNITDIR = $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)

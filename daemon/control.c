@@ -161,6 +161,8 @@ static void result(struct cr_buf *b, int rc, const char *pool, unsigned id)
 {
 	if (rc == -ENOENT)
 		reply_error(b, "not-found", "no such pool: %s", pool);
+	else if (rc == -EOPNOTSUPP)
+		reply_error(b, "failed", "the kernel has no cgroup.freeze for this pool");
 	else if (rc == -ESRCH)
 		reply_error(b, "not-found", "no such worker: %s/%u", pool, id);
 	else if (rc == -ERANGE)
@@ -196,6 +198,15 @@ static void handle(struct conn *c, const char *req, size_t n)
 	pool = str(&o, "pool");
 	if (worker_id(&o, &id) < 0) {
 		reply_error(b, "bad-request", "\"worker\" must be a worker id (a positive integer)");
+		return;
+	}
+	static const char *const known[] = { "ping", "version", "status", "reload", "scale", "restart",
+					      "stop", "start", "freeze", "thaw", "signal" };
+	size_t k;
+	for (k = 0; k < sizeof known / sizeof *known && strcmp(cmd, known[k]); k++)
+		;
+	if (k == sizeof known / sizeof *known) {
+		reply_error(b, "bad-request", "unknown command \"%s\"", cmd);
 		return;
 	}
 	if (!strcmp(cmd, "ping")) {
@@ -247,8 +258,10 @@ static void handle(struct conn *c, const char *req, size_t n)
 	} else if (!strcmp(cmd, "freeze") || !strcmp(cmd, "thaw")) {
 		result(b, cr_supervisor_freeze(pool, !strcmp(cmd, "freeze")), pool, 0);
 	} else if (!strcmp(cmd, "signal")) {
-		const char *name = str(&o, "signal");
-		int sig = name ? signal_number(name) : -1;
+		const struct cr_json_field *f = cr_json_get(&o, "signal");
+		int sig = !f ? -1 : f->type == CR_JSON_STRING ? signal_number(f->str)
+			: f->type == CR_JSON_NUMBER && f->num >= 1 && f->num < NSIG && f->num == (int)f->num
+			? (int)f->num : -1;
 		if (sig < 0) {
 			reply_error(b, "bad-request", "signal: \"signal\" must be a signal name or number");
 			return;
@@ -294,13 +307,15 @@ static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
 	n = recv(c->fd, c->in + c->inlen, MAX_REQUEST - c->inlen, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
-		conn_close(c);	/* gone before saying anything whole */
+	if (n < 0 || (n == 0 && c->inlen == 0)) {
+		conn_close(c);	/* gone before saying anything */
 		return;
 	}
 	c->inlen += (size_t)n;
 	c->in[c->inlen] = 0;
 	nl = memchr(c->in, '\n', c->inlen);
+	if (!nl && n == 0)
+		nl = c->in + c->inlen;	/* it closed its side: the request is whole */
 	if (!nl && c->inlen < MAX_REQUEST)
 		return;
 	if (!nl)
@@ -312,7 +327,10 @@ static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
 		conn_close(c);
 		return;
 	}
+	/* a client that does not read its answer gets the same deadline */
 	ev_timer_stop(C.loop, &c->timer);
+	ev_timer_set(&c->timer, REQUEST_TIMEOUT, 0);
+	ev_timer_start(C.loop, &c->timer);
 	ev_io_stop(C.loop, &c->io);
 	ev_io_set(&c->io, c->fd, EV_WRITE);
 	ev_io_start(C.loop, &c->io);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -242,6 +243,12 @@ int main(int argc, char **argv)
 			path, strerror(errno));
 		return EXIT_NOT_RUNNING;
 	}
+	{
+		/* a reload may take a while (its config has 10 s); a stuck
+		 * corrald must not hang the command line */
+		struct timeval tv = { .tv_sec = 60 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	}
 	if (write(fd, req.data, req.len) != (ssize_t)req.len) {
 		fprintf(stderr, "corralctl: unable to send the request: %s\n", strerror(errno));
 		return EXIT_NOT_RUNNING;
@@ -251,6 +258,10 @@ int main(int argc, char **argv)
 		ssize_t n = read(fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			fprintf(stderr, "corralctl: corrald did not answer within 60s\n");
+			return EXIT_FAILED;
+		}
 		if (n <= 0)
 			break;
 		cr_buf_add(&resp, buf, (size_t)n);
@@ -281,6 +292,8 @@ int main(int argc, char **argv)
 		free(text);
 	} else if (strstr(resp.data, "\"pong\":true")) {
 		puts("pong");
+	} else if ((text = strstr(resp.data, "\"signalled\":"))) {
+		printf("signalled %d worker%s\n", atoi(text + 12), atoi(text + 12) == 1 ? "" : "s");
 	}
 	cr_buf_free(&req);
 	cr_buf_free(&resp);

@@ -144,8 +144,10 @@ static void format_duration(char *buf, size_t n, double s)
 {
 	if (s < 1)
 		snprintf(buf, n, "%.0fms", s * 1e3);
-	else
+	else if (s < 100000)
 		snprintf(buf, n, "%gs", round(s * 1000) / 1000);
+	else
+		snprintf(buf, n, "%.0fs", s);
 }
 
 /* "exited with status 3", "killed by signal 9 (KILL) (core dumped)" */
@@ -678,7 +680,7 @@ int cr_supervisor_freeze(const char *name, int on)
 	}
 	if ((rc = cr_cgroup_write(dir, "cgroup.freeze", on ? "1" : "0")) < 0) {
 		cr_error(&who, "cgroup: unable to %s the pool: %s", on ? "freeze" : "thaw", strerror(-rc));
-		return rc;
+		return rc == -ENOENT ? -EOPNOTSUPP : rc;	/* no cgroup.freeze: an old kernel */
 	}
 	pool->freeze = on ? FREEZING : THAWING;
 	cr_debug(&who, "%s the pool", on ? "freezing" : "thawing");
@@ -1396,6 +1398,11 @@ static int reload(char *msg, size_t msglen)
 	if (strcmp(conf->cgroup, S.conf->cgroup) != 0)
 		cr_warn(NULL, "reload: settings.cgroup changed; the base stays %s until corrald restarts",
 			cr_layout_base());
+	if (strcmp(conf->control, S.conf->control) != 0 ||
+	    conf->control_group_set != S.conf->control_group_set ||
+	    conf->control_group != S.conf->control_group)
+		cr_warn(NULL, "reload: settings.control or control_group changed; "
+			"the control socket stays as it is until corrald restarts");
 	/* from here on nothing can fail: the new config is whole */
 	TAILQ_FOREACH(pool, &S.pools, link)
 		pool->dirty = 2;	/* 2: not seen in the new config */
@@ -1506,7 +1513,12 @@ int cr_supervisor_restart(const char *name, unsigned id, int all_at_once)
 	 * replaced one by one, or all at once */
 	cr_info(&who, "restarting the pool%s", all_at_once ? ", all workers at once" : "");
 	pool->generation++;
-	pool_reset_failures(pool);
+	{
+		int stopped = pool->state == POOL_STOPPED;
+		pool_reset_failures(pool);	/* a failed pool gets going again */
+		if (stopped)
+			pool->state = POOL_STOPPED;	/* a stopped one waits for start */
+	}
 	if (all_at_once)
 		TAILQ_FOREACH(w, &pool->workers, link)
 			worker_stop(w);
