@@ -330,6 +330,8 @@ static void worker_stop(struct cr_worker *w)
 	if (w->state >= W_STOPPING)
 		return;
 	w->state = W_STOPPING;
+	ev_timer_stop(S.loop, &w->watchdog);	/* it is going anyway */
+	ev_timer_stop(S.loop, &w->ready_timer);
 	if (w->pid <= 0) {
 		w->stop_pending = 1;
 		return;
@@ -395,6 +397,8 @@ static void worker_abort(struct cr_worker *w, const char *why)
 {
 	struct cr_who who = worker_who(w);
 
+	if (w->state >= W_STOPPING)
+		return;
 	cr_warn(&who, "%s, aborting the worker", why);
 	ev_timer_stop(S.loop, &w->watchdog);
 	ev_timer_stop(S.loop, &w->ready_timer);
@@ -897,6 +901,7 @@ void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m)
 		cr_debug(&who, "notify: STATUS=%s", m->status);
 	}
 	if (m->watchdog && w->conf->watchdog > 0 && w->state < W_STOPPING) {
+		ev_timer_stop(S.loop, &w->watchdog);	/* set only works on a stopped timer */
 		ev_timer_set(&w->watchdog, w->conf->watchdog, 0);
 		ev_timer_start(S.loop, &w->watchdog);
 	}
@@ -1148,8 +1153,12 @@ static void update_manager(void)
 	int all_ready = 1;
 	char status[256];
 
+	unsigned live = 0;
+
 	TAILQ_FOREACH(pool, &S.pools, link) {
 		unsigned r = 0;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			live += w->state < W_GONE;
 		if (pool->removed)
 			continue;
 		pools++;
@@ -1165,7 +1174,7 @@ static void update_manager(void)
 			all_ready = 0;
 	}
 	if (S.stopping)
-		snprintf(status, sizeof status, "stopping: %u/%u workers left", ready, want);
+		snprintf(status, sizeof status, "stopping: %u worker%s left", live, live == 1 ? "" : "s");
 	else
 		snprintf(status, sizeof status, "%u pool%s, %u/%u workers ready%s%s", pools,
 			 pools == 1 ? "" : "s", ready, want, nfailed ? ", failed: " : "",
@@ -1287,8 +1296,10 @@ static void hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		return;
 	cr_notify_reloading();
 	reload();
-	/* done, good or bad: the running configuration is whole again */
-	cr_notify_ready();
+	/* done, good or bad: the running configuration is whole again; before
+	 * the first READY=1, that one still waits for the pools */
+	if (S.ready_sent)
+		cr_notify_ready();
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
