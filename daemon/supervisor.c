@@ -1182,7 +1182,9 @@ static void update_manager(void)
 	cr_notify_status(status);
 	if (S.stopping)
 		return;
-	if (!S.ready_sent && failed) {
+	/* under a service manager, a start that cannot complete fails; run by
+	 * hand, the other pools go on and the failed one waits for a reload */
+	if (!S.ready_sent && failed && cr_notify_managed()) {
 		char why[128];
 		snprintf(why, sizeof why, "pool %s failed before it was ready", failed->name);
 		S.exit_code = 1;
