@@ -29,6 +29,7 @@ static struct {
 	struct ev_loop *loop;
 	ev_timer watchdog;
 	char status[512];
+	int managed;		/* a service manager listens (NOTIFY_SOCKET) */
 	int sock;
 	ev_io io;
 	char name[64];
@@ -54,12 +55,18 @@ static void watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	send_up("WATCHDOG=1");
 }
 
+int cr_notify_managed(void)
+{
+	return N.managed;
+}
+
 void cr_notify_init(struct ev_loop *loop)
 {
 	uint64_t usec = 0;
 	int rc;
 
 	N.loop = loop;
+	N.managed = getenv("NOTIFY_SOCKET") != NULL;
 	rc = sd_watchdog_enabled(0, &usec);	/* honours WATCHDOG_PID */
 	if (rc > 0 && usec > 0) {
 		double every = (double)usec / 2e6;

@@ -10,6 +10,8 @@
 /* ---- upward: corrald to its service manager (all no-ops without
  * NOTIFY_SOCKET) ---- */
 void cr_notify_init(struct ev_loop *loop);	/* the watchdog, if asked for */
+/* Whether a service manager is listening (NOTIFY_SOCKET was set). */
+int cr_notify_managed(void);
 void cr_notify_finish(void);
 void cr_notify_ready(void);
 void cr_notify_reloading(void);

@@ -111,11 +111,23 @@ static int bind_spec(const char *spec, const char **why)
 			return -EINVAL;
 		}
 		strcpy(sa.sun_path, path);
+		struct stat st;
+		/* a stale socket of an earlier run goes; anything else there
+		 * is not ours to remove */
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				*why = "something that is not a socket is at that path";
+				return -EEXIST;
+			}
+			unlink(path);
+		}
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		unlink(path);	/* a stale socket file of an earlier run */
-		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, BACKLOG) < 0)
+		/* like systemd's SocketMode= default: who may connect is the
+		 * directory's business */
+		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0666) < 0 ||
+		    listen(fd, BACKLOG) < 0)
 			goto fail;
 		return fd;
 	}
@@ -256,7 +268,10 @@ void cr_sockets_commit(const struct cr_config *conf)
 	(void)conf;
 	for (struct sock **pp = &socks; *pp;) {
 		struct sock *s = *pp;
-		if (s->used) {
+		char name[320], msg[400];
+
+		/* systemd's own stay: a later reload may name them again */
+		if (s->used || !strncmp(s->spec, "systemd:", 8)) {
 			pp = &s->next;
 			continue;
 		}
@@ -264,12 +279,13 @@ void cr_sockets_commit(const struct cr_config *conf)
 		if (!strncmp(s->spec, "unix:", 5))
 			unlink(s->spec + 5);
 		cr_info(NULL, "sockets: closed %s, no pool uses it", s->spec);
-		if (strncmp(s->spec, "systemd:", 8) && strncmp(s->spec, "stored:", 7)) {
-			char name[320], msg[400];
+		/* and out of systemd's fd store, so the port is free */
+		if (!strncmp(s->spec, "stored:", 7))
+			snprintf(name, sizeof name, "%s", s->spec + 7);
+		else
 			store_name(s->spec, name, sizeof name);
-			snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s", name);
-			sd_notify(0, msg);
-		}
+		snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+		sd_notify(0, msg);
 		close(s->fd);
 		free(s->spec);
 		free(s);
@@ -281,6 +297,8 @@ void cr_sockets_finish(void)
 	while (socks) {
 		struct sock *s = socks;
 		socks = s->next;
+		if (!strncmp(s->spec, "unix:", 5))
+			unlink(s->spec + 5);
 		close(s->fd);
 		free(s->spec);
 		free(s);

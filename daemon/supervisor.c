@@ -353,6 +353,8 @@ static void worker_stop(struct cr_worker *w)
 	if (w->state >= W_STOPPING)
 		return;
 	w->state = W_STOPPING;
+	ev_timer_stop(S.loop, &w->watchdog);	/* it is going anyway */
+	ev_timer_stop(S.loop, &w->ready_timer);
 	if (w->pid <= 0) {
 		w->stop_pending = 1;
 		return;
@@ -418,6 +420,8 @@ static void worker_abort(struct cr_worker *w, const char *why)
 {
 	struct cr_who who = worker_who(w);
 
+	if (w->state >= W_STOPPING)
+		return;
 	cr_warn(&who, "%s, aborting the worker", why);
 	ev_timer_stop(S.loop, &w->watchdog);
 	ev_timer_stop(S.loop, &w->ready_timer);
@@ -926,6 +930,7 @@ void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m)
 		cr_debug(&who, "notify: STATUS=%s", m->status);
 	}
 	if (m->watchdog && w->conf->watchdog > 0 && w->state < W_STOPPING) {
+		ev_timer_stop(S.loop, &w->watchdog);	/* set only works on a stopped timer */
 		ev_timer_set(&w->watchdog, w->conf->watchdog, 0);
 		ev_timer_start(S.loop, &w->watchdog);
 	}
@@ -1177,8 +1182,12 @@ static void update_manager(void)
 	int all_ready = 1;
 	char status[256];
 
+	unsigned live = 0;
+
 	TAILQ_FOREACH(pool, &S.pools, link) {
 		unsigned r = 0;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			live += w->state < W_GONE;
 		if (pool->removed)
 			continue;
 		pools++;
@@ -1194,7 +1203,7 @@ static void update_manager(void)
 			all_ready = 0;
 	}
 	if (S.stopping)
-		snprintf(status, sizeof status, "stopping: %u/%u workers left", ready, want);
+		snprintf(status, sizeof status, "stopping: %u worker%s left", live, live == 1 ? "" : "s");
 	else
 		snprintf(status, sizeof status, "%u pool%s, %u/%u workers ready%s%s", pools,
 			 pools == 1 ? "" : "s", ready, want, nfailed ? ", failed: " : "",
@@ -1202,7 +1211,9 @@ static void update_manager(void)
 	cr_notify_status(status);
 	if (S.stopping)
 		return;
-	if (!S.ready_sent && failed) {
+	/* under a service manager, a start that cannot complete fails; run by
+	 * hand, the other pools go on and the failed one waits for a reload */
+	if (!S.ready_sent && failed && cr_notify_managed()) {
 		char why[128];
 		snprintf(why, sizeof why, "pool %s failed before it was ready", failed->name);
 		S.exit_code = 1;
@@ -1367,8 +1378,10 @@ int cr_supervisor_reload(char *msg, size_t msglen)
 	}
 	cr_notify_reloading();
 	rc = reload(msg ? msg : buf, msg ? msglen : sizeof buf);
-	/* done, good or bad: the running configuration is whole again */
-	cr_notify_ready();
+	/* done, good or bad: the running configuration is whole again; before
+	 * the first READY=1, that one still waits for the pools */
+	if (S.ready_sent)
+		cr_notify_ready();
 	return rc;
 }
 

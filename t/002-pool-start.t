@@ -66,15 +66,17 @@ my ($b1) = $t->workers('beta');
 is(proc_cmdline($a1), "/bin/sleep\0" . "1000\0", 'string command split into argv');
 is(proc_cmdline($b1), "/bin/sleep\0" . "1001\0", 'table command is the argv');
 
-# Environment: exactly the defaults, env and env_inherit.
+# Environment: exactly the defaults (with corrald's own NOTIFY_SOCKET),
+# env and env_inherit.
+my $notify = '@corral/' . $t->pid . '/notify';
 is_deeply(proc_environ($a1), {
     PATH => $DEFAULT_PATH, CORRAL_POOL => 'alpha', CORRAL_WORKER => proc_environ($a1)->{CORRAL_WORKER},
-    FOO => 'bar', NUM => '3', CORRAL_TEST_DIR => $t->dir,
+    FOO => 'bar', NUM => '3', CORRAL_TEST_DIR => $t->dir, NOTIFY_SOCKET => $notify,
 }, 'alpha: environment is the default one plus env and env_inherit');
 like(proc_environ($a1)->{CORRAL_WORKER}, qr/^[123]$/, 'CORRAL_WORKER is the worker id');
 is_deeply(proc_environ($b1), {
     PATH => $DEFAULT_PATH, CORRAL_POOL => 'beta', CORRAL_WORKER => proc_environ($b1)->{CORRAL_WORKER},
-    CORRAL_LEAK => '1', CORRAL_TEST_DIR => $t->dir,
+    CORRAL_LEAK => '1', CORRAL_TEST_DIR => $t->dir, NOTIFY_SOCKET => $notify,
 }, 'beta: env_inherit copies CORRAL_LEAK');
 my ($n1) = $t->workers('nopath');
 ok(!exists proc_environ($n1)->{PATH}, 'env PATH = false removes PATH');

@@ -19,6 +19,7 @@ local PROTOCOL_VARS = {
   LISTEN_FDS = true, LISTEN_PID = true, LISTEN_FDNAMES = true,
   JOURNAL_STREAM = true, INVOCATION_ID = true, MAINPID = true,
 }
+-- (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* are set per worker by corrald.)
 
 -- Validation errors carry the key path; the pool() caller adds file:line.
 local Invalid = {}
@@ -299,9 +300,10 @@ local pool_schema = {
       if type(name) ~= "string" or not name:match("^[A-Za-z0-9_.-]+$") or #name > 64 then
         invalid(key, "invalid socket name %s (letters, digits, _ . -)", show(name))
       end
-      if type(spec) ~= "string" or not (spec == "systemd" or spec:match("^tcp:.+:%d+$")
-          or spec:match("^tcp::%d+$") or spec:match("^unix:/.+")) then
-        invalid(key .. "." .. name, "expected \"tcp:HOST:PORT\", \"unix:/PATH\" or \"systemd\", got %s", show(spec))
+      local host = type(spec) == "string" and spec:match("^tcp:(.*):%d+$")
+      local numeric = host and (host == "" or host:match("^%d+%.%d+%.%d+%.%d+$") or host:match("^%[[%x:.]+%]$"))
+      if type(spec) ~= "string" or not (spec == "systemd" or numeric or spec:match("^unix:/.+")) then
+        invalid(key .. "." .. name, "expected \"tcp:ADDRESS:PORT\" (numeric, [v6] in brackets), \"unix:/PATH\" or \"systemd\", got %s", show(spec))
       end
       out[#out + 1] = { name = name, spec = spec }
     end
@@ -366,6 +368,8 @@ local function build_env(p, name, environ)
     for _, k in ipairs(p.env_inherit) do env[k] = environ[k] end
   end
   for k, v in pairs(p.env) do env[k] = v or nil end
+  -- corrald sets these itself for each worker: never two of them
+  for k in pairs(PROTOCOL_VARS) do env[k] = nil end
   env.CORRAL_POOL = name
   env.CORRAL_WORKER = nil	-- set per worker
   local list = {}
