@@ -5,8 +5,9 @@
 # $CORRAL_SOCKET names) and, after POOL/, its worker ids. Silent when
 # corrald is not running. Needs nothing but bash, sed and grep.
 #
-# Install: copy to /usr/share/bash-completion/completions/corralctl
-# (or /etc/bash_completion.d/), or source it from ~/.bashrc.
+# Installed by `make install` as $(BASHCOMPDIR)/corralctl (config.mk;
+# $(PREFIX)/share/bash-completion/completions by default), where
+# bash-completion finds it. From the source tree, source it in the shell.
 
 # The answer of `corralctl --json status` of the corrald that the command
 # line being completed talks to; nothing when there is none.

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "sockets.h"
 
 #define BACKLOG 511
@@ -297,7 +298,9 @@ void cr_sockets_finish(void)
 	while (socks) {
 		struct sock *s = socks;
 		socks = s->next;
-		if (!strncmp(s->spec, "unix:", 5))
+		/* under a service manager the socket may live on in its fd
+		 * store: its file must stay for the next corrald */
+		if (!strncmp(s->spec, "unix:", 5) && !cr_notify_managed())
 			unlink(s->spec + 5);
 		close(s->fd);
 		free(s->spec);
