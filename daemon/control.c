@@ -191,6 +191,27 @@ static void handle(struct conn *c, const char *req, size_t n)
 		reply_error(b, "bad-request", "not a request: %s", why);
 		return;
 	}
+	/* every field known and of its type: a typo must not pass as absent */
+	for (unsigned i = 0; i < o.n; i++) {
+		static const struct { const char *key; int types; } fields[] = {
+			{ "command", 1 << CR_JSON_STRING }, { "pool", 1 << CR_JSON_STRING },
+			{ "worker", 1 << CR_JSON_NUMBER | 1 << CR_JSON_NULL },
+			{ "count", 1 << CR_JSON_NUMBER },
+			{ "signal", 1 << CR_JSON_STRING | 1 << CR_JSON_NUMBER },
+			{ "all_at_once", 1 << CR_JSON_BOOL }, { "format", 1 << CR_JSON_STRING },
+		};
+		size_t k;
+		for (k = 0; k < sizeof fields / sizeof *fields && strcmp(o.f[i].key, fields[k].key); k++)
+			;
+		if (k == sizeof fields / sizeof *fields) {
+			reply_error(b, "bad-request", "unknown field \"%s\"", o.f[i].key);
+			return;
+		}
+		if (!(fields[k].types & (1 << o.f[i].type))) {
+			reply_error(b, "bad-request", "\"%s\" has the wrong type", o.f[i].key);
+			return;
+		}
+	}
 	if (!(cmd = str(&o, "command"))) {
 		reply_error(b, "bad-request", "missing \"command\" (a string)");
 		return;

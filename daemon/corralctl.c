@@ -171,6 +171,8 @@ static char *field(const char *json, const char *key)
 	return out.data ? out.data : strdup("");
 }
 
+static int talk(const char *path, int argc, char **argv, int all, int json);
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -181,10 +183,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("CORRAL_SOCKET");
-	int json = 0, all = 0, opt, fd, rc, code;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct cr_buf req = { 0 }, resp = { 0 };
-	char *text, *codestr;
+	int json = 0, all = 0, opt, code;
 
 	while ((opt = getopt_long(argc, argv, "+s:jah", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -215,21 +214,35 @@ int main(int argc, char **argv)
 		return optind + 1 < argc ? command_help(argv[optind + 1]) : (usage(stdout), EXIT_OK);
 	if (!path || !*path)
 		path = DEFAULT_SOCKET;
-	rc = build_request(&req, argc - optind, argv + optind, all, json);
+	code = talk(path, argc - optind, argv + optind, all, json);
+	return code;
+}
+
+static int talk(const char *path, int argc, char **argv, int all, int json)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct cr_buf req = { 0 }, resp = { 0 };
+	char *text, *codestr;
+	int fd = -1, rc, code;
+
+	rc = build_request(&req, argc, argv, all, json);
 	if (rc == -2) {
-		fprintf(stderr, "corralctl: unknown command \"%s\" (corralctl --help lists them)\n", argv[optind]);
-		return EXIT_BAD;
+		fprintf(stderr, "corralctl: unknown command \"%s\" (corralctl --help lists them)\n", argv[0]);
+		code = EXIT_BAD;
+		goto out;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "corralctl: wrong arguments for %s; usage: ", argv[optind]);
+		fprintf(stderr, "corralctl: wrong arguments for %s; usage: ", argv[0]);
 		for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-			if (!strcmp(commands[i].name, argv[optind]))
+			if (!strcmp(commands[i].name, argv[0]))
 				fprintf(stderr, "corralctl %s %s\n", commands[i].name, commands[i].args);
-		return EXIT_BAD;
+		code = EXIT_BAD;
+		goto out;
 	}
 	if (strlen(path) >= sizeof sa.sun_path) {
 		fprintf(stderr, "corralctl: socket path too long: %s\n", path);
-		return EXIT_BAD;
+		code = EXIT_BAD;
+		goto out;
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -237,11 +250,13 @@ int main(int argc, char **argv)
 		if (errno == EACCES || errno == EPERM) {
 			fprintf(stderr, "corralctl: %s: %s (not allowed to use corrald's control socket)\n",
 				path, strerror(errno));
-			return EXIT_REFUSED;
+			code = EXIT_REFUSED;
+		} else {
+			fprintf(stderr, "corralctl: corrald is not running (unable to connect to %s: %s)\n",
+				path, strerror(errno));
+			code = EXIT_NOT_RUNNING;
 		}
-		fprintf(stderr, "corralctl: corrald is not running (unable to connect to %s: %s)\n",
-			path, strerror(errno));
-		return EXIT_NOT_RUNNING;
+		goto out;
 	}
 	{
 		/* a reload may take a while (its config has 10 s); a stuck
@@ -251,7 +266,8 @@ int main(int argc, char **argv)
 	}
 	if (write(fd, req.data, req.len) != (ssize_t)req.len) {
 		fprintf(stderr, "corralctl: unable to send the request: %s\n", strerror(errno));
-		return EXIT_NOT_RUNNING;
+		code = EXIT_NOT_RUNNING;
+		goto out;
 	}
 	for (;;) {
 		char buf[65536];
@@ -260,16 +276,17 @@ int main(int argc, char **argv)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			fprintf(stderr, "corralctl: corrald did not answer within 60s\n");
-			return EXIT_FAILED;
+			code = EXIT_FAILED;
+			goto out;
 		}
 		if (n <= 0)
 			break;
 		cr_buf_add(&resp, buf, (size_t)n);
 	}
-	close(fd);
 	if (!resp.data || resp.failed) {
 		fprintf(stderr, "corralctl: corrald closed the connection without an answer\n");
-		return EXIT_FAILED;
+		code = EXIT_FAILED;
+		goto out;
 	}
 	codestr = field(resp.data, "code");
 	code = !codestr ? EXIT_FAILED
@@ -295,6 +312,9 @@ int main(int argc, char **argv)
 	} else if ((text = strstr(resp.data, "\"signalled\":"))) {
 		printf("signalled %d worker%s\n", atoi(text + 12), atoi(text + 12) == 1 ? "" : "s");
 	}
+out:
+	if (fd >= 0)
+		close(fd);
 	cr_buf_free(&req);
 	cr_buf_free(&resp);
 	return code;

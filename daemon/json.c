@@ -60,18 +60,45 @@ void cr_buf_printf(struct cr_buf *b, const char *fmt, ...)
 	free(big);
 }
 
+/* The length of the valid UTF-8 sequence at s, or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+
+	if (s[0] >= 0xf5)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;	/* overlong, surrogate, beyond U+10FFFF */
+	return n;
+}
+
+/* A JSON string; bytes that are not UTF-8 (a worker's STATUS= may hold
+ * anything) become U+FFFD, so the answer stays valid JSON. */
 void cr_buf_json_string(struct cr_buf *b, const char *s)
 {
 	cr_buf_add(b, "\"", 1);
-	for (; s && *s; s++) {
+	while (s && *s) {
 		unsigned char c = (unsigned char)*s;
+		size_t n;
 		if (c == '"' || c == '\\') {
 			char e[2] = { '\\', (char)c };
 			cr_buf_add(b, e, 2);
+			s++;
 		} else if (c < 0x20) {
 			cr_buf_printf(b, "\\u%04x", c);
+			s++;
+		} else if (c < 0x80) {
+			cr_buf_add(b, s++, 1);
+		} else if ((n = utf8_len((const unsigned char *)s))) {
+			cr_buf_add(b, s, n);
+			s += n;
 		} else {
-			cr_buf_add(b, (const char *)&c, 1);
+			cr_buf_add(b, "\\ufffd", 6);
+			s++;
 		}
 	}
 	cr_buf_add(b, "\"", 1);
