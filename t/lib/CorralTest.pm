@@ -28,6 +28,11 @@ our $CORRALD = defined $ENV{CORRALD}
     ? File::Spec->rel2abs($ENV{CORRALD})
     : "$ROOT/build/corrald";
 
+# corralctl: $CORRALCTL, else the one beside corrald
+our $CORRALCTL = defined $ENV{CORRALCTL}
+    ? File::Spec->rel2abs($ENV{CORRALCTL})
+    : dirname($CORRALD) . '/corralctl';
+
 my $POLL = 0.03;     # seconds between two looks at a condition
 my @instances;       # every CorralTest made, for done() and END
 
@@ -93,7 +98,10 @@ sub cgroup_mount {
 
 # --- setup -------------------------------------------------------------
 
-# new(config => LUA_TEXT, env => { NAME => value or undef })
+# new(config => LUA_TEXT, env => { NAME => value or undef },
+#     control => PATH or undef)
+# control: the control socket start() gives corrald with -s (default
+# TMP/control.sock; undef: no -s, the config's settings.control decides).
 sub new {
     my ($class, %opt) = @_;
     -x $CORRALD or BAIL_OUT("corrald binary not found or not executable: $CORRALD");
@@ -108,6 +116,7 @@ sub new {
     # each test its own cgroup base, so that tests (and a corrald the
     # machine runs) never share one; cgroup => undef leaves it to corrald
     $self->{cgroup} = exists $opt{cgroup} ? $opt{cgroup} : '/' . ($dir =~ s{.*/}{}r);
+    $self->{control} = exists $opt{control} ? $opt{control} : "$dir/control.sock";
     push @instances, $self;
     $self->write_config($opt{config}) if defined $opt{config};
     return $self;
@@ -121,6 +130,8 @@ sub cgroup_dir {
     return defined $sub ? "$base/$sub" : $base;
 }
 sub conf { $_[0]{conf} }
+# The control socket corrald was (or will be) given with -s, or undef.
+sub socket_path { $_[0]{control} }
 sub pid  { $_[0]{pid} }
 sub path { "$_[0]{dir}/$_[1]" }
 
@@ -158,9 +169,11 @@ sub child_env {
     }
 }
 
-# Starts `corrald -v -c FILE @args` in its own process group, cwd the temp
-# dir, output to TMP/log. Its stdin is a pipe kept open here (not
-# /dev/null), so that a worker's /dev/null stdin is corrald's doing.
+# Starts `corrald -v -c FILE [-g CGROUP] [-s SOCKET] @args` in its own
+# process group, cwd the temp dir, output to TMP/log (-s unless @args has
+# one or new() was given control => undef). Its stdin is a pipe kept open
+# here (not /dev/null), so that a worker's /dev/null stdin is corrald's
+# doing.
 sub start {
     my ($self, @args) = @_;
     die "corrald already running" if $self->{pid};
@@ -174,7 +187,8 @@ sub start {
         open STDERR, '>&', \*STDOUT or _exit(126);
         $self->child_env;
         my @g = $self->{cgroup} ? ('-g', $self->{cgroup}) : ();
-        { no warnings q(exec); exec { $CORRALD } $CORRALD, '-v', '-c', $self->{conf}, @g, @args; }
+        my @s = $self->{control} && !grep({ $_ eq '-s' } @args) ? ('-s', $self->{control}) : ();
+        { no warnings q(exec); exec { $CORRALD } $CORRALD, '-v', '-c', $self->{conf}, @g, @s, @args; }
         _exit(127);
     }
     setpgid($pid, $pid);
@@ -271,6 +285,145 @@ sub run {
 sub run_check {
     my ($self, @args) = @_;
     return $self->run('-t', '-c', $self->{conf}, @args);
+}
+
+# --- the control socket ------------------------------------------------
+
+# Starts `corralctl -s SOCKET @args` without waiting; a last hash
+# argument: socket => PATH (undef: no -s), env => { NAME => value or
+# undef }, wrap => [ argv before corralctl, e.g. setpriv ... ], program =>
+# another corralctl binary. Returns a handle for ctl_wait.
+sub ctl_spawn {
+    my ($self, @args) = @_;
+    my %opt = ref $args[-1] eq 'HASH' ? %{ pop @args } : ();
+    my $n = ++$self->{nctl};
+    my ($out, $err) = ($self->path("ctl.$n.out"), $self->path("ctl.$n.err"));
+    my $sock = exists $opt{socket} ? $opt{socket} : $self->{control};
+    my @s = defined $sock ? ('-s', $sock) : ();
+    my @cmd = (@{ $opt{wrap} || [] }, $opt{program} // $CORRALCTL, @s, @args);
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgid(0, 0);
+        chdir $self->{dir} or _exit(126);
+        open STDIN, '<', '/dev/null' or _exit(126);
+        open STDOUT, '>', $out or _exit(126);
+        open STDERR, '>', $err or _exit(126);
+        $self->child_env;
+        for my $k (keys %{ $opt{env} || {} }) {
+            if (defined $opt{env}{$k}) { $ENV{$k} = $opt{env}{$k} }
+            else { delete $ENV{$k} }
+        }
+        { no warnings q(exec); exec { $cmd[0] } @cmd; }
+        _exit(127);
+    }
+    setpgid($pid, $pid);
+    return { pid => $pid, out => $out, err => $err, started => time };
+}
+
+# Waits for a ctl_spawn (killed after $timeout seconds, default 15):
+# { code, out, err, timeout, elapsed } (code undef if killed).
+sub ctl_wait {
+    my ($self, $h, $timeout) = @_;
+    my $status;
+    my $done = $self->poll(sub {
+        my $r = waitpid $h->{pid}, WNOHANG;
+        $status = $? if $r == $h->{pid};
+        return $r == $h->{pid} || $r < 0;
+    }, $timeout // 15);
+    if (!$done) {
+        kill 'KILL', -$h->{pid};
+        waitpid $h->{pid}, 0;
+        $status = $?;
+    }
+    my %res = (out => slurp($h->{out}) // '', err => slurp($h->{err}) // '',
+               timeout => !$done, elapsed => time - $h->{started});
+    $res{code} = defined $status && WIFEXITED($status) ? WEXITSTATUS($status) : undef;
+    unlink $h->{out}, $h->{err};
+    $self->{runs} .= $res{err};    # for the sanitizer check
+    return \%res;
+}
+
+# Runs `corralctl -s SOCKET @args` (options as ctl_spawn, and timeout):
+# { code, out, err, timeout, elapsed }.
+sub ctl {
+    my ($self, @args) = @_;
+    my $timeout = ref $args[-1] eq 'HASH' ? $args[-1]{timeout} : undef;
+    return $self->ctl_wait($self->ctl_spawn(@args), $timeout);
+}
+
+# A connected IO::Socket::UNIX to the control socket (or PATH), or undef.
+sub connect_control {
+    my ($self, $path) = @_;
+    require IO::Socket::UNIX;
+    return IO::Socket::UNIX->new(Type => Socket::SOCK_STREAM(), Peer => $path // $self->{control});
+}
+
+# Sends $bytes as they are on a new connection, then reads until corrald
+# closes it (or $opt{timeout}, default 10 s): { reply => TEXT (undef if the
+# connection failed), closed => 1 if corrald closed it, elapsed, error }.
+sub raw_request {
+    my ($self, $bytes, %opt) = @_;
+    require IO::Select;
+    my $start = time;
+    my $s = $self->connect_control($opt{socket}) or return { error => "connect: $!" };
+    local $SIG{PIPE} = 'IGNORE';
+    my $off = 0;
+    my $sel = IO::Select->new($s);
+    my $deadline = $start + ($opt{timeout} // 10);
+    my ($reply, $closed, $error) = ('', 0);
+    $s->blocking(0);
+    while (1) {
+        my $left = $deadline - time;
+        last if $left <= 0;
+        my $want_write = $off < length $bytes;
+        my ($r, $w) = IO::Select->select($sel, $want_write ? $sel : undef, undef, $left);
+        if ($w && @$w) {
+            my $n = syswrite $s, $bytes, 65536, $off;
+            if (defined $n) { $off += $n }
+            elsif (!$!{EAGAIN}) { $error = "write: $!"; $bytes = substr $bytes, 0, $off }
+        }
+        if ($r && @$r) {
+            my $n = sysread $s, my $buf, 65536;
+            if (!defined $n) {
+                next if $!{EAGAIN};
+                $error = "read: $!";    # ECONNRESET after a too large request
+                $closed = 1;
+                last;
+            }
+            if ($n == 0) { $closed = 1; last }
+            $reply .= $buf;
+        }
+    }
+    close $s;
+    return { reply => $reply, closed => $closed, error => $error, elapsed => time - $start };
+}
+
+# Sends one request (a hash, encoded as one JSON line) and returns the
+# decoded answer, or undef when there is none.
+sub request {
+    my ($self, $req, %opt) = @_;
+    require JSON::PP;
+    my $r = $self->raw_request(JSON::PP->new->canonical->encode($req) . "\n", %opt);
+    return undef unless defined $r->{reply} && $r->{reply} =~ /\n\z/;
+    return eval { JSON::PP->new->utf8->decode($r->{reply}) };
+}
+
+# The "pools" of a status request, as hashes by name (undef on failure).
+sub status {
+    my ($self, $pool) = @_;
+    my $r = $self->request({ command => 'status', defined $pool ? (pool => $pool) : () });
+    return undef unless $r && $r->{ok};
+    return { map { $_->{name} => $_ } @{ $r->{pools} } };
+}
+
+# A test: the control socket answers a ping within $timeout seconds.
+sub wait_control {
+    my ($self, $timeout) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return $self->wait_for(sub {
+        my $r = -S $self->{control} && $self->request({ command => 'ping' }, timeout => 2);
+        return $r && $r->{ok};
+    }, $timeout // 10, "control socket $self->{control} answers");
 }
 
 # --- waiting -----------------------------------------------------------
@@ -521,8 +674,9 @@ sub done {
     done_testing();
 }
 
-# A test killed by a signal (^C, prove gone) still runs the END block.
-$SIG{$_} = sub { die "test killed by SIG$_[0]\n" } for qw(INT TERM HUP PIPE);
+# A test killed by a signal (^C, prove gone) still runs the END block;
+# once output has nowhere to go, writing more must not stop the cleanup.
+$SIG{$_} = sub { $SIG{PIPE} = 'IGNORE'; die "test killed by SIG$_[0]\n" } for qw(INT TERM HUP PIPE);
 
 END {
     local $?;
