@@ -193,12 +193,14 @@ static void handle(struct conn *c, const char *req, size_t n)
 	}
 	/* every field known and of its type: a typo must not pass as absent */
 	for (unsigned i = 0; i < o.n; i++) {
-		static const struct { const char *key; int types; } fields[] = {
-			{ "command", 1 << CR_JSON_STRING }, { "pool", 1 << CR_JSON_STRING },
-			{ "worker", 1 << CR_JSON_NUMBER | 1 << CR_JSON_NULL },
-			{ "count", 1 << CR_JSON_NUMBER },
-			{ "signal", 1 << CR_JSON_STRING | 1 << CR_JSON_NUMBER },
-			{ "all_at_once", 1 << CR_JSON_BOOL }, { "format", 1 << CR_JSON_STRING },
+		static const struct { const char *key; int types; const char *what; } fields[] = {
+			{ "command", 1 << CR_JSON_STRING, "a string" },
+			{ "pool", 1 << CR_JSON_STRING, "a string" },
+			{ "worker", 1 << CR_JSON_NUMBER | 1 << CR_JSON_NULL, "a worker id (a positive integer)" },
+			{ "count", 1 << CR_JSON_NUMBER, "an integer from 0 to 10000" },
+			{ "signal", 1 << CR_JSON_STRING | 1 << CR_JSON_NUMBER, "a signal name or number" },
+			{ "all_at_once", 1 << CR_JSON_BOOL, "true or false" },
+			{ "format", 1 << CR_JSON_STRING, "\"text\" or \"json\"" },
 		};
 		size_t k;
 		for (k = 0; k < sizeof fields / sizeof *fields && strcmp(o.f[i].key, fields[k].key); k++)
@@ -208,7 +210,7 @@ static void handle(struct conn *c, const char *req, size_t n)
 			return;
 		}
 		if (!(fields[k].types & (1 << o.f[i].type))) {
-			reply_error(b, "bad-request", "\"%s\" has the wrong type", o.f[i].key);
+			reply_error(b, "bad-request", "\"%s\" must be %s", o.f[i].key, fields[k].what);
 			return;
 		}
 	}

@@ -117,6 +117,7 @@ static struct {
 	ev_io inotify_io;
 	int ready_sent;			/* READY=1 told to the service manager */
 	int exit_code;
+	char fail_reason[128];		/* why a start failed, for STATUS= */
 	unsigned last_ready;		/* for EXTEND_TIMEOUT_USEC: progress */
 	ev_timer extend;
 	ev_signal sigterm, sigint, sighup;
@@ -1202,7 +1203,10 @@ static void update_manager(void)
 		if (r < pool->target || pool->state == POOL_FAILED)
 			all_ready = 0;
 	}
-	if (S.stopping)
+	if (S.stopping && S.fail_reason[0])
+		snprintf(status, sizeof status, "failed: %s; stopping: %u worker%s left", S.fail_reason,
+			 live, live == 1 ? "" : "s");
+	else if (S.stopping)
 		snprintf(status, sizeof status, "stopping: %u worker%s left", live, live == 1 ? "" : "s");
 	else
 		snprintf(status, sizeof status, "%u pool%s, %u/%u workers ready%s%s", pools,
@@ -1216,6 +1220,7 @@ static void update_manager(void)
 	if (!S.ready_sent && failed && cr_notify_managed()) {
 		char why[128];
 		snprintf(why, sizeof why, "pool %s failed before it was ready", failed->name);
+		snprintf(S.fail_reason, sizeof S.fail_reason, "%s", why);
 		S.exit_code = 1;
 		begin_stop(why);
 		return;

@@ -75,7 +75,7 @@ my @malformed = (
     [ qq({"command":"status","pool":") . ('w' x 300) . qq("}\n), qr/^not a request: string too long/, 'a 300-byte string' ],
     [ qq({}\n), qr/^missing "command" \(a string\)$/, 'no command' ],
     [ qq({"pool":"web"}\n), qr/^missing "command" \(a string\)$/, 'a pool but no command' ],
-    [ qq({"command":5}\n), qr/^missing "command" \(a string\)$/, 'a command that is a number' ],
+    [ qq({"command":5}\n), qr/^"command" must be a string$/, 'a command that is a number' ],
     [ qq({"command":"frobnicate","pool":"web"}\n), qr/^unknown command "frobnicate"$/, 'an unknown command' ],
     [ qq({"command":"scale","count":1}\n), qr/^scale: missing "pool"$/, 'scale without a pool' ],
     [ qq({"command":"scale","pool":"web"}\n), qr/^scale: "count" must be an integer from 0 to 10000$/, 'scale without a count' ],
