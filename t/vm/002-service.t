@@ -47,6 +47,7 @@ is($rc, 0, 'corrald -t accepts the test config') or diag($out);
 is($rc, 0, 'systemctl enable corral') or diag($out);
 is((systemctl('is-enabled', $UNIT))[1], "enabled\n", 'is-enabled: enabled');
 
+my $cursor = journal_cursor();
 ($rc, $out) = systemctl('start', $UNIT);
 is($rc, 0, 'systemctl start corral') or diag($out);
 $p = unit_props($UNIT, qw(ActiveState SubState MainPID ControlGroup));
@@ -107,7 +108,7 @@ ok(wait_until(sub {
     @new == 3 && !grep { $_ == $web[0] } @new
 }, 60), 'a killed web worker is replaced');
 for my $pid (grep { my $n = $_; !grep { $_ == $n } @web } @new) {
-    is(proc_cgroup($pid), $cg, "the new worker $pid is in $cg");
+    like(proc_cgroup($pid) // '', qr{^\Q$cg\E/web/\d+$}, "the new worker $pid is in $cg (its own cgroup web/ID)");
 }
 
 # --- reload ------------------------------------------------------------
@@ -118,28 +119,32 @@ spew($CONF, config(%pools2));
 ($rc, $out) = systemctl('reload', $UNIT);
 is($rc, 0, 'systemctl reload corral') or diag($out);
 ok(wait_until(sub { pool_workers('extra') == 2 }, 60), 'reload: the new pool "extra" has 2 workers');
-ok(wait_until(sub { journal($UNIT) =~ /reload done: 1 added, 0 changed, 0 removed, 2 unchanged/ }, 20),
+ok(wait_until(sub { journal_find($UNIT, $cursor, MESSAGE => 'reload done: 1 added, 0 changed, 0 removed, 2 unchanged') }, 20),
    'journal: reload done: 1 added, 0 changed, 0 removed, 2 unchanged');
 is(unit_props($UNIT, 'MainPID')->{MainPID}, $main, 'reload: same main process');
 is_deeply([ pool_workers($_) ], $before{$_}, "reload: pool $_ keeps its workers") for sort keys %pools;
 is(unit_props($UNIT, 'ActiveState')->{ActiveState}, 'active', 'still active after the reload');
 for my $pid (pool_workers('extra')) {
-    is(proc_cgroup($pid), $cg, "extra worker $pid is in $cg");
+    like(proc_cgroup($pid) // '', qr{^\Q$cg\E/extra/\d+$}, "extra worker $pid is in $cg (extra/ID)");
 }
 
 # --- the journal -------------------------------------------------------
+# corrald logs to the journal with fields (CORRAL_POOL, CORRAL_WORKER,
+# PRIORITY), the message alone in MESSAGE.
 
-my $journal;
+my @entries;
 ok(wait_until(sub {
-    $journal = journal($UNIT);
-    $journal =~ /worker started pool=extra worker=2 /;
+    @entries = journal_find($UNIT, $cursor, MESSAGE => 'worker started', CORRAL_POOL => 'extra', CORRAL_WORKER => 2);
 }, 20), 'journal has the log up to the reload');
-like($journal, qr/^\d\d:\d\d:\d\d\.\d+ info corrald \S+ starting \(config \Q$CONF\E\)$/m, 'journal: corrald starting');
+ok(scalar(journal_find($UNIT, $cursor, MESSAGE => qr/^corrald \S+ starting \(config \Q$CONF\E\)$/, PRIORITY => 6)),
+   'journal: corrald starting');
 for my $pool (sort keys %pools2) {
-    like($journal, qr/ info pool ready \(\d+\/$pools2{$pool}[1] workers\) pool=$pool$/m, "journal: pool $pool ready");
+    ok(scalar(journal_find($UNIT, $cursor, MESSAGE => qr/^pool ready \(\d+\/$pools2{$pool}[1] workers\)$/, CORRAL_POOL => $pool)),
+       "journal: pool $pool ready");
 }
-like($journal, qr/ info reload requested$/m, 'journal: reload requested');
-unlike($journal, qr/^\S+ (?:alert|error) /m, 'journal: no error, no alert');
+ok(scalar(journal_find($UNIT, $cursor, MESSAGE => 'reload requested')), 'journal: reload requested');
+is(scalar(journal_find($UNIT, $cursor, SYSLOG_IDENTIFIER => 'corrald', PRIORITY => qr/^[0-3]$/)), 0,
+   'journal: no error, no alert');
 
 # --- stop --------------------------------------------------------------
 
@@ -158,11 +163,12 @@ ok(wait_until(sub { !-d "$CorralVM::CGROOT$cg" || !cgroup_pids($cg) }, 10),
    "cgroup $cg removed or empty");
 ok(!-d "$CorralVM::CGROOT$cg", "cgroup $cg removed");
 
-$journal = journal($UNIT);
-like($journal, qr/ info stopping \(TERM\)$/m, 'journal: stopping (TERM)');
-like($journal, qr/ info stopped$/m, 'journal: stopped');
+my @after_stop = journal_entries($UNIT, $cursor);
+my ($stop_i) = grep { ($after_stop[$_]{MESSAGE} // '') eq 'stopping (TERM)' } 0 .. $#after_stop;
+ok(defined $stop_i, 'journal: stopping (TERM)');
+ok(scalar(grep { ($_->{MESSAGE} // '') eq 'stopped' } @after_stop), 'journal: stopped');
 # corrald stopped every worker itself: systemd had nothing left to kill.
-my @stopped = $journal =~ /^.* info stopping \(TERM\)$(.*)/ms ? ($1 =~ /^.* info worker stopped .*$/mg) : ();
+my @stopped = grep { ($_->{MESSAGE} // '') =~ /^worker stopped / } @after_stop[($stop_i // $#after_stop) .. $#after_stop];
 is(scalar @stopped, $nworkers, "journal: $nworkers workers stopped by corrald");
 
 ($rc, $out) = systemctl('disable', $UNIT);
