@@ -15,13 +15,14 @@ use warnings;
 use Cwd ();
 use Exporter qw(import);
 use File::Basename qw(dirname);
+use File::Path qw(make_path);
 use File::Spec;
 use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h _exit setpgid);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time);
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
@@ -91,6 +92,14 @@ sub cgroup_mount {
     return undef;
 }
 
+# The cgroup v2 path of $pid as /proc/PID/cgroup gives it ("/a/b",
+# relative to the cgroup2 mount), or undef if gone.
+sub cgroup_of {
+    my ($pid) = @_;
+    my $text = slurp("/proc/$pid/cgroup") // return undef;
+    return $text =~ /^0::(\S*)$/m ? $1 : undef;
+}
+
 # --- setup -------------------------------------------------------------
 
 # new(config => LUA_TEXT, env => { NAME => value or undef })
@@ -120,6 +129,56 @@ sub cgroup_dir {
     my $base = cgroup_mount() . ($self->{cgroup} // '/corral');
     return defined $sub ? "$base/$sub" : $base;
 }
+# This corrald's cgroup base (or PATH below it) as /proc/PID/cgroup names
+# it: relative to the cgroup2 mount.
+sub cgroup_rel {
+    my ($self, $sub) = @_;
+    my $base = $self->{cgroup} // '/corral';
+    return defined $sub ? "$base/$sub" : $base;
+}
+
+# The content of FILE in the cgroup SUB (below the base), without the
+# final newline; undef if it cannot be read.
+sub cgroup_read {
+    my ($self, $sub, $file) = @_;
+    my $text = slurp($self->cgroup_dir($sub) . "/$file") // return undef;
+    chomp $text;
+    return $text;
+}
+
+# The value of KEY in a flat-keyed cgroup file ("populated 1"), or undef.
+sub cgroup_key {
+    my ($self, $sub, $file, $key) = @_;
+    my $text = $self->cgroup_read($sub, $file) // return undef;
+    return $text =~ /^\Q$key\E (\S+)$/m ? $1 : undef;
+}
+
+# The pids in the cgroup SUB's cgroup.procs, sorted (empty if none or gone).
+sub cgroup_procs {
+    my ($self, $sub) = @_;
+    my $text = $self->cgroup_read($sub, 'cgroup.procs') // return ();
+    my @pids = sort { $a <=> $b } grep { /^\d+$/ } split /\n/, $text;
+    return @pids;
+}
+
+# The names of the cgroups directly below SUB (below the base if undef),
+# sorted.
+sub cgroup_children {
+    my ($self, $sub) = @_;
+    my $dir = $self->cgroup_dir($sub);
+    opendir my $dh, $dir or return ();
+    my @names = sort grep { !/^\./ && -d "$dir/$_" } readdir $dh;
+    return @names;
+}
+
+# The inode of the cgroup SUB (its cgroup id: a cgroup removed and made
+# again has a new one), or undef if it does not exist.
+sub cgroup_ino {
+    my ($self, $sub) = @_;
+    my @st = stat $self->cgroup_dir($sub) or return undef;
+    return $st[1];
+}
+
 sub conf { $_[0]{conf} }
 sub pid  { $_[0]{pid} }
 sub path { "$_[0]{dir}/$_[1]" }
@@ -134,6 +193,7 @@ sub subst {
 sub write_file {
     my ($self, $name, $text, $mode) = @_;
     my $path = $self->path($name);
+    make_path(dirname($path));
     open my $fh, '>', "$path.new" or die "$path.new: $!";
     print $fh $self->subst($text);
     close $fh or die "$path.new: $!";
@@ -404,6 +464,18 @@ sub worker_map {
     return map { ((proc_environ($_)->{CORRAL_WORKER} // '?') => $_) } $self->workers($pool);
 }
 
+# id => pid of $pool's live workers as the log names them ("worker
+# started"): the latest per id. Finds Lua workers too, whose
+# /proc/PID/environ (the one they were born with) has no CORRAL_POOL.
+sub started_workers {
+    my ($self, $pool) = @_;
+    my %ids;
+    for ($self->log_lines(qr/ info worker started pool=\Q$pool\E worker=\d+ pid=\d+$/)) {
+        /worker=(\d+) pid=(\d+)$/ and $ids{$1} = $2;
+    }
+    return map { pid_alive($ids{$_}) ? ($_ => $ids{$_}) : () } keys %ids;
+}
+
 sub prototype_pid {
     my ($self, $pool) = @_;
     my $top = $self->{pid} or return undef;
@@ -430,17 +502,20 @@ sub descendants {
 }
 
 # Processes that belong to this test: command line naming the temp dir,
-# cwd inside it, or CORRAL_TEST_DIR=<dir> in the environment.
+# cwd inside it, CORRAL_TEST_DIR=<dir> in the environment, or in a cgroup
+# below this instance's base.
 sub leftovers {
     my ($self) = @_;
     my $dir = $self->{dir};
+    my $cg = $self->{cgroup} ? "$self->{cgroup}/" : undef;
     my @found;
     for my $pid (all_pids()) {
         next if $pid == $$ || ($self->{pid} && $pid == $self->{pid});
         my $cwd = readlink("/proc/$pid/cwd") // '';
         if (index(proc_cmdline($pid), $dir) >= 0
             || $cwd eq $dir || index($cwd, "$dir/") == 0
-            || (proc_environ($pid)->{CORRAL_TEST_DIR} // '') eq $dir) {
+            || (proc_environ($pid)->{CORRAL_TEST_DIR} // '') eq $dir
+            || ($cg && index(cgroup_of($pid) // '', $cg) == 0)) {
             push @found, $pid if pid_alive($pid);
         }
     }
