@@ -736,6 +736,16 @@ static void reconcile(struct cr_pool *pool)
 	}
 }
 
+/* Prototypes of the pool not yet reaped, current or retired: the pool
+ * must outlive them (proto_reaped() uses it). */
+static int pool_has_protos(const struct cr_pool *pool)
+{
+	for (const struct cr_proto *p = S.protos; p; p = p->next)
+		if (p->pool == pool)
+			return 1;
+	return 0;
+}
+
 static int everything_stopped(void)
 {
 	struct cr_pool *pool;
@@ -759,7 +769,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
 				continue;
 			pool->dirty = 0;
 			reconcile(pool);
-			if (pool->removed && TAILQ_EMPTY(&pool->workers) && !pool->proto) {
+			if (pool->removed && TAILQ_EMPTY(&pool->workers) && !pool->proto &&
+			    !pool_has_protos(pool)) {
 				struct cr_who who = pool_who(pool);
 				cr_info(&who, "pool removed");
 				pool_free(pool);
