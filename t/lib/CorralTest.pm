@@ -22,7 +22,7 @@ use POSIX qw(:sys_wait_h _exit setpgid);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of);
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
@@ -47,13 +47,17 @@ sub all_pids {
     return grep { /^\d+$/ } readdir $dh;
 }
 
-# { state, ppid, pgrp, session } from /proc/PID/stat, or undef if gone.
+# { state, ppid, pgrp, session, utime, stime, starttime } from
+# /proc/PID/stat (times in clock ticks), or undef if gone.
 sub proc_stat {
     my ($pid) = @_;
     my $stat = slurp("/proc/$pid/stat") // return undef;
     # comm (field 2) may hold spaces and parentheses: parse after the last ')'
-    $stat =~ /^.*\)\s+(\S)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)/s or return undef;
-    return { state => $1, ppid => $2, pgrp => $3, session => $4 };
+    $stat =~ /^.*\)\s+(.*)$/s or return undef;
+    my @f = split ' ', $1;    # $f[0] is field 3 (state)
+    return undef if @f < 20;
+    return { state => $f[0], ppid => $f[1], pgrp => $f[2], session => $f[3],
+             utime => $f[11], stime => $f[12], starttime => $f[19] };
 }
 
 sub proc_environ {
@@ -66,6 +70,26 @@ sub proc_environ {
 sub proc_cmdline {
     my ($pid) = @_;
     return slurp("/proc/$pid/cmdline") // '';
+}
+
+# (POOL, ID) from a Lua worker's title "corral: worker POOL/ID", or ().
+# A Lua worker does not exec: its title overwrote the memory that
+# /proc/PID/environ shows, so CORRAL_POOL is not visible there.
+sub lua_worker_title {
+    my ($pid) = @_;
+    return proc_cmdline($pid) =~ m{^corral: worker ([A-Za-z0-9_-]+)/(\d+)\0*$} ? ($1, $2) : ();
+}
+
+# (POOL, ID) of a process that looks like a worker: a Lua one by its
+# title, an exec'd one by CORRAL_POOL and CORRAL_WORKER in its
+# environment; () otherwise.
+sub worker_identity {
+    my ($pid) = @_;
+    my @lua = lua_worker_title($pid);
+    return @lua if @lua;
+    my $env = proc_environ($pid);
+    return () unless defined $env->{CORRAL_POOL};
+    return ($env->{CORRAL_POOL}, $env->{CORRAL_WORKER} // '?');
 }
 
 sub pid_alive {
@@ -380,6 +404,18 @@ sub log {
     return slurp($self->path('log')) // '';
 }
 
+# The complete lines (a last one without its newline is still being
+# written) of file NAME in the temp dir; none if it does not exist. With
+# $re, only the matching ones.
+sub file_lines {
+    my ($self, $name, $re) = @_;
+    my $text = slurp($self->path($name)) // return ();
+    $text =~ s/[^\n]*\z//;
+    my @lines = split /\n/, $text;
+    @lines = grep { $_ =~ $re } @lines if $re;
+    return @lines;
+}
+
 # Offset to pass as `since` to wait_log and log_lines.
 sub mark { length $_[0]->log }
 
@@ -433,18 +469,23 @@ sub descends {
     return 0;
 }
 
-# Live workers of $pool: processes under corrald with CORRAL_POOL=$pool in
-# their environment whose parent has not (a worker's own children are not
-# workers). Sorted pids.
+# Live workers of $pool: processes under corrald that are the pool's
+# workers, exec'd (CORRAL_POOL=$pool in their environment) or Lua ones
+# (titled "corral: worker $pool/ID"), whose parent is not one (a worker's
+# own children are not workers). Sorted pids.
 sub workers {
     my ($self, $pool) = @_;
     my @pids;
     for my $pid (all_pids()) {
-        next if (proc_environ($pid)->{CORRAL_POOL} // '') ne $pool;
+        my ($p) = worker_identity($pid);
+        next if !defined $p || $p ne $pool;
         my $st = proc_stat($pid) or next;
         next if $st->{state} eq 'Z';
-        next if (proc_environ($st->{ppid})->{CORRAL_POOL} // '') eq $pool;
-        push @pids, $pid if $self->descends($pid);
+        my ($pp) = worker_identity($st->{ppid});
+        next if defined $pp && $pp eq $pool;
+        next unless $self->descends($pid);
+        push @pids, $pid;
+        $self->seen($pid, $st);
     }
     my @sorted = sort { $a <=> $b } @pids;
     return @sorted;    # a count in scalar context
@@ -461,7 +502,16 @@ sub worker_ids {
 # id => pid for the live workers of $pool.
 sub worker_map {
     my ($self, $pool) = @_;
-    return map { ((proc_environ($_)->{CORRAL_WORKER} // '?') => $_) } $self->workers($pool);
+    return map { ((worker_identity($_))[1] // '?') => $_ } $self->workers($pool);
+}
+
+# Remembers a process found under corrald (pid and start time), so that
+# leftovers() finds it even when nothing else ties it to the temp dir
+# (a Lua worker's environment is not visible, its cwd may be /).
+sub seen {
+    my ($self, $pid, $st) = @_;
+    $st //= proc_stat($pid) or return;
+    $self->{seen}{$pid} = $st->{starttime};
 }
 
 # id => pid of $pool's live workers as the log names them ("worker
@@ -482,7 +532,9 @@ sub prototype_pid {
     for my $pid (all_pids()) {
         next unless proc_cmdline($pid) =~ /^corral: prototype \Q$pool\E(?:[\s\0]|$)/;
         my $st = proc_stat($pid) or next;
-        return $pid if $st->{ppid} == $top && $st->{state} ne 'Z';
+        next unless $st->{ppid} == $top && $st->{state} ne 'Z';
+        $self->seen($pid, $st);
+        return $pid;
     }
     return undef;
 }
@@ -502,8 +554,9 @@ sub descendants {
 }
 
 # Processes that belong to this test: command line naming the temp dir,
-# cwd inside it, CORRAL_TEST_DIR=<dir> in the environment, or in a cgroup
-# below this instance's base.
+# cwd inside it, CORRAL_TEST_DIR=<dir> in the environment, in a cgroup
+# below this instance's base, or a worker or prototype seen under this
+# test's corrald (same pid and start time).
 sub leftovers {
     my ($self) = @_;
     my $dir = $self->{dir};
@@ -518,6 +571,13 @@ sub leftovers {
             || ($cg && index(cgroup_of($pid) // '', $cg) == 0)) {
             push @found, $pid if pid_alive($pid);
         }
+    }
+    # workers and prototypes seen under corrald, if still the same process
+    my %found = map { $_ => 1 } @found;
+    for my $pid (sort { $a <=> $b } keys %{ $self->{seen} || {} }) {
+        next if $found{$pid} || ($self->{pid} && $pid == $self->{pid});
+        my $st = proc_stat($pid) or next;
+        push @found, $pid if $st->{state} ne 'Z' && $st->{starttime} == $self->{seen}{$pid};
     }
     return @found;
 }
