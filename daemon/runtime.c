@@ -270,6 +270,11 @@ static int l_freeze(lua_State *L)
 {
 	int rc = cr_supervisor_freeze(luaL_checkstring(L, 1), lua_toboolean(L, 2));
 
+	if (rc == -ENOENT) {
+		lua_pushnil(L);
+		lua_pushstring(L, "no such pool");
+		return 2;
+	}
 	if (rc < 0)
 		return push_error(L, rc);
 	lua_pushboolean(L, 1);

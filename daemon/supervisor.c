@@ -1151,7 +1151,8 @@ static void reconcile(struct cr_pool *pool)
 	}
 }
 
-/* Prototypes of the pool not yet reaped, current or retired. */
+/* Prototypes of the pool not yet reaped, current or retired: the pool
+ * must outlive them (proto_reaped() uses it). */
 static int pool_has_protos(const struct cr_pool *pool)
 {
 	for (const struct cr_proto *p = S.protos; p; p = p->next)

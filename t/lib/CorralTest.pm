@@ -15,13 +15,14 @@ use warnings;
 use Cwd ();
 use Exporter qw(import);
 use File::Basename qw(dirname);
+use File::Path qw(make_path);
 use File::Spec;
 use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h _exit setpgid);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time);
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
@@ -51,13 +52,17 @@ sub all_pids {
     return grep { /^\d+$/ } readdir $dh;
 }
 
-# { state, ppid, pgrp, session } from /proc/PID/stat, or undef if gone.
+# { state, ppid, pgrp, session, utime, stime, starttime } from
+# /proc/PID/stat (times in clock ticks), or undef if gone.
 sub proc_stat {
     my ($pid) = @_;
     my $stat = slurp("/proc/$pid/stat") // return undef;
     # comm (field 2) may hold spaces and parentheses: parse after the last ')'
-    $stat =~ /^.*\)\s+(\S)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)/s or return undef;
-    return { state => $1, ppid => $2, pgrp => $3, session => $4 };
+    $stat =~ /^.*\)\s+(.*)$/s or return undef;
+    my @f = split ' ', $1;    # $f[0] is field 3 (state)
+    return undef if @f < 20;
+    return { state => $f[0], ppid => $f[1], pgrp => $f[2], session => $f[3],
+             utime => $f[11], stime => $f[12], starttime => $f[19] };
 }
 
 sub proc_environ {
@@ -70,6 +75,26 @@ sub proc_environ {
 sub proc_cmdline {
     my ($pid) = @_;
     return slurp("/proc/$pid/cmdline") // '';
+}
+
+# (POOL, ID) from a Lua worker's title "corral: worker POOL/ID", or ().
+# A Lua worker does not exec: its title overwrote the memory that
+# /proc/PID/environ shows, so CORRAL_POOL is not visible there.
+sub lua_worker_title {
+    my ($pid) = @_;
+    return proc_cmdline($pid) =~ m{^corral: worker ([A-Za-z0-9_-]+)/(\d+)\0*$} ? ($1, $2) : ();
+}
+
+# (POOL, ID) of a process that looks like a worker: a Lua one by its
+# title, an exec'd one by CORRAL_POOL and CORRAL_WORKER in its
+# environment; () otherwise.
+sub worker_identity {
+    my ($pid) = @_;
+    my @lua = lua_worker_title($pid);
+    return @lua if @lua;
+    my $env = proc_environ($pid);
+    return () unless defined $env->{CORRAL_POOL};
+    return ($env->{CORRAL_POOL}, $env->{CORRAL_WORKER} // '?');
 }
 
 sub pid_alive {
@@ -94,6 +119,14 @@ sub cgroup_mount {
         return $f[4] if defined $i && $f[$i + 1] eq 'cgroup2';
     }
     return undef;
+}
+
+# The cgroup v2 path of $pid as /proc/PID/cgroup gives it ("/a/b",
+# relative to the cgroup2 mount), or undef if gone.
+sub cgroup_of {
+    my ($pid) = @_;
+    my $text = slurp("/proc/$pid/cgroup") // return undef;
+    return $text =~ /^0::(\S*)$/m ? $1 : undef;
 }
 
 # --- setup -------------------------------------------------------------
@@ -129,6 +162,56 @@ sub cgroup_dir {
     my $base = cgroup_mount() . ($self->{cgroup} // '/corral');
     return defined $sub ? "$base/$sub" : $base;
 }
+# This corrald's cgroup base (or PATH below it) as /proc/PID/cgroup names
+# it: relative to the cgroup2 mount.
+sub cgroup_rel {
+    my ($self, $sub) = @_;
+    my $base = $self->{cgroup} // '/corral';
+    return defined $sub ? "$base/$sub" : $base;
+}
+
+# The content of FILE in the cgroup SUB (below the base), without the
+# final newline; undef if it cannot be read.
+sub cgroup_read {
+    my ($self, $sub, $file) = @_;
+    my $text = slurp($self->cgroup_dir($sub) . "/$file") // return undef;
+    chomp $text;
+    return $text;
+}
+
+# The value of KEY in a flat-keyed cgroup file ("populated 1"), or undef.
+sub cgroup_key {
+    my ($self, $sub, $file, $key) = @_;
+    my $text = $self->cgroup_read($sub, $file) // return undef;
+    return $text =~ /^\Q$key\E (\S+)$/m ? $1 : undef;
+}
+
+# The pids in the cgroup SUB's cgroup.procs, sorted (empty if none or gone).
+sub cgroup_procs {
+    my ($self, $sub) = @_;
+    my $text = $self->cgroup_read($sub, 'cgroup.procs') // return ();
+    my @pids = sort { $a <=> $b } grep { /^\d+$/ } split /\n/, $text;
+    return @pids;
+}
+
+# The names of the cgroups directly below SUB (below the base if undef),
+# sorted.
+sub cgroup_children {
+    my ($self, $sub) = @_;
+    my $dir = $self->cgroup_dir($sub);
+    opendir my $dh, $dir or return ();
+    my @names = sort grep { !/^\./ && -d "$dir/$_" } readdir $dh;
+    return @names;
+}
+
+# The inode of the cgroup SUB (its cgroup id: a cgroup removed and made
+# again has a new one), or undef if it does not exist.
+sub cgroup_ino {
+    my ($self, $sub) = @_;
+    my @st = stat $self->cgroup_dir($sub) or return undef;
+    return $st[1];
+}
+
 sub conf { $_[0]{conf} }
 # The control socket corrald was (or will be) given with -s, or undef.
 sub socket_path { $_[0]{control} }
@@ -145,6 +228,7 @@ sub subst {
 sub write_file {
     my ($self, $name, $text, $mode) = @_;
     my $path = $self->path($name);
+    make_path(dirname($path));
     open my $fh, '>', "$path.new" or die "$path.new: $!";
     print $fh $self->subst($text);
     close $fh or die "$path.new: $!";
@@ -473,6 +557,18 @@ sub log {
     return slurp($self->path('log')) // '';
 }
 
+# The complete lines (a last one without its newline is still being
+# written) of file NAME in the temp dir; none if it does not exist. With
+# $re, only the matching ones.
+sub file_lines {
+    my ($self, $name, $re) = @_;
+    my $text = slurp($self->path($name)) // return ();
+    $text =~ s/[^\n]*\z//;
+    my @lines = split /\n/, $text;
+    @lines = grep { $_ =~ $re } @lines if $re;
+    return @lines;
+}
+
 # Offset to pass as `since` to wait_log and log_lines.
 sub mark { length $_[0]->log }
 
@@ -526,18 +622,23 @@ sub descends {
     return 0;
 }
 
-# Live workers of $pool: processes under corrald with CORRAL_POOL=$pool in
-# their environment whose parent has not (a worker's own children are not
-# workers). Sorted pids.
+# Live workers of $pool: processes under corrald that are the pool's
+# workers, exec'd (CORRAL_POOL=$pool in their environment) or Lua ones
+# (titled "corral: worker $pool/ID"), whose parent is not one (a worker's
+# own children are not workers). Sorted pids.
 sub workers {
     my ($self, $pool) = @_;
     my @pids;
     for my $pid (all_pids()) {
-        next if (proc_environ($pid)->{CORRAL_POOL} // '') ne $pool;
+        my ($p) = worker_identity($pid);
+        next if !defined $p || $p ne $pool;
         my $st = proc_stat($pid) or next;
         next if $st->{state} eq 'Z';
-        next if (proc_environ($st->{ppid})->{CORRAL_POOL} // '') eq $pool;
-        push @pids, $pid if $self->descends($pid);
+        my ($pp) = worker_identity($st->{ppid});
+        next if defined $pp && $pp eq $pool;
+        next unless $self->descends($pid);
+        push @pids, $pid;
+        $self->seen($pid, $st);
     }
     my @sorted = sort { $a <=> $b } @pids;
     return @sorted;    # a count in scalar context
@@ -554,7 +655,28 @@ sub worker_ids {
 # id => pid for the live workers of $pool.
 sub worker_map {
     my ($self, $pool) = @_;
-    return map { ((proc_environ($_)->{CORRAL_WORKER} // '?') => $_) } $self->workers($pool);
+    return map { ((worker_identity($_))[1] // '?') => $_ } $self->workers($pool);
+}
+
+# Remembers a process found under corrald (pid and start time), so that
+# leftovers() finds it even when nothing else ties it to the temp dir
+# (a Lua worker's environment is not visible, its cwd may be /).
+sub seen {
+    my ($self, $pid, $st) = @_;
+    $st //= proc_stat($pid) or return;
+    $self->{seen}{$pid} = $st->{starttime};
+}
+
+# id => pid of $pool's live workers as the log names them ("worker
+# started"): the latest per id. Finds Lua workers too, whose
+# /proc/PID/environ (the one they were born with) has no CORRAL_POOL.
+sub started_workers {
+    my ($self, $pool) = @_;
+    my %ids;
+    for ($self->log_lines(qr/ info worker started pool=\Q$pool\E worker=\d+ pid=\d+$/)) {
+        /worker=(\d+) pid=(\d+)$/ and $ids{$1} = $2;
+    }
+    return map { pid_alive($ids{$_}) ? ($_ => $ids{$_}) : () } keys %ids;
 }
 
 sub prototype_pid {
@@ -563,7 +685,9 @@ sub prototype_pid {
     for my $pid (all_pids()) {
         next unless proc_cmdline($pid) =~ /^corral: prototype \Q$pool\E(?:[\s\0]|$)/;
         my $st = proc_stat($pid) or next;
-        return $pid if $st->{ppid} == $top && $st->{state} ne 'Z';
+        next unless $st->{ppid} == $top && $st->{state} ne 'Z';
+        $self->seen($pid, $st);
+        return $pid;
     }
     return undef;
 }
@@ -583,19 +707,30 @@ sub descendants {
 }
 
 # Processes that belong to this test: command line naming the temp dir,
-# cwd inside it, or CORRAL_TEST_DIR=<dir> in the environment.
+# cwd inside it, CORRAL_TEST_DIR=<dir> in the environment, in a cgroup
+# below this instance's base, or a worker or prototype seen under this
+# test's corrald (same pid and start time).
 sub leftovers {
     my ($self) = @_;
     my $dir = $self->{dir};
+    my $cg = $self->{cgroup} ? "$self->{cgroup}/" : undef;
     my @found;
     for my $pid (all_pids()) {
         next if $pid == $$ || ($self->{pid} && $pid == $self->{pid});
         my $cwd = readlink("/proc/$pid/cwd") // '';
         if (index(proc_cmdline($pid), $dir) >= 0
             || $cwd eq $dir || index($cwd, "$dir/") == 0
-            || (proc_environ($pid)->{CORRAL_TEST_DIR} // '') eq $dir) {
+            || (proc_environ($pid)->{CORRAL_TEST_DIR} // '') eq $dir
+            || ($cg && index(cgroup_of($pid) // '', $cg) == 0)) {
             push @found, $pid if pid_alive($pid);
         }
+    }
+    # workers and prototypes seen under corrald, if still the same process
+    my %found = map { $_ => 1 } @found;
+    for my $pid (sort { $a <=> $b } keys %{ $self->{seen} || {} }) {
+        next if $found{$pid} || ($self->{pid} && $pid == $self->{pid});
+        my $st = proc_stat($pid) or next;
+        push @found, $pid if $st->{state} ne 'Z' && $st->{starttime} == $self->{seen}{$pid};
     }
     return @found;
 }

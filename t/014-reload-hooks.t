@@ -1,0 +1,158 @@
+#!/usr/bin/perl
+# Reload and hooks: a pool whose hook code changed is restarted (new
+# prototype, new workers running the new code, generation + 1); pools
+# whose hooks are the same keep their processes, even when the hooks
+# moved to other lines or were reformatted; a changed value that a hook
+# captures (an upvalue) counts as a change.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CorralTest qw(pid_alive);
+use Test::More;
+
+sub config {
+    my (%o) = @_;
+    my $cv = $o{cv} // 'v1';
+    my $version = $o{version} // 1;
+    my $top = $o{moved} ? "\n\n\n-- three blank lines above, and this comment\n\n" : '';
+    my $in = $o{moved} ? "\n\n  -- moved down and reformatted\n" : '';
+    my $steady_start = $o{moved}
+        ? <<'EOF'
+  start = function( worker )
+    rec( "steady",
+         worker.id, corral.pid(),   -- same code, other layout
+         worker.generation )
+    idle( )
+  end,
+EOF
+        : <<'EOF';
+  start = function(worker)
+    rec("steady", worker.id, corral.pid(), worker.generation)
+    idle()
+  end,
+EOF
+    return <<"EOF";
+${top}local function rec(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  local f = assert(io.open("%TMP%/hooks.log", "a"))
+  f:write(table.concat(parts, " "), "\\n")
+  f:close()
+end
+local function idle()
+  while not corral.sleep(3600) do end
+end
+local version = $version
+
+pool "changing" {
+  workers = 2,
+  directory = "%TMP%",
+  prefork = function(pool) rec("proto", pool.name, corral.pid()) end,
+  start = function(worker)
+    rec("changing", worker.id, corral.pid(), worker.generation, "$cv")
+    idle()
+  end,
+}
+
+pool "steady" {
+  workers = 2,
+  directory = "%TMP%",
+  prefork = function(pool) rec("proto", pool.name, corral.pid()) end,
+$in$steady_start}
+
+pool "upv" {
+  workers = 2,
+  directory = "%TMP%",
+  prefork = function(pool) rec("proto", pool.name, corral.pid()) end,
+  start = function(worker)
+    rec("upv", worker.id, corral.pid(), worker.generation, version)
+    idle()
+  end,
+}
+
+pool "plain" {
+  command = "/bin/sleep 1000",
+  env_inherit = { "CORRAL_TEST_DIR" },
+}
+EOF
+}
+
+my @POOLS = qw(changing steady upv plain);
+my $t = CorralTest->new(config => config());
+sub recs {
+    my ($what) = @_;
+    return map { [ split / / ] } $t->file_lines('hooks.log', qr/^\Q$what\E /);
+}
+sub snapshot {
+    my ($pool) = @_;
+    return { proto => $t->prototype_pid($pool), workers => [ $t->workers($pool) ] };
+}
+sub reload_with {
+    my ($re, %o) = @_;
+    my $mark = $t->mark;
+    $t->write_config(config(%o));
+    $t->reload;
+    $t->wait_log($re, since => $mark, name => "reload: $re");
+}
+# A restarted pool: a new prototype, $n workers all new, all gone of the old.
+sub restarted {
+    my ($pool, $old, $n) = @_;
+    my $new;
+    $t->wait_for(sub {
+        $new = snapshot($pool);
+        my %was = map { $_ => 1 } @{ $old->{workers} };
+        $new->{proto} && $new->{proto} != $old->{proto}
+            && @{ $new->{workers} } == $n && !grep { $was{$_} } @{ $new->{workers} };
+    }, 10, "$pool: restarted (new prototype, $n new workers)");
+    $t->wait_for(sub { !pid_alive($old->{proto}) }, 5, "$pool: the old prototype is gone");
+    $t->wait_for(sub { !grep { pid_alive($_) } @{ $old->{workers} } }, 10, "$pool: the old workers are gone");
+    return $new;
+}
+
+$t->start;
+for (@POOLS) {
+    my $n = $_ eq 'plain' ? 1 : 2;
+    $t->wait_log(qr/ info pool ready \($n\/$n workers\) pool=$_$/);
+}
+$t->wait_for(sub { recs('changing') == 2 && recs('steady') == 2 && recs('upv') == 2 }, 10, 'all Lua workers ran start');
+my %snap = map { $_ => snapshot($_) } @POOLS;
+is_deeply([ sort map { "$_->[3] $_->[4]" } recs('changing') ], [ '1 v1', '1 v1' ], 'changing: generation 1 runs v1');
+
+# --- the code of a hook changed ----------------------------------------------
+
+reload_with(qr/ info reload done: 0 added, 1 changed, 0 removed, 3 unchanged$/, cv => 'v2');
+my $new = restarted('changing', $snap{changing}, 2);
+$t->wait_for(sub { 2 == grep { $_->[4] eq 'v2' } recs('changing') }, 10, 'changing: two workers ran the new code');
+my %v2 = map { $_->[2] => $_ } grep { $_->[4] eq 'v2' } recs('changing');
+is_deeply([ sort { $a <=> $b } keys %v2 ], $new->{workers}, 'changing: the v2 records come from the new workers');
+ok(!grep({ $_->[3] != 2 } values %v2), 'changing: the new workers are generation 2');
+ok(scalar(grep { $_->[1] eq 'changing' && $_->[2] == $new->{proto} } recs('proto')), 'changing: the new prototype ran prefork');
+for my $pool (qw(steady upv plain)) {
+    is_deeply(snapshot($pool), $snap{$pool}, "$pool: same prototype and workers");
+}
+is(scalar recs('steady'), 2, 'steady: no worker started again');
+$snap{changing} = $new;
+
+# --- the same hooks, moved and reformatted ----------------------------------
+
+my $lines = () = $t->file_lines('hooks.log');
+reload_with(qr/ info reload done: 0 added, 0 changed, 0 removed, 4 unchanged$/, cv => 'v2', moved => 1);
+$t->stays(sub { !grep { my $s = snapshot($_); $s->{proto} != $snap{$_}{proto} || "@{$s->{workers}}" ne "@{$snap{$_}{workers}}" } @POOLS }, 1,
+          'moved hooks: every prototype and worker kept');
+is(scalar(() = $t->file_lines('hooks.log')), $lines, 'moved hooks: no hook ran again');
+
+# --- a captured value (upvalue) changed -------------------------------------
+
+reload_with(qr/ info reload done: 0 added, 1 changed, 0 removed, 3 unchanged$/, cv => 'v2', moved => 1, version => 2);
+$new = restarted('upv', $snap{upv}, 2);
+$t->wait_for(sub { 2 == grep { $_->[4] eq '2' } recs('upv') }, 10, 'upv: two workers see version = 2');
+my %u2 = map { $_->[2] => $_ } grep { $_->[4] eq '2' } recs('upv');
+is_deeply([ sort { $a <=> $b } keys %u2 ], $new->{workers}, 'upv: the version-2 records come from the new workers');
+ok(!grep({ $_->[3] != 2 } values %u2), 'upv: the new workers are generation 2');
+for my $pool (qw(changing steady plain)) {
+    is_deeply(snapshot($pool), $snap{$pool}, "$pool: same prototype and workers");
+}
+
+$t->done;
