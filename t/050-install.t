@@ -1,0 +1,61 @@
+#!/usr/bin/perl
+# make install into a scratch prefix: everything lands where the README
+# says, the installed corrald finds its Lua modules there (not in the source
+# tree), and the unit files pass systemd-analyze verify.
+
+use strict;
+use warnings;
+use Cwd ();
+use File::Temp qw(tempdir);
+use FindBin;
+use Test::More;
+
+my $root = Cwd::abs_path("$FindBin::Bin/..");
+my $p = tempdir('corral-install-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my @vars = ("PREFIX=$p", "SYSCONFDIR=$p/etc", "UNITDIR=$p/units", "O=$p/build");
+
+my $out = `make -C '$root' --no-print-directory install @vars 2>&1`;
+is($?, 0, 'make install succeeds') or diag $out;
+
+for my $f ("sbin/corrald", "bin/corralctl") {
+    ok(-x "$p/$f", "$f installed, executable");
+}
+for my $f (qw(share/corral/lua/corral/config.lua share/corral/lua/corral/init.lua
+              share/corral/lua/corral/units.lua share/corral/plugins/pool-stats.lua
+              share/corral/examples/hello.lua share/man/man8/corrald.8
+              share/man/man5/corral.lua.5 share/man/man1/corralctl.1
+              share/bash-completion/completions/corralctl etc/corral/corral.lua
+              units/corral.service units/corral@.service)) {
+    ok(-f "$p/$f", "$f installed");
+}
+
+# The installed binary, away from the source tree, finds the installed
+# modules (compiled-in data directory).
+$out = `'$p/sbin/corrald' -t -c '$p/etc/corral/corral.lua' 2>&1`;
+is($?, 0, 'the installed corrald checks the installed example config') or diag $out;
+like($out, qr/configuration ok/, '... and says so');
+
+open my $fh, '<', "$p/units/corral.service" or die;
+my $unit = do { local $/; <$fh> };
+like($unit, qr{^ExecStart=\Q$p\E/sbin/corrald -c \Q$p\E/etc/corral/corral.lua$}m,
+     'the unit runs the installed corrald on the installed config');
+like($unit, qr/^Type=notify$/m, 'Type=notify');
+like($unit, qr/^Delegate=yes$/m, 'Delegate=yes');
+
+SKIP: {
+    my $verify = `command -v systemd-analyze 2>/dev/null`;
+    skip 'systemd-analyze is not installed', 2 unless $verify;
+    local $ENV{MANPATH} = "$p/share/man";
+    $out = `systemd-analyze verify '$p/units/corral.service' 2>&1`;
+    is($?, 0, 'systemd-analyze verify corral.service is clean') or diag $out;
+    system('cp', "$p/units/corral\@.service", "$p/units/corral\@test.service") == 0 or die;
+    $out = `systemd-analyze verify '$p/units/corral\@test.service' 2>&1`;
+    is($?, 0, 'systemd-analyze verify corral@test.service is clean') or diag $out;
+}
+
+$out = `make -C '$root' --no-print-directory uninstall @vars 2>&1`;
+is($?, 0, 'make uninstall succeeds') or diag $out;
+ok(!-e "$p/sbin/corrald" && !-e "$p/bin/corralctl" && !-e "$p/share/corral", 'uninstall removes what install put');
+ok(-f "$p/etc/corral/corral.lua", 'uninstall leaves the configuration');
+
+done_testing;
