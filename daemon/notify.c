@@ -22,6 +22,9 @@
 #include "notify.h"
 #include "supervisor.h"
 
+/* STATUS= lines are sent at most this often (seconds). */
+#define STATUS_EVERY 0.1
+
 /* A datagram larger than this is not a notification. */
 #define NOTIFY_MAX 4096
 
@@ -29,6 +32,8 @@ static struct {
 	struct ev_loop *loop;
 	ev_timer watchdog;
 	char status[512];
+	double status_sent;
+	ev_timer status_timer;
 	int managed;		/* a service manager listens (NOTIFY_SOCKET) */
 	int sock;
 	ev_io io;
@@ -44,6 +49,8 @@ static void send_up(const char *msg)
 	if (rc < 0)
 		cr_warn(NULL, "notify: unable to tell the service manager \"%s\": %s", msg, strerror(-rc));
 }
+
+static void status_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* Pings at half the interval systemd asked for; the timer only runs when
  * the loop does, so a stuck corrald stops pinging. */
@@ -67,6 +74,7 @@ void cr_notify_init(struct ev_loop *loop)
 
 	N.loop = loop;
 	N.managed = getenv("NOTIFY_SOCKET") != NULL;
+	ev_timer_init(&N.status_timer, status_cb, 0, 0);
 	rc = sd_watchdog_enabled(0, &usec);	/* honours WATCHDOG_PID */
 	if (rc > 0 && usec > 0) {
 		double every = (double)usec / 2e6;
@@ -78,8 +86,10 @@ void cr_notify_init(struct ev_loop *loop)
 
 void cr_notify_finish(void)
 {
-	if (N.loop)
+	if (N.loop) {
 		ev_timer_stop(N.loop, &N.watchdog);
+		ev_timer_stop(N.loop, &N.status_timer);
+	}
 }
 
 void cr_notify_ready(void)
@@ -111,15 +121,40 @@ void cr_notify_extend_timeout(uint64_t usec)
 	send_up(msg);
 }
 
-void cr_notify_status(const char *status)
+static void send_status(void)
 {
 	char msg[600];
 
-	if (strcmp(status, N.status) == 0)
+	snprintf(msg, sizeof msg, "STATUS=%s", N.status);
+	send_up(msg);
+	N.status_sent = ev_now(N.loop);
+}
+
+static void status_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	send_status();
+}
+
+/* At most STATUS_EVERY apart: a pool of a thousand workers coming up
+ * changes the line a thousand times; the manager needs the latest. */
+void cr_notify_status(const char *status)
+{
+	double wait;
+
+	if (!N.managed || strcmp(status, N.status) == 0)
 		return;
 	snprintf(N.status, sizeof N.status, "%s", status);
-	snprintf(msg, sizeof msg, "STATUS=%s", status);
-	send_up(msg);
+	wait = N.status_sent + STATUS_EVERY - ev_now(N.loop);
+	if (wait <= 0) {
+		ev_timer_stop(N.loop, &N.status_timer);
+		send_status();
+	} else if (!ev_is_active(&N.status_timer)) {
+		ev_timer_set(&N.status_timer, wait, 0);
+		ev_timer_start(N.loop, &N.status_timer);
+	}
 }
 
 /* ---- inward: parsing ---------------------------------------------------- */
