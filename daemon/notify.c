@@ -51,6 +51,7 @@ static void send_up(const char *msg)
 }
 
 static void status_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void flush_status(void);
 
 /* Pings at half the interval systemd asked for; the timer only runs when
  * the loop does, so a stuck corrald stops pinging. */
@@ -87,18 +88,20 @@ void cr_notify_init(struct ev_loop *loop)
 void cr_notify_finish(void)
 {
 	if (N.loop) {
+		flush_status();	/* the last word before we go */
 		ev_timer_stop(N.loop, &N.watchdog);
-		ev_timer_stop(N.loop, &N.status_timer);
 	}
 }
 
 void cr_notify_ready(void)
 {
+	flush_status();	/* the status that says why we are ready comes first */
 	send_up("READY=1");
 }
 
 void cr_notify_reloading(void)
 {
+	flush_status();
 	struct timespec ts;
 	char msg[96];
 
@@ -110,6 +113,7 @@ void cr_notify_reloading(void)
 
 void cr_notify_stopping(void)
 {
+	flush_status();
 	send_up("STOPPING=1");
 }
 
@@ -135,6 +139,15 @@ static void status_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)t;
 	(void)revents;
+	send_status();
+}
+
+/* A status held back by the rate limit goes out now. */
+static void flush_status(void)
+{
+	if (!ev_is_active(&N.status_timer))
+		return;
+	ev_timer_stop(N.loop, &N.status_timer);
 	send_status();
 }
 

@@ -19,10 +19,13 @@ use File::Path qw(make_path);
 use File::Spec;
 use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h _exit setpgid);
+use Socket qw(SOCK_DGRAM);
+use IO::Select;
+use IO::Socket::UNIX;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title);
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title find_program);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
@@ -110,6 +113,15 @@ sub log_time {
     return $1 * 3600 + $2 * 60 + $3;
 }
 
+# The full path of an executable found in the standard PATH, or undef.
+sub find_program {
+    my ($name) = @_;
+    for my $dir (qw(/usr/local/bin /usr/bin /bin /usr/sbin /sbin)) {
+        return "$dir/$name" if -x "$dir/$name" && !-d _;
+    }
+    return undef;
+}
+
 # The cgroup2 mount point, from /proc/self/mountinfo.
 sub cgroup_mount {
     open my $fh, '<', '/proc/self/mountinfo' or return undef;
@@ -131,10 +143,13 @@ sub cgroup_of {
 
 # --- setup -------------------------------------------------------------
 
-# new(config => LUA_TEXT, env => { NAME => value or undef },
-#     control => PATH or undef)
+# new(config => LUA_TEXT, env => { NAME => value or undef or CODE },
+#     control => PATH or undef, wrap => [ PROGRAM, ARGS ])
 # control: the control socket start() gives corrald with -s (default
 # TMP/control.sock; undef: no -s, the config's settings.control decides).
+# An env value that is a CODE ref is called in corrald's process, just
+# before the exec (so $$ there is corrald's pid). wrap runs corrald through
+# PROGRAM ARGS (e.g. systemd-socket-activate), which must exec it.
 sub new {
     my ($class, %opt) = @_;
     -x $CORRALD or BAIL_OUT("corrald binary not found or not executable: $CORRALD");
@@ -145,6 +160,7 @@ sub new {
         env  => $opt{env} || {},
         pid  => undef,
         runs => '',
+        wrap => $opt{wrap} || [],
     }, $class;
     # each test its own cgroup base, so that tests (and a corrald the
     # machine runs) never share one; cgroup => undef leaves it to corrald
@@ -248,7 +264,9 @@ sub child_env {
     my ($self) = @_;
     $ENV{CORRAL_TEST_DIR} = $self->{dir};
     for my $k (keys %{ $self->{env} }) {
-        if (defined $self->{env}{$k}) { $ENV{$k} = $self->{env}{$k} }
+        my $v = $self->{env}{$k};
+        $v = $v->() if ref $v eq 'CODE';
+        if (defined $v) { $ENV{$k} = $v }
         else { delete $ENV{$k} }
     }
 }
@@ -272,7 +290,8 @@ sub start {
         $self->child_env;
         my @g = $self->{cgroup} ? ('-g', $self->{cgroup}) : ();
         my @s = $self->{control} && !grep({ $_ eq '-s' } @args) ? ('-s', $self->{control}) : ();
-        { no warnings q(exec); exec { $CORRALD } $CORRALD, '-v', '-c', $self->{conf}, @g, @s, @args; }
+        my @cmd = (@{ $self->{wrap} }, $CORRALD, '-v', '-c', $self->{conf}, @g, @s, @args);
+        { no warnings q(exec); exec { $cmd[0] } @cmd; }
         _exit(127);
     }
     setpgid($pid, $pid);
@@ -508,6 +527,96 @@ sub wait_control {
         my $r = -S $self->{control} && $self->request({ command => 'ping' }, timeout => 2);
         return $r && $r->{ok};
     }, $timeout // 10, "control socket $self->{control} answers");
+}
+
+# --- the service manager's notify socket ---------------------------------
+
+# Plays systemd's part: a datagram socket TMP/notify.sock that corrald
+# finds in NOTIFY_SOCKET. Call before start(). Messages are read with
+# notify_next/notify_until/notify_during/notify_drain (read them while
+# corrald is busy: see notify_drain); every message read is kept in
+# notify_log as [ time, text ]. Messages matching notify_skip (a regex,
+# e.g. qr/^WATCHDOG=1$/) are logged but not returned.
+sub notify_listen {
+    my ($self, %opt) = @_;
+    my $path = $self->path('notify.sock');
+    unlink $path;
+    $self->{notify} = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Local => $path)
+        or die "notify socket $path: $!";
+    $self->{notify_log} = [];
+    $self->{notify_skip} = $opt{skip};
+    $self->{env}{NOTIFY_SOCKET} = $path;
+    return $path;
+}
+
+sub notify_log { @{ $_[0]{notify_log} || [] } }
+
+# The next message (text), or undef when none comes within $timeout.
+sub notify_next {
+    my ($self, $timeout) = @_;
+    my $sock = $self->{notify} or die "notify_listen first";
+    my $sel = IO::Select->new($sock);
+    my $deadline = time + ($timeout // 10);
+    while (1) {
+        my $left = $deadline - time;
+        $left = 0 if $left < 0;
+        return undef unless $sel->can_read($left);
+        my $buf;
+        defined $sock->recv($buf, 65536) or die "recv: $!";
+        push @{ $self->{notify_log} }, [ time, $buf ];
+        next if $self->{notify_skip} && $buf =~ $self->{notify_skip};
+        return $buf;
+    }
+}
+
+# Messages up to and including the first that matches $re, read within
+# $timeout; all of them read (without a match) when it does not come.
+sub notify_until {
+    my ($self, $re, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    my @got;
+    while (defined(my $m = $self->notify_next($deadline - time))) {
+        push @got, $m;
+        last if $m =~ $re;
+    }
+    return @got;
+}
+
+# The messages already waiting, without waiting for more. A test must read
+# while corrald works: like systemd's, this socket has a short queue
+# (net.unix.max_dgram_qlen), and corrald's sd_notify() blocks when it is full.
+sub notify_drain {
+    my ($self) = @_;
+    my @got;
+    while (defined(my $m = $self->notify_next(0))) {
+        push @got, $m;
+    }
+    return @got;
+}
+
+# Every message that arrives within the next $duration seconds.
+sub notify_during {
+    my ($self, $duration) = @_;
+    my $deadline = time + $duration;
+    my @got;
+    while (time < $deadline) {
+        my $m = $self->notify_next($deadline - time);
+        push @got, $m if defined $m;
+    }
+    return @got;
+}
+
+# corrald's own notify socket, as workers see it in NOTIFY_SOCKET.
+sub worker_notify_socket { '@corral/' . $_[0]{pid} . '/notify' }
+
+# Sends a datagram to corrald's own notify socket from this (the test)
+# process, which is in no worker's cgroup.
+sub notify_send {
+    my ($self, $text) = @_;
+    my $sock = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Peer => "\0corral/$self->{pid}/notify")
+        or die "connect to corrald's notify socket: $!";
+    defined $sock->send($text) or die "send: $!";
+    close $sock;
 }
 
 # --- waiting -----------------------------------------------------------
