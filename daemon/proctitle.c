@@ -16,6 +16,8 @@ extern char **environ;
 
 static char *area;
 static size_t area_len;
+/* the copies, also when unsetenv() or setenv() drop them from environ */
+static char **volatile env_strings, **volatile env_array;
 
 void cr_proctitle_init(int argc, char **argv)
 {
@@ -31,14 +33,17 @@ void cr_proctitle_init(int argc, char **argv)
 	copy = calloc(n + 1, sizeof *copy);
 	if (!copy)
 		return;	/* keep the original title: harmless */
+	env_strings = calloc(n + 1, sizeof *env_strings);
+	if (!env_strings)
+		return;
 	for (size_t i = 0; i < n; i++) {
 		if (environ[i] == end)
 			end = environ[i] + strlen(environ[i]) + 1;
-		copy[i] = strdup(environ[i]);
+		copy[i] = env_strings[i] = strdup(environ[i]);
 		if (!copy[i])
-			return;	/* leaks a little, once, at start: acceptable */
+			return;	/* keep the original title: harmless */
 	}
-	environ = copy;
+	environ = env_array = copy;
 	/* argv strings other than argv[0] are about to be overwritten */
 	for (int i = 1; i < argc; i++)
 		argv[i] = strdup(argv[i]);

@@ -75,6 +75,7 @@ struct cr_worker {
 	int wd;				/* inotify watch on its cgroup.events, or -1 */
 	ev_tstamp started;
 	int has_exec_error;
+	int early_ready;		/* READY=1 came before its pid did */
 	pid_t first_pid;		/* the process forked; pid moves on MAINPID= */
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
 	ev_timer ready_timer;		/* pool's ready_timeout until ready */
@@ -844,6 +845,8 @@ void cr_supervisor_on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, in
 		return;
 	}
 	w->state = W_STARTING;
+	if (w->early_ready)
+		worker_ready(w);
 	mark_dirty(w->pool);
 }
 
@@ -894,8 +897,10 @@ static struct cr_worker *worker_of_pid(pid_t pid)
 	    cr_layout_attribute(cg, pool_name, sizeof pool_name, &id) < 0 ||
 	    !(pool = pool_find(pool_name)))
 		return NULL;
+	/* a worker may speak before the prototype's answer with its pid
+	 * has reached us: its cgroup is what counts */
 	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->id == id && w->state < W_GONE && w->pid > 0)
+		if (w->id == id && w->state < W_GONE)
 			return w;
 	return NULL;
 }
@@ -915,7 +920,7 @@ void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m)
 		int fd = owner == w ? pidfd_open(m->mainpid, 0) : -1;
 		if (fd < 0) {
 			cr_warn(&who, "notify: ignored MAINPID=%d: not a process of this worker", (int)m->mainpid);
-		} else if (m->mainpid != w->pid) {
+		} else if (m->mainpid != w->pid && w->pid > 0) {
 			cr_info(&who, "worker's main process is now pid %d (MAINPID)", (int)m->mainpid);
 			close(w->pidfd);
 			w->pidfd = fd;
@@ -946,7 +951,9 @@ void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m)
 	if (m->has_errno)
 		cr_info(&who, "worker reports errno %d (%s)", m->errnum, strerror(m->errnum));
 	if (m->ready) {
-		if (w->conf->ready == CR_READY_NOTIFY)
+		if (w->conf->ready == CR_READY_NOTIFY && w->state == W_SPAWNING)
+			w->early_ready = 1;	/* applied once its pid is known */
+		else if (w->conf->ready == CR_READY_NOTIFY)
 			worker_ready(w);
 		else
 			cr_debug(&who, "notify: READY=1 (the pool's ready rule is not \"notify\")");
@@ -976,9 +983,9 @@ static void adopt_workers(struct cr_proto *p)
 		if (w->proto != p)
 			continue;
 		if (w->pid == 0) {
-			/* its answer never came: if it was forked, it is an
-			 * orphan we reap but cannot track */
-			worker_free(w);
+			/* its answer never came: if it was forked, its cgroup
+			 * holds it; kill and remove that like any worker's */
+			worker_gone(w);
 			continue;
 		}
 		w->proto = NULL;

@@ -318,10 +318,12 @@ sub wait_exit {
     my $pid = $self->{pid} or die "corrald not running";
     my $status;
     my $done = $self->poll(sub {
+        $self->notify_keep;    # a full notify socket would block corrald
         my $r = waitpid $pid, WNOHANG;
         $status = $? if $r == $pid;
         return $r == $pid;
     }, $timeout // 10);
+    $self->notify_keep;
     if (!$done) {
         fail("corrald exits within ${\($timeout // 10)}s");
         $self->diag_tail;
@@ -544,6 +546,7 @@ sub notify_listen {
     $self->{notify} = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Local => $path)
         or die "notify socket $path: $!";
     $self->{notify_log} = [];
+    $self->{notify_queue} = [];
     $self->{notify_skip} = $opt{skip};
     $self->{env}{NOTIFY_SOCKET} = $path;
     return $path;
@@ -558,14 +561,31 @@ sub notify_next {
     my $sel = IO::Select->new($sock);
     my $deadline = time + ($timeout // 10);
     while (1) {
-        my $left = $deadline - time;
-        $left = 0 if $left < 0;
-        return undef unless $sel->can_read($left);
-        my $buf;
-        defined $sock->recv($buf, 65536) or die "recv: $!";
-        push @{ $self->{notify_log} }, [ time, $buf ];
+        my $buf = shift @{ $self->{notify_queue} };
+        if (!defined $buf) {
+            my $left = $deadline - time;
+            $left = 0 if $left < 0;
+            return undef unless $sel->can_read($left);
+            defined $sock->recv($buf, 65536) or die "recv: $!";
+            push @{ $self->{notify_log} }, [ time, $buf ];
+        }
         next if $self->{notify_skip} && $buf =~ $self->{notify_skip};
         return $buf;
+    }
+}
+
+# Reads what is waiting on the socket into the queue notify_next takes
+# from first: keeps corrald from blocking while the test waits on
+# something else (wait_exit does it).
+sub notify_keep {
+    my ($self) = @_;
+    my $sock = $self->{notify} or return;
+    my $sel = IO::Select->new($sock);
+    while ($sel->can_read(0)) {
+        my $buf;
+        defined $sock->recv($buf, 65536) or last;
+        push @{ $self->{notify_log} }, [ time, $buf ];
+        push @{ $self->{notify_queue} }, $buf;
     }
 }
 
