@@ -22,13 +22,7 @@ sub config {
     my $workers = $o{workers} // 3;
     my $foo = $o{foo} // 'bar';
     return <<"EOF";
-local function rec(...)
-  local parts = {}
-  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  local f = assert(io.open("%TMP%/hooks.log", "a"))
-  f:write(table.concat(parts, " "), "\\n")
-  f:close()
-end
+%LUA_HELPERS%
 
 pool "lw" {
   workers = $workers,

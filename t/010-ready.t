@@ -12,13 +12,7 @@ use CorralTest qw(pid_alive);
 use Test::More;
 
 my $t = CorralTest->new(config => <<'EOF');
-local function rec(...)
-  local parts = {}
-  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  local f = assert(io.open("%TMP%/hooks.log", "a"))
-  f:write(table.concat(parts, " "), "\n")
-  f:close()
-end
+%LUA_HELPERS%
 local function exists(path)
   local f = io.open(path)
   if f then f:close() end

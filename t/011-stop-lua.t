@@ -12,17 +12,8 @@ use CorralTest qw(proc_stat pid_alive);
 use Test::More;
 use Time::HiRes qw(time sleep clock_gettime CLOCK_MONOTONIC);
 
-my $REC = <<'EOF';
-local function rec(...)
-  local parts = {}
-  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  local f = assert(io.open("%TMP%/hooks.log", "a"))
-  f:write(table.concat(parts, " "), "\n")
-  f:close()
-end
-EOF
-
-my $t = CorralTest->new(config => $REC . <<'EOF');
+my $t = CorralTest->new(config => <<'EOF');
+%LUA_HELPERS%
 pool "loop" {
   workers = 3,
   stop_timeout = "10s",
@@ -134,7 +125,8 @@ ok(!$t->log_lines(qr/did not stop within/), 'no worker needed a KILL');
 
 # --- a loop that ignores stopping is killed after stop_timeout --------------
 
-my $s = CorralTest->new(config => $REC . <<'EOF');
+my $s = CorralTest->new(config => <<'EOF');
+%LUA_HELPERS%
 pool "busy" {
   stop_timeout = "1s",
   directory = "%TMP%",

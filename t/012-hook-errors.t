@@ -16,16 +16,7 @@ use Test::More;
 sub config {
     my ($fixed) = @_;
     my $text = <<'EOF';
-local function rec(...)
-  local parts = {}
-  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  local f = assert(io.open("%TMP%/hooks.log", "a"))
-  f:write(table.concat(parts, " "), "\n")
-  f:close()
-end
-local function idle()
-  while not corral.sleep(3600) do end
-end
+%LUA_HELPERS%
 
 pool "healthy" {
   command = "/bin/sleep 1000",

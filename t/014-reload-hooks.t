@@ -34,16 +34,7 @@ EOF
   end,
 EOF
     return <<"EOF";
-${top}local function rec(...)
-  local parts = {}
-  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  local f = assert(io.open("%TMP%/hooks.log", "a"))
-  f:write(table.concat(parts, " "), "\\n")
-  f:close()
-end
-local function idle()
-  while not corral.sleep(3600) do end
-end
+${top}%LUA_HELPERS%
 local version = $version
 
 pool "changing" {

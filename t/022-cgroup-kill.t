@@ -8,7 +8,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use CorralTest qw(proc_stat proc_cmdline pid_alive cgroup_of);
+use CorralTest qw(proc_stat proc_cmdline pid_alive cgroup_of descends_from);
 use Test::More;
 use Time::HiRes qw(time);
 
@@ -17,17 +17,6 @@ use Time::HiRes qw(time);
 my $tree = q{(setsid sh -c "sleep 1001 & sleep 1002" &); sleep 1003 & exec sleep 1000};
 
 sub cmd_of { (my $c = proc_cmdline($_[0])) =~ tr/\0/ /; $c =~ s/ $//; return $c }
-
-sub descends_from {
-    my ($pid, $top) = @_;
-    for (1 .. 64) {
-        return 1 if $pid == $top;
-        my $st = proc_stat($pid) or return 0;
-        return 0 if $st->{ppid} <= 1;
-        $pid = $st->{ppid};
-    }
-    return 0;
-}
 
 # Waits until worker $id of $pool has all of @want (commands) in its
 # cgroup; returns { command => pid } of what its cgroup holds then, minus

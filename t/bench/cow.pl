@@ -8,27 +8,15 @@
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
-use Time::HiRes qw(sleep time);
+use FindBin;
+use lib $FindBin::Bin;
+use Bench qw(median wait_log write_config start_corrald stop_corrald);
 
 my ($corrald, $mib, $workers, $rounds) = @ARGV;
 $mib ||= 200;
 $workers ||= 8;
 $rounds ||= 3;
 die "usage: cow.pl CORRALD [MIB] [WORKERS] [ROUNDS]\n" unless $corrald;
-
-sub median { my @s = sort { $a <=> $b } @_; return $s[int(@s / 2)] }
-
-sub wait_log {
-    my ($log, $re, $timeout) = @_;
-    my $end = time + $timeout;
-    while (time < $end) {
-        if (open my $fh, '<', $log) {
-            while (my $l = <$fh>) { return $l if $l =~ $re }
-        }
-        sleep 0.05;
-    }
-    die "timeout waiting for $re in $log\n";
-}
 
 sub pss_kib {
     my ($pid) = @_;
@@ -66,21 +54,14 @@ sub round {
     my ($where) = @_;
     my $dir = tempdir(CLEANUP => 1);
     my ($conf, $log) = ("$dir/corral.lua", "$dir/log");
-    open my $fh, '>', $conf or die; print $fh config($where); close $fh;
-    my $pid = fork // die;
-    if ($pid == 0) {
-        open STDOUT, '>', $log or die;
-        open STDERR, '>&', \*STDOUT or die;
-        exec $corrald, '-v', '-c', $conf or die "exec: $!";
-    }
+    write_config($conf, config($where));
+    my $pid = start_corrald($log, $corrald, '-v', '-c', $conf);
     wait_log($log, qr/pool ready \($workers\/$workers workers\)/, 300);
     my ($proto) = (`cat $log` =~ /prototype started pool=cow pid=(\d+)/);
     my @pids = ($proto, map { /worker started pool=cow worker=\d+ pid=(\d+)/ ? $1 : () } split /\n/, `cat $log`);
     my $kib = 0;
     $kib += pss_kib($_) for @pids;
-    kill 'TERM', $pid;
-    waitpid $pid, 0;
-    die "corrald exited with $?\n" if $?;
+    stop_corrald($pid);
     return $kib / 1024;
 }
 

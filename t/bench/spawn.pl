@@ -7,32 +7,14 @@
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
-use Time::HiRes qw(sleep time);
+use FindBin;
+use lib $FindBin::Bin;
+use Bench qw(median ms_of wait_log write_config start_corrald stop_corrald);
 
 my ($corrald, $forkbench, $n, $rounds) = @ARGV;
 $n ||= 1000;
 $rounds ||= 5;
 die "usage: spawn.pl CORRALD FORKBENCH [N] [ROUNDS]\n" unless $corrald && $forkbench;
-
-sub median { my @s = sort { $a <=> $b } @_; return $s[int(@s / 2)] }
-
-sub ms_of {
-    my ($line) = @_;
-    $line =~ /^(\d\d):(\d\d):(\d\d\.\d+) / or die "no time in: $line";
-    return ($1 * 3600 + $2 * 60 + $3) * 1000;
-}
-
-sub wait_log {
-    my ($log, $re, $timeout) = @_;
-    my $end = time + $timeout;
-    while (time < $end) {
-        if (open my $fh, '<', $log) {
-            while (my $l = <$fh>) { return $l if $l =~ $re }
-        }
-        sleep 0.02;
-    }
-    die "timeout waiting for $re in $log\n";
-}
 
 sub config {
     my ($workers) = @_;
@@ -45,33 +27,18 @@ sub config {
 };
 }
 
-sub write_config {
-    my ($path, $text) = @_;
-    open my $fh, '>', "$path.new" or die "$path.new: $!";
-    print $fh $text;
-    close $fh or die;
-    rename "$path.new", $path or die "rename: $!";
-}
-
 sub corral_round {
     my $dir = tempdir(CLEANUP => 1);
     my ($conf, $log) = ("$dir/corral.lua", "$dir/log");
     write_config($conf, config(1));
-    my $pid = fork // die;
-    if ($pid == 0) {
-        open STDOUT, '>', $log or die;
-        open STDERR, '>&', \*STDOUT or die;
-        exec $corrald, '-c', $conf or die "exec: $!";
-    }
+    my $pid = start_corrald($log, $corrald, '-c', $conf);
     wait_log($log, qr/pool ready \(1\/1 workers\)/, 30);
     write_config($conf, config($n + 1));
     kill 'HUP', $pid;
     my $all = $n + 1;
     my $done = wait_log($log, qr/reload done/, 30);
     my $ready = wait_log($log, qr/pool ready \($all\/$all workers\)/, 120);
-    kill 'TERM', $pid;
-    waitpid $pid, 0;
-    die "corrald exited with $?\n" if $?;
+    stop_corrald($pid);
     return ms_of($ready) - ms_of($done);
 }
 

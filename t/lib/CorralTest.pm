@@ -25,7 +25,8 @@ use IO::Socket::UNIX;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title find_program);
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title find_program
+                    descends_from);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
@@ -234,13 +235,32 @@ sub socket_path { $_[0]{control} }
 sub pid  { $_[0]{pid} }
 sub path { "$_[0]{dir}/$_[1]" }
 
+# Lua that %LUA_HELPERS% (a line of its own) stands for in a config:
+# rec(...) appends one line, its arguments joined by spaces, to
+# TMP/hooks.log (O_APPEND, one small write: lines from concurrent workers
+# do not mix); idle() sleeps until the worker is told to stop.
+my $LUA_HELPERS = <<'EOF';
+local function rec(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  local f = assert(io.open("%TMP%/hooks.log", "a"))
+  f:write(table.concat(parts, " "), "\n")
+  f:close()
+end
+local function idle()
+  while not corral.sleep(3600) do end
+end
+EOF
+
 sub subst {
     my ($self, $text) = @_;
+    $text =~ s/%LUA_HELPERS%\n/$LUA_HELPERS/g;
     $text =~ s/%TMP%/$self->{dir}/g;
     return $text;
 }
 
-# Writes NAME in the temp dir (%TMP% substituted), atomically.
+# Writes NAME in the temp dir (%LUA_HELPERS% and %TMP% substituted),
+# atomically.
 sub write_file {
     my ($self, $name, $text, $mode) = @_;
     my $path = $self->path($name);
@@ -738,10 +758,9 @@ sub diag_tail {
 
 # --- processes ---------------------------------------------------------
 
-# Is $pid corrald or one of its descendants?
-sub descends {
-    my ($self, $pid) = @_;
-    my $top = $self->{pid} or return 0;
+# Is $pid $top or one of its descendants?
+sub descends_from {
+    my ($pid, $top) = @_;
     for (1 .. 64) {
         return 1 if $pid == $top;
         my $st = proc_stat($pid) or return 0;
@@ -749,6 +768,13 @@ sub descends {
         $pid = $st->{ppid};
     }
     return 0;
+}
+
+# Is $pid corrald or one of its descendants?
+sub descends {
+    my ($self, $pid) = @_;
+    my $top = $self->{pid} or return 0;
+    return descends_from($pid, $top);
 }
 
 # Live workers of $pool: processes under corrald that are the pool's
