@@ -181,13 +181,14 @@ static void pool_set_conf(struct cr_pool *pool, struct cr_pool_conf *pc)
 	}
 }
 
-/* A fresh start: a failed pool given a chance again, a new definition. */
+/* A fresh start after failures: the backoff and the crash count forgotten,
+ * and a failed pool given its chance again. A stopped pool stays stopped. */
 static void pool_reset_failures(struct cr_pool *pool)
 {
 	pool->streak = 0;
 	pool->not_before = 0;
 	pool->nfailures = pool->fail_next = 0;
-	if (pool->state == POOL_FAILED || pool->state == POOL_STOPPED)
+	if (pool->state == POOL_FAILED)
 		pool->state = POOL_STARTING;
 }
 
@@ -451,7 +452,7 @@ static void ready_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	format_duration(d, sizeof d, ev_timer_remaining(S.loop, t) > 0 ? 0 : w->conf->ready_timeout);
+	format_duration(d, sizeof d, w->conf->ready_timeout);
 	snprintf(why, sizeof why, "not ready within ready_timeout (%s)", d);
 	worker_abort(w, why);
 }
@@ -1461,6 +1462,8 @@ static int reload(char *msg, size_t msglen)
 			pool->generation++;
 			pool->removed = 0;
 			pool_reset_failures(pool);
+			if (pool->state == POOL_STOPPED)
+				pool->state = POOL_STARTING;	/* a new definition starts */
 			changed++;
 		}
 		mark_dirty(pool);
@@ -1539,12 +1542,7 @@ int cr_supervisor_restart(const char *name, unsigned id, int all_at_once)
 	 * replaced one by one, or all at once */
 	cr_info(&who, "restarting the pool%s", all_at_once ? ", all workers at once" : "");
 	pool->generation++;
-	{
-		int stopped = pool->state == POOL_STOPPED;
-		pool_reset_failures(pool);	/* a failed pool gets going again */
-		if (stopped)
-			pool->state = POOL_STOPPED;	/* a stopped one waits for start */
-	}
+	pool_reset_failures(pool);	/* a failed pool gets going; a stopped one waits for start */
 	if (all_at_once)
 		TAILQ_FOREACH(w, &pool->workers, link)
 			worker_stop(w);
