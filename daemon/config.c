@@ -1,19 +1,18 @@
 /*
- * config.c: runs a config file through lua/corral/config.lua, which does
- * all the validating, and copies the plain result into C structs. Knows
- * nothing of processes; the reload diff is a fingerprint comparison that
- * supervisor.c makes.
+ * config.c: a config as C structs. lua.c runs the file through
+ * lua/corral/config.lua, which does all the validating, and hands back a
+ * plain C copy of the normalized result; this file turns that into the
+ * structs the supervisor runs from. Knows nothing of processes and uses
+ * no Lua API; the reload diff is a fingerprint comparison (same()).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <lauxlib.h>
 
 #include "config.h"
 #include "crlua.h"
 #include "log.h"
-#include "runtime.h"
 
 struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc)
 {
@@ -74,182 +73,190 @@ void cr_config_free(struct cr_config *conf)
 	free(conf->file);
 	free(conf->cgroup);
 	free(conf->control);
-	if (conf->lua) {
-		cr_runtime_forget(conf->lua);	/* its timers and triggers */
-		lua_close(conf->lua);
-	}
+	cr_lua_close(conf->lua);
 	free(conf);
 }
 
-/* Field readers for the normalized table at the top of the stack. The Lua
- * side guarantees types; these only guard against a broken module. */
-static double get_number(lua_State *L, const char *key)
+/* Field readers for the normalized table. The Lua side guarantees types;
+ * these only guard against a broken module (a missing string is NULL,
+ * which the callers treat as out of memory). */
+static const struct cr_value *get(const struct cr_value *t, const char *key)
 {
-	double v;
+	static const struct cr_value nil = { .type = CR_V_NIL };
 
-	lua_getfield(L, -1, key);
-	v = lua_tonumber(L, -1);
-	lua_pop(L, 1);
-	return v;
+	for (unsigned i = t && t->type == CR_V_TABLE ? t->nitems : 0; t && i < t->n; i++)
+		if (!strcmp(t->entries[i].key, key))
+			return &t->entries[i].value;
+	return &nil;
 }
 
-static char *get_string(lua_State *L, const char *key)
+static unsigned count(const struct cr_value *t)
 {
-	const char *s;
-	char *v;
-
-	lua_getfield(L, -1, key);
-	s = lua_tostring(L, -1);
-	v = s ? strdup(s) : NULL;
-	lua_pop(L, 1);
-	return v;
+	return t->type == CR_V_TABLE ? t->nitems : 0;
 }
 
-static char **get_strv(lua_State *L, const char *key)
+static const struct cr_value *item(const struct cr_value *t, unsigned i)
 {
-	char **v;
-	size_t n;
+	return &t->entries[i].value;
+}
 
-	lua_getfield(L, -1, key);
-	n = lua_objlen(L, -1);
-	v = calloc(n + 1, sizeof *v);
-	for (size_t i = 0; v && i < n; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		v[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
-		lua_pop(L, 1);
+static double get_number(const struct cr_value *t, const char *key)
+{
+	const struct cr_value *v = get(t, key);
+
+	return v->type == CR_V_NUMBER || v->type == CR_V_BOOLEAN ? v->number : 0;
+}
+
+static int has_number(const struct cr_value *t, const char *key)
+{
+	return get(t, key)->type == CR_V_NUMBER;
+}
+
+static char *dup_string(const struct cr_value *v)
+{
+	return v->type == CR_V_STRING ? strdup(v->string) : NULL;
+}
+
+static char *get_string(const struct cr_value *t, const char *key)
+{
+	return dup_string(get(t, key));
+}
+
+static char **get_strv(const struct cr_value *t, const char *key)
+{
+	const struct cr_value *l = get(t, key);
+	unsigned n = count(l);
+	char **v = calloc(n + 1, sizeof *v);
+
+	for (unsigned i = 0; v && i < n; i++) {
+		const struct cr_value *s = item(l, i);
+		v[i] = s->type == CR_V_STRING ? strdup(s->string) : strdup("");
 		if (!v[i]) {
 			free_strv(v);
 			v = NULL;
 		}
 	}
-	lua_pop(L, 1);
 	return v;
 }
 
-/* A registry ref to the field's function or table, or LUA_NOREF. */
-static int get_ref(lua_State *L, const char *key)
+/* A hook's registry ref, or CR_NOREF. */
+static int get_ref(const struct cr_value *t, const char *key)
 {
-	lua_getfield(L, -1, key);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return LUA_NOREF;
-	}
-	return luaL_ref(L, LUA_REGISTRYINDEX);
+	const struct cr_value *v = get(t, key);
+
+	return v->type == CR_V_FUNCTION ? v->ref : CR_NOREF;
 }
 
-static int get_limits(lua_State *L, const char *key, struct cr_limits *l)
+static int get_limits(const struct cr_value *t, const char *key, struct cr_limits *l)
 {
+	const struct cr_value *list = get(t, key);
 	int ok = 1;
 
-	lua_getfield(L, -1, key);
-	l->n = (unsigned)lua_objlen(L, -1);
+	l->n = count(list);
 	l->v = calloc(l->n + 1, sizeof *l->v);
 	for (unsigned i = 0; l->v && i < l->n; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		l->v[i].key = get_string(L, "key");
-		l->v[i].file = get_string(L, "file");
-		l->v[i].value = get_string(L, "value");
+		l->v[i].key = get_string(item(list, i), "key");
+		l->v[i].file = get_string(item(list, i), "file");
+		l->v[i].value = get_string(item(list, i), "value");
 		ok = ok && l->v[i].key && l->v[i].file && l->v[i].value;
-		lua_pop(L, 1);
 	}
-	lua_pop(L, 1);
 	return l->v && ok ? 0 : -1;
 }
 
-static struct cr_pool_conf *read_pool(lua_State *L)
+static int get_listen(const struct cr_value *t, struct cr_pool_conf *pc)
+{
+	const struct cr_value *list = get(t, "listen");
+
+	pc->nlisten = count(list);
+	pc->listen_names = calloc(pc->nlisten + 1, sizeof *pc->listen_names);
+	pc->listen_specs = calloc(pc->nlisten + 1, sizeof *pc->listen_specs);
+	pc->listen_fds = calloc(pc->nlisten + 1, sizeof *pc->listen_fds);
+	if (!pc->listen_names || !pc->listen_specs || !pc->listen_fds)
+		return -1;
+	for (unsigned i = 0; i < pc->nlisten; i++) {
+		pc->listen_names[i] = get_string(item(list, i), "name");
+		pc->listen_specs[i] = get_string(item(list, i), "spec");
+		pc->listen_fds[i] = -1;
+		if (!pc->listen_names[i] || !pc->listen_specs[i])
+			return -1;
+	}
+	return 0;
+}
+
+static int get_groups(const struct cr_value *t, struct cr_pool_conf *pc)
+{
+	const struct cr_value *list = get(t, "groups");
+
+	if (list->type != CR_V_TABLE)
+		return 0;
+	pc->ngroups = (int)count(list);
+	pc->groups = calloc((size_t)pc->ngroups + 1, sizeof *pc->groups);
+	if (!pc->groups)
+		return -1;
+	for (int i = 0; i < pc->ngroups; i++)
+		pc->groups[i] = (gid_t)item(list, (unsigned)i)->number;
+	return 0;
+}
+
+static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *lua)
 {
 	struct cr_pool_conf *pc = calloc(1, sizeof *pc);
+	const struct cr_value *fp;
 	char *name, *restart, *ready;
 
 	if (!pc)
 		return NULL;
 	pc->refs = 1;
-	pc->lua = L;
-	pc->ref_prefork = get_ref(L, "prefork");
-	pc->ref_setup = get_ref(L, "setup");
-	pc->ref_start = get_ref(L, "start");
-	pc->ref_object = get_ref(L, "object");
-	ready = get_string(L, "ready");
+	pc->lua = lua;
+	pc->ref_prefork = get_ref(t, "prefork");
+	pc->ref_setup = get_ref(t, "setup");
+	pc->ref_start = get_ref(t, "start");
+	pc->ref_object = get_ref(t, "object");
+	ready = get_string(t, "ready");
 	pc->ready = !ready || !strcmp(ready, "started") ? CR_READY_STARTED
 		  : !strcmp(ready, "lua") ? CR_READY_LUA : CR_READY_NOTIFY;
-	pc->watchdog = get_number(L, "watchdog");
-	pc->output = get_string(L, "output");
-	lua_getfield(L, -1, "listen");
-	pc->nlisten = (unsigned)lua_objlen(L, -1);
-	pc->listen_names = calloc(pc->nlisten + 1, sizeof *pc->listen_names);
-	pc->listen_specs = calloc(pc->nlisten + 1, sizeof *pc->listen_specs);
-	pc->listen_fds = calloc(pc->nlisten + 1, sizeof *pc->listen_fds);
-	for (unsigned i = 0; pc->listen_names && pc->listen_specs && pc->listen_fds && i < pc->nlisten; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		pc->listen_names[i] = get_string(L, "name");
-		pc->listen_specs[i] = get_string(L, "spec");
-		pc->listen_fds[i] = -1;
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
-	pc->syslog_identifier = get_string(L, "syslog_identifier");
-	pc->ready_timeout = get_number(L, "ready_timeout");
 	free(ready);
-	pc->prefork_timeout = get_number(L, "prefork_timeout");
-	name = get_string(L, "name");
+	pc->watchdog = get_number(t, "watchdog");
+	pc->output = get_string(t, "output");
+	pc->syslog_identifier = get_string(t, "syslog_identifier");
+	pc->ready_timeout = get_number(t, "ready_timeout");
+	pc->prefork_timeout = get_number(t, "prefork_timeout");
+	name = get_string(t, "name");
 	snprintf(pc->name, sizeof pc->name, "%s", name ? name : "");
 	free(name);
-	pc->file = get_string(L, "file");
-	pc->line = (int)get_number(L, "line");
-	pc->argv = get_strv(L, "argv");
-	pc->envp = get_strv(L, "env");
-	pc->directory = get_string(L, "directory");
-	pc->workers = (unsigned)get_number(L, "workers");
-	pc->stop_signal = (int)get_number(L, "stop_signal");
-	pc->stop_timeout = get_number(L, "stop_timeout");
-	restart = get_string(L, "restart");
+	pc->file = get_string(t, "file");
+	pc->line = (int)get_number(t, "line");
+	pc->argv = get_strv(t, "argv");
+	pc->envp = get_strv(t, "env");
+	pc->directory = get_string(t, "directory");
+	pc->workers = (unsigned)get_number(t, "workers");
+	pc->stop_signal = (int)get_number(t, "stop_signal");
+	pc->stop_timeout = get_number(t, "stop_timeout");
+	restart = get_string(t, "restart");
 	pc->restart = !restart || !strcmp(restart, "always") ? CR_RESTART_ALWAYS
 		    : !strcmp(restart, "on-failure") ? CR_RESTART_ON_FAILURE
 		    : CR_RESTART_NEVER;
 	free(restart);
-	pc->backoff_initial = get_number(L, "backoff_initial");
-	pc->backoff_max = get_number(L, "backoff_max");
-	pc->backoff_reset = get_number(L, "backoff_reset");
-	pc->crash_failures = (unsigned)get_number(L, "crash_failures");
-	pc->crash_interval = get_number(L, "crash_interval");
-	lua_getfield(L, -1, "fingerprint");
-	{
-		size_t n = 0;
-		const char *fp = lua_tolstring(L, -1, &n);
-		pc->fingerprint = fp ? malloc(n + 1) : NULL;
-		if (pc->fingerprint) {
-			memcpy(pc->fingerprint, fp, n + 1);
-			pc->fingerprint_len = n;
-		}
+	pc->backoff_initial = get_number(t, "backoff_initial");
+	pc->backoff_max = get_number(t, "backoff_max");
+	pc->backoff_reset = get_number(t, "backoff_reset");
+	pc->crash_failures = (unsigned)get_number(t, "crash_failures");
+	pc->crash_interval = get_number(t, "crash_interval");
+	fp = get(t, "fingerprint");
+	if (fp->type == CR_V_STRING && (pc->fingerprint = malloc(fp->len + 1))) {
+		memcpy(pc->fingerprint, fp->string, fp->len + 1);
+		pc->fingerprint_len = fp->len;
 	}
-	lua_pop(L, 1);
+	pc->set_uid = has_number(t, "uid");
+	pc->uid = (uid_t)get_number(t, "uid");
+	pc->set_gid = has_number(t, "gid");
+	pc->gid = (gid_t)get_number(t, "gid");
 
-	lua_getfield(L, -1, "uid");
-	pc->set_uid = lua_isnumber(L, -1);
-	pc->uid = (uid_t)lua_tointeger(L, -1);
-	lua_pop(L, 1);
-	lua_getfield(L, -1, "gid");
-	pc->set_gid = lua_isnumber(L, -1);
-	pc->gid = (gid_t)lua_tointeger(L, -1);
-	lua_pop(L, 1);
-	lua_getfield(L, -1, "groups");
-	if (lua_istable(L, -1)) {
-		pc->ngroups = (int)lua_objlen(L, -1);
-		pc->groups = calloc((size_t)pc->ngroups + 1, sizeof *pc->groups);
-		for (int i = 0; pc->groups && i < pc->ngroups; i++) {
-			lua_rawgeti(L, -1, i + 1);
-			pc->groups[i] = (gid_t)lua_tointeger(L, -1);
-			lua_pop(L, 1);
-		}
-	}
-	lua_pop(L, 1);
-
-	if (get_limits(L, "limits", &pc->limits) < 0 ||
-	    get_limits(L, "worker_limits", &pc->worker_limits) < 0 ||
+	if (get_listen(t, pc) < 0 || get_groups(t, pc) < 0 ||
+	    get_limits(t, "limits", &pc->limits) < 0 ||
+	    get_limits(t, "worker_limits", &pc->worker_limits) < 0 ||
 	    !pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
-	    !pc->output || !pc->syslog_identifier ||
-	    !pc->listen_names || !pc->listen_specs || !pc->listen_fds ||
-	    (pc->ngroups && !pc->groups)) {
+	    !pc->output || !pc->syslog_identifier) {
 		cr_pool_conf_unref(pc);
 		return NULL;
 	}
@@ -259,80 +266,51 @@ static struct cr_pool_conf *read_pool(lua_State *L)
 struct cr_config *cr_config_load(const char *path, char **err)
 {
 	struct cr_config *conf;
-	lua_State *L;
+	struct cr_value *v = NULL;
+	const struct cr_value *settings, *pools;
 	char *level;
 
 	*err = NULL;
 	conf = calloc(1, sizeof *conf);
-	if (!conf || !(conf->file = strdup(path)))
-		goto fail_oom;
-	L = cr_lua_new();
-	if (!L)
-		goto fail_oom;
-	conf->lua = L;
-
-	lua_getglobal(L, "require");
-	lua_pushstring(L, "corral.config");
-	if (cr_lua_pcall(L, 1, 1) != 0)
-		goto fail_lua;
-	lua_getfield(L, -1, "load");
-	lua_pushstring(L, path);
-	if (cr_lua_pcall(L, 1, 2) != 0)
-		goto fail_lua;
-	if (lua_isnil(L, -2)) {
-		*err = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error");
-		goto fail;
+	if (!conf || !(conf->file = strdup(path))) {
+		free(conf);
+		*err = strdup("out of memory");
+		return NULL;
 	}
-	lua_pop(L, 1);	/* the nil message: the config is on top */
+	conf->lua = cr_lua_load_config(path, &v, err);
+	if (!conf->lua)
+		goto fail;
 
-	lua_getfield(L, -1, "settings");
-	level = get_string(L, "log_level");
+	settings = get(v, "settings");
+	level = get_string(settings, "log_level");
 	conf->log_level = level ? cr_log_level_parse(level) : CR_INFO;
 	free(level);
-	conf->cgroup = get_string(L, "cgroup");
-	conf->control = get_string(L, "control");
-	lua_getfield(L, -1, "control_group");
-	conf->control_group_set = lua_isnumber(L, -1);
-	conf->control_group = (gid_t)lua_tointeger(L, -1);
-	lua_pop(L, 1);
-	lua_getfield(L, -1, "limits_required");
-	conf->limits_required = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	if (!conf->cgroup || !conf->control) {
-		lua_pop(L, 1);
+	conf->cgroup = get_string(settings, "cgroup");
+	conf->control = get_string(settings, "control");
+	conf->control_group_set = has_number(settings, "control_group");
+	conf->control_group = (gid_t)get_number(settings, "control_group");
+	conf->limits_required = get_number(settings, "limits_required") != 0;
+	if (!conf->cgroup || !conf->control)
 		goto fail_oom;
-	}
-	lua_pop(L, 1);
 
-	lua_getfield(L, -1, "pools");
-	conf->npools = (unsigned)lua_objlen(L, -1);
+	pools = get(v, "pools");
+	conf->npools = count(pools);
 	conf->pools = calloc(conf->npools + 1, sizeof *conf->pools);
 	if (!conf->pools)
 		goto fail_oom;
-	for (unsigned i = 0; i < conf->npools; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		conf->pools[i] = read_pool(L);
-		lua_pop(L, 1);
-		if (!conf->pools[i])
+	for (unsigned i = 0; i < conf->npools; i++)
+		if (!(conf->pools[i] = read_pool(item(pools, i), conf->lua)))
 			goto fail_oom;
-	}
-	lua_settop(L, 0);
+	cr_lua_value_free(v);
+	free(v);
 	return conf;
 
-fail_lua:
-	{
-		/* an error in corral's own Lua: keep the whole traceback */
-		const char *msg = lua_tostring(L, -1);
-		size_t n = msg ? strlen(msg) + 32 : 0;
-		*err = n ? malloc(n) : NULL;
-		if (*err)
-			snprintf(*err, n, "internal error: %s", msg);
-	}
-	goto fail;
 fail_oom:
 	if (!*err)
 		*err = strdup("out of memory");
 fail:
+	cr_lua_value_free(v);
+	free(v);
 	cr_config_free(conf);
 	return NULL;
 }

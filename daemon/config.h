@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+struct cr_lua;
+
 /* a hook that is not there (LUA_NOREF) */
 #define CR_NOREF (-2)
 
@@ -53,10 +55,10 @@ struct cr_pool_conf {
 	char **listen_names, **listen_specs;
 	int *listen_fds;	/* corrald's, set by cr_sockets_open() */
 	double prefork_timeout;
-	/* Lua hooks: registry refs in `lua`, LUA_NOREF when absent */
-	void *lua;		/* the config's lua_State; valid while it is current */
+	/* Lua hooks: registry refs in `lua`, CR_NOREF when absent */
+	struct cr_lua *lua;	/* the config's state; valid while it is current */
 	int ref_prefork, ref_setup, ref_start;
-	int ref_object;		/* the pool table hooks receive (pool, worker.pool) */
+	int ref_object;		/* returns the pool table hooks receive (pool, worker.pool) */
 	struct cr_limits limits;	/* the pool's cgroup */
 	struct cr_limits worker_limits;	/* each worker's cgroup */
 };
@@ -71,7 +73,7 @@ struct cr_config {
 	int limits_required;
 	unsigned npools;
 	struct cr_pool_conf **pools;
-	void *lua;		/* the lua_State the file ran in (hooks live there) */
+	struct cr_lua *lua;	/* the state the file ran in (hooks live there) */
 };
 
 /* Runs the file. On error returns NULL and sets *err to one line naming

@@ -22,10 +22,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "control.h"
 #include "json.h"
 #include "log.h"
+#include "reload.h"
+#include "status.h"
 #include "supervisor.h"
+#include "text.h"
 
 #define MAX_REQUEST 65536
 #define MAX_CONNS 128
@@ -119,21 +123,6 @@ static void reply_error(struct cr_buf *b, const char *code, const char *fmt, ...
 	cr_buf_printf(b, "{\"ok\":false,\"code\":\"%s\",\"error\":", code);
 	cr_buf_json_string(b, msg);
 	cr_buf_lit(b, "}");
-}
-
-static int signal_number(const char *name)
-{
-	char *end;
-	long n = strtol(name, &end, 10);
-
-	if (*name && !*end)
-		return n > 0 && n < NSIG ? (int)n : -1;
-	if (!strncasecmp(name, "SIG", 3))
-		name += 3;
-	for (int i = 1; i < NSIG; i++)
-		if (sigabbrev_np(i) && !strcasecmp(name, sigabbrev_np(i)))
-			return i;
-	return -1;
 }
 
 static const char *str(const struct cr_json_object *o, const char *key)
@@ -241,13 +230,13 @@ static void handle(struct conn *c, const char *req, size_t n)
 		struct cr_buf text = { 0 };
 		size_t mark = b->len;
 		cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\",\"pools\":");
-		if (cr_supervisor_status(b, pool, 1) < 0) {
+		if (cr_status_report(b, pool, 1) < 0) {
 			b->len = mark;	/* drop the partial answer */
 			result(b, -ENOENT, pool, 0);
 			return;
 		}
 		if (format && !strcmp(format, "text")) {
-			cr_supervisor_status(&text, pool, 0);
+			cr_status_report(&text, pool, 0);
 			cr_buf_lit(b, ",\"text\":");
 			cr_buf_json_string(b, text.data ? text.data : "");
 			cr_buf_free(&text);
@@ -255,7 +244,7 @@ static void handle(struct conn *c, const char *req, size_t n)
 		cr_buf_lit(b, "}");
 	} else if (!strcmp(cmd, "reload")) {
 		char msg[1024];
-		rc = cr_supervisor_reload(msg, sizeof msg);
+		rc = cr_reload(msg, sizeof msg);
 		if (rc < 0) {
 			reply_error(b, "failed", "%s", msg);
 		} else {
@@ -270,26 +259,26 @@ static void handle(struct conn *c, const char *req, size_t n)
 		if (!f || f->type != CR_JSON_NUMBER || f->num < 0 || f->num > 10000 || f->num != (unsigned)f->num)
 			reply_error(b, "bad-request", "scale: \"count\" must be an integer from 0 to 10000");
 		else
-			result(b, cr_supervisor_scale(pool, (unsigned)f->num), pool, 0);
+			result(b, cr_pool_scale(pool, (unsigned)f->num), pool, 0);
 	} else if (!strcmp(cmd, "restart")) {
 		const struct cr_json_field *f = cr_json_get(&o, "all_at_once");
-		result(b, cr_supervisor_restart(pool, id, f && f->type == CR_JSON_BOOL && f->boolean), pool, id);
+		result(b, cr_pool_restart(pool, id, f && f->type == CR_JSON_BOOL && f->boolean), pool, id);
 	} else if (!strcmp(cmd, "stop")) {
-		result(b, cr_supervisor_pool_stop(pool), pool, 0);
+		result(b, cr_pool_stop(pool), pool, 0);
 	} else if (!strcmp(cmd, "start")) {
-		result(b, cr_supervisor_pool_start(pool), pool, 0);
+		result(b, cr_pool_start(pool), pool, 0);
 	} else if (!strcmp(cmd, "freeze") || !strcmp(cmd, "thaw")) {
 		result(b, cr_supervisor_freeze(pool, !strcmp(cmd, "freeze")), pool, 0);
 	} else if (!strcmp(cmd, "signal")) {
 		const struct cr_json_field *f = cr_json_get(&o, "signal");
-		int sig = !f ? -1 : f->type == CR_JSON_STRING ? signal_number(f->str)
+		int sig = !f ? -1 : f->type == CR_JSON_STRING ? cr_text_signal(f->str)
 			: f->type == CR_JSON_NUMBER && f->num >= 1 && f->num < NSIG && f->num == (int)f->num
 			? (int)f->num : -1;
 		if (sig < 0) {
 			reply_error(b, "bad-request", "signal: \"signal\" must be a signal name or number");
 			return;
 		}
-		rc = cr_supervisor_signal(pool, id, sig);
+		rc = cr_pool_signal(pool, id, sig);
 		if (rc >= 0)
 			cr_buf_printf(b, "{\"ok\":true,\"code\":\"ok\",\"signalled\":%d}", rc);
 		else

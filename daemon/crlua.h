@@ -1,38 +1,106 @@
-/* crlua.h: the Lua state of corrald and the one protected call path. */
+/* crlua.h: corral's Lua states, seen from C. lua.c and bindings.c are the
+ * only files that use the Lua C API; everything else gets plain C values
+ * from here. */
 #ifndef CR_CRLUA_H
 #define CR_CRLUA_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 typedef struct lua_State lua_State;
+typedef int (*lua_CFunction)(lua_State *L);
 struct cr_pool_conf;
+
+/* A config's Lua state and what corrald keeps of it. */
+struct cr_lua;
+
+/* Where Lua runs in this process, and on whose behalf. corrald runs the
+ * config and plugins; a prototype runs prefork; a worker setup and start. */
+enum cr_phase { CR_PHASE_CONFIG, CR_PHASE_PLUGIN, CR_PHASE_PREFORK, CR_PHASE_SETUP, CR_PHASE_START };
+#define CR_IN(phase) (1u << (phase))
+#define CR_IN_ANY 0x1fu
+#define CR_IN_WORKER (CR_IN(CR_PHASE_SETUP) | CR_IN(CR_PHASE_START))
+
+enum cr_phase cr_lua_phase(void);
+
+/* A C function for corral.core, and the phases that may call it; the
+ * check is made before fn runs, with an error naming both. */
+struct cr_lua_fn {
+	const char *name;
+	lua_CFunction fn;
+	unsigned phases;
+};
+/* Adds fns (up to a NULL name) to the table on top of L. */
+void cr_lua_register(lua_State *L, const struct cr_lua_fn *fns);
+
+/* Once, before any state is made: more of corral.core, added to every
+ * new state (bindings.c's). */
+void cr_lua_init(void (*open_more)(lua_State *L));
 
 /* Where corral's Lua modules live: the source tree when run from it, else
  * the installed data directory. */
 const char *cr_lua_dir(void);
 
-/* A fresh state with the standard libraries, corral.core and the module
- * path set, JIT off (code run inside corrald has a time budget, enforced by
- * a count hook that compiled code would skip). NULL on allocation failure. */
-lua_State *cr_lua_new(void);
+/* A plain C copy of a Lua value. Functions stay in the state, as registry
+ * refs; everything else is copied. */
+enum cr_value_type { CR_V_NIL, CR_V_BOOLEAN, CR_V_NUMBER, CR_V_STRING, CR_V_TABLE, CR_V_FUNCTION };
 
-/* Call the function under nargs arguments with a traceback handler.
- * On error returns -1 and leaves the message (first line: file:line) on the
- * stack in place of the results. */
-int cr_lua_pcall(lua_State *L, int nargs, int nresults);
+struct cr_value_entry;
 
-/* Pushes corral[name] (the module's internal entry points) for a call
- * from corrald at run time; -1 (nothing pushed) if it is missing. */
-int cr_lua_plugin_fn(lua_State *L, const char *name);
-/* Calls it, inside corrald: a time budget, JIT off, the "plugin" phase;
- * an error is logged naming what was being called. */
-void cr_lua_plugin_call(lua_State *L, int nargs, const char *what);
+struct cr_value {
+	enum cr_value_type type;
+	double number;		/* also 0/1 for a boolean */
+	char *string;		/* NUL-terminated; len bytes (may hold NULs) */
+	size_t len;
+	int ref;		/* a function: its registry ref */
+	unsigned n;		/* a table: items 1..n, then named fields */
+	unsigned nitems;
+	struct cr_value_entry *entries;
+};
+
+struct cr_value_entry {
+	char *key;		/* NULL for item i (entries[i-1]) */
+	struct cr_value value;
+};
+
+/* Runs corral.config.load(path) in a new state and copies its result.
+ * NULL on error, with *err set to one line naming file and line (free
+ * it). */
+struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, char **err);
+void cr_lua_value_free(struct cr_value *v);
+/* Drops its timers and triggers and closes it. */
+void cr_lua_close(struct cr_lua *lua);
+
+/* Makes lua the state that events and timers run in; the previous one's
+ * timers and triggers are dropped. */
+void cr_lua_activate(struct cr_lua *lua);
+/* The active state, or NULL. */
+struct cr_lua *cr_lua_active(void);
+
+/* A supervisor event, as the handlers that corral.on registered get it.
+ * Unset fields are left out of the Lua table. */
+struct cr_event {
+	const char *name;	/* a static string: "worker_exited", ... */
+	char pool[65];
+	unsigned worker;
+	pid_t pid;
+	int exited, code, signal, oom;
+};
+
+/* Calls the active state's handlers for ev, inside corrald's budget. */
+void cr_lua_emit(const struct cr_event *ev);
+/* A timer or trigger of lua's fired: its callback runs (timers.c calls
+ * this, as the owner's fire function). */
+void cr_lua_fire(void *lua, int id);
 
 /* In a prototype: runs the pool's prefork hook, if any, and keeps what it
  * returns as the pool's state. 0, or -1 after logging the error. */
 int cr_lua_prefork(const struct cr_pool_conf *pc);
 
-/* In a new worker: runs setup(worker), then start(worker) or the pool's
- * command. Never returns. */
-void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
-		   int chan) __attribute__((noreturn));
+/* In a new worker: runs setup(worker), then start(worker). Returns only
+ * when the worker is to exec: NULL for the pool's command, or the argv
+ * that worker:exec() named. Exits the process when start returns or a
+ * hook fails. */
+char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan);
 
 #endif

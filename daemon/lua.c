@@ -1,18 +1,27 @@
 /*
- * lua.c: creates corrald's LuaJIT states, gives them the C primitives that
- * lua/corral/ builds the config API on (corral.core), and owns the single
- * protected call path. What the config means is config.c's business.
+ * lua.c: corral's LuaJIT states and the one path by which C calls Lua.
+ * It makes the states (the config's, inherited by prototypes and
+ * workers), runs a config and hands config.c a plain C copy of the
+ * result, delivers events and timer callbacks to the active state inside
+ * corrald's time budget, runs the hooks in prototypes and workers, and
+ * gives Lua the primitives that belong to the process Lua runs in (log,
+ * sleep, ready, exec, ...). The primitives that reach the supervisor are
+ * bindings.c's. What a config means is config.c's business.
+ *
+ * Every call into Lua is protected (a traceback handler under the
+ * function, lua_pcall), checks that it leaves the stack as it found it,
+ * and anything that builds Lua values for a call (event tables, the copy
+ * of a config) runs inside a protected call too: an allocation failure is
+ * an error, never a panic.
  */
 #include <errno.h>
-#include <grp.h>
 #include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,31 +33,38 @@
 #include "crlua.h"
 #include "log.h"
 #include "proctitle.h"
-#include "runtime.h"
 #include "spawn.h"
+#include "timers.h"
+#include "unixmsg.h"
 
-/* Where Lua runs in this process, and on whose behalf. corrald runs the
- * config; a prototype runs prefork; a worker runs setup and start. */
-enum phase { PHASE_CONFIG, PHASE_PLUGIN, PHASE_PREFORK, PHASE_SETUP, PHASE_START };
+struct cr_lua {
+	lua_State *L;
+	/* corral's entry points, looked up once */
+	int ref_emit, ref_fire, ref_new_worker;
+};
 
 static const char *const phase_names[] = {
-	[PHASE_CONFIG] = "config", [PHASE_PLUGIN] = "plugin", [PHASE_PREFORK] = "prefork",
-	[PHASE_SETUP] = "setup", [PHASE_START] = "start",
+	[CR_PHASE_CONFIG] = "config", [CR_PHASE_PLUGIN] = "plugin", [CR_PHASE_PREFORK] = "prefork",
+	[CR_PHASE_SETUP] = "setup", [CR_PHASE_START] = "start",
 };
 
 static struct {
-	enum phase phase;
+	enum cr_phase phase;
 	struct cr_who who;
 	const struct cr_pool_conf *pc;
-	unsigned id;
 	int chan;			/* the worker's channel to corrald */
 	sigset_t stop_mask;		/* just the pool's stop signal */
+	char **exec_argv;		/* worker:exec() was called: unwinding to exec */
+	struct cr_lua *active;
+	void (*open_more)(lua_State *L);
 } ctx = { .chan = -1 };
 
 static volatile sig_atomic_t stop_requested;
 
 /* Config code that runs longer than this inside corrald is stopped. */
 #define BUDGET_SECONDS 10.0
+/* Run-time calls into Lua from corrald (events, timers) get this long. */
+#define PLUGIN_BUDGET_SECONDS 1.0
 
 static double monotonic(void)
 {
@@ -57,6 +73,13 @@ static double monotonic(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+enum cr_phase cr_lua_phase(void)
+{
+	return ctx.phase;
+}
+
+/* ---- the protected call path --------------------------------------------- */
 
 static int traceback(lua_State *L)
 {
@@ -72,7 +95,10 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
-int cr_lua_pcall(lua_State *L, int nargs, int nresults)
+/* Calls the function under nargs arguments with a traceback handler. On
+ * error returns -1 and leaves the message (first line: file:line) on the
+ * stack in place of the results. */
+static int pcall(lua_State *L, int nargs, int nresults)
 {
 	int base = lua_gettop(L) - nargs;	/* the function's slot */
 	int rc;
@@ -84,106 +110,173 @@ int cr_lua_pcall(lua_State *L, int nargs, int nresults)
 	return rc == 0 ? 0 : -1;
 }
 
-/* corral.core.signum("TERM" | "SIGTERM" | 15) -> number | nil */
-static const struct { const char *name; int num; } signals[] = {
-	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ILL", SIGILL },
-	{ "TRAP", SIGTRAP }, { "ABRT", SIGABRT }, { "BUS", SIGBUS }, { "FPE", SIGFPE },
-	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
-	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
-	{ "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
-	{ "TTOU", SIGTTOU }, { "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
-	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
-	{ "PWR", SIGPWR }, { "SYS", SIGSYS },
-};
-
-static int l_signum(lua_State *L)
+/* An error outside any protected call: nothing is left to catch it.
+ * Every call here is protected, so this is a bug of corral's. */
+static int panic(lua_State *L)
 {
-	if (lua_type(L, 1) == LUA_TNUMBER) {
-		lua_Number n = lua_tonumber(L, 1);
-		if (n >= 1 && n < NSIG && n == (int)n) {
-			lua_pushinteger(L, (int)n);
-			return 1;
-		}
-		return 0;
-	}
-	const char *s = luaL_checkstring(L, 1);
-	if (strncasecmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (size_t i = 0; i < sizeof signals / sizeof *signals; i++) {
-		if (strcasecmp(s, signals[i].name) == 0) {
-			lua_pushinteger(L, signals[i].num);
-			return 1;
-		}
-	}
+	const char *msg = lua_tostring(L, -1);
+
+	cr_alert(NULL, "lua: unprotected error: %s", msg ? msg : "(no message)");
 	return 0;
 }
 
-/* corral.core.getpwnam(name | uid) -> { name, uid, gid, dir, shell, groups } | nil */
-static int l_getpwnam(lua_State *L)
+/* The stack of an entry point is where it started once it is done. */
+static void check_stack(lua_State *L, int top, const char *where)
 {
-	struct passwd *pw;
-	gid_t groups[NGROUPS_MAX];
-	int n = NGROUPS_MAX;
-
-	errno = 0;
-	if (lua_type(L, 1) == LUA_TNUMBER)
-		pw = getpwuid((uid_t)lua_tointeger(L, 1));
-	else
-		pw = getpwnam(luaL_checkstring(L, 1));
-	if (!pw)
-		return 0;
-	lua_createtable(L, 0, 6);
-	lua_pushstring(L, pw->pw_name);
-	lua_setfield(L, -2, "name");
-	lua_pushinteger(L, pw->pw_uid);
-	lua_setfield(L, -2, "uid");
-	lua_pushinteger(L, pw->pw_gid);
-	lua_setfield(L, -2, "gid");
-	lua_pushstring(L, pw->pw_dir);
-	lua_setfield(L, -2, "dir");
-	lua_pushstring(L, pw->pw_shell);
-	lua_setfield(L, -2, "shell");
-	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-		n = 0;
-	lua_createtable(L, n, 0);
-	for (int i = 0; i < n; i++) {
-		lua_pushinteger(L, groups[i]);
-		lua_rawseti(L, -2, i + 1);
+	if (lua_gettop(L) != top) {
+		cr_alert(NULL, "lua: %s left the stack at %d, not %d", where, lua_gettop(L), top);
+		lua_settop(L, top);
 	}
-	lua_setfield(L, -2, "groups");
+}
+
+static double budget_deadline, budget_seconds;
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+	if (monotonic() <= budget_deadline)
+		return;
+	lua_getinfo(L, "Sl", ar);
+	luaL_error(L, "%s:%d: took longer than %gs, stopped", ar->short_src,
+		   ar->currentline, budget_seconds);
+}
+
+/* pcall() with a wall-clock budget; the JIT is off in corrald's states,
+ * so the count hook is reached even in a tight loop. */
+static int budget_pcall(lua_State *L, int nargs, int nresults, double seconds)
+{
+	int rc;
+
+	budget_seconds = seconds;
+	budget_deadline = monotonic() + seconds;
+	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 10000);
+	rc = pcall(L, nargs, nresults);
+	lua_sethook(L, NULL, 0, 0);
+	return rc;
+}
+
+/* Calls a function of the active state from corrald at run time: the
+ * arguments are made by `push` inside a protected call (so that running
+ * out of memory there is an error, not a panic), then the function runs
+ * in the "plugin" phase with its budget. An error is logged naming what
+ * was being called. */
+static void plugin_call(int ref, int (*push)(lua_State *L), void *arg, const char *what)
+{
+	struct cr_lua *lua = ctx.active;
+	enum cr_phase saved = ctx.phase;
+	lua_State *L;
+	int top, nargs;
+
+	if (!lua || ref == LUA_NOREF)
+		return;
+	L = lua->L;
+	top = lua_gettop(L);
+	lua_pushcfunction(L, push);
+	lua_pushlightuserdata(L, arg);
+	if (pcall(L, 1, LUA_MULTRET) != 0) {
+		cr_error(NULL, "plugin: %s: unable to call the handlers: %s", what, lua_tostring(L, -1));
+		lua_settop(L, top);
+		return;
+	}
+	nargs = lua_gettop(L) - top;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_insert(L, top + 1);
+	ctx.phase = CR_PHASE_PLUGIN;
+	if (budget_pcall(L, nargs, 0, PLUGIN_BUDGET_SECONDS) != 0) {
+		const char *msg = lua_tostring(L, -1);
+		cr_error(NULL, "plugin: %s: %.*s", what, msg ? (int)strcspn(msg, "\n") : 5, msg ? msg : "error");
+		lua_pop(L, 1);
+	}
+	ctx.phase = saved;
+	check_stack(L, top, what);
+}
+
+/* ---- events and timers --------------------------------------------------- */
+
+static void set_int(lua_State *L, const char *key, lua_Number v)
+{
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, key);
+}
+
+/* (event) -> name, { event = name, pool = ..., ... } */
+static int push_event(lua_State *L)
+{
+	const struct cr_event *ev = lua_touserdata(L, 1);
+
+	lua_settop(L, 0);
+	lua_pushstring(L, ev->name);
+	lua_createtable(L, 0, 8);
+	lua_pushstring(L, ev->name);
+	lua_setfield(L, -2, "event");
+	if (ev->pool[0]) {
+		lua_pushstring(L, ev->pool);
+		lua_setfield(L, -2, "pool");
+	}
+	if (ev->worker)
+		set_int(L, "worker", ev->worker);
+	if (ev->pid)
+		set_int(L, "pid", ev->pid);
+	if (ev->exited)
+		set_int(L, "code", ev->code);
+	if (ev->signal)
+		set_int(L, "signal", ev->signal);
+	if (!strcmp(ev->name, "worker_exited") || !strcmp(ev->name, "oom")) {
+		lua_pushboolean(L, ev->oom);
+		lua_setfield(L, -2, "oom");
+	}
+	return 2;
+}
+
+void cr_lua_emit(const struct cr_event *ev)
+{
+	if (ctx.active)
+		plugin_call(ctx.active->ref_emit, push_event, (void *)(uintptr_t)ev, ev->name);
+}
+
+static int push_id(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)(intptr_t)lua_touserdata(L, 1));
 	return 1;
 }
 
-/* corral.core.getgrnam(name | gid) -> gid | nil */
-static int l_getgrnam(lua_State *L)
+void cr_lua_fire(void *owner, int id)
 {
-	struct group *gr;
+	struct cr_lua *lua = owner;
 
-	if (lua_type(L, 1) == LUA_TNUMBER)
-		gr = getgrgid((gid_t)lua_tointeger(L, 1));
-	else
-		gr = getgrnam(luaL_checkstring(L, 1));
-	if (!gr)
-		return 0;
-	lua_pushinteger(L, gr->gr_gid);
-	return 1;
+	if (lua == ctx.active)
+		plugin_call(lua->ref_fire, push_id, (void *)(intptr_t)id, "timer or trigger");
 }
 
-/* corral.core.environ() -> { NAME = value } of corrald's own environment */
-static int l_environ(lua_State *L)
+void cr_lua_activate(struct cr_lua *lua)
 {
-	extern char **environ;
+	if (ctx.active && ctx.active != lua)
+		cr_timers_forget(ctx.active);
+	ctx.active = lua;
+}
 
-	lua_newtable(L);
-	for (char **e = environ; e && *e; e++) {
-		const char *eq = strchr(*e, '=');
-		if (!eq || eq == *e)
-			continue;
-		lua_pushlstring(L, *e, (size_t)(eq - *e));
-		lua_pushstring(L, eq + 1);
-		lua_rawset(L, -3);
+struct cr_lua *cr_lua_active(void)
+{
+	return ctx.active;
+}
+
+/* ---- primitives of the process Lua runs in -------------------------------- */
+
+static int gate(lua_State *L)
+{
+	const struct cr_lua_fn *f = lua_touserdata(L, lua_upvalueindex(1));
+
+	if (!(f->phases & CR_IN(ctx.phase)))
+		return luaL_error(L, "corral.core.%s: not available in %s", f->name, phase_names[ctx.phase]);
+	return f->fn(L);
+}
+
+void cr_lua_register(lua_State *L, const struct cr_lua_fn *fns)
+{
+	for (const struct cr_lua_fn *f = fns; f->name; f++) {
+		lua_pushlightuserdata(L, (void *)(uintptr_t)f);
+		lua_pushcclosure(L, gate, 1);
+		lua_setfield(L, -2, f->name);
 	}
-	return 1;
 }
 
 /* corral.core.log(level, message): with the pool and worker we run for */
@@ -194,7 +287,7 @@ static int l_log(lua_State *L)
 
 	if (level < 0 || level == CR_ALERT)
 		level = CR_INFO;	/* alert is corral's own, never a hook's */
-	cr_log((enum cr_level)level, ctx.phase <= PHASE_PLUGIN ? NULL : &ctx.who, "%s", msg);
+	cr_log((enum cr_level)level, ctx.phase <= CR_PHASE_PLUGIN ? NULL : &ctx.who, "%s", msg);
 	return 0;
 }
 
@@ -210,6 +303,12 @@ static int l_now(lua_State *L)
 	return 1;
 }
 
+static int l_getpid(lua_State *L)
+{
+	lua_pushinteger(L, getpid());
+	return 1;
+}
+
 /* The stop signal is blocked in a Lua worker and caught only while it
  * sleeps, so a pending one is seen here without a race. */
 static int stopping(void)
@@ -217,7 +316,7 @@ static int stopping(void)
 	sigset_t pending;
 	struct timespec zero = { 0, 0 };
 
-	if (stop_requested || ctx.phase < PHASE_SETUP)
+	if (stop_requested || ctx.phase < CR_PHASE_SETUP)
 		return stop_requested;
 	if (sigpending(&pending) == 0 && sigismember(&pending, ctx.pc->stop_signal)) {
 		sigtimedwait(&ctx.stop_mask, NULL, &zero);
@@ -245,7 +344,7 @@ static int l_sleep(lua_State *L)
 	sigset_t during;
 
 	sigprocmask(SIG_SETMASK, NULL, &during);
-	if (ctx.phase >= PHASE_SETUP)
+	if (ctx.phase >= CR_PHASE_SETUP)
 		sigdelset(&during, ctx.pc->stop_signal);
 	while (!stopping() && (left = end - monotonic()) > 0) {
 		struct timespec ts;
@@ -259,13 +358,49 @@ static int l_sleep(lua_State *L)
 	return 1;
 }
 
-static int send_chan(lua_State *L, int type, const char *fname)
+static int l_ready(lua_State *L)
 {
-	int rc = cr_spawn_chan_send(ctx.chan, type, 0, 0);
+	int rc = cr_chan_send(ctx.chan, CR_CHAN_READY, 0, 0);
 
 	if (rc < 0)
-		return luaL_error(L, "%s: unable to tell corrald: %s", fname, strerror(-rc));
+		return luaL_error(L, "corral.ready: unable to tell corrald: %s", strerror(-rc));
 	return 0;
+}
+
+/* An error object of its own: worker:exec() unwinds the Lua body with it. */
+static char exec_unwind;
+
+/* corral.core.exec(argv): the worker's Lua code unwinds, and spawn.c
+ * execs argv once cr_lua_worker() has returned it. */
+static int l_exec(lua_State *L)
+{
+	int n;
+	char **argv;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = (int)lua_objlen(L, 1);
+	for (int i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		if (!lua_isstring(L, -1))
+			return luaL_error(L, "exec: argv[%d] is not a string", i);
+		lua_pop(L, 1);
+	}
+	argv = calloc((size_t)n + 1, sizeof *argv);
+	for (int i = 0; argv && i < n; i++) {
+		lua_rawgeti(L, 1, i + 1);
+		if (!(argv[i] = strdup(lua_tostring(L, -1)))) {
+			for (int k = 0; k < i; k++)
+				free(argv[k]);
+			free(argv);
+			argv = NULL;
+		}
+		lua_pop(L, 1);
+	}
+	if (!argv)
+		return luaL_error(L, "exec: out of memory");
+	ctx.exec_argv = argv;
+	lua_pushlightuserdata(L, &exec_unwind);
+	return lua_error(L);
 }
 
 /* corral.core.setenv(name, value | nil) */
@@ -277,124 +412,6 @@ static int l_setenv(lua_State *L)
 	if (rc < 0)
 		return luaL_error(L, "corral.setenv: unable to set %s: %s", name, strerror(errno));
 	return 0;
-}
-
-/* core.plugin_path(config_file) -> "dir/?.lua;..." where plugins are looked
- * for: beside the config, then corral's own (source tree or installed). */
-static int l_plugin_path(lua_State *L)
-{
-	const char *conf = luaL_checkstring(L, 1), *slash = strrchr(conf, '/');
-	const char *lua = cr_lua_dir();
-	size_t n = strlen(lua);
-	char own[PATH_MAX];
-
-	/* <dir>/lua -> <dir>/plugins */
-	snprintf(own, sizeof own, "%.*s/plugins/?.lua", (int)(n > 4 && !strcmp(lua + n - 4, "/lua") ? n - 4 : n), lua);
-	if (slash) {
-		lua_pushlstring(L, conf, (size_t)(slash - conf));	/* its directory */
-		lua_pushfstring(L, "%s/plugins/?.lua;%s", lua_tostring(L, -1), own);
-	} else {
-		lua_pushfstring(L, "./plugins/?.lua;%s", own);
-	}
-	return 1;
-}
-
-static int l_getpid(lua_State *L)
-{
-	lua_pushinteger(L, getpid());
-	return 1;
-}
-
-static int l_ready(lua_State *L)
-{
-	return send_chan(L, CR_CHAN_READY, "corral.ready");
-}
-
-/* corral.core.exec(argv) -> only returns on failure: nil, message */
-static int l_exec(lua_State *L)
-{
-	int n = (int)lua_objlen(L, 1);
-	char **argv;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	argv = lua_newuserdata(L, ((size_t)n + 1) * sizeof *argv);
-	for (int i = 0; i < n; i++) {
-		lua_rawgeti(L, 1, i + 1);
-		argv[i] = (char *)lua_tostring(L, -1);	/* kept alive by the table */
-		lua_pop(L, 1);
-		if (!argv[i])
-			return luaL_error(L, "exec: argv[%d] is not a string", i + 1);
-	}
-	argv[n] = NULL;
-	fflush(NULL);
-	cr_spawn_exec(argv);
-	/* back from a failed exec: the stop signal is caught again */
-	sigprocmask(SIG_BLOCK, &ctx.stop_mask, NULL);
-	signal(ctx.pc->stop_signal, on_stop_signal);
-	lua_pushnil(L);
-	lua_pushstring(L, strerror(errno));
-	return 2;
-}
-
-static double budget_deadline, budget_seconds;
-
-static void budget_hook(lua_State *L, lua_Debug *ar)
-{
-	if (monotonic() <= budget_deadline)
-		return;
-	lua_getinfo(L, "Sl", ar);
-	luaL_error(L, "%s:%d: took longer than %gs, stopped", ar->short_src,
-		   ar->currentline, budget_seconds);
-}
-
-/* Calls the function under nargs arguments with a wall-clock budget; the
- * JIT is off in corrald's states, so the count hook is reached even in a
- * tight loop. */
-static int budget_pcall(lua_State *L, int nargs, int nresults, double seconds)
-{
-	int rc;
-
-	budget_seconds = seconds;
-	budget_deadline = monotonic() + seconds;
-	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 10000);
-	rc = cr_lua_pcall(L, nargs, nresults);
-	lua_sethook(L, NULL, 0, 0);
-	return rc;
-}
-
-/* Run-time calls into Lua from corrald (events, timers) get this long. */
-#define PLUGIN_BUDGET_SECONDS 1.0
-
-int cr_lua_plugin_fn(lua_State *L, const char *name)
-{
-	lua_getglobal(L, "package");
-	lua_getfield(L, -1, "loaded");
-	lua_getfield(L, -1, "corral");
-	if (!lua_istable(L, -1)) {
-		lua_pop(L, 3);
-		return -1;
-	}
-	lua_getfield(L, -1, name);
-	lua_replace(L, -4);
-	lua_pop(L, 2);
-	if (!lua_isfunction(L, -1)) {
-		lua_pop(L, 1);
-		return -1;
-	}
-	return 0;
-}
-
-void cr_lua_plugin_call(lua_State *L, int nargs, const char *what)
-{
-	enum phase saved = ctx.phase;
-
-	ctx.phase = PHASE_PLUGIN;
-	if (budget_pcall(L, nargs, 0, PLUGIN_BUDGET_SECONDS) != 0) {
-		const char *msg = lua_tostring(L, -1);
-		cr_error(NULL, "plugin: %s: %.*s", what, msg ? (int)strcspn(msg, "\n") : 5, msg ? msg : "error");
-		lua_pop(L, 1);
-	}
-	ctx.phase = saved;
 }
 
 /* corral.core.budget_call(f, ...) -> true, results... | false, message */
@@ -413,30 +430,31 @@ static int l_budget_call(lua_State *L)
 static int l_renew_budget(lua_State *L)
 {
 	(void)L;
-	if (ctx.phase == PHASE_PLUGIN)
-		budget_deadline = monotonic() + budget_seconds;
+	budget_deadline = monotonic() + budget_seconds;
 	return 0;
 }
 
-static const luaL_Reg core_funcs[] = {
-	{ "renew_budget", l_renew_budget },
-	{ "signum", l_signum },
-	{ "getpwnam", l_getpwnam },
-	{ "getgrnam", l_getgrnam },
-	{ "environ", l_environ },
-	{ "log", l_log },
-	{ "budget_call", l_budget_call },
-	{ "phase", l_phase },
-	{ "now", l_now },
-	{ "stopping", l_stopping },
-	{ "sleep", l_sleep },
-	{ "ready", l_ready },
-	{ "exec", l_exec },
-	{ "setenv", l_setenv },
-	{ "getpid", l_getpid },
-	{ "plugin_path", l_plugin_path },
-	{ NULL, NULL },
+static const struct cr_lua_fn process_fns[] = {
+	{ "log", l_log, CR_IN_ANY },
+	{ "phase", l_phase, CR_IN_ANY },
+	{ "now", l_now, CR_IN_ANY },
+	{ "getpid", l_getpid, CR_IN_ANY },
+	{ "budget_call", l_budget_call, CR_IN(CR_PHASE_CONFIG) },
+	{ "renew_budget", l_renew_budget, CR_IN(CR_PHASE_PLUGIN) },
+	{ "stopping", l_stopping, CR_IN_WORKER },
+	{ "sleep", l_sleep, CR_IN(CR_PHASE_PREFORK) | CR_IN_WORKER },
+	{ "ready", l_ready, CR_IN_WORKER },
+	{ "exec", l_exec, CR_IN_WORKER },
+	{ "setenv", l_setenv, CR_IN_WORKER },
+	{ NULL, NULL, 0 },
 };
+
+/* ---- states ---------------------------------------------------------------- */
+
+void cr_lua_init(void (*open_more)(lua_State *L))
+{
+	ctx.open_more = open_more;
+}
 
 static int file_exists(const char *path)
 {
@@ -484,28 +502,204 @@ static int open_state(lua_State *L)
 	lua_setfield(L, -2, "cpath");
 	lua_getfield(L, -1, "loaded");
 	lua_newtable(L);
-	luaL_register(L, NULL, core_funcs);
-	cr_runtime_register(L);
+	cr_lua_register(L, process_fns);
+	if (ctx.open_more)
+		ctx.open_more(L);
 	lua_pushstring(L, CR_VERSION);
 	lua_setfield(L, -2, "version");
 	lua_setfield(L, -2, "corral.core");
+	lua_settop(L, 0);
 	return 0;
 }
 
-lua_State *cr_lua_new(void)
-{
-	lua_State *L = luaL_newstate();
+/* ---- a config, copied out of Lua ------------------------------------------ */
 
-	if (!L)
-		return NULL;
-	lua_pushcfunction(L, open_state);
-	lua_pushlightuserdata(L, (void *)cr_lua_dir());
-	if (lua_pcall(L, 1, 0, 0) != 0) {
-		cr_error(NULL, "lua: unable to set up a state: %s", lua_tostring(L, -1));
-		lua_close(L);
-		return NULL;
+void cr_lua_value_free(struct cr_value *v)
+{
+	if (!v)
+		return;
+	free(v->string);
+	for (unsigned i = 0; i < v->n; i++) {
+		free(v->entries[i].key);
+		cr_lua_value_free(&v->entries[i].value);
 	}
-	return L;
+	free(v->entries);
+	v->entries = NULL;
+	v->n = 0;
+}
+
+#define COPY_DEPTH 8
+
+/* Fills v from the value at idx (an absolute index). Inside a protected
+ * call: errors (out of memory, too deep) unwind with v still freeable. */
+static void copy_value(lua_State *L, int idx, struct cr_value *v, int depth)
+{
+	size_t len;
+	const char *s;
+
+	memset(v, 0, sizeof *v);
+	switch (lua_type(L, idx)) {
+	case LUA_TBOOLEAN:
+		v->type = CR_V_BOOLEAN;
+		v->number = lua_toboolean(L, idx);
+		return;
+	case LUA_TNUMBER:
+		v->type = CR_V_NUMBER;
+		v->number = lua_tonumber(L, idx);
+		return;
+	case LUA_TSTRING:
+		s = lua_tolstring(L, idx, &len);
+		if (!(v->string = malloc(len + 1)))
+			luaL_error(L, "out of memory");
+		memcpy(v->string, s, len + 1);
+		v->len = len;
+		v->type = CR_V_STRING;
+		return;
+	case LUA_TFUNCTION:
+		lua_pushvalue(L, idx);
+		v->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		v->type = CR_V_FUNCTION;
+		return;
+	case LUA_TTABLE:
+		break;
+	default:
+		v->type = CR_V_NIL;
+		return;
+	}
+	if (depth > COPY_DEPTH)
+		luaL_error(L, "config: nested deeper than %d tables", COPY_DEPTH);
+	v->type = CR_V_TABLE;
+	unsigned items = (unsigned)lua_objlen(L, idx), total = items;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		total += lua_type(L, -2) == LUA_TSTRING;
+		lua_pop(L, 1);
+	}
+	if (total && !(v->entries = calloc(total, sizeof *v->entries)))
+		luaL_error(L, "out of memory");
+	for (unsigned i = 0; i < items; i++) {
+		lua_rawgeti(L, idx, (int)i + 1);
+		v->n++;
+		copy_value(L, lua_gettop(L), &v->entries[i].value, depth + 1);
+		lua_pop(L, 1);
+	}
+	v->nitems = items;
+	lua_pushnil(L);
+	while (lua_next(L, idx) && v->n < total) {
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			struct cr_value_entry *e = &v->entries[v->n++];
+			if (!(e->key = strdup(lua_tostring(L, -2))))
+				luaL_error(L, "out of memory");
+			copy_value(L, lua_gettop(L), &e->value, depth + 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_settop(L, idx);
+}
+
+/* (value, struct cr_value *) -> the copy, made in place */
+static int copy_protected(lua_State *L)
+{
+	copy_value(L, 1, lua_touserdata(L, 2), 0);
+	return 0;
+}
+
+/* Looks up corral's entry points once. */
+static int find_entry_points(lua_State *L)
+{
+	struct cr_lua *lua = lua_touserdata(L, 1);
+	static const char *const names[] = { "_emit", "_fire", "_new_worker" };
+	int *refs[] = { &lua->ref_emit, &lua->ref_fire, &lua->ref_new_worker };
+
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "corral");
+	lua_call(L, 1, 1);	/* protected: we run under pcall() */
+	for (int i = 0; i < 3; i++) {
+		lua_getfield(L, -1, names[i]);
+		luaL_checktype(L, -1, LUA_TFUNCTION);
+		*refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	return 0;
+}
+
+static char *first_line_dup(const char *prefix, const char *msg)
+{
+	size_t n = strlen(prefix) + (msg ? strlen(msg) : 16) + 1;
+	char *s = malloc(n);
+
+	if (s)
+		snprintf(s, n, "%s%s", prefix, msg ? msg : "unknown error");
+	return s;
+}
+
+struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, char **err)
+{
+	struct cr_lua *lua = calloc(1, sizeof *lua);
+	struct cr_value *v = calloc(1, sizeof *v);
+	lua_State *L;
+
+	*err = NULL;
+	*result = NULL;
+	if (!lua || !v || !(lua->L = L = luaL_newstate()))
+		goto fail_oom;
+	lua->ref_emit = lua->ref_fire = lua->ref_new_worker = LUA_NOREF;
+	lua_atpanic(L, panic);
+	lua_pushcfunction(L, open_state);
+	lua_pushlightuserdata(L, (void *)(uintptr_t)cr_lua_dir());
+	if (pcall(L, 1, 0) != 0)
+		goto fail_internal;
+
+	ctx.phase = CR_PHASE_CONFIG;
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "corral.config");
+	if (pcall(L, 1, 1) != 0)
+		goto fail_internal;
+	lua_getfield(L, -1, "load");
+	lua_pushstring(L, path);
+	if (pcall(L, 1, 2) != 0)
+		goto fail_internal;
+	if (lua_isnil(L, -2)) {
+		*err = first_line_dup("", lua_tostring(L, -1));
+		goto fail;
+	}
+	lua_pop(L, 1);	/* the nil message: the config is on top */
+	lua_pushcfunction(L, copy_protected);
+	lua_insert(L, -2);
+	lua_pushlightuserdata(L, v);
+	if (pcall(L, 2, 0) != 0)
+		goto fail_internal;
+	lua_settop(L, 0);
+	lua_pushcfunction(L, find_entry_points);
+	lua_pushlightuserdata(L, lua);
+	if (pcall(L, 1, 0) != 0)
+		goto fail_internal;
+	lua_settop(L, 0);
+	*result = v;
+	return lua;
+
+fail_internal:
+	/* an error in corral's own Lua: keep the whole traceback */
+	*err = first_line_dup("internal error: ", lua_tostring(L, -1));
+	goto fail;
+fail_oom:
+	*err = strdup("out of memory");
+fail:
+	cr_lua_value_free(v);
+	free(v);
+	cr_lua_close(lua);
+	return NULL;
+}
+
+void cr_lua_close(struct cr_lua *lua)
+{
+	if (!lua)
+		return;
+	cr_timers_forget(lua);
+	if (ctx.active == lua)
+		ctx.active = NULL;
+	if (lua->L)
+		lua_close(lua->L);
+	free(lua);
 }
 
 /* ---- hooks, in prototypes and workers ------------------------------------ */
@@ -532,46 +726,79 @@ static void __attribute__((noreturn)) worker_exit(int code)
 	_exit(code);
 }
 
-int cr_lua_prefork(const struct cr_pool_conf *pc)
+/* corral's budget and JIT-off are for code run inside corrald */
+static void enter_child(const struct cr_pool_conf *pc, enum cr_phase phase, unsigned id)
 {
-	lua_State *L = pc->lua;
+	lua_State *L = pc->lua->L;
 
-	ctx.phase = PHASE_PREFORK;
+	ctx.phase = phase;
 	ctx.pc = pc;
-	ctx.who = (struct cr_who){ .pool = pc->name, .pid = getpid() };
-	/* corrald's budget and JIT-off are for code run inside corrald */
+	ctx.active = NULL;
+	ctx.who = (struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() };
 	lua_sethook(L, NULL, 0, 0);
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+}
+
+/* (pool object getter, prefork) -> pool.state = prefork(pool) */
+static int run_prefork(lua_State *L)
+{
+	lua_pushvalue(L, 1);
+	lua_call(L, 0, 1);		/* protected: we run under pcall() */
+	lua_replace(L, 1);		/* the pool object */
+	lua_pushvalue(L, 1);
+	lua_call(L, 1, 1);
+	lua_setfield(L, 1, "state");
+	return 0;
+}
+
+int cr_lua_prefork(const struct cr_pool_conf *pc)
+{
+	lua_State *L = pc->lua->L;
+
+	enter_child(pc, CR_PHASE_PREFORK, 0);
 	if (pc->ref_prefork == CR_NOREF)
 		return 0;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_prefork);
+	lua_settop(L, 0);
+	lua_pushcfunction(L, run_prefork);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_object);
-	if (cr_lua_pcall(L, 1, 1) != 0) {
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_prefork);
+	if (pcall(L, 2, 0) != 0) {
 		log_hook_error("prefork", lua_tostring(L, -1));
 		return -1;
 	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_object);
-	lua_insert(L, -2);
-	lua_setfield(L, -2, "state");
 	lua_settop(L, 0);
 	/* leave the workers a heap without prefork's garbage */
 	lua_gc(L, LUA_GCCOLLECT, 0);
 	return 0;
 }
 
-void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+/* (new_worker, pool object getter, id, generation, pid) -> worker */
+static int make_worker(lua_State *L)
 {
-	lua_State *L = pc->lua;
+	lua_pushvalue(L, 2);
+	lua_call(L, 0, 1);
+	lua_replace(L, 2);
+	lua_call(L, 4, 1);
+	return 1;
+}
+
+/* A hook's end: an error that is worker:exec() unwinding is not one. */
+static int hook_failed(lua_State *L, const char *hook, int rc)
+{
+	if (rc == 0 || ctx.exec_argv)
+		return 0;
+	log_hook_error(hook, lua_tostring(L, -1));
+	return 1;
+}
+
+char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+{
+	lua_State *L = pc->lua->L;
 	int worker;
 
-	ctx.phase = PHASE_SETUP;
-	ctx.pc = pc;
-	ctx.id = id;
+	enter_child(pc, CR_PHASE_SETUP, id);
 	ctx.chan = chan;
-	ctx.who = (struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() };
 	cr_proctitle_set("corral: worker %s/%u", pc->name, id);
-	lua_sethook(L, NULL, 0, 0);
-	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
 
 	/* the stop signal: blocked, and caught while sleeping (see stopping) */
 	sigemptyset(&ctx.stop_mask);
@@ -579,18 +806,14 @@ void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generati
 	sigprocmask(SIG_BLOCK, &ctx.stop_mask, NULL);
 	signal(pc->stop_signal, on_stop_signal);
 
-	/* worker = corral._new_worker(pool, id, generation, pid) */
-	lua_getglobal(L, "package");
-	lua_getfield(L, -1, "loaded");
-	lua_getfield(L, -1, "corral");
-	lua_getfield(L, -1, "_new_worker");
-	lua_replace(L, 1);
-	lua_settop(L, 1);
+	lua_settop(L, 0);
+	lua_pushcfunction(L, make_worker);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->lua->ref_new_worker);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_object);
 	lua_pushinteger(L, id);
 	lua_pushinteger(L, generation);
 	lua_pushinteger(L, getpid());
-	if (cr_lua_pcall(L, 4, 1) != 0) {
+	if (pcall(L, 5, 1) != 0) {
 		log_hook_error("worker", lua_tostring(L, -1));
 		worker_exit(1);
 	}
@@ -599,26 +822,25 @@ void cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generati
 	if (pc->ref_setup != CR_NOREF) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_setup);
 		lua_pushvalue(L, worker);
-		if (cr_lua_pcall(L, 1, 0) != 0) {
-			log_hook_error("setup", lua_tostring(L, -1));
+		if (hook_failed(L, "setup", pcall(L, 1, 0))) {
 			/* not started: corrald must not count it ready */
-			cr_spawn_chan_send(chan, CR_CHAN_ERROR, CR_STEP_HOOK, 0);
+			cr_chan_send(chan, CR_CHAN_ERROR, CR_STEP_HOOK, 0);
 			worker_exit(1);
 		}
 	}
-	if (pc->ref_start == CR_NOREF) {
-		fflush(NULL);
-		cr_spawn_exec(pc->argv);
-		cr_spawn_chan_send(chan, CR_CHAN_ERROR, CR_STEP_EXEC, errno);
-		worker_exit(127);
-	}
-	ctx.phase = PHASE_START;
-	cr_spawn_chan_send(chan, CR_CHAN_STARTED, 0, 0);
+	if (ctx.exec_argv || pc->ref_start == CR_NOREF)
+		goto exec;
+	ctx.phase = CR_PHASE_START;
+	cr_chan_send(chan, CR_CHAN_STARTED, 0, 0);
+	lua_settop(L, worker);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, pc->ref_start);
 	lua_pushvalue(L, worker);
-	if (cr_lua_pcall(L, 1, 0) != 0) {
-		log_hook_error("start", lua_tostring(L, -1));
+	if (hook_failed(L, "start", pcall(L, 1, 0)))
 		worker_exit(1);
-	}
-	worker_exit(0);
+	if (!ctx.exec_argv)
+		worker_exit(0);
+exec:
+	/* exec'd, the stop signal must reach the program */
+	sigprocmask(SIG_UNBLOCK, &ctx.stop_mask, NULL);
+	return ctx.exec_argv;
 }

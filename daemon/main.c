@@ -16,14 +16,21 @@
 
 #include <ev.h>
 
+#include "bindings.h"
 #include "config.h"
 #include "control.h"
+#include "crlua.h"
 #include "layout.h"
 #include "log.h"
+#include "manager.h"
+#include "notify.h"
 #include "proctitle.h"
+#include "reload.h"
 #include "sockets.h"
 #include "spawn.h"
 #include "supervisor.h"
+#include "timers.h"
+#include "wnotify.h"
 
 #define DEFAULT_CONFIG "/etc/corral/corral.lua"
 
@@ -46,7 +53,7 @@ int main(int argc, char **argv)
 {
 	const char *file = DEFAULT_CONFIG, *cgroup = NULL, *control = NULL;
 	char err[1024] = "";
-	int test = 0, verbose = 0, quiet = 0, opt, code;
+	int test = 0, verbose = 0, quiet = 0, opt, code, rc;
 	struct cr_config *conf;
 	struct ev_loop *loop;
 	char *lerr = NULL;
@@ -75,6 +82,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "corrald: -g %s: expected an absolute path below the cgroup2 mount\n", cgroup);
 		return 2;
 	}
+	/* corral.core gets the supervisor's bindings in every state */
+	cr_lua_init(cr_bindings_open);
 	conf = cr_config_load(file, &lerr);
 	if (!conf) {
 		fprintf(stderr, "corrald: %s\n", lerr ? lerr : "out of memory");
@@ -126,21 +135,33 @@ int main(int argc, char **argv)
 		cr_error(NULL, "unable to create the event loop");
 		return 1;
 	}
-	if (cr_supervisor_start(loop, conf, verbose) < 0 ||
-	    cr_control_listen(loop, control ? control : conf->control, conf->control_group_set,
+	/* the layers, from the bottom: timers fire into Lua, the supervisor
+	 * runs the pools, workers' notifications and reloads act on it, the
+	 * control socket asks it */
+	cr_timers_init(loop, cr_lua_fire);
+	cr_notify_init(loop);
+	code = 1;
+	if (cr_supervisor_start(loop, conf, verbose) < 0)
+		goto out;
+	if ((rc = cr_wnotify_listen(loop)) < 0) {
+		cr_error(NULL, "notify: unable to open the workers' notify socket: %s", strerror(-rc));
+		goto out;
+	}
+	cr_reload_init(loop);
+	if (cr_control_listen(loop, control ? control : conf->control, conf->control_group_set,
 			      conf->control_group, err, sizeof err) < 0) {
-		if (err[0])
-			cr_error(NULL, "%s", err);
-		cr_control_close();
-		cr_supervisor_finish();
-		cr_sockets_finish();
-		cr_layout_finish();
-		return 1;
+		cr_error(NULL, "%s", err);
+		goto out;
 	}
 	ev_run(loop, 0);
+	code = cr_manager_exit_code();
+out:
 	cr_control_close();
-	code = cr_supervisor_exit_code();
+	cr_reload_finish();
 	cr_supervisor_finish();
+	cr_timers_finish();
+	cr_notify_close();
+	cr_notify_finish();
 	cr_sockets_finish();
 	cr_layout_finish();
 	ev_loop_destroy(loop);

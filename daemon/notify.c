@@ -4,8 +4,9 @@
  * (libsystemd's sd_notify; without NOTIFY_SOCKET all of it is off).
  * Inward, corrald listens on a datagram socket of its own that workers
  * find in their NOTIFY_SOCKET, so programs written for systemd run as
- * workers unchanged. Who sent a message is decided by the supervisor from
- * the sender's cgroup; this file only receives and parses.
+ * workers unchanged. Who sent a message is decided by the owner that gets
+ * it (wnotify.c, from the sender's cgroup); this file only receives and
+ * parses.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 
 #include "log.h"
 #include "notify.h"
-#include "supervisor.h"
+#include "unixmsg.h"
 
 /* STATUS= lines are sent at most this often (seconds). */
 #define STATUS_EVERY 0.1
@@ -38,6 +39,7 @@ static struct {
 	int sock;
 	ev_io io;
 	char name[64];
+	void (*on_message)(pid_t sender, const struct cr_notify_msg *m);
 } N = { .sock = -1 };
 
 /* ---- upward ------------------------------------------------------------- */
@@ -292,65 +294,42 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	for (int budget = 0; budget < 64; budget++) {
 		char buf[NOTIFY_MAX + 1];
-		union {
-			char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(16 * sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
-		struct msghdr mh = {
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = u.b, .msg_controllen = sizeof u.b,
-		};
-		struct ucred *cred = NULL;
+		struct cr_unixmsg_extra x;
 		struct cr_notify_msg m;
 		const char *why;
-		ssize_t n;
+		/* fds (BARRIER=1's pipe, FDSTORE) are closed at once: that
+		 * also releases a waiting sender */
+		ssize_t n = cr_unixmsg_recv(N.sock, buf, sizeof buf, 0, &x, MSG_DONTWAIT | MSG_TRUNC);
 
-		n = recvmsg(N.sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				cr_warn(NULL, "notify: unable to receive: %s", strerror(errno));
 			return;
 		}
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET)
-				continue;
-			if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof *cred))
-				cred = (struct ucred *)(void *)CMSG_DATA(c);
-			else if (c->cmsg_type == SCM_RIGHTS) {
-				/* fds (BARRIER=1's pipe, FDSTORE) are closed at
-				 * once: that also releases a waiting sender */
-				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				for (size_t i = 0; i < k; i++) {
-					int fd;
-					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-					close(fd);
-				}
-			}
-		}
-		if (!cred || cred->pid <= 0) {
+		if (x.cred.pid <= 0) {
 			cr_debug(NULL, "notify: dropped a datagram without sender credentials");
 			continue;
 		}
-		if (n > NOTIFY_MAX || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-			cr_debug(&(struct cr_who){ .pid = cred->pid }, "notify: dropped a truncated datagram (%zd bytes)", n);
+		if (n > NOTIFY_MAX || x.truncated) {
+			cr_debug(&(struct cr_who){ .pid = x.cred.pid }, "notify: dropped a truncated datagram (%zd bytes)", n);
 			continue;
 		}
 		if (cr_notify_parse(buf, (size_t)n, &m, &why) < 0) {
-			cr_debug(&(struct cr_who){ .pid = cred->pid }, "notify: dropped a malformed datagram: %s", why);
+			cr_debug(&(struct cr_who){ .pid = x.cred.pid }, "notify: dropped a malformed datagram: %s", why);
 			continue;
 		}
-		cr_supervisor_on_notify(cred->pid, &m);
+		N.on_message(x.cred.pid, &m);
 	}
 }
 
-int cr_notify_listen(struct ev_loop *loop)
+int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struct cr_notify_msg *))
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int one = 1, rc;
 	size_t len;
 
 	N.loop = loop;
+	N.on_message = on_message;
 	snprintf(N.name, sizeof N.name, "@corral/%d/notify", (int)getpid());
 	len = strlen(N.name);
 	memcpy(sa.sun_path, N.name, len);

@@ -41,8 +41,8 @@ struct cr_notify_msg {
 int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const char **why);
 
 /* Opens corrald's own notify socket (abstract, SO_PASSCRED). Each message
- * is handed to cr_supervisor_on_notify() with the sender's pid. */
-int cr_notify_listen(struct ev_loop *loop);
+ * that parses is handed to on_message with the sender's pid. */
+int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t sender, const struct cr_notify_msg *m));
 /* Its address for NOTIFY_SOCKET ("@corral/PID/notify"). */
 const char *cr_notify_socket(void);
 void cr_notify_close(void);

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +31,8 @@
 #include "proctitle.h"
 #include "proto.h"
 #include "spawn.h"
-#include "supervisor.h"
+#include "text.h"
+#include "unixmsg.h"
 
 enum cr_msg_type {
 	CR_MSG_READY = 1,	/* proto -> corrald: serving */
@@ -52,73 +52,20 @@ struct cr_proto_msg {
 
 #define PROTO_SOCK 3
 
-#define MAX_FDS 4
+/* Descriptors a message of ours may carry. */
+#define MAX_FDS 2
 
-/* One message with up to MAX_FDS descriptors; bytes sent or -1/errno. */
-static ssize_t msg_send(int sock, const struct cr_proto_msg *m, const int *fds, int nfds, int flags)
+/* One message and its descriptors. Returns the bytes read, 0 at EOF,
+ * -1/errno; a message that is not whole comes back as -2 with its
+ * descriptors closed. */
+static ssize_t msg_recv(int sock, struct cr_proto_msg *m, struct cr_unixmsg_extra *x, int flags)
 {
-	union {
-		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof *m };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
+	ssize_t n = cr_unixmsg_recv(sock, m, sizeof *m, MAX_FDS, x, flags);
 
-	if (nfds > 0) {
-		struct cmsghdr *c;
-
-		memset(&u, 0, sizeof u);
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	}
-	while ((n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	return n;
-}
-
-static void close_fds(const int *fds, int n)
-{
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
-}
-
-/* One message and its descriptors (close-on-exec). Returns the bytes read,
- * 0 at EOF, -1/errno; a message that is not whole comes back as -2 with
- * its descriptors closed. */
-static ssize_t msg_recv(int sock, struct cr_proto_msg *m, int *fds, int *nfds, int flags)
-{
-	union {
-		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof *m };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
-	};
-	ssize_t n;
-
-	*nfds = 0;
-	while ((n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-		;
 	if (n <= 0)
 		return n;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k && *nfds < MAX_FDS; i++)
-			memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-	}
-	if (n != (ssize_t)sizeof *m || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		close_fds(fds, *nfds);
-		*nfds = 0;
+	if (n != (ssize_t)sizeof *m || x->truncated) {
+		cr_unixmsg_close_fds(x);
 		return -2;
 	}
 	return n;
@@ -130,7 +77,7 @@ static ssize_t msg_recv(int sock, struct cr_proto_msg *m, int *fds, int *nfds, i
  * do; if corrald is gone there is no one to serve. */
 static void proto_send(const struct cr_proto_msg *m, const int *fds, int nfds)
 {
-	if (msg_send(PROTO_SOCK, m, fds, nfds, 0) < 0)
+	if (cr_unixmsg_send(PROTO_SOCK, m, sizeof *m, fds, nfds, 0) < 0)
 		_exit(errno == EPIPE || errno == ECONNRESET ? 0 : 1);
 }
 
@@ -232,7 +179,7 @@ static void close_all_but(int low, const int *keep, unsigned n)
 	close_range((unsigned)next, ~0U, 0);
 }
 
-static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, unsigned generation,
+static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsigned generation,
 						 int sock, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
@@ -254,8 +201,9 @@ static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, 
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 
 	/* nothing of corrald's stays open but stdout, stderr and the pool's
-	 * listening sockets (moved above fd 16 first, out of the way) */
-	if (keep_listen_fds((struct cr_pool_conf *)pc, &sock) < 0)
+	 * listening sockets (moved above fd 16 first, out of the way); pc is
+	 * this process's own copy, so it records where they went */
+	if (keep_listen_fds(pc, &sock) < 0)
 		_exit(1);
 	if (sock != PROTO_SOCK && dup3(sock, PROTO_SOCK, O_CLOEXEC) < 0)
 		_exit(1);
@@ -288,28 +236,29 @@ static void __attribute__((noreturn)) proto_main(const struct cr_pool_conf *pc, 
 			proto_reap();
 		}
 		if (pfd[0].revents) {
-			int fds[MAX_FDS], nfds;
-			ssize_t n = msg_recv(PROTO_SOCK, &m, fds, &nfds, 0);
+			struct cr_unixmsg_extra x;
+			ssize_t n = msg_recv(PROTO_SOCK, &m, &x, 0);
 			if (n == 0 || (n == -1 && errno != EAGAIN))
 				_exit(0);	/* corrald closed: we are done */
-			if (n > 0 && m.type == CR_MSG_SPAWN && nfds == 1)
-				proto_spawn(pc, generation, &m, fds[0]);
-			close_fds(fds, nfds);
+			if (n > 0 && m.type == CR_MSG_SPAWN && x.nfds == 1)
+				proto_spawn(pc, generation, &m, x.fds[0]);
+			cr_unixmsg_close_fds(&x);
 		}
 	}
 }
 
 /* ---- corrald's side ----------------------------------------------------- */
 
-/* Reads every queued message. Returns -1 once the prototype is gone. */
+/* Reads every queued message and reports each to the owner. Returns -1
+ * once the prototype is gone. */
 static int proto_read(struct cr_proto *p)
 {
 	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
 
 	while (p->sock >= 0) {
 		struct cr_proto_msg m;
-		int fds[MAX_FDS], nfds;
-		ssize_t n = msg_recv(p->sock, &m, fds, &nfds, MSG_DONTWAIT);
+		struct cr_unixmsg_extra x;
+		ssize_t n = msg_recv(p->sock, &m, &x, MSG_DONTWAIT);
 
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
@@ -319,32 +268,30 @@ static int proto_read(struct cr_proto *p)
 		}
 		if (n <= 0)
 			return -1;
+		if (m.type == CR_MSG_SPAWNED && x.nfds == 2) {
+			p->inflight--;
+			p->ops->spawned(p, m.serial, m.pid, x.fds[0], x.fds[1]);
+			continue;
+		}
+		cr_unixmsg_close_fds(&x);
 		switch (m.type) {
 		case CR_MSG_READY:
-			close_fds(fds, nfds);
 			p->state = CR_PROTO_READY;
-			cr_supervisor_on_proto_ready(p);
+			ev_timer_stop(p->loop, &p->start_timer);
+			cr_debug(&who, "prototype ready");
+			p->ops->ready(p);
 			break;
 		case CR_MSG_SPAWNED:
-			if (nfds != 2) {
-				cr_alert(&who, "prototype: spawn answer carried %d fds, not 2", nfds);
-				close_fds(fds, nfds);
-				break;
-			}
-			p->inflight--;
-			cr_supervisor_on_spawned(p, m.serial, m.pid, fds[0], fds[1]);
+			cr_alert(&who, "prototype: spawn answer carried %d fds, not 2", x.nfds);
 			break;
 		case CR_MSG_SPAWN_FAILED:
-			close_fds(fds, nfds);
 			p->inflight--;
-			cr_supervisor_on_spawn_failed(p, m.serial, m.status);
+			p->ops->spawn_failed(p, m.serial, m.status);
 			break;
 		case CR_MSG_EXITED:
-			close_fds(fds, nfds);
-			cr_supervisor_on_exited(p, m.pid, m.status);
+			p->ops->exited(p, m.pid, m.status);
 			break;
 		default:
-			close_fds(fds, nfds);
 			cr_alert(&who, "prototype: unknown message type %u", m.type);
 		}
 	}
@@ -355,13 +302,28 @@ static void proto_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct cr_proto *p = w->data;
 
-	(void)loop;
 	(void)revents;
+	/* it closed its end: dying or broken; its exit comes when reaped */
 	if (proto_read(p) < 0)
-		cr_supervisor_on_proto_lost(p);
+		cr_proto_close(loop, p);
 }
 
-struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
+/* A prototype not serving in time (prefork stuck) is killed; its exit is
+ * then reported like any other. */
+static void start_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_proto *p = t->data;
+	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
+	char d[32];
+
+	(void)loop;
+	(void)revents;
+	cr_text_duration(d, sizeof d, p->conf->prefork_timeout);
+	cr_error(&who, "prototype not ready within %s (prefork_timeout), killing it", d);
+	pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+}
+
+struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops *ops, void *owner,
 				struct cr_pool_conf *conf, unsigned generation, int cgroup_fd)
 {
 	struct cr_proto *p;
@@ -383,7 +345,9 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
 	}
 	close(sv[1]);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	p->pool = pool;
+	p->loop = loop;
+	p->ops = ops;
+	p->owner = owner;
 	p->conf = cr_pool_conf_ref(conf);
 	p->generation = generation;
 	p->pid = pid;
@@ -393,6 +357,9 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
 	ev_io_init(&p->io, proto_cb, p->sock, EV_READ);
 	p->io.data = p;
 	ev_io_start(loop, &p->io);
+	ev_timer_init(&p->start_timer, start_timeout_cb, conf->prefork_timeout, 0);
+	p->start_timer.data = p;
+	ev_timer_start(loop, &p->start_timer);
 	return p;
 
 fail_close:
@@ -409,7 +376,7 @@ int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_
 
 	if (p->state != CR_PROTO_READY)
 		return -EAGAIN;
-	if (msg_send(p->sock, &m, &cgroup_fd, 1, MSG_DONTWAIT) < 0)
+	if (cr_unixmsg_send(p->sock, &m, sizeof m, &cgroup_fd, 1, MSG_DONTWAIT) < 0)
 		return -errno;
 	p->inflight++;
 	return 0;
@@ -417,6 +384,7 @@ int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_
 
 void cr_proto_kill(struct cr_proto *p)
 {
+	ev_timer_stop(p->loop, &p->start_timer);
 	if (!p->reaped)
 		pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
 	p->state = CR_PROTO_GONE;
@@ -438,6 +406,11 @@ void cr_proto_free(struct cr_proto *p)
 {
 	if (!p)
 		return;
+	ev_timer_stop(p->loop, &p->start_timer);
+	if (p->sock >= 0) {
+		ev_io_stop(p->loop, &p->io);
+		close(p->sock);
+	}
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	cr_pool_conf_unref(p->conf);

@@ -6,33 +6,48 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct cr_pool;
 struct cr_pool_conf;
+struct cr_proto;
 
 enum cr_proto_state { CR_PROTO_STARTING, CR_PROTO_READY, CR_PROTO_GONE };
 
+/* What a prototype reports to its owner, as it reads it. A message read
+ * while the prototype is being closed is reported too. */
+struct cr_proto_ops {
+	void (*ready)(struct cr_proto *p);
+	/* pidfd and chan are the owner's from then on */
+	void (*spawned)(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan);
+	void (*spawn_failed)(struct cr_proto *p, uint32_t serial, int err);
+	/* a worker it forked exited, with this wait status */
+	void (*exited)(struct cr_proto *p, pid_t pid, int status);
+};
+
 struct cr_proto {
-	struct cr_pool *pool;
+	void *owner;			/* given to cr_proto_start, for the ops */
 	struct cr_pool_conf *conf;	/* the definition it was forked with */
 	unsigned generation;
 	pid_t pid;
 	int pidfd;
-	int sock;			/* -1 once closed */
-	ev_io io;
 	enum cr_proto_state state;
 	unsigned inflight;		/* spawn requests not yet answered */
+	int reaped;			/* the owner saw it exit; free when also closed */
+	struct cr_proto *next;		/* for the owner's list */
+	/* proto.c's own */
+	struct ev_loop *loop;
+	const struct cr_proto_ops *ops;
+	int sock;			/* -1 once closed */
+	ev_io io;
 	ev_timer start_timer;		/* until it is ready: prefork_timeout */
 	int closing;
-	int reaped;			/* waitpid saw it; free when also closed */
-	struct cr_proto *next;		/* corrald's list of live prototypes */
 };
 
-/* Forks the prototype of pool into the cgroup whose directory fd is given
- * (the child never returns from here). */
-struct cr_proto *cr_proto_start(struct ev_loop *loop, struct cr_pool *pool,
+/* Forks the prototype of a pool into the cgroup whose directory fd is
+ * given (the child never returns from here). A prototype not ready within
+ * the pool's prefork_timeout is killed. */
+struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops *ops, void *owner,
 				struct cr_pool_conf *conf, unsigned generation, int cgroup_fd);
 /* Asks for a worker, to be born in the cgroup whose directory fd is given;
- * the answer comes as cr_supervisor_on_spawned(). */
+ * the answer comes through ops->spawned or ops->spawn_failed. */
 int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_fd);
 /* Kills the process; its socket stays open, so that what it said before
  * dying is read, until it is reaped and closed. */

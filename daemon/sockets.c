@@ -34,6 +34,7 @@ struct sock {
 	char *spec;		/* "tcp:127.0.0.1:8080", or "systemd:NAME" */
 	int fd;
 	int used;		/* by the config being opened or running */
+	int fresh;		/* bound by the cr_sockets_open() under way */
 	struct sock *next;
 };
 
@@ -181,11 +182,8 @@ fail:
 
 int cr_sockets_open(struct cr_config *conf, char *err, size_t errlen)
 {
-	struct sock *fresh[256];
-	int nfresh = 0;
-
 	for (struct sock *s = socks; s; s = s->next)
-		s->used = 0;
+		s->used = s->fresh = 0;
 	for (unsigned i = 0; i < conf->npools; i++) {
 		struct cr_pool_conf *pc = conf->pools[i];
 
@@ -229,8 +227,7 @@ int cr_sockets_open(struct cr_config *conf, char *err, size_t errlen)
 					snprintf(err, errlen, "out of memory");
 					goto fail;
 				}
-				if (nfresh < 256)
-					fresh[nfresh++] = s;
+				s->fresh = 1;
 			}
 			s->used = 1;
 			pc->listen_fds[j] = s->fd;
@@ -238,28 +235,30 @@ int cr_sockets_open(struct cr_config *conf, char *err, size_t errlen)
 	}
 	/* offer what we bound to systemd's fd store; refused where the unit
 	 * has no FileDescriptorStoreMax=, which is fine */
-	for (int i = 0; i < nfresh; i++) {
+	for (struct sock *s = socks; s; s = s->next) {
 		char name[320], msg[400];
-		store_name(fresh[i]->spec, name, sizeof name);
+		if (!s->fresh)
+			continue;
+		store_name(s->spec, name, sizeof name);
 		snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s", name);
-		sd_pid_notify_with_fds(0, 0, msg, &fresh[i]->fd, 1);
-		cr_info(NULL, "sockets: listening on %s", fresh[i]->spec);
+		sd_pid_notify_with_fds(0, 0, msg, &s->fd, 1);
+		cr_info(NULL, "sockets: listening on %s", s->spec);
 	}
 	return 0;
 fail:
 	/* nothing of this config is kept: close what it opened */
-	for (int i = 0; i < nfresh; i++) {
-		for (struct sock **pp = &socks; *pp; pp = &(*pp)->next) {
-			if (*pp == fresh[i]) {
-				*pp = fresh[i]->next;
-				break;
-			}
+	for (struct sock **pp = &socks; *pp;) {
+		struct sock *s = *pp;
+		if (!s->fresh) {
+			pp = &s->next;
+			continue;
 		}
-		if (!strncmp(fresh[i]->spec, "unix:", 5))
-			unlink(fresh[i]->spec + 5);
-		close(fresh[i]->fd);
-		free(fresh[i]->spec);
-		free(fresh[i]);
+		*pp = s->next;
+		if (!strncmp(s->spec, "unix:", 5))
+			unlink(s->spec + 5);
+		close(s->fd);
+		free(s->spec);
+		free(s);
 	}
 	return -1;
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "notify.h"
 #include "spawn.h"
+#include "unixmsg.h"
 
 extern char **environ;
 
@@ -127,20 +128,9 @@ const char *cr_spawn_step_name(int step)
 	return names[step];
 }
 
-int cr_spawn_chan_send(int chan, int type, int step, int err)
-{
-	struct cr_chan_msg m = { .type = type, .step = step, .err = err };
-
-	while (send(chan, &m, sizeof m, MSG_NOSIGNAL) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
 static void __attribute__((noreturn)) fail(int chan, int step)
 {
-	cr_spawn_chan_send(chan, CR_CHAN_ERROR, step, errno);
+	cr_chan_send(chan, CR_CHAN_ERROR, step, errno);
 	_exit(127);
 }
 
@@ -155,8 +145,9 @@ static int reset_signals(void)
 	return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-void cr_spawn_exec(char *const *argv)
+static void exec_argv(char *const *argv)
 {
+	fflush(NULL);
 	if (reset_signals() < 0)
 		return;
 	execvp(argv[0], argv);	/* searches the worker's own PATH */
@@ -263,7 +254,8 @@ static int set_output(const struct cr_pool_conf *pc)
 
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
 {
-	int fd;
+	char *const *argv = pc->argv;
+	int fd, e;
 
 	if (reset_signals() < 0)
 		fail(chan, CR_STEP_SIGNALS);
@@ -291,8 +283,19 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 	if (set_environment(pc, id) < 0)
 		fail(chan, CR_STEP_ENV);
 
+	/* the Lua body returns here only to exec: the pool's command, or
+	 * what worker:exec() named */
 	if (pc->ref_setup != CR_NOREF || pc->ref_start != CR_NOREF)
-		cr_lua_worker(pc, id, generation, chan);	/* does not return */
-	cr_spawn_exec(pc->argv);
-	fail(chan, CR_STEP_EXEC);
+		argv = cr_lua_worker(pc, id, generation, chan);
+	if (!argv)
+		argv = pc->argv;
+	exec_argv(argv);
+	if (argv == pc->argv)
+		fail(chan, CR_STEP_EXEC);
+	/* a program of the worker's own choosing: it names it itself */
+	e = errno;
+	cr_error(&(struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() },
+		 "worker:exec: unable to exec \"%s\": %s", argv[0], strerror(e));
+	cr_chan_send(chan, CR_CHAN_ERROR, CR_STEP_HOOK, e);
+	_exit(127);
 }

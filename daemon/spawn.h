@@ -15,20 +15,7 @@ pid_t cr_spawn_clone(int *pidfd, int cgroup_fd);
 /* Tests force the fallback (CORRAL_PIPE_PLACEMENT=1 in the environment). */
 extern int cr_spawn_force_pipe_placement;
 
-/* What a worker tells corrald on its channel (a SOCK_SEQPACKET pair whose
- * worker end is close-on-exec: EOF without an error means it exec'd). */
-enum cr_chan_type {
-	CR_CHAN_ERROR = 1,	/* could not start: step, err */
-	CR_CHAN_STARTED,	/* its Lua start hook is running */
-	CR_CHAN_READY,		/* corral.ready() */
-};
-
-struct cr_chan_msg {
-	int type;
-	int step;		/* enum cr_spawn_step, for CR_CHAN_ERROR */
-	int err;		/* errno, for CR_CHAN_ERROR */
-};
-
+/* The steps of a worker's start, as a CR_CHAN_ERROR names them. */
 enum cr_spawn_step {
 	CR_STEP_SIGNALS, CR_STEP_SESSION, CR_STEP_STDIN, CR_STEP_CHDIR,
 	CR_STEP_SETGROUPS, CR_STEP_SETGID, CR_STEP_SETUID, CR_STEP_ENV, CR_STEP_EXEC,
@@ -38,17 +25,10 @@ enum cr_spawn_step {
 
 const char *cr_spawn_step_name(int step);
 
-/* Sends one message on a worker's channel; 0 or -errno. */
-int cr_spawn_chan_send(int chan, int type, int step, int err);
-
 /* In a new worker: reset the process, drop privileges, then run the
  * pool's Lua hooks or exec its command. Never returns; a failure before
  * the worker's own code is reported on chan. */
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
 		     int chan) __attribute__((noreturn));
-
-/* Replaces the worker with argv (in the environment cr_spawn_worker set
- * up). Returns only on failure, with errno set. */
-void cr_spawn_exec(char *const *argv);
 
 #endif

@@ -473,10 +473,13 @@ local function normalize_pool(name, p, raw, environ)
     if not p.user then n.groups = { p.group } end
   end
   n.fingerprint = fingerprint(n)
-  -- what prefork(pool) receives, and worker.pool: the pool as written
+  -- what prefork(pool) receives, and worker.pool: the pool as written.
+  -- corrald copies the normalized pool into C; functions stay in Lua, so
+  -- the object is handed over as one that returns it.
   local options = {}
   for k, v in pairs(raw) do options[k] = v end
-  n.object = { name = name, options = options, workers = n.workers, command = n.argv }
+  local object = { name = name, options = options, workers = n.workers, command = n.argv }
+  n.object = function() return object end
   return n
 end
 

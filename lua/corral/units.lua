@@ -53,10 +53,10 @@ function M.size(v)
   return math.floor(tonumber(num) * mult)
 end
 
--- Format seconds for log lines and messages: 0.25 -> "250ms".
+-- Format seconds for log lines and messages: 0.25 -> "250ms", as
+-- corrald's own lines and `corralctl status` write them (one formatter, in C).
 function M.format_duration(s)
-  if s < 1 then return ("%gms"):format(math.floor(s * 1e3 + 0.5)) end
-  return ("%gs"):format(s)
+  return require("corral.core").duration(s)
 end
 
 return M

@@ -1,0 +1,378 @@
+/*
+ * bindings.c: corral.core's C functions that reach beyond the process Lua
+ * runs in: the supervisor's controls (scale, restart, ...), status,
+ * reload, timers and PSI triggers, cgroup stats and pressure, and the
+ * lookups a config needs (users, groups, signals, plugin paths). lua.c
+ * gives each a phase check; lua/corral/init.lua builds the friendly API
+ * on top. This and lua.c are the only files that use the Lua C API.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "bindings.h"
+#include "cgroup.h"
+#include "commands.h"
+#include "crlua.h"
+#include "json.h"
+#include "layout.h"
+#include "reload.h"
+#include "status.h"
+#include "supervisor.h"
+#include "text.h"
+#include "timers.h"
+
+/* ---- for configs ------------------------------------------------------------ */
+
+/* corral.core.signum("TERM" | "SIGTERM" | 15) -> number | nil */
+static int l_signum(lua_State *L)
+{
+	int sig = -1;
+
+	if (lua_type(L, 1) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(L, 1);
+		if (n >= 1 && n < NSIG && n == (int)n)
+			sig = (int)n;
+	} else {
+		const char *s = luaL_checkstring(L, 1);
+		/* names only: "15" as a string is not a signal's name */
+		if (s[0] < '0' || s[0] > '9')
+			sig = cr_text_signal(s);
+	}
+	if (sig < 0)
+		return 0;
+	lua_pushinteger(L, sig);
+	return 1;
+}
+
+/* corral.core.duration(seconds) -> "250ms", as log lines write it */
+static int l_duration(lua_State *L)
+{
+	char buf[32];
+
+	cr_text_duration(buf, sizeof buf, luaL_checknumber(L, 1));
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* corral.core.getpwnam(name | uid) -> { name, uid, gid, dir, shell, groups } | nil */
+static int l_getpwnam(lua_State *L)
+{
+	struct passwd *pw;
+	gid_t groups[NGROUPS_MAX];
+	int n = NGROUPS_MAX;
+
+	errno = 0;
+	if (lua_type(L, 1) == LUA_TNUMBER)
+		pw = getpwuid((uid_t)lua_tointeger(L, 1));
+	else
+		pw = getpwnam(luaL_checkstring(L, 1));
+	if (!pw)
+		return 0;
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, pw->pw_name);
+	lua_setfield(L, -2, "name");
+	lua_pushinteger(L, pw->pw_uid);
+	lua_setfield(L, -2, "uid");
+	lua_pushinteger(L, pw->pw_gid);
+	lua_setfield(L, -2, "gid");
+	lua_pushstring(L, pw->pw_dir);
+	lua_setfield(L, -2, "dir");
+	lua_pushstring(L, pw->pw_shell);
+	lua_setfield(L, -2, "shell");
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		n = 0;
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushinteger(L, groups[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "groups");
+	return 1;
+}
+
+/* corral.core.getgrnam(name | gid) -> gid | nil */
+static int l_getgrnam(lua_State *L)
+{
+	struct group *gr;
+
+	if (lua_type(L, 1) == LUA_TNUMBER)
+		gr = getgrgid((gid_t)lua_tointeger(L, 1));
+	else
+		gr = getgrnam(luaL_checkstring(L, 1));
+	if (!gr)
+		return 0;
+	lua_pushinteger(L, gr->gr_gid);
+	return 1;
+}
+
+/* corral.core.environ() -> { NAME = value } of corrald's own environment */
+static int l_environ(lua_State *L)
+{
+	extern char **environ;
+
+	lua_newtable(L);
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq || eq == *e)
+			continue;
+		lua_pushlstring(L, *e, (size_t)(eq - *e));
+		lua_pushstring(L, eq + 1);
+		lua_rawset(L, -3);
+	}
+	return 1;
+}
+
+/* core.plugin_path(config_file) -> "dir/?.lua;..." where plugins are looked
+ * for: beside the config, then corral's own (source tree or installed). */
+static int l_plugin_path(lua_State *L)
+{
+	const char *conf = luaL_checkstring(L, 1), *slash = strrchr(conf, '/');
+	const char *lua = cr_lua_dir();
+	size_t n = strlen(lua);
+	char own[PATH_MAX];
+
+	/* <dir>/lua -> <dir>/plugins */
+	snprintf(own, sizeof own, "%.*s/plugins/?.lua", (int)(n > 4 && !strcmp(lua + n - 4, "/lua") ? n - 4 : n), lua);
+	if (slash) {
+		lua_pushlstring(L, conf, (size_t)(slash - conf));	/* its directory */
+		lua_pushfstring(L, "%s/plugins/?.lua;%s", lua_tostring(L, -1), own);
+	} else {
+		lua_pushfstring(L, "./plugins/?.lua;%s", own);
+	}
+	return 1;
+}
+
+static int push_error(lua_State *L, int err)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, err == -ENOENT ? "no such pool or worker" : strerror(-err));
+	return 2;
+}
+
+static int l_freeze(lua_State *L)
+{
+	int rc = cr_supervisor_freeze(luaL_checkstring(L, 1), lua_toboolean(L, 2));
+
+	if (rc == -ENOENT) {
+		lua_pushnil(L);
+		lua_pushstring(L, "no such pool");
+		return 2;
+	}
+	if (rc < 0)
+		return push_error(L, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_pools(lua_State *L)
+{
+	const char *name;
+
+	lua_newtable(L);
+	for (unsigned i = 0; (name = cr_supervisor_pool_name(i)); i++) {
+		lua_pushstring(L, name);
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+	return 1;
+}
+
+/* The pool's cgroup, or a worker's: -ENOENT when there is none. */
+static int dir_of(lua_State *L, char *dir, size_t n)
+{
+	const char *pool = luaL_checkstring(L, 1);
+	int rc;
+
+	if (!cr_supervisor_pool(pool))
+		return -ENOENT;
+	if (lua_isnoneornil(L, 2))
+		rc = cr_layout_pool_dir(dir, n, pool);
+	else
+		rc = cr_layout_worker_dir(dir, n, pool, (unsigned)luaL_checkinteger(L, 2));
+	if (rc == 0 && access(dir, F_OK) < 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+static void set_stat(lua_State *L, const char *key, long long v)
+{
+	if (v < 0)
+		return;
+	lua_pushnumber(L, (lua_Number)v);
+	lua_setfield(L, -2, key);
+}
+
+static int l_stats(lua_State *L)
+{
+	struct cr_cgroup_stats st;
+	char dir[PATH_MAX];
+	int rc = dir_of(L, dir, sizeof dir);
+
+	if (rc < 0)
+		return push_error(L, rc);
+	cr_cgroup_stats(dir, &st);
+	lua_newtable(L);
+	set_stat(L, "memory_current", st.memory_current);
+	set_stat(L, "memory_peak", st.memory_peak);
+	set_stat(L, "cpu_usage_usec", st.cpu_usage_usec);
+	set_stat(L, "cpu_user_usec", st.cpu_user_usec);
+	set_stat(L, "cpu_system_usec", st.cpu_system_usec);
+	set_stat(L, "pids_current", st.pids_current);
+	set_stat(L, "oom_kills", st.oom_kills);
+	return 1;
+}
+
+static int l_read_pressure(lua_State *L)
+{
+	char dir[PATH_MAX], file[32], buf[512];
+	int rc;
+	ssize_t n;
+
+	lua_settop(L, 2);
+	snprintf(file, sizeof file, "%s.pressure", luaL_checkstring(L, 2));
+	lua_pushnil(L);
+	lua_replace(L, 2);	/* the pool, not a worker */
+	if ((rc = dir_of(L, dir, sizeof dir)) < 0)
+		return push_error(L, rc);
+	if ((n = cr_cgroup_read(dir, file, buf, sizeof buf)) < 0)
+		return push_error(L, (int)n);
+	lua_pushlstring(L, buf, (size_t)n);
+	return 1;
+}
+
+/* core.psi_trigger(pool, resource, spec) -> id | nil, message */
+static int l_psi_trigger(lua_State *L)
+{
+	const char *pool = luaL_checkstring(L, 1), *resource = luaL_checkstring(L, 2);
+	const char *spec = luaL_checkstring(L, 3);
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	int id;
+
+	if (!cr_supervisor_pool(pool) || cr_layout_pool_dir(dir, sizeof dir, pool) < 0)
+		return push_error(L, -ENOENT);
+	snprintf(path, sizeof path, "%s/%s.pressure", dir, resource);
+	if ((id = cr_timers_add_psi(cr_lua_active(), path, spec)) < 0)
+		return push_error(L, id);
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+static int push_result(lua_State *L, int rc)
+{
+	if (rc == -ENOENT || rc == -ESRCH) {
+		lua_pushnil(L);
+		lua_pushstring(L, rc == -ENOENT ? "no such pool" : "no such worker");
+		return 2;
+	}
+	if (rc < 0)
+		return push_error(L, rc);
+	lua_pushinteger(L, rc);
+	return 1;
+}
+
+static int l_scale(lua_State *L)
+{
+	return push_result(L, cr_pool_scale(luaL_checkstring(L, 1), (unsigned)luaL_checkinteger(L, 2)));
+}
+
+static int l_restart(lua_State *L)
+{
+	return push_result(L, cr_pool_restart(luaL_checkstring(L, 1), (unsigned)luaL_optinteger(L, 2, 0),
+						    lua_toboolean(L, 3)));
+}
+
+static int l_pool_stop(lua_State *L)
+{
+	return push_result(L, cr_pool_stop(luaL_checkstring(L, 1)));
+}
+
+static int l_pool_start(lua_State *L)
+{
+	return push_result(L, cr_pool_start(luaL_checkstring(L, 1)));
+}
+
+static int l_signal(lua_State *L)
+{
+	return push_result(L, cr_pool_signal(luaL_checkstring(L, 1), (unsigned)luaL_optinteger(L, 2, 0),
+						   (int)luaL_checkinteger(L, 3)));
+}
+
+/* core.status_json([pool]) -> the JSON array corralctl gets */
+static int l_status_json(lua_State *L)
+{
+	struct cr_buf b = { 0 };
+	int rc = cr_status_report(&b, luaL_optstring(L, 1, NULL), 1);
+
+	if (rc < 0 || b.failed) {
+		cr_buf_free(&b);
+		return push_result(L, rc < 0 ? rc : -ENOMEM);
+	}
+	lua_pushlstring(L, b.data ? b.data : "[]", b.data ? b.len : 2);
+	cr_buf_free(&b);
+	return 1;
+}
+
+/* core.timer(seconds, repeat) -> id */
+static int l_timer(lua_State *L)
+{
+	int id = cr_timers_add(cr_lua_active(), luaL_checknumber(L, 1), lua_toboolean(L, 2));
+
+	if (id < 0)
+		return luaL_error(L, "corral: unable to add a timer: %s", strerror(-id));
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+static int l_cancel(lua_State *L)
+{
+	cr_timers_cancel(cr_lua_active(), (int)luaL_checkinteger(L, 1));
+	return 0;
+}
+
+/* A reload replaces the Lua state a handler runs in: it happens after the
+ * handler, from the loop. */
+static int l_reload(lua_State *L)
+{
+	(void)L;
+	cr_reload_later();
+	return 0;
+}
+
+#define CONFIG CR_IN(CR_PHASE_CONFIG)
+#define PLUGIN CR_IN(CR_PHASE_PLUGIN)
+
+static const struct cr_lua_fn fns[] = {
+	{ "signum", l_signum, CR_IN_ANY },
+	{ "duration", l_duration, CR_IN_ANY },
+	{ "getpwnam", l_getpwnam, CONFIG },
+	{ "getgrnam", l_getgrnam, CONFIG },
+	{ "environ", l_environ, CONFIG },
+	{ "plugin_path", l_plugin_path, CONFIG },
+	{ "scale", l_scale, PLUGIN },
+	{ "restart", l_restart, PLUGIN },
+	{ "pool_stop", l_pool_stop, PLUGIN },
+	{ "pool_start", l_pool_start, PLUGIN },
+	{ "signal", l_signal, PLUGIN },
+	{ "status_json", l_status_json, PLUGIN },
+	{ "reload", l_reload, PLUGIN },
+	{ "timer", l_timer, PLUGIN },
+	{ "cancel", l_cancel, PLUGIN },
+	{ "freeze", l_freeze, PLUGIN },
+	{ "pools", l_pools, PLUGIN },
+	{ "stats", l_stats, PLUGIN },
+	{ "read_pressure", l_read_pressure, PLUGIN },
+	{ "psi_trigger", l_psi_trigger, PLUGIN },
+	{ NULL, NULL, 0 },
+};
+
+void cr_bindings_open(lua_State *L)
+{
+	cr_lua_register(L, fns);
+}

@@ -1,0 +1,113 @@
+/*
+ * commands.c: what corralctl and plugins may ask of a pool: scale,
+ * restart, stop, start, signal. Each changes the pool's wishes (target,
+ * generation, state) and marks it dirty; reconcile() does the rest. The
+ * answers a caller gets are checked here; nothing waits.
+ */
+#include <errno.h>
+#include <sys/pidfd.h>
+
+#include "commands.h"
+#include "log.h"
+#include "pool.h"
+#include "supervisor.h"
+
+static struct cr_worker *live_worker(struct cr_pool *pool, unsigned id)
+{
+	struct cr_worker *w;
+
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->id == id && w->state < W_STOPPING && w->pid > 0)
+			return w;
+	return NULL;
+}
+
+int cr_pool_scale(const char *name, unsigned n)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	struct cr_who who = { .pool = name };
+
+	if (!pool)
+		return -ENOENT;
+	if (n > 10000)
+		return -ERANGE;
+	cr_info(&who, "scaling from %u to %u workers (until the next reload)", pool->target, n);
+	pool->target = n;
+	cr_pool_mark_dirty(pool);
+	return 0;
+}
+
+int cr_pool_restart(const char *name, unsigned id, int all_at_once)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	struct cr_who who = { .pool = name, .worker = id };
+	struct cr_worker *w;
+
+	if (!pool)
+		return -ENOENT;
+	if (id) {
+		if (!(w = live_worker(pool, id)))
+			return -ESRCH;
+		cr_info(&who, "restarting the worker");
+		cr_worker_stop(w);	/* the pool still wants it: a new one comes */
+		cr_pool_mark_dirty(pool);
+		return 0;
+	}
+	/* a new generation: a new prototype (fresh code), then workers
+	 * replaced one by one, or all at once */
+	cr_info(&who, "restarting the pool%s", all_at_once ? ", all workers at once" : "");
+	pool->generation++;
+	cr_pool_reset_failures(pool);	/* a failed pool gets going; a stopped one waits for start */
+	if (all_at_once)
+		TAILQ_FOREACH(w, &pool->workers, link)
+			cr_worker_stop(w);
+	cr_pool_mark_dirty(pool);
+	return 0;
+}
+
+int cr_pool_stop(const char *name)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	struct cr_who who = { .pool = name };
+
+	if (!pool)
+		return -ENOENT;
+	if (pool->state != POOL_STOPPED)
+		cr_info(&who, "stopping the pool (until started)");
+	cr_pool_set_state(pool, POOL_STOPPED);
+	cr_pool_mark_dirty(pool);
+	return 0;
+}
+
+int cr_pool_start(const char *name)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	struct cr_who who = { .pool = name };
+
+	if (!pool)
+		return -ENOENT;
+	if (pool->state == POOL_STOPPED || pool->state == POOL_FAILED) {
+		cr_info(&who, "starting the pool");
+		cr_pool_set_state(pool, POOL_STARTING);
+		cr_pool_reset_failures(pool);
+	}
+	cr_pool_mark_dirty(pool);
+	return 0;
+}
+
+int cr_pool_signal(const char *name, unsigned id, int sig)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	struct cr_worker *w;
+	int n = 0;
+
+	if (!pool)
+		return -ENOENT;
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		if ((id && w->id != id) || w->state >= W_GONE || w->pidfd < 0)
+			continue;
+		if (pidfd_send_signal(w->pidfd, sig, NULL, 0) == 0)
+			n++;
+	}
+	return id && n == 0 ? -ESRCH : n;
+}

@@ -1,0 +1,159 @@
+/* pool.h: the supervisor's pools and workers, shared by the files that
+ * make up the supervisor: supervisor.c (states, events, reconcile),
+ * status.c, reload.c and wnotify.c. Everyone else uses supervisor.h. */
+#ifndef CR_POOL_H
+#define CR_POOL_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+struct cr_config;
+struct cr_pool_conf;
+struct cr_proto;
+struct cr_event;
+
+/* A worker's life; the allowed moves are the table in supervisor.c.
+ *   SPAWNING  asked of the prototype; no pid yet
+ *   STARTING  its pid is known; not ready
+ *   READY     ready by its pool's rule
+ *   STOPPING  asked to stop (its stop signal, then KILL after stop_timeout);
+ *             with no pid yet, the signal goes out when the pid arrives
+ *   GONE      its main process exited; what it left in its cgroup is being
+ *             killed, and the record (and its id) stays until it is empty
+ * Besides the state, two facts are kept, not states of their own:
+ *   early_ready     READY=1 came while SPAWNING (a worker may speak
+ *                   before the prototype's answer); it is applied, as
+ *                   STARTING -> READY, the moment the pid arrives
+ *   has_exec_error  the worker reported a failed start step: its EOF on
+ *                   the channel does not mean it exec'd
+ * A worker being aborted (watchdog, ready_timeout) stays STARTING or READY
+ * until it exits: its exit is then a failure, not a requested stop. */
+enum worker_state { W_SPAWNING, W_STARTING, W_READY, W_STOPPING, W_GONE, W_NSTATES };
+
+/* A pool's life:
+ *   STARTING  wants workers, not all of them ready
+ *   RUNNING   all its workers ready
+ *   FAILED    crash limit reached; down until start, restart or reload
+ *   STOPPED   stopped by a control request, until started
+ *   REMOVED   not in the config after a reload; freed once drained
+ * Freezing (cgroup.freeze) is a separate dimension: `freeze`. */
+enum pool_state { POOL_STARTING, POOL_RUNNING, POOL_FAILED, POOL_STOPPED, POOL_REMOVED, POOL_NSTATES };
+
+struct cr_worker {
+	TAILQ_ENTRY(cr_worker) link;
+	struct cr_pool *pool;
+	struct cr_pool_conf *conf;	/* the definition it was made from */
+	struct cr_proto *proto;		/* its parent; NULL once adopted by corrald */
+	unsigned id, generation;
+	uint32_t serial;
+	pid_t pid;			/* its main process; moves on MAINPID= */
+	int pidfd, chan;
+	ev_io chan_io;
+	ev_timer kill_timer;
+	enum worker_state state;
+	int watch;			/* on its cgroup.events once GONE, or -1 */
+	ev_tstamp started;
+	int has_exec_error;
+	int early_ready;
+	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
+	ev_timer ready_timer;		/* pool's ready_timeout until ready */
+	char *status;			/* its last STATUS= */
+};
+
+TAILQ_HEAD(cr_worker_list, cr_worker);
+
+/* Per worker id, for status: restarts and how the last one ended. */
+struct cr_slot {
+	unsigned restarts;
+	char last_exit[112];
+};
+
+struct cr_pool {
+	TAILQ_ENTRY(cr_pool) link;
+	char name[65];
+	struct cr_pool_conf *conf;
+	unsigned generation;		/* bumped when the definition changes */
+	unsigned target;		/* workers wanted now */
+	enum pool_state state;
+	int dirty;			/* reconcile() has something to look at */
+	int in_new_config;		/* reload.c: seen in the config being applied */
+	enum { THAWED, FREEZING, FROZEN, THAWING } freeze;
+	int watch;			/* on its cgroup.events while (un)freezing, or -1 */
+	struct cr_proto *proto;		/* of the current generation */
+	struct cr_worker_list workers;
+	unsigned nworkers;
+	uint32_t next_serial;
+	unsigned streak;		/* consecutive failures, for backoff */
+	ev_tstamp not_before;		/* no spawn before this time */
+	ev_timer retry;
+	ev_tstamp *failures;		/* ring of the last crash_failures failure times */
+	unsigned nfailures, fail_next;
+	struct cr_slot *slots;
+	unsigned nslots, restarts;
+};
+
+TAILQ_HEAD(cr_pool_list, cr_pool);
+
+struct cr_queued;
+
+extern struct cr_supervisor {
+	struct ev_loop *loop;
+	struct cr_config *conf;		/* the running configuration */
+	struct cr_pool_list pools;
+	struct cr_proto *protos;	/* every prototype not yet reaped and closed */
+	int stopping, verbose;
+	int dirty;			/* some pool is */
+	struct cr_queued *events, **events_tail;	/* not yet delivered */
+} cr_sv;
+
+/* ---- state.c ---- */
+const char *cr_worker_state_name(enum worker_state s);
+const char *cr_pool_state_name(enum pool_state s);
+struct cr_who cr_worker_who(const struct cr_worker *w);
+struct cr_who cr_pool_who(const struct cr_pool *pool);
+int cr_worker_dir(const struct cr_worker *w, char *buf, size_t n);
+/* Through the table of allowed moves; an illegal one is an alert, and the
+ * state stays (-1). */
+int cr_worker_set_state(struct cr_worker *w, enum worker_state to);
+void cr_pool_set_state(struct cr_pool *pool, enum pool_state to);
+void cr_pool_mark_dirty(struct cr_pool *pool);
+/* Queues an event for the plugins; delivered after reconcile(). */
+void cr_supervisor_queue(const char *name, const struct cr_event *ev);
+void cr_queue_pool_event(const char *name, const struct cr_pool *pool);
+void cr_queue_worker_event(const char *name, const struct cr_worker *w, struct cr_event ev);
+void cr_events_deliver(void);
+void cr_events_drop(void);
+/* A failure of a worker or prototype: backoff, and the crash limit. */
+void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what);
+void cr_pool_reset_failures(struct cr_pool *pool);
+struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id);
+
+/* ---- worker.c ---- */
+void cr_worker_spawn(struct cr_pool *pool);
+void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan);
+void cr_worker_ready(struct cr_worker *w);
+void cr_worker_stop(struct cr_worker *w);
+void cr_worker_send_stop(struct cr_worker *w);
+/* The watchdog or ready_timeout ran out: abort it, as systemd does. */
+void cr_worker_abort(struct cr_worker *w, const char *why);
+void cr_worker_kill(struct cr_worker *w);
+void cr_worker_exited(struct cr_worker *w, int status);
+void cr_worker_gone(struct cr_worker *w);
+void cr_worker_free(struct cr_worker *w);
+/* A live worker by its main pid; with from, only that prototype's. */
+struct cr_worker *cr_worker_by_pid(struct cr_proto *from, pid_t pid);
+
+/* ---- supervisor.c ---- */
+/* A pool by name, removed ones too. */
+struct cr_pool *cr_pool_find(const char *name);
+struct cr_pool *cr_pool_new(struct cr_pool_conf *pc);
+void cr_pool_set_conf(struct cr_pool *pool, struct cr_pool_conf *pc);
+/* conf becomes the running configuration (the old one is freed), its Lua
+ * state the one events go to. */
+void cr_supervisor_activate(struct cr_config *conf);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * reload.c: a new configuration, all or nothing. The file is loaded and
+ * checked whole (its sockets opened, its controllers enabled) before
+ * anything changes; then each pool is added, rescaled in place (only its
+ * count changed), given new limits in place, replaced by a new generation
+ * (rolling, never below its count), or removed (drained). Reloads come
+ * from SIGHUP, corralctl, and plugins (after their handler returns, as
+ * the reload replaces the Lua state it runs in).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+
+#include "config.h"
+#include "layout.h"
+#include "log.h"
+#include "manager.h"
+#include "pool.h"
+#include "reload.h"
+#include "sockets.h"
+
+static int reload(char *msg, size_t msglen);
+
+static struct {
+	struct ev_loop *loop;
+	ev_signal sighup;
+	ev_idle later;		/* cr_reload_later(): after the handler */
+} R;
+
+/* Limits change in place: the workers keep running. */
+static void apply_worker_limits(struct cr_pool *pool)
+{
+	struct cr_worker *w;
+	char dir[PATH_MAX];
+
+	cr_layout_pool(pool->name, &pool->conf->limits, &pool->conf->worker_limits);
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		struct cr_who who = cr_worker_who(w);
+		if (w->state < W_GONE && w->generation == pool->generation &&
+		    cr_worker_dir(w, dir, sizeof dir) == 0)
+			cr_layout_apply(dir, &pool->conf->worker_limits, &who);
+	}
+}
+
+int cr_reload(char *msg, size_t msglen)
+{
+	char buf[1024];
+	int rc;
+
+	if (cr_sv.stopping) {
+		snprintf(msg ? msg : buf, msg ? msglen : sizeof buf, "corrald is stopping");
+		return -1;
+	}
+	cr_manager_reloading();
+	rc = reload(msg ? msg : buf, msg ? msglen : sizeof buf);
+	/* done, good or bad: the running configuration is whole again; before
+	 * the first READY=1, that one still waits for the pools */
+	cr_manager_reloaded();
+	return rc;
+}
+
+/* 0 with a summary in msg, or -1 with the error in msg. */
+static int reload(char *msg, size_t msglen)
+{
+	struct cr_config *conf;
+	struct cr_pool *pool;
+	unsigned added = 0, changed = 0, removed = 0, unchanged = 0, scaled = 0;
+	char *err = NULL, errbuf[512];
+
+	cr_info(NULL, "reload requested");
+	conf = cr_config_load(cr_sv.conf->file, &err);
+	if (!conf) {
+		snprintf(msg, msglen, "%s", err ? err : "out of memory");
+		cr_error(NULL, "reload failed, keeping the running configuration: %s", msg);
+		free(err);
+		return -1;
+	}
+	if (cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0 ||
+	    cr_sockets_open(conf, errbuf, sizeof errbuf) < 0) {
+		snprintf(msg, msglen, "%s", errbuf);
+		cr_error(NULL, "reload failed, keeping the running configuration: %s", errbuf);
+		cr_config_free(conf);
+		return -1;
+	}
+	if (strcmp(conf->cgroup, cr_sv.conf->cgroup) != 0)
+		cr_warn(NULL, "reload: settings.cgroup changed; the base stays %s until corrald restarts",
+			cr_layout_base());
+	if (strcmp(conf->control, cr_sv.conf->control) != 0 ||
+	    conf->control_group_set != cr_sv.conf->control_group_set ||
+	    conf->control_group != cr_sv.conf->control_group)
+		cr_warn(NULL, "reload: settings.control or control_group changed; "
+			"the control socket stays as it is until corrald restarts");
+	/* from here on nothing can fail: the new config is whole */
+	TAILQ_FOREACH(pool, &cr_sv.pools, link)
+		pool->in_new_config = 0;
+	for (unsigned i = 0; i < conf->npools; i++) {
+		struct cr_pool_conf *pc = conf->pools[i];
+		struct cr_who who = { .pool = pc->name };
+
+		pool = cr_pool_find(pc->name);
+		if (!pool) {
+			if (!(pool = cr_pool_new(pc))) {
+				cr_error(&who, "unable to add pool: out of memory");
+				continue;
+			}
+			pool->in_new_config = 1;
+			added++;
+			continue;
+		}
+		pool->in_new_config = 1;
+		if (pool->state != POOL_REMOVED && cr_pool_conf_same(pool->conf, pc)) {
+			if (pool->target != pc->workers)
+				scaled++;
+			else
+				unchanged++;
+			cr_pool_set_conf(pool, pc);
+			/* a failed pool gets its chance again on reload */
+			if (pool->state == POOL_FAILED)
+				cr_pool_reset_failures(pool);
+			apply_worker_limits(pool);
+		} else {
+			cr_pool_set_conf(pool, pc);
+			cr_layout_pool(pool->name, &pc->limits, &pc->worker_limits);
+			pool->generation++;
+			cr_pool_reset_failures(pool);
+			/* a new definition starts, back in the config or stopped */
+			if (pool->state == POOL_STOPPED || pool->state == POOL_REMOVED)
+				cr_pool_set_state(pool, POOL_STARTING);
+			changed++;
+		}
+		cr_pool_mark_dirty(pool);
+	}
+	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
+		if (!pool->in_new_config && pool->state != POOL_REMOVED) {
+			cr_pool_set_state(pool, POOL_REMOVED);
+			removed++;
+			cr_pool_mark_dirty(pool);
+		}
+	}
+	cr_sockets_commit(conf);
+	if (!cr_sv.verbose && conf->log_level >= 0)
+		cr_log_level = conf->log_level;
+	snprintf(msg, msglen, "%u added, %u changed, %u removed, %u unchanged%s",
+		 added, changed, removed, unchanged + scaled, scaled ? " (some rescaled)" : "");
+	cr_info(NULL, "reload done: %s", msg);
+	cr_supervisor_activate(conf);
+	cr_supervisor_queue("reload", NULL);
+	return 0;
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	(void)loop;
+	(void)sig;
+	(void)revents;
+	if (!cr_sv.stopping)
+		cr_reload(NULL, 0);
+}
+
+static void later_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
+	if (!cr_sv.stopping)
+		cr_reload(NULL, 0);
+}
+
+void cr_reload_later(void)
+{
+	ev_idle_start(R.loop, &R.later);
+}
+
+void cr_reload_init(struct ev_loop *loop)
+{
+	R.loop = loop;
+	ev_signal_init(&R.sighup, hup_cb, SIGHUP);
+	ev_signal_start(loop, &R.sighup);
+	ev_idle_init(&R.later, later_cb);
+}
+
+void cr_reload_finish(void)
+{
+	ev_signal_stop(R.loop, &R.sighup);
+	ev_idle_stop(R.loop, &R.later);
+}

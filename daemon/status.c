@@ -1,0 +1,145 @@
+/*
+ * status.c: the status report: every running pool with its state and
+ * counts, and every worker with its pid, state, uptime, restarts, memory
+ * and CPU (from its cgroup), last STATUS= or how it last ended; as JSON
+ * for corralctl --json and plugins, or as the table corralctl prints.
+ * It only reads the supervisor's state.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cgroup.h"
+#include "json.h"
+#include "layout.h"
+#include "pool.h"
+#include "status.h"
+#include "supervisor.h"
+#include "text.h"
+
+static const char *shown_state(const struct cr_pool *pool, unsigned ready, unsigned old)
+{
+	if (cr_sv.stopping)
+		return "stopping";
+	if (pool->state == POOL_STOPPED)
+		return "stopped";
+	if (pool->state == POOL_FAILED)
+		return "failed";
+	if (pool->freeze == FROZEN || pool->freeze == FREEZING)
+		return "frozen";
+	if (old)
+		return "reloading";
+	return ready >= pool->target ? "running" : "starting";
+}
+
+static void json_stat(struct cr_buf *b, const char *key, long long v)
+{
+	if (v < 0)
+		cr_buf_printf(b, ",\"%s\":null", key);
+	else
+		cr_buf_printf(b, ",\"%s\":%lld", key, v);
+}
+
+/* status [POOL]: as JSON (the "pools" array of the response) or as the
+ * table corralctl prints. -ENOENT for an unknown pool. */
+int cr_status_report(struct cr_buf *b, const char *only, int json)
+{
+	struct cr_pool *pool;
+	struct cr_worker *w;
+	int first = 1, found = 0;
+	ev_tstamp now = ev_now(cr_sv.loop);
+
+	if (only && !cr_supervisor_pool(only))
+		return -ENOENT;
+	if (json)
+		cr_buf_lit(b, "[");
+	else
+		cr_buf_printf(b, "%-20s %-10s %7s %7s %6s %8s\n", "POOL", "STATE", "READY", "WORKERS", "TARGET", "RESTARTS");
+	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
+		unsigned ready = 0, total = 0, old = 0;
+		char dir[PATH_MAX];
+		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
+
+		if (pool->state == POOL_REMOVED || (only && strcmp(only, pool->name)))
+			continue;
+		found = 1;
+		TAILQ_FOREACH(w, &pool->workers, link) {
+			if (w->state >= W_STOPPING)
+				continue;
+			total++;
+			ready += w->state == W_READY;
+			old += w->generation != pool->generation;
+		}
+		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
+			cr_cgroup_stats(dir, &st);
+		if (json) {
+			cr_buf_add(b, first ? "{" : ",{", first ? 1 : 2);
+			first = 0;
+			cr_buf_lit(b, "\"name\":");
+			cr_buf_json_string(b, pool->name);
+			cr_buf_printf(b, ",\"state\":\"%s\",\"ready\":%u,\"total\":%u,\"target\":%u,"
+				      "\"restarts\":%u,\"generation\":%u",
+				      shown_state(pool, ready, old), ready, total, pool->target,
+				      pool->restarts, pool->generation);
+			json_stat(b, "memory_current", st.memory_current);
+			json_stat(b, "cpu_usage_usec", st.cpu_usage_usec);
+			cr_buf_lit(b, ",\"workers\":[");
+		} else {
+			char r[24];
+			snprintf(r, sizeof r, "%u/%u", ready, pool->target);
+			cr_buf_printf(b, "%-20s %-10s %7s %7u %6u %8u\n", pool->name,
+				      shown_state(pool, ready, old), r, total, pool->target, pool->restarts);
+			cr_buf_printf(b, "  %4s %8s %-9s %8s %8s %8s %9s  %s\n", "ID", "PID", "STATE",
+				      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
+		}
+		int wfirst = 1;
+		TAILQ_FOREACH(w, &pool->workers, link) {
+			struct cr_slot *slot = cr_pool_slot(pool, w->id);
+			struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
+			double up = w->pid > 0 ? now - w->started : 0;
+
+			if (cr_worker_dir(w, dir, sizeof dir) == 0)
+				cr_cgroup_stats(dir, &ws);
+			if (json) {
+				cr_buf_add(b, wfirst ? "{" : ",{", wfirst ? 1 : 2);
+				wfirst = 0;
+				cr_buf_printf(b, "\"id\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+					      "\"uptime\":%.3f,\"restarts\":%u,\"last_exit\":",
+					      w->id, (int)w->pid, cr_worker_state_name(w->state), w->generation,
+					      up, slot ? slot->restarts : 0);
+				if (slot && slot->last_exit[0])
+					cr_buf_json_string(b, slot->last_exit);
+				else
+					cr_buf_lit(b, "null");
+				cr_buf_lit(b, ",\"status\":");
+				if (w->status)
+					cr_buf_json_string(b, w->status);
+				else
+					cr_buf_lit(b, "null");
+				json_stat(b, "memory_current", ws.memory_current);
+				json_stat(b, "cpu_usage_usec", ws.cpu_usage_usec);
+				cr_buf_lit(b, "}");
+			} else {
+				char upt[32], mem[16], cpu[24];
+				cr_text_duration(upt, sizeof upt, up);
+				cr_text_bytes(mem, sizeof mem, ws.memory_current);
+				if (ws.cpu_usage_usec >= 0)
+					snprintf(cpu, sizeof cpu, "%.2fs", (double)ws.cpu_usage_usec / 1e6);
+				else
+					snprintf(cpu, sizeof cpu, "-");
+				cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  %s\n", w->id, (int)w->pid,
+					      cr_worker_state_name(w->state), upt, slot ? slot->restarts : 0, mem, cpu,
+					      w->status ? w->status : slot && slot->last_exit[0] ? slot->last_exit : "");
+			}
+		}
+		if (json)
+			cr_buf_lit(b, "]}");
+	}
+	if (json)
+		cr_buf_lit(b, "]");
+	else if (!found)
+		cr_buf_printf(b, "(no pools)\n");
+	return 0;
+}
+

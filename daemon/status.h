@@ -1,0 +1,11 @@
+/* status.h: the status report of pools and workers. */
+#ifndef CR_STATUS_H
+#define CR_STATUS_H
+
+struct cr_buf;
+
+/* status [POOL]: as JSON (the "pools" array of corralctl's answer) or as
+ * the table corralctl prints. 0, or -ENOENT for an unknown pool. */
+int cr_status_report(struct cr_buf *b, const char *pool, int json);
+
+#endif

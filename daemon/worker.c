@@ -1,0 +1,446 @@
+/*
+ * worker.c: one worker's life, from the spawn request to the prototype
+ * until its cgroup is empty: its cgroup made first (it is born in it),
+ * the channel it reports its start on, its stop (signal, then KILL), its
+ * watchdog and ready_timeout, its exit and the restart decision, and the
+ * killing of what it left behind. What the pool as a whole should run is
+ * supervisor.c's reconcile().
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cgwatch.h"
+#include "config.h"
+#include "crlua.h"
+#include "layout.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+#include "spawn.h"
+#include "text.h"
+#include "unixmsg.h"
+
+/* Kills the worker and all it started: its whole cgroup. */
+void cr_worker_kill(struct cr_worker *w)
+{
+	struct cr_who who = cr_worker_who(w);
+	char dir[PATH_MAX];
+	int rc;
+
+	if ((rc = cr_worker_dir(w, dir, sizeof dir)) < 0 || (rc = cr_cgroup_kill(dir)) < 0) {
+		cr_error(&who, "cgroup: unable to kill the worker's cgroup: %s", strerror(-rc));
+		if (w->pidfd >= 0)
+			pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+	}
+}
+
+static void kill_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_worker *w = t->data;
+	struct cr_who who = cr_worker_who(w);
+	char d[32];
+
+	(void)loop;
+	(void)revents;
+	cr_text_duration(d, sizeof d, w->conf->stop_timeout);
+	cr_warn(&who, "worker did not stop within %s, sending KILL", d);
+	cr_worker_kill(w);
+}
+
+static void worker_signal(struct cr_worker *w, int sig)
+{
+	struct cr_who who = cr_worker_who(w);
+
+	if (w->pidfd < 0)
+		return;
+	if (pidfd_send_signal(w->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+		cr_error(&who, "unable to send %s to worker: %s", sigabbrev_np(sig), strerror(errno));
+}
+
+/* Its stop signal now, KILL after stop_timeout. */
+void cr_worker_send_stop(struct cr_worker *w)
+{
+	worker_signal(w, w->conf->stop_signal);
+	ev_timer_set(&w->kill_timer, w->conf->stop_timeout, 0);
+	ev_timer_start(cr_sv.loop, &w->kill_timer);
+}
+
+void cr_worker_stop(struct cr_worker *w)
+{
+	if (w->state >= W_STOPPING)
+		return;
+	cr_worker_set_state(w, W_STOPPING);
+	ev_timer_stop(cr_sv.loop, &w->watchdog);	/* it is going anyway */
+	ev_timer_stop(cr_sv.loop, &w->ready_timer);
+	if (w->pid > 0)
+		cr_worker_send_stop(w);	/* else once its pid arrives */
+}
+
+void cr_worker_free(struct cr_worker *w)
+{
+	char dir[PATH_MAX];
+
+	cr_cgwatch_remove(w->watch);
+	if (cr_worker_dir(w, dir, sizeof dir) == 0)
+		cr_cgroup_rmdir(dir);
+	TAILQ_REMOVE(&w->pool->workers, w, link);
+	w->pool->nworkers--;
+	ev_timer_stop(cr_sv.loop, &w->kill_timer);
+	ev_timer_stop(cr_sv.loop, &w->watchdog);
+	ev_timer_stop(cr_sv.loop, &w->ready_timer);
+	free(w->status);
+	if (w->chan >= 0) {
+		ev_io_stop(cr_sv.loop, &w->chan_io);
+		close(w->chan);
+	}
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	cr_pool_conf_unref(w->conf);
+	free(w);
+}
+
+/* The lowest id no live worker of the pool uses: one pass over a bitmap
+ * of the ids up to the number of workers (some id in 1..n+1 is free). */
+static unsigned free_id(struct cr_pool *pool)
+{
+	unsigned char *used;
+	struct cr_worker *w;
+	unsigned id;
+
+	used = calloc(pool->nworkers / 8 + 1, 1);
+	if (!used) {
+		/* out of memory: any id above all others is free too */
+		id = 0;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			id = w->id > id ? w->id : id;
+		return id + 1;
+	}
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->id >= 1 && w->id <= pool->nworkers)
+			used[(w->id - 1) / 8] |= (unsigned char)(1u << ((w->id - 1) % 8));
+	for (id = 1; id <= pool->nworkers; id++)
+		if (!(used[(id - 1) / 8] & (1u << ((id - 1) % 8))))
+			break;
+	free(used);
+	return id;
+}
+
+void cr_worker_abort(struct cr_worker *w, const char *why)
+{
+	struct cr_who who = cr_worker_who(w);
+
+	if (w->state >= W_STOPPING)
+		return;
+	cr_warn(&who, "%s, aborting the worker", why);
+	ev_timer_stop(cr_sv.loop, &w->watchdog);
+	ev_timer_stop(cr_sv.loop, &w->ready_timer);
+	worker_signal(w, SIGABRT);
+	ev_timer_set(&w->kill_timer, w->conf->stop_timeout, 0);
+	ev_timer_start(cr_sv.loop, &w->kill_timer);
+}
+
+static void watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_worker *w = t->data;
+	char why[96], d[32];
+
+	(void)loop;
+	(void)revents;
+	cr_text_duration(d, sizeof d, w->conf->watchdog);
+	snprintf(why, sizeof why, "watchdog timeout: no WATCHDOG=1 within %s", d);
+	cr_worker_abort(w, why);
+}
+
+static void ready_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_worker *w = t->data;
+	char why[96], d[32];
+
+	(void)loop;
+	(void)revents;
+	cr_text_duration(d, sizeof d, w->conf->ready_timeout);
+	snprintf(why, sizeof why, "not ready within ready_timeout (%s)", d);
+	cr_worker_abort(w, why);
+}
+
+void cr_worker_spawn(struct cr_pool *pool)
+{
+	struct cr_who who = cr_pool_who(pool);
+	struct cr_worker *w = calloc(1, sizeof *w);
+	char dir[PATH_MAX];
+	int rc, cgfd;
+
+	if (!w) {
+		cr_error(&who, "unable to allocate a worker: out of memory");
+		return;
+	}
+	w->pool = pool;
+	w->conf = cr_pool_conf_ref(pool->conf);
+	w->proto = pool->proto;
+	w->generation = pool->generation;
+	w->id = free_id(pool);
+	w->serial = ++pool->next_serial;
+	w->pidfd = w->chan = w->watch = -1;
+	w->state = W_SPAWNING;
+	ev_timer_init(&w->kill_timer, kill_cb, 0, 0);
+	w->kill_timer.data = w;
+	ev_timer_init(&w->watchdog, watchdog_cb, 0, 0);
+	w->watchdog.data = w;
+	ev_timer_init(&w->ready_timer, ready_timeout_cb, 0, 0);
+	w->ready_timer.data = w;
+	TAILQ_INSERT_TAIL(&pool->workers, w, link);
+	pool->nworkers++;
+
+	/* its cgroup first: it is born in it */
+	who.worker = w->id;
+	if ((rc = cr_worker_dir(w, dir, sizeof dir)) < 0 || (rc = cr_cgroup_mkdir(dir)) < 0 ||
+	    (rc = cgfd = cr_cgroup_open(dir)) < 0) {
+		cr_error(&who, "cgroup: unable to create the worker's cgroup %s: %s", dir, strerror(-rc));
+		goto fail;
+	}
+	cr_layout_apply(dir, &w->conf->worker_limits, &who);
+	if (cr_layout_pool_has(pool->name, "memory") &&
+	    (rc = cr_cgroup_write(dir, "memory.oom.group", "1")) < 0)
+		cr_warn(&who, "cgroup: unable to set memory.oom.group: %s", strerror(-rc));
+	rc = cr_proto_spawn(pool->proto, w->serial, w->id, cgfd);
+	close(cgfd);
+	if (rc < 0) {
+		cr_error(&who, "unable to ask the prototype for a worker: %s", strerror(-rc));
+		goto fail;
+	}
+	cr_debug(&who, "transition: worker (new) -> spawning");
+	return;
+fail:
+	cr_worker_free(w);
+	cr_pool_failure(pool, 0, "worker");
+}
+
+void cr_worker_ready(struct cr_worker *w)
+{
+	struct cr_who who = cr_worker_who(w);
+
+	if (w->state != W_STARTING)
+		return;
+	cr_worker_set_state(w, W_READY);
+	ev_timer_stop(cr_sv.loop, &w->ready_timer);
+	cr_debug(&who, "worker ready");
+	cr_queue_worker_event("worker_ready", w, (struct cr_event){ 0 });
+	cr_pool_mark_dirty(w->pool);
+}
+
+/* The channel: messages from the worker; EOF without an error before it
+ * means the exec succeeded (the worker's end is close-on-exec) or the
+ * worker is gone. */
+static void worker_read_chan(struct cr_worker *w)
+{
+	struct cr_who who = cr_worker_who(w);
+	struct cr_chan_msg m;
+	ssize_t n;
+
+	while (w->chan >= 0) {
+		n = recv(w->chan, &m, sizeof m, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_ERROR) {
+			w->has_exec_error = 1;
+			/* CR_STEP_HOOK: the worker logged the hook's error itself */
+			if (m.step == CR_STEP_EXEC)
+				cr_error(&who, "unable to exec \"%s\": %s",
+					 w->conf->argv[0] ? w->conf->argv[0] : "", strerror(m.err));
+			else if (m.step == CR_STEP_CHDIR)
+				cr_error(&who, "unable to change directory to %s: %s", w->conf->directory, strerror(m.err));
+			else if (m.step != CR_STEP_HOOK)
+				cr_error(&who, "unable to %s: %s", cr_spawn_step_name(m.step), strerror(m.err));
+			continue;
+		}
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_STARTED) {
+			cr_debug(&who, "worker's start hook is running");
+			if (w->conf->ready == CR_READY_STARTED)
+				cr_worker_ready(w);
+			continue;
+		}
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_READY) {
+			if (w->conf->ready == CR_READY_NOTIFY)
+				cr_debug(&who, "corral.ready() in a ready = \"notify\" pool: waiting for READY=1");
+			else
+				cr_worker_ready(w);
+			continue;
+		}
+		if (n > 0) {
+			cr_warn(&who, "worker sent a message of %zd bytes that is not corral's, ignored", n);
+			continue;
+		}
+		/* EOF (or a broken channel): the child is past exec or gone */
+		ev_io_stop(cr_sv.loop, &w->chan_io);
+		close(w->chan);
+		w->chan = -1;
+		if (!w->has_exec_error && w->conf->ready == CR_READY_STARTED)
+			cr_worker_ready(w);
+	}
+}
+
+static void chan_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	worker_read_chan(io->data);
+}
+
+/* memory.events counts OOM kills in the worker's cgroup, whether its own
+ * memory.max or the pool's triggered them. */
+static int worker_oom_killed(const struct cr_worker *w)
+{
+	char dir[PATH_MAX];
+	long long kills = 0, group = 0;
+
+	if (cr_worker_dir(w, dir, sizeof dir) < 0)
+		return 0;
+	cr_cgroup_key(dir, "memory.events", "oom_kill", &kills);
+	cr_cgroup_key(dir, "memory.events", "oom_group_kill", &group);
+	return kills > 0 || group > 0;
+}
+
+/* cgroup.events of a GONE worker changed: free it once it is empty. */
+static void emptied_cb(void *data)
+{
+	struct cr_worker *w = data;
+	char dir[PATH_MAX];
+
+	if (cr_worker_dir(w, dir, sizeof dir) < 0 || cr_cgroup_populated(dir) <= 0) {
+		cr_pool_mark_dirty(w->pool);
+		cr_worker_free(w);
+	}
+}
+
+/* Once the main process is gone, nothing it started may stay: kill the
+ * rest of the cgroup, and free the worker when cgroup.events says it is
+ * empty. */
+void cr_worker_gone(struct cr_worker *w)
+{
+	struct cr_who who = cr_worker_who(w);
+	char dir[PATH_MAX];
+
+	ev_timer_stop(cr_sv.loop, &w->kill_timer);
+	ev_timer_stop(cr_sv.loop, &w->watchdog);
+	ev_timer_stop(cr_sv.loop, &w->ready_timer);
+	cr_worker_set_state(w, W_GONE);
+	if (cr_worker_dir(w, dir, sizeof dir) < 0 || cr_cgroup_populated(dir) <= 0) {
+		cr_worker_free(w);
+		return;
+	}
+	w->watch = cr_cgwatch_add(dir, emptied_cb, w);
+	if (w->watch < 0)
+		cr_error(&who, "cgroup: unable to watch %s/cgroup.events: %s", dir, strerror(-w->watch));
+	cr_debug(&who, "killing what the worker left in its cgroup");
+	cr_worker_kill(w);
+	/* it may have emptied before the watch was in place */
+	if (cr_cgroup_populated(dir) <= 0)
+		cr_worker_free(w);
+}
+
+void cr_worker_exited(struct cr_worker *w, int status)
+{
+	struct cr_pool *pool = w->pool;
+	const struct cr_pool_conf *pc = w->conf;
+	struct cr_who who = cr_worker_who(w);
+	ev_tstamp ran_for = ev_now(cr_sv.loop) - w->started;
+	int expected = w->state == W_STOPPING;
+	int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	int current = pool->generation == w->generation && pool->state != POOL_REMOVED;
+	int restart, oom;
+	struct cr_slot *slot;
+	struct cr_event ev;
+	char how[96];
+
+	worker_read_chan(w);	/* an exec error it sent before it went */
+	cr_text_wait_status(how, sizeof how, status);
+	oom = worker_oom_killed(w);
+	if (oom)
+		cr_warn(&who, "worker killed by the kernel's OOM killer (%s): its cgroup ran out of memory", how);
+	else if (expected)
+		cr_info(&who, "worker stopped (%s)", how);
+	else
+		cr_log(failed ? CR_WARN : CR_INFO, &who, "worker %s", how);
+
+	restart = !expected && !cr_sv.stopping && current &&
+		  (pc->restart == CR_RESTART_ALWAYS ||
+		   (pc->restart == CR_RESTART_ON_FAILURE && failed));
+	if (!expected && !restart && current && pool->target > 0) {
+		/* not to be replaced: the pool runs one fewer until reload */
+		pool->target--;
+		cr_info(&who, "worker not restarted (restart = %s)",
+			pc->restart == CR_RESTART_NEVER ? "never" : "on-failure");
+	}
+	if ((slot = cr_pool_slot(pool, w->id))) {
+		snprintf(slot->last_exit, sizeof slot->last_exit, "%s%s", oom ? "OOM-killed, " : "", how);
+		slot->restarts += restart;
+	}
+	pool->restarts += restart;
+	if (restart)
+		cr_pool_failure(pool, ran_for, "worker");
+	ev = (struct cr_event){
+		.oom = oom, .exited = WIFEXITED(status), .code = WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+		.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+	};
+	if (oom)
+		cr_queue_worker_event("oom", w, ev);
+	cr_queue_worker_event("worker_exited", w, ev);
+	cr_pool_mark_dirty(pool);
+	cr_worker_gone(w);
+}
+
+struct cr_worker *cr_worker_by_pid(struct cr_proto *from, pid_t pid)
+{
+	struct cr_pool *pool;
+	struct cr_worker *w;
+
+	TAILQ_FOREACH(pool, &cr_sv.pools, link)
+		TAILQ_FOREACH(w, &pool->workers, link)
+			if (w->pid == pid && w->state != W_GONE && (!from || w->proto == from))
+				return w;
+	return NULL;
+}
+
+/* The prototype's answer: the worker has a pid, a pidfd and a channel. */
+void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan)
+{
+	struct cr_who who;
+
+	w->pid = pid;
+	w->pidfd = pidfd;
+	w->chan = chan;
+	w->started = ev_now(cr_sv.loop);
+	ev_io_init(&w->chan_io, chan_cb, chan, EV_READ);
+	w->chan_io.data = w;
+	ev_io_start(cr_sv.loop, &w->chan_io);
+	who = cr_worker_who(w);
+	cr_info(&who, "worker started");
+	cr_queue_worker_event("worker_started", w, (struct cr_event){ 0 });
+	cr_pool_mark_dirty(w->pool);
+	if (w->state == W_STOPPING) {
+		cr_worker_send_stop(w);	/* asked to stop before its pid was known */
+		return;
+	}
+	if (w->conf->watchdog > 0) {
+		ev_timer_set(&w->watchdog, w->conf->watchdog, 0);
+		ev_timer_start(cr_sv.loop, &w->watchdog);
+	}
+	if (w->conf->ready_timeout > 0) {
+		ev_timer_set(&w->ready_timer, w->conf->ready_timeout, 0);
+		ev_timer_start(cr_sv.loop, &w->ready_timer);
+	}
+	cr_worker_set_state(w, W_STARTING);
+	if (w->early_ready)
+		cr_worker_ready(w);
+}
