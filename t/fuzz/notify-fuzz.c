@@ -17,6 +17,7 @@
  * and past the 64-bit limits.
  */
 #include "../../daemon/notify.c"
+#include "../../daemon/unixmsg.c"
 
 #include <stdarg.h>
 #include <time.h>
@@ -31,12 +32,6 @@ void cr_log(enum cr_level level, const struct cr_who *who, const char *fmt, ...)
 	(void)level;
 	(void)who;
 	(void)fmt;
-}
-
-void cr_supervisor_on_notify(pid_t sender, const struct cr_notify_msg *m)
-{
-	(void)sender;
-	(void)m;
 }
 
 /* ---- randomness --------------------------------------------------------- */
