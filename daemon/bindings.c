@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,9 @@
 #include "crlua.h"
 #include "json.h"
 #include "layout.h"
+#include "log.h"
 #include "reload.h"
+#include "spawn.h"
 #include "status.h"
 #include "supervisor.h"
 #include "text.h"
@@ -61,6 +64,75 @@ static int l_duration(lua_State *L)
 	lua_pushstring(L, buf);
 	return 1;
 }
+
+/* ---- for every phase ------------------------------------------------------ */
+
+/* corral.core.log(level, message): with the pool and worker we run for */
+static int l_log(lua_State *L)
+{
+	int level = cr_log_level_parse(luaL_checkstring(L, 1));
+	const char *msg = luaL_checkstring(L, 2);
+
+	if (level < 0 || level == CR_ALERT)
+		level = CR_INFO;	/* alert is corral's own, never a hook's */
+	cr_log((enum cr_level)level, cr_lua_who(), "%s", msg);
+	return 0;
+}
+
+static int l_phase(lua_State *L)
+{
+	lua_pushstring(L, cr_lua_phase_name());
+	return 1;
+}
+
+static int l_now(lua_State *L)
+{
+	lua_pushnumber(L, cr_lua_now());
+	return 1;
+}
+
+static int l_getpid(lua_State *L)
+{
+	lua_pushinteger(L, getpid());
+	return 1;
+}
+
+
+/* corral.core.setenv(name, value | nil) */
+static int l_setenv(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
+
+	if (rc < 0)
+		return luaL_error(L, "corral.setenv: unable to set %s: %s", name, strerror(errno));
+	return 0;
+}
+
+
+static int l_stopping(lua_State *L)
+{
+	lua_pushboolean(L, cr_spawn_stopping());
+	return 1;
+}
+
+/* corral.core.sleep(seconds) -> interrupted by a stop request */
+static int l_sleep(lua_State *L)
+{
+	lua_pushboolean(L, cr_spawn_sleep(luaL_checknumber(L, 1)));
+	return 1;
+}
+
+static int l_ready(lua_State *L)
+{
+	int rc = cr_spawn_ready();
+
+	if (rc < 0)
+		return luaL_error(L, "corral.ready: unable to tell corrald: %s", strerror(-rc));
+	return 0;
+}
+
+/* ---- for configs (more) ------------------------------------------------------ */
 
 /* corral.core.getpwnam(name | uid) -> { name, uid, gid, dir, shell, groups } | nil */
 static int l_getpwnam(lua_State *L)
@@ -349,6 +421,14 @@ static int l_reload(lua_State *L)
 #define PLUGIN CR_IN(CR_PHASE_PLUGIN)
 
 static const struct cr_lua_fn fns[] = {
+	{ "log", l_log, CR_IN_ANY },
+	{ "phase", l_phase, CR_IN_ANY },
+	{ "now", l_now, CR_IN_ANY },
+	{ "getpid", l_getpid, CR_IN_ANY },
+	{ "setenv", l_setenv, CR_IN_WORKER },
+	{ "stopping", l_stopping, CR_IN_WORKER },
+	{ "sleep", l_sleep, CR_IN(CR_PHASE_PREFORK) | CR_IN_WORKER },
+	{ "ready", l_ready, CR_IN_WORKER },
 	{ "signum", l_signum, CR_IN_ANY },
 	{ "duration", l_duration, CR_IN_ANY },
 	{ "getpwnam", l_getpwnam, CONFIG },

@@ -10,6 +10,7 @@
 typedef struct lua_State lua_State;
 typedef int (*lua_CFunction)(lua_State *L);
 struct cr_pool_conf;
+struct cr_who;
 
 /* A config's Lua state and what corrald keeps of it. */
 struct cr_lua;
@@ -22,6 +23,12 @@ enum cr_phase { CR_PHASE_CONFIG, CR_PHASE_PLUGIN, CR_PHASE_PREFORK, CR_PHASE_SET
 #define CR_IN_WORKER (CR_IN(CR_PHASE_SETUP) | CR_IN(CR_PHASE_START))
 
 enum cr_phase cr_lua_phase(void);
+const char *cr_lua_phase_name(void);
+/* Whom the Lua code of this process runs for (pool, worker), for log
+ * lines; NULL inside corrald. */
+const struct cr_who *cr_lua_who(void);
+/* Seconds on the monotonic clock. */
+double cr_lua_now(void);
 
 /* A C function for corral.core, and the phases that may call it; the
  * check is made before fn runs, with an error naming both. */
@@ -33,12 +40,9 @@ struct cr_lua_fn {
 /* Adds fns (up to a NULL name) to the table on top of L. */
 void cr_lua_register(lua_State *L, const struct cr_lua_fn *fns);
 
-/* Once, before any state is made: more of corral.core, added to every
- * new state (bindings.c's). */
-void cr_lua_init(void (*open_more)(lua_State *L));
-
-/* Where corral's Lua modules live: the source tree when run from it, else
- * the installed data directory. */
+/* Once, before any state is made: where corral's Lua modules are, and
+ * more of corral.core, added to every new state (bindings.c's). */
+void cr_lua_init(const char *dir, void (*open_more)(lua_State *L));
 const char *cr_lua_dir(void);
 
 /* A plain C copy of a Lua value. Functions stay in the state, as registry

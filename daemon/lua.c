@@ -4,9 +4,8 @@
  * workers), runs a config and hands config.c a plain C copy of the
  * result, delivers events and timer callbacks to the active state inside
  * corrald's time budget, runs the hooks in prototypes and workers, and
- * gives Lua the primitives that belong to the process Lua runs in (log,
- * sleep, ready, exec, ...). The primitives that reach the supervisor are
- * bindings.c's. What a config means is config.c's business.
+ * gives Lua the primitives that need its own state (budget_call, exec).
+ * The rest of corral.core is bindings.c's. What a config means is config.c's business.
  *
  * Every call into Lua is protected (a traceback handler under the
  * function, lua_pcall), checks that it leaves the stack as it found it,
@@ -52,14 +51,11 @@ static struct {
 	enum cr_phase phase;
 	struct cr_who who;
 	const struct cr_pool_conf *pc;
-	int chan;			/* the worker's channel to corrald */
-	sigset_t stop_mask;		/* just the pool's stop signal */
 	char **exec_argv;		/* worker:exec() was called: unwinding to exec */
 	struct cr_lua *active;
 	void (*open_more)(lua_State *L);
-} ctx = { .chan = -1 };
-
-static volatile sig_atomic_t stop_requested;
+	char dir[PATH_MAX];		/* corral's Lua modules */
+} ctx;
 
 /* Config code that runs longer than this inside corrald is stopped. */
 #define BUDGET_SECONDS 10.0
@@ -77,6 +73,11 @@ static double monotonic(void)
 enum cr_phase cr_lua_phase(void)
 {
 	return ctx.phase;
+}
+
+const char *cr_lua_phase_name(void)
+{
+	return phase_names[ctx.phase];
 }
 
 /* ---- the protected call path --------------------------------------------- */
@@ -279,94 +280,6 @@ void cr_lua_register(lua_State *L, const struct cr_lua_fn *fns)
 	}
 }
 
-/* corral.core.log(level, message): with the pool and worker we run for */
-static int l_log(lua_State *L)
-{
-	int level = cr_log_level_parse(luaL_checkstring(L, 1));
-	const char *msg = luaL_checkstring(L, 2);
-
-	if (level < 0 || level == CR_ALERT)
-		level = CR_INFO;	/* alert is corral's own, never a hook's */
-	cr_log((enum cr_level)level, ctx.phase <= CR_PHASE_PLUGIN ? NULL : &ctx.who, "%s", msg);
-	return 0;
-}
-
-static int l_phase(lua_State *L)
-{
-	lua_pushstring(L, phase_names[ctx.phase]);
-	return 1;
-}
-
-static int l_now(lua_State *L)
-{
-	lua_pushnumber(L, monotonic());
-	return 1;
-}
-
-static int l_getpid(lua_State *L)
-{
-	lua_pushinteger(L, getpid());
-	return 1;
-}
-
-/* The stop signal is blocked in a Lua worker and caught only while it
- * sleeps, so a pending one is seen here without a race. */
-static int stopping(void)
-{
-	sigset_t pending;
-	struct timespec zero = { 0, 0 };
-
-	if (stop_requested || ctx.phase < CR_PHASE_SETUP)
-		return stop_requested;
-	if (sigpending(&pending) == 0 && sigismember(&pending, ctx.pc->stop_signal)) {
-		sigtimedwait(&ctx.stop_mask, NULL, &zero);
-		stop_requested = 1;
-	}
-	return stop_requested;
-}
-
-static int l_stopping(lua_State *L)
-{
-	lua_pushboolean(L, stopping());
-	return 1;
-}
-
-static void on_stop_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-/* corral.core.sleep(seconds) -> interrupted by a stop request */
-static int l_sleep(lua_State *L)
-{
-	double end = monotonic() + luaL_checknumber(L, 1), left;
-	sigset_t during;
-
-	sigprocmask(SIG_SETMASK, NULL, &during);
-	if (ctx.phase >= CR_PHASE_SETUP)
-		sigdelset(&during, ctx.pc->stop_signal);
-	while (!stopping() && (left = end - monotonic()) > 0) {
-		struct timespec ts;
-		if (left > 1e9)
-			left = 1e9;	/* math.huge: sleep in long steps, not a bad timeout */
-		ts.tv_sec = (time_t)left;
-		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-		ppoll(NULL, 0, &ts, &during);	/* EINTR when the stop signal comes */
-	}
-	lua_pushboolean(L, stopping());
-	return 1;
-}
-
-static int l_ready(lua_State *L)
-{
-	int rc = cr_chan_send(ctx.chan, CR_CHAN_READY, 0, 0);
-
-	if (rc < 0)
-		return luaL_error(L, "corral.ready: unable to tell corrald: %s", strerror(-rc));
-	return 0;
-}
-
 /* An error object of its own: worker:exec() unwinds the Lua body with it. */
 static char exec_unwind;
 
@@ -403,17 +316,6 @@ static int l_exec(lua_State *L)
 	return lua_error(L);
 }
 
-/* corral.core.setenv(name, value | nil) */
-static int l_setenv(lua_State *L)
-{
-	const char *name = luaL_checkstring(L, 1);
-	int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
-
-	if (rc < 0)
-		return luaL_error(L, "corral.setenv: unable to set %s: %s", name, strerror(errno));
-	return 0;
-}
-
 /* corral.core.budget_call(f, ...) -> true, results... | false, message */
 static int l_budget_call(lua_State *L)
 {
@@ -435,58 +337,33 @@ static int l_renew_budget(lua_State *L)
 }
 
 static const struct cr_lua_fn process_fns[] = {
-	{ "log", l_log, CR_IN_ANY },
-	{ "phase", l_phase, CR_IN_ANY },
-	{ "now", l_now, CR_IN_ANY },
-	{ "getpid", l_getpid, CR_IN_ANY },
 	{ "budget_call", l_budget_call, CR_IN(CR_PHASE_CONFIG) },
 	{ "renew_budget", l_renew_budget, CR_IN(CR_PHASE_PLUGIN) },
-	{ "stopping", l_stopping, CR_IN_WORKER },
-	{ "sleep", l_sleep, CR_IN(CR_PHASE_PREFORK) | CR_IN_WORKER },
-	{ "ready", l_ready, CR_IN_WORKER },
 	{ "exec", l_exec, CR_IN_WORKER },
-	{ "setenv", l_setenv, CR_IN_WORKER },
 	{ NULL, NULL, 0 },
 };
 
 /* ---- states ---------------------------------------------------------------- */
 
-void cr_lua_init(void (*open_more)(lua_State *L))
+void cr_lua_init(const char *dir, void (*open_more)(lua_State *L))
 {
+	snprintf(ctx.dir, sizeof ctx.dir, "%s", dir);
 	ctx.open_more = open_more;
-}
-
-static int file_exists(const char *path)
-{
-	return access(path, R_OK) == 0;
 }
 
 const char *cr_lua_dir(void)
 {
-	static char dir[PATH_MAX + 8];
-	char exe[PATH_MAX], probe[PATH_MAX + 64];
-	ssize_t n;
+	return ctx.dir;
+}
 
-	if (dir[0])
-		return dir;
-	/* run from the source tree: build/corrald or build/asan/corrald */
-	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n > 0) {
-		exe[n] = 0;
-		for (int up = 0; up < 3; up++) {
-			char *slash = strrchr(exe, '/');
-			if (!slash)
-				break;
-			*slash = 0;
-			snprintf(probe, sizeof probe, "%s/lua/corral/config.lua", exe);
-			if (file_exists(probe)) {
-				snprintf(dir, sizeof dir, "%s/lua", exe);
-				return dir;
-			}
-		}
-	}
-	snprintf(dir, sizeof dir, "%s/lua", CR_DATADIR);
-	return dir;
+const struct cr_who *cr_lua_who(void)
+{
+	return ctx.phase <= CR_PHASE_PLUGIN ? NULL : &ctx.who;
+}
+
+double cr_lua_now(void)
+{
+	return monotonic();
 }
 
 static int open_state(lua_State *L)
@@ -797,14 +674,7 @@ char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned 
 	int worker;
 
 	enter_child(pc, CR_PHASE_SETUP, id);
-	ctx.chan = chan;
 	cr_proctitle_set("corral: worker %s/%u", pc->name, id);
-
-	/* the stop signal: blocked, and caught while sleeping (see stopping) */
-	sigemptyset(&ctx.stop_mask);
-	sigaddset(&ctx.stop_mask, pc->stop_signal);
-	sigprocmask(SIG_BLOCK, &ctx.stop_mask, NULL);
-	signal(pc->stop_signal, on_stop_signal);
 
 	lua_settop(L, 0);
 	lua_pushcfunction(L, make_worker);
@@ -840,7 +710,5 @@ char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned 
 	if (!ctx.exec_argv)
 		worker_exit(0);
 exec:
-	/* exec'd, the stop signal must reach the program */
-	sigprocmask(SIG_UNBLOCK, &ctx.stop_mask, NULL);
 	return ctx.exec_argv;
 }

@@ -7,6 +7,7 @@
  * 2 usage error.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,41 @@
 #include "wnotify.h"
 
 #define DEFAULT_CONFIG "/etc/corral/corral.lua"
+
+static int file_exists(const char *path)
+{
+	return access(path, R_OK) == 0;
+}
+
+/* Where corral's Lua modules live: the source tree when run from it, else
+ * the installed data directory. */
+static const char *lua_dir(void)
+{
+	static char dir[PATH_MAX + 8];
+	char exe[PATH_MAX], probe[PATH_MAX + 64];
+	ssize_t n;
+
+	if (dir[0])
+		return dir;
+	/* run from the source tree: build/corrald or build/asan/corrald */
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		for (int up = 0; up < 3; up++) {
+			char *slash = strrchr(exe, '/');
+			if (!slash)
+				break;
+			*slash = 0;
+			snprintf(probe, sizeof probe, "%s/lua/corral/config.lua", exe);
+			if (file_exists(probe)) {
+				snprintf(dir, sizeof dir, "%s/lua", exe);
+				return dir;
+			}
+		}
+	}
+	snprintf(dir, sizeof dir, "%s/lua", CR_DATADIR);
+	return dir;
+}
 
 static void usage(FILE *f)
 {
@@ -83,7 +119,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* corral.core gets the supervisor's bindings in every state */
-	cr_lua_init(cr_bindings_open);
+	cr_lua_init(lua_dir(), cr_bindings_open);
 	conf = cr_config_load(file, &lerr);
 	if (!conf) {
 		fprintf(stderr, "corrald: %s\n", lerr ? lerr : "out of memory");

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 
 #include <systemd/sd-journal.h>
 #include <unistd.h>
@@ -252,6 +254,70 @@ static int set_output(const struct cr_pool_conf *pc)
 	return 0;
 }
 
+/* ---- a Lua worker's body: asked to stop, sleeping, ready ---- */
+
+static struct {
+	int chan;			/* to corrald */
+	int stop_signal;		/* 0 outside a Lua worker */
+	sigset_t stop_mask;		/* just the pool's stop signal */
+} self = { .chan = -1 };
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* The stop signal is blocked in a Lua worker and caught only while it
+ * sleeps, so a pending one is seen here without a race. */
+int cr_spawn_stopping(void)
+{
+	sigset_t pending;
+	struct timespec zero = { 0, 0 };
+
+	if (stop_requested || !self.stop_signal)
+		return stop_requested;
+	if (sigpending(&pending) == 0 && sigismember(&pending, self.stop_signal)) {
+		sigtimedwait(&self.stop_mask, NULL, &zero);
+		stop_requested = 1;
+	}
+	return stop_requested;
+}
+
+static double monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cr_spawn_sleep(double seconds)
+{
+	double end = monotonic() + seconds, left;
+	sigset_t during;
+
+	sigprocmask(SIG_SETMASK, NULL, &during);
+	if (self.stop_signal)
+		sigdelset(&during, self.stop_signal);
+	while (!cr_spawn_stopping() && (left = end - monotonic()) > 0) {
+		struct timespec ts;
+		if (left > 1e9)
+			left = 1e9;	/* math.huge: sleep in long steps, not a bad timeout */
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		ppoll(NULL, 0, &ts, &during);	/* EINTR when the stop signal comes */
+	}
+	return cr_spawn_stopping();
+}
+
+int cr_spawn_ready(void)
+{
+	return cr_chan_send(self.chan, CR_CHAN_READY, 0, 0);
+}
+
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
 {
 	char *const *argv = pc->argv;
@@ -285,8 +351,16 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 
 	/* the Lua body returns here only to exec: the pool's command, or
 	 * what worker:exec() named */
-	if (pc->ref_setup != CR_NOREF || pc->ref_start != CR_NOREF)
+	if (pc->ref_setup != CR_NOREF || pc->ref_start != CR_NOREF) {
+		/* the stop signal: blocked, and caught while sleeping */
+		self.chan = chan;
+		self.stop_signal = pc->stop_signal;
+		sigemptyset(&self.stop_mask);
+		sigaddset(&self.stop_mask, pc->stop_signal);
+		sigprocmask(SIG_BLOCK, &self.stop_mask, NULL);
+		signal(pc->stop_signal, on_stop_signal);
 		argv = cr_lua_worker(pc, id, generation, chan);
+	}
 	if (!argv)
 		argv = pc->argv;
 	exec_argv(argv);

@@ -31,4 +31,12 @@ const char *cr_spawn_step_name(int step);
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
 		     int chan) __attribute__((noreturn));
 
+/* In a Lua worker (its body runs in this process): whether its stop
+ * signal came; a sleep that a stop request cuts short (whether it did);
+ * telling corrald it is ready (0 or -errno). Outside a worker's body,
+ * sleep just sleeps. */
+int cr_spawn_stopping(void);
+int cr_spawn_sleep(double seconds);
+int cr_spawn_ready(void);
+
 #endif
