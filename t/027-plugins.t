@@ -258,6 +258,8 @@ SKIP: {
         if $psi{'2s'}{refused};
     like($psi{'2s'}{id}, qr/^\d+$/, 'corral.psi_trigger (2 s window) returns an id') or diag($psi{'2s'}{line});
 }
+# (ex's worker exited for good)
+$t->checkpoint('events, timers, stats, pressure', fds => 0);
 
 # A handler error, an endless handler, an endless timer: logged, stopped,
 # nothing else changes.
@@ -286,6 +288,8 @@ $t->wait_log(qr/ info rec2: alive$/, since => $m2, count => 3, name => 'the new 
 ok(!one(qr/ rec1: alive$/, $m2), 'the old config\'s timers died with it');
 is_deeply({ $t->started_workers('p') }, \%p, 'workers intact');
 ok(!$t->log_lines(qr/ worker (?:started|stopped|exited|killed) .*pool=p /, $mark), 'no worker of p started or stopped');
+# (ex's worker runs again)
+$t->checkpoint('failing and endless handlers', fds => 0);
 
 # still reloads
 $t->write_config(config(3));
@@ -295,6 +299,7 @@ $t->wait_log(qr/ info reload done: 0 added, 0 changed, 0 removed, 2 unchanged$/,
 $t->wait_log(qr/ info rec3: event event=reload$/, since => $mark);
 $t->wait_log(qr/ info rec3: alive$/, since => $mark, count => 2, name => 'the third config\'s timers run');
 is_deeply({ $t->started_workers('p') }, \%p, 'workers still intact');
+$t->checkpoint('a reload after them');
 
 # a broken plugin at reload: the running config (and its plugin) stay
 $t->write_file('plugins/broken.lua', "local x = 1\nundeclared = x\n");
@@ -307,6 +312,7 @@ $t->wait_log(qr/ error reload failed, keeping the running configuration: \Q$brok
 $m2 = $t->mark;
 $t->wait_log(qr/ info rec3: alive$/, since => $m2, count => 2, name => 'the running config\'s plugin goes on');
 ok(!one(qr/ rec4: /, $mark), 'nothing of the broken config ran');
+$t->checkpoint('a broken plugin at reload');
 
 # stop
 $mark = $t->mark;

@@ -114,6 +114,7 @@ is_deeply([ grep { exists $ovenv->{$_} } qw(WATCHDOG_USEC WATCHDOG_PID LISTEN_FD
 # "started": its READY=1 is noted, not needed
 my ($st) = $t->workers('started');
 $t->wait_log(qr/ debug notify: READY=1 \(the pool's ready rule is not "notify"\) pool=started worker=1 pid=$st$/);
+$t->checkpoint('start-up');
 
 # Nobody but a worker's own process is heard: the test process...
 my $me = $$;
@@ -141,6 +142,7 @@ $other->check_invariants;
 $t->stays(sub { !$t->log_lines(qr/ info pool ready .* pool=(shell|py|silent|badmain)$/) }, 1,
           'notify pools not ready before their workers say so');
 ok(!$t->log_lines(qr/STATUS=(from outside|intruder)/), 'no STATUS taken from outsiders');
+$t->checkpoint('messages from outsiders');
 
 # systemd-notify from a shell: the helper's message counts for the worker,
 # and it returns (its BARRIER=1 is answered by corrald closing the fd)
@@ -154,6 +156,7 @@ for my $id (1, 2) {
 }
 $t->wait_for(sub { !grep { proc_cmdline($shell{$_}) ne "sleep\0" . "1000\0" } keys %shell }, 10,
              'systemd-notify returned (barrier released): the shells went on to exec sleep');
+$t->checkpoint('systemd-notify from a shell');
 
 # Python
 my ($py) = $t->workers('py');
@@ -169,6 +172,7 @@ $t->wait_log(qr/ info worker reports errno 2 \(No such file or directory\) pool=
 $t->wait_log(qr/ debug notify: STATUS=after unknown pool=py worker=1 pid=$py$/, since => $mark,
              name => 'an unknown assignment does not spoil the datagram');
 ok(pid_alive($py), 'py: STOPPING=1 alone does not stop the worker');
+$t->checkpoint('a Python worker');
 
 # sd_notify() from C
 SKIP: {
@@ -221,6 +225,8 @@ EOF
     my @lost = grep { /pid=(\d+)$/ && $burst{$1} } $t->log_lines(qr/notify: ignored a message/, $mark);
     is_deeply(\@lost, [], 'no READY=1 of theirs ignored') or diag(join "\n", @lost);
 }
+# (two pools more)
+$t->checkpoint('sd_notify() from C', fds => 0);
 
 # MAINPID=: a shell starts the real program and names it with
 # systemd-notify --pid; the shell's exit is not the worker's
@@ -241,6 +247,7 @@ kill 'TERM', $main;
 $t->wait_log(qr/ warn worker killed by signal 15 \(TERM\) pool=forking worker=1 pid=$main$/, since => $mark,
              name => 'forking: the main process\'s death is the worker\'s exit');
 $t->wait_log(qr/ info worker started pool=forking worker=1 pid=\d+$/, since => $mark, name => 'forking: restarted');
+$t->checkpoint('MAINPID=');
 
 # MAINPID= naming a process that is not the worker's is ignored
 my ($badmain) = $t->workers('badmain');
@@ -257,5 +264,6 @@ is_deeply([ $t->workers('badmain') ], [ $badmain ], 'badmain: still its own proc
 ok(!$t->log_lines(qr/main process is now pid .* pool=badmain /), 'badmain: no main process change');
 ok(!$t->log_lines(qr/ info pool ready .* pool=silent$/), 'silent: never ready');
 is_deeply([ $t->workers('silent') ], [ $silent ], 'silent: untouched');
+$t->checkpoint('MAINPID= of a process not the worker\'s');
 
 $t->done;

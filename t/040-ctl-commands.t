@@ -125,12 +125,14 @@ sub follow_restart {
 
 # --- ping, version ---------------------------------------------------------
 
-my $r = ctl_ok('ping', 'ping');
-is($r->{out}, "pong\n", 'ping prints pong');
-$r = ctl_ok('version', 'version');
-my ($want_version) = $t->run('-V')->{out} =~ /^corrald (\S+)$/m;
-ok($want_version, 'corrald -V prints a version');
-is($r->{out}, ($want_version // '?') . "\n", "version prints the running corrald's version");
+$t->scenario('ping and version', sub {
+    my $r = ctl_ok('ping', 'ping');
+    is($r->{out}, "pong\n", 'ping prints pong');
+    $r = ctl_ok('version', 'version');
+    my ($want_version) = $t->run('-V')->{out} =~ /^corrald (\S+)$/m;
+    ok($want_version, 'corrald -V prints a version');
+    is($r->{out}, ($want_version // '?') . "\n", "version prints the running corrald's version");
+});
 
 # --- status ----------------------------------------------------------------
 
@@ -145,43 +147,47 @@ sub worker_rows {
     return \%rows;
 }
 
-$r = ctl_ok('status', 'status');
-my @lines = split /\n/, $r->{out};
-like($lines[0] // '', qr/^POOL\s+STATE\s+READY\s+WORKERS\s+TARGET\s+RESTARTS\s*$/, 'status: header line');
-for my $p ([ web => 3 ], [ sig => 2 ], [ ticker => 1 ], [ flaky => 1 ]) {
-    my ($name, $n) = @$p;
-    like($r->{out}, qr{^\Q$name\E\s+running\s+$n/$n\s+$n\s+$n\s+0\s*$}m,
-         "status: $name running, $n/$n ready, $n workers, target $n, 0 restarts");
-}
-like($r->{out}, qr/^\s+ID\s+PID\s+STATE\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU\s+STATUS/m, 'status: worker header line');
-for my $pool (qw(web sig)) {
-    my %real = $t->worker_map($pool);
-    my $rows = worker_rows($r->{out}, $pool);
-    is_deeply({ map { $_ => $rows->{$_}{pid} } keys %$rows }, \%real,
-              "status: $pool rows have the ids and pids of the real workers");
-    ok(%$rows && !grep({ $_->{state} ne 'ready' } values %$rows), "status: $pool workers are ready");
-}
+$t->scenario('status', sub {
+    my $r = ctl_ok('status', 'status');
+    my @lines = split /\n/, $r->{out};
+    like($lines[0] // '', qr/^POOL\s+STATE\s+READY\s+WORKERS\s+TARGET\s+RESTARTS\s*$/, 'status: header line');
+    for my $p ([ web => 3 ], [ sig => 2 ], [ ticker => 1 ], [ flaky => 1 ]) {
+        my ($name, $n) = @$p;
+        like($r->{out}, qr{^\Q$name\E\s+running\s+$n/$n\s+$n\s+$n\s+0\s*$}m,
+             "status: $name running, $n/$n ready, $n workers, target $n, 0 restarts");
+    }
+    like($r->{out}, qr/^\s+ID\s+PID\s+STATE\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU\s+STATUS/m, 'status: worker header line');
+    for my $pool (qw(web sig)) {
+        my %real = $t->worker_map($pool);
+        my $rows = worker_rows($r->{out}, $pool);
+        is_deeply({ map { $_ => $rows->{$_}{pid} } keys %$rows }, \%real,
+                  "status: $pool rows have the ids and pids of the real workers");
+        ok(%$rows && !grep({ $_->{state} ne 'ready' } values %$rows), "status: $pool workers are ready");
+    }
 
-$r = ctl_ok('status sig', 'status', 'sig');
-like($r->{out}, qr{^sig\s+running\s+2/2\s}m, 'status POOL: that pool');
-unlike($r->{out}, qr/^(?:web|ticker|flaky)\s/m, 'status POOL: no other pool');
+    $r = ctl_ok('status sig', 'status', 'sig');
+    like($r->{out}, qr{^sig\s+running\s+2/2\s}m, 'status POOL: that pool');
+    unlike($r->{out}, qr/^(?:web|ticker|flaky)\s/m, 'status POOL: no other pool');
+});
 
 # --- unknown pools and workers: exit 3, nothing changes ----------------------
 
-my %web_before = $t->worker_map('web');
-ctl_fails('status of an unknown pool', 3, qr/^corralctl: no such pool: nope$/, 'status', 'nope');
-ctl_fails('scale of an unknown pool', 3, qr/^corralctl: no such pool: nope$/, 'scale', 'nope', 2);
-for my $cmd (qw(restart stop start freeze thaw)) {
-    ctl_fails("$cmd of an unknown pool", 3, qr/^corralctl: no such pool: nope$/, $cmd, 'nope');
-}
-ctl_fails('signal to an unknown pool', 3, qr/^corralctl: no such pool: nope$/, 'signal', 'nope', 'USR1');
-ctl_fails('restart of an unknown worker', 3, qr{^corralctl: no such worker: web/9$}, 'restart', 'web/9');
-ctl_fails('signal to an unknown worker', 3, qr{^corralctl: no such worker: sig/9$}, 'signal', 'sig/9', 'USR1');
-is_deeply({ $t->worker_map('web') }, \%web_before, 'unknown pools and workers: web untouched');
+$t->scenario('unknown pools and workers', sub {
+    my %web_before = $t->worker_map('web');
+    ctl_fails('status of an unknown pool', 3, qr/^corralctl: no such pool: nope$/, 'status', 'nope');
+    ctl_fails('scale of an unknown pool', 3, qr/^corralctl: no such pool: nope$/, 'scale', 'nope', 2);
+    for my $cmd (qw(restart stop start freeze thaw)) {
+        ctl_fails("$cmd of an unknown pool", 3, qr/^corralctl: no such pool: nope$/, $cmd, 'nope');
+    }
+    ctl_fails('signal to an unknown pool', 3, qr/^corralctl: no such pool: nope$/, 'signal', 'nope', 'USR1');
+    ctl_fails('restart of an unknown worker', 3, qr{^corralctl: no such worker: web/9$}, 'restart', 'web/9');
+    ctl_fails('signal to an unknown worker', 3, qr{^corralctl: no such worker: sig/9$}, 'signal', 'sig/9', 'USR1');
+    is_deeply({ $t->worker_map('web') }, \%web_before, 'unknown pools and workers: web untouched');
+});
 
 # --- scale -----------------------------------------------------------------
 
-{
+$t->scenario('scale up, down and back', sub {
     my @before = $t->workers('web');
     ctl_ok('scale web 5', 'scale', 'web', 5);
     wait_settled('web', 5, 'scale up: 5 ready web workers');
@@ -203,11 +209,11 @@ is_deeply({ $t->worker_map('web') }, \%web_before, 'unknown pools and workers: w
 
     ctl_ok('scale web 3', 'scale', 'web', 3);
     wait_settled('web', 3, 'scale up again: 3 ready web workers');
-}
+});
 
 # --- restart: rolling --------------------------------------------------------
 
-{
+$t->scenario('rolling restart', sub {
     my @old = $t->workers('web');
     my $old_proto = $t->prototype_pid('web');
     my $gen = pool_status('web')->{generation};
@@ -229,11 +235,11 @@ is_deeply({ $t->worker_map('web') }, \%web_before, 'unknown pools and workers: w
     ok(defined $first_stop && defined $first_ready && $first_ready < $first_stop,
        'rolling restart: the log has a new worker ready before the first old one stopped')
         or diag(join "\n", @events);
-}
+});
 
 # --- restart: one worker -----------------------------------------------------
 
-{
+$t->scenario('restart of one worker', sub {
     my %m = $t->worker_map('web');
     my ($id, @others) = sort { $a <=> $b } keys %m;
     my $proto = $t->prototype_pid('web');
@@ -249,7 +255,7 @@ is_deeply({ $t->worker_map('web') }, \%web_before, 'unknown pools and workers: w
     is($n{$_}, $m{$_}, "restart POOL/ID: worker $_ untouched") for @others;
     $t->wait_for(sub { !pid_alive($m{$id}) }, 10, "restart POOL/ID: the old worker $id is gone");
     is($t->prototype_pid('web'), $proto, 'restart POOL/ID: same prototype');
-}
+});
 
 # --- restart: all at once ----------------------------------------------------
 
@@ -268,23 +274,25 @@ sub all_stopped_first {
 }
 
 for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart', 'web' ]) {
-    my @old = $t->workers('web');
-    my $old_proto = $t->prototype_pid('web');
-    my $gen = pool_status('web')->{generation};
-    my $mark = $t->mark;
-    ctl_ok("@$args", @$args);
-    my ($done) = follow_restart('web', 3, \@old, $gen);
-    ok($done, "@$args: 3 new workers ready") or $t->diag_tail;
-    $t->wait_log(qr/ info restarting the pool, all workers at once pool=web$/, since => $mark);
-    my $proto = $t->prototype_pid('web');
-    ok($proto && $proto != $old_proto, "@$args: a new prototype");
-    $t->wait_for(sub { !grep { pid_alive($_) } @old }, 10, "@$args: the old workers are gone");
-    ok(all_stopped_first(\@old, $mark), "@$args: all 3 old workers stopped before a new one was ready");
+    $t->scenario("@$args", sub {
+        my @old = $t->workers('web');
+        my $old_proto = $t->prototype_pid('web');
+        my $gen = pool_status('web')->{generation};
+        my $mark = $t->mark;
+        ctl_ok("@$args", @$args);
+        my ($done) = follow_restart('web', 3, \@old, $gen);
+        ok($done, "@$args: 3 new workers ready") or $t->diag_tail;
+        $t->wait_log(qr/ info restarting the pool, all workers at once pool=web$/, since => $mark);
+        my $proto = $t->prototype_pid('web');
+        ok($proto && $proto != $old_proto, "@$args: a new prototype");
+        $t->wait_for(sub { !grep { pid_alive($_) } @old }, 10, "@$args: the old workers are gone");
+        ok(all_stopped_first(\@old, $mark), "@$args: all 3 old workers stopped before a new one was ready");
+    });
 }
 
 # --- stop and start ----------------------------------------------------------
 
-{
+$t->scenario('stop and start', sub {
     ctl_ok('stop web', 'stop', 'web');
     $t->wait_for(sub { !$t->workers('web') && !$t->prototype_pid('web') }, 15,
                  'stop: no web worker and no prototype left');
@@ -309,11 +317,11 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
     wait_settled('web', 3, 'start: 3 ready web workers again');
     ctl_ok('start web again', 'start', 'web');
     is(scalar $t->workers('web'), 3, 'start of a running pool: still 3 workers');
-}
+});
 
 # --- start of a failed pool --------------------------------------------------
 
-{
+$t->scenario('start of a failed pool', sub {
     unlink $t->path('flaky.ok');
     my ($f) = $t->workers('flaky');
     kill 'KILL', $f;
@@ -324,11 +332,11 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
     ctl_ok('start of a failed pool', 'start', 'flaky');
     $t->wait_for(sub { $t->workers('flaky') == 1 && (pool_status('flaky') // {})->{state} eq 'running' }, 10,
                  'start: the failed pool runs again');
-}
+});
 
 # --- signal ----------------------------------------------------------------
 
-{
+$t->scenario('signal', sub {
     $t->wait_for(sub { -e $t->path('sigready.1') && -e $t->path('sigready.2') }, 10, 'sig: traps set');
     my @sig = $t->workers('sig');
     ctl_ok('signal sig USR1', 'signal', 'sig', 'USR1');
@@ -343,11 +351,11 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
     is_deeply([ $t->workers('sig') ], \@sig, 'signal: the workers live on');
     ctl_fails('signal with an unknown signal name', 2, qr/^corralctl: .*signal/, 'signal', 'sig', 'NOSUCHSIG');
     ctl_fails('signal with signal number 0', 2, qr/^corralctl: .*signal/, 'signal', 'sig', '0');
-}
+});
 
 # --- freeze and thaw ---------------------------------------------------------
 
-{
+$t->scenario('freeze and thaw', sub {
     my $events = $t->cgroup_dir('ticker') . '/cgroup.events';
     my $frozen = sub {
         my ($path) = @_;
@@ -365,11 +373,12 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
     $t->wait_for(sub { $frozen->() == 0 }, 10, 'thaw: cgroup.events says frozen 0');
     $t->wait_for(sub { -s $t->path('tick') > $size }, 10, 'thaw: the worker runs again');
     $t->wait_for(sub { (pool_status('ticker') // {})->{state} eq 'running' }, 10, 'thaw: status says running');
-}
+});
 
 # --- reload ----------------------------------------------------------------
 
-{
+# (a pool more at the end: not where it started)
+$t->scenario('reload adds a pool', { fds => 0 }, sub {
     ctl_ok('scale web 2 before the reload', 'scale', 'web', 2);
     wait_settled('web', 2);
     my %sig = $t->worker_map('sig');
@@ -382,13 +391,15 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
     $t->wait_for(sub { $t->workers('added') == 2 }, 10, 'reload: the added pool runs');
     is_deeply({ $t->worker_map('sig') }, \%sig, 'reload: sig keeps its workers');
     wait_settled('web', 3, 'reload: web has the count of the config again (the scale lasted until the reload)');
+});
 
+$t->scenario('reload of a broken config', sub {
     my $snapshot = sub { return { map { $_ => [ $t->workers($_) ] } qw(web sig ticker flaky added) } };
     my $before = $snapshot->();
     my $text = $CONFIG . $ADDED . qq{pool "broken" { command = "/bin/sleep 1000" }\nerror("broken on purpose")\n};
     my $line = () = $text =~ /\n/g;
     $t->write_config($text);
-    $mark = $t->mark;
+    my $mark = $t->mark;
     my $file = $t->conf;
     ctl_fails('reload of a broken config', 1, qr/^corralctl: \Q$file\E:$line: broken on purpose$/, 'reload');
     $t->wait_log(qr/ error reload failed, keeping the running configuration: /, since => $mark);
@@ -396,11 +407,11 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
     is_deeply($snapshot->(), $before, 'broken reload: every pid kept');
     ok(!pool_status('broken'), 'broken reload: no pool "broken"');
     ctl_fails('status broken', 3, qr/no such pool: broken/, 'status', 'broken');
-}
+});
 
 # --- where corralctl finds the socket ----------------------------------------
 
-{
+$t->scenario('where corralctl finds the socket', sub {
     my $r = $t->ctl('ping', { socket => undef, env => { CORRAL_SOCKET => $sock } });
     is($r->{code}, 0, 'CORRAL_SOCKET: used without -s');
     is($r->{out}, "pong\n", 'CORRAL_SOCKET: pong');
@@ -418,11 +429,11 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
         is($r->{code}, 5, 'no -s, no CORRAL_SOCKET: the default path, nothing there: exit 5');
         like($r->{err}, qr{/run/corral/control\.sock}, 'no -s, no CORRAL_SOCKET: names the default path');
     }
-}
+});
 
 # --- help and usage ----------------------------------------------------------
 
-{
+$t->scenario('help and usage', sub {
     my $r = $t->ctl('--help');
     is($r->{code}, 0, '--help: exit 0');
     for my $cmd (qw(status scale restart stop start signal freeze thaw reload ping version)) {
@@ -448,6 +459,6 @@ for my $args ([ 'restart', 'web', '--all-at-once' ], [ '--all-at-once', 'restart
         is($r->{out}, '', "usage error, $name: nothing on stdout");
     }
     is(scalar $t->workers('web'), 3, 'usage errors: web untouched');
-}
+});
 
 $t->done;

@@ -54,6 +54,7 @@ $t->wait_for(sub {
     my $s = $t->status('notify');
     $s && ($s->{notify}{workers}[0]{status} // '') eq $NOTIFY_STATUS;
 }, 10, 'the notify worker has sent its STATUS=');
+$t->checkpoint('start-up');
 
 sub which {
     my ($prog) = @_;
@@ -193,19 +194,20 @@ sub cgroup_value {
     my ($nw) = @{ ($pools{notify} || {})->{workers} || [] };
     is($nw && $nw->{status}, $NOTIFY_STATUS, 'notify: status is the STATUS= text, quote, tab, backslash and UTF-8 intact');
 }
+$t->checkpoint('status --json');
 
 # uptime goes on.
-{
+$t->scenario('uptime', sub {
     my $before = $pools{web}{workers}[0];
     $t->wait_for(sub {
         my $s = $t->status('web') or return 0;
         my ($w) = grep { $_->{id} == $before->{id} } @{ $s->{web}{workers} };
         $w && $w->{uptime} >= $before->{uptime} + 0.2;
     }, 10, 'uptime grows');
-}
+});
 
 # A worker killed: last_exit and restarts.
-{
+$t->scenario('a worker killed', sub {
     my %m = $t->worker_map('web');
     my ($id) = sort keys %m;
     kill 'KILL', $m{$id};
@@ -220,19 +222,20 @@ sub cgroup_value {
     is(scalar @killed, 1, 'web: one worker has last_exit "killed by signal 9 (KILL)"');
     is($killed[0] && $killed[0]{restarts}, 1, 'web: and restarts 1');
     is($killed[0] && $killed[0]{id}, $id, 'web: on the id of the killed worker');
-}
+});
 
 # status POOL --json: just that pool.
-{
+$t->scenario('status POOL --json', sub {
     my $r = $t->ctl('status', 'notify', '--json');
     is($r->{code}, 0, 'status POOL --json: exit 0');
     valid_json($r->{out}, 'status POOL --json');
     my $s = eval { $JSON->decode($r->{out}) } || {};
     is_deeply([ map { $_->{name} } @{ $s->{pools} || [] } ], [ 'notify' ], 'status POOL --json: that pool only');
-}
+});
 
-# A worker whose STATUS= is not UTF-8 still gives valid JSON.
-{
+# A worker whose STATUS= is not UTF-8 still gives valid JSON (a worker
+# more at the end).
+$t->scenario('a STATUS= that is not UTF-8', { fds => 0 }, sub {
     my $r = $t->ctl('scale', 'binary', 1);
     is($r->{code}, 0, 'scale binary 1');
     $t->wait_for(sub { my @f = glob($t->path('sent.binary.*')); @f == 1 }, 10, 'binary: its worker sent STATUS=');
@@ -242,7 +245,7 @@ sub cgroup_value {
     valid_json($r->{out}, 'status --json with a worker STATUS= that is not UTF-8');
     $r = $t->ctl('--json', 'status');
     valid_json($r->{out}, 'status --json of all pools with it');
-}
+});
 
 # --- --json of the other commands ---------------------------------------------
 
@@ -268,10 +271,12 @@ is($bad->{code}, 'bad-request', '--json bad signal: code bad-request');
 my $reload = json_of(0, '--json reload', 'reload');
 like($reload->{message} // '', qr/^0 added, 0 changed, 0 removed, 4 unchanged/, '--json reload: message');
 $t->wait_for(sub { $t->workers('web') == 2 }, 10, 'reload: web back to its 2 workers');
+# (binary's worker went with the reload)
+$t->checkpoint('--json of the other commands', fds => 0);
 
 # --- the raw protocol, from Perl ------------------------------------------------
 
-{
+$t->scenario('the raw protocol', sub {
     my $r = $t->raw_request(qq({"command":"ping"}\n));
     is($r->{reply}, qq({"ok":true,"code":"ok","pong":true}\n), 'raw ping: the answer, one line');
     ok($r->{closed}, 'raw ping: then corrald closes the connection');
@@ -309,7 +314,7 @@ $t->wait_for(sub { $t->workers('web') == 2 }, 10, 'reload: web back to its 2 wor
     is($ans && $ans->{version}, $v->{version}, 'raw version: the same as corralctl');
     $ans = $t->request({ command => 'reload' });
     ok($ans && $ans->{ok} && $ans->{message} =~ /^0 added/, 'raw reload: ok with the message');
-}
+});
 
 # --- documented ---------------------------------------------------------------
 

@@ -5,7 +5,8 @@
 # trickling one are disconnected after 5 s while others are answered;
 # at most 128 connections are open at once and the others wait; 100
 # concurrent clients are all answered while workers churn; corralctl
-# without a corrald exits 5.
+# without a corrald exits 5. The churning pool is stopped but for its own
+# scenario: the others count corrald's fds before and after.
 
 use strict;
 use warnings;
@@ -39,6 +40,8 @@ $t->start;
 $t->wait_control;
 $t->wait_for(sub { $t->workers('web') == 2 && $t->workers('spare') == 1 }, 10, 'pools up');
 my %web = $t->worker_map('web');
+is($t->ctl('stop', 'churn')->{code}, 0, 'stop churn until its scenario');
+$t->wait_for(sub { !$t->workers('churn') && !$t->prototype_pid('churn') }, 10, 'churn stopped');
 
 # --- malformed requests ----------------------------------------------------------
 
@@ -55,58 +58,60 @@ sub bad_request {
     ok($r->{closed}, "$name: connection closed after the answer");
 }
 
-my $many_keys = '{' . join(',', map { qq("k$_":$_) } 1 .. 17) . ',"command":"ping"}';
-my @malformed = (
-    [ "not json\n", qr/^not a request: expected a JSON object at byte 0$/, 'not JSON' ],
-    [ "\n", qr/^not a request: expected a JSON object at byte 0$/, 'an empty line' ],
-    [ qq(["ping"]\n), qr/^not a request: expected a JSON object/, 'an array' ],
-    [ qq({"command":"status","pool":{"name":"web"}}\n), qr/^not a request: nested values are not understood at byte \d+$/, 'a nested object' ],
-    [ qq({"command":["ping"]}\n), qr/^not a request: nested values are not understood/, 'a nested array' ],
-    [ qq({"command":"ping"\n), qr/^not a request: expected ',' or '\}'/, 'an unfinished object' ],
-    [ qq({"command":"ping} \n), qr/^not a request: unfinished string/, 'an unfinished string' ],
-    [ qq({"command":"ping"} x\n), qr/^not a request: text after the object/, 'text after the object' ],
-    [ qq({"command":"ping","command":"ping"}\n), qr/^not a request: duplicate key/, 'a duplicate key' ],
-    [ qq({"command":"pi\x01ng"}\n), qr/^not a request: control character in a string/, 'a control character' ],
-    [ qq({"command":"\\u00e9"}\n), qr/^not a request: \\u escape outside ASCII or NUL/, 'a \u escape outside ASCII' ],
-    [ qq({"command":"p\\qing"}\n), qr/^not a request: bad escape/, 'a bad escape' ],
-    [ qq({"command":"ping","x":1.2.3}\n), qr/^not a request: bad number/, 'a bad number' ],
-    [ qq({"command":"ping","x":nope}\n), qr/^not a request: expected a value/, 'a bare word' ],
-    [ "$many_keys\n", qr/^not a request: too many keys/, '18 keys' ],
-    [ qq({"command":"status","pool":") . ('w' x 300) . qq("}\n), qr/^not a request: string too long/, 'a 300-byte string' ],
-    [ qq({}\n), qr/^missing "command" \(a string\)$/, 'no command' ],
-    [ qq({"pool":"web"}\n), qr/^missing "command" \(a string\)$/, 'a pool but no command' ],
-    [ qq({"command":5}\n), qr/^"command" must be a string$/, 'a command that is a number' ],
-    [ qq({"command":"frobnicate","pool":"web"}\n), qr/^unknown command "frobnicate"$/, 'an unknown command' ],
-    [ qq({"command":"scale","count":1}\n), qr/^scale: missing "pool"$/, 'scale without a pool' ],
-    [ qq({"command":"scale","pool":"web"}\n), qr/^scale: "count" must be an integer from 0 to 10000$/, 'scale without a count' ],
-    [ qq({"command":"scale","pool":"web","count":"3"}\n), qr/"count" must be an integer/, 'a count that is a string' ],
-    [ qq({"command":"scale","pool":"web","count":-1}\n), qr/"count" must be an integer/, 'a negative count' ],
-    [ qq({"command":"scale","pool":"web","count":2.5}\n), qr/"count" must be an integer/, 'a fractional count' ],
-    [ qq({"command":"scale","pool":"web","count":10001}\n), qr/"count" must be an integer from 0 to 10000/, 'a count above 10000' ],
-    [ qq({"command":"restart","pool":"web","worker":"1"}\n), qr/^"worker" must be a worker id \(a positive integer\)$/, 'a worker that is a string' ],
-    [ qq({"command":"restart","pool":"web","worker":0}\n), qr/^"worker" must be a worker id/, 'worker 0' ],
-    [ qq({"command":"restart","pool":"web","worker":1.5}\n), qr/^"worker" must be a worker id/, 'a fractional worker' ],
-    [ qq({"command":"signal","pool":"web"}\n), qr/^signal: "signal" must be a signal name or number$/, 'signal without a signal' ],
-    [ qq({"command":"signal","pool":"web","signal":"NOPE"}\n), qr/^signal: "signal" must be a signal name or number$/, 'an unknown signal' ],
-    [ qq({"command":"signal","pool":"web","signal":"0"}\n), qr/^signal: "signal" must be a signal name or number$/, 'signal 0' ],
-);
-bad_request(@$_) for @malformed;
+$t->scenario('malformed requests', sub {
+    my $many_keys = '{' . join(',', map { qq("k$_":$_) } 1 .. 17) . ',"command":"ping"}';
+    my @malformed = (
+        [ "not json\n", qr/^not a request: expected a JSON object at byte 0$/, 'not JSON' ],
+        [ "\n", qr/^not a request: expected a JSON object at byte 0$/, 'an empty line' ],
+        [ qq(["ping"]\n), qr/^not a request: expected a JSON object/, 'an array' ],
+        [ qq({"command":"status","pool":{"name":"web"}}\n), qr/^not a request: nested values are not understood at byte \d+$/, 'a nested object' ],
+        [ qq({"command":["ping"]}\n), qr/^not a request: nested values are not understood/, 'a nested array' ],
+        [ qq({"command":"ping"\n), qr/^not a request: expected ',' or '\}'/, 'an unfinished object' ],
+        [ qq({"command":"ping} \n), qr/^not a request: unfinished string/, 'an unfinished string' ],
+        [ qq({"command":"ping"} x\n), qr/^not a request: text after the object/, 'text after the object' ],
+        [ qq({"command":"ping","command":"ping"}\n), qr/^not a request: duplicate key/, 'a duplicate key' ],
+        [ qq({"command":"pi\x01ng"}\n), qr/^not a request: control character in a string/, 'a control character' ],
+        [ qq({"command":"\\u00e9"}\n), qr/^not a request: \\u escape outside ASCII or NUL/, 'a \u escape outside ASCII' ],
+        [ qq({"command":"p\\qing"}\n), qr/^not a request: bad escape/, 'a bad escape' ],
+        [ qq({"command":"ping","x":1.2.3}\n), qr/^not a request: bad number/, 'a bad number' ],
+        [ qq({"command":"ping","x":nope}\n), qr/^not a request: expected a value/, 'a bare word' ],
+        [ "$many_keys\n", qr/^not a request: too many keys/, '18 keys' ],
+        [ qq({"command":"status","pool":") . ('w' x 300) . qq("}\n), qr/^not a request: string too long/, 'a 300-byte string' ],
+        [ qq({}\n), qr/^missing "command" \(a string\)$/, 'no command' ],
+        [ qq({"pool":"web"}\n), qr/^missing "command" \(a string\)$/, 'a pool but no command' ],
+        [ qq({"command":5}\n), qr/^"command" must be a string$/, 'a command that is a number' ],
+        [ qq({"command":"frobnicate","pool":"web"}\n), qr/^unknown command "frobnicate"$/, 'an unknown command' ],
+        [ qq({"command":"scale","count":1}\n), qr/^scale: missing "pool"$/, 'scale without a pool' ],
+        [ qq({"command":"scale","pool":"web"}\n), qr/^scale: "count" must be an integer from 0 to 10000$/, 'scale without a count' ],
+        [ qq({"command":"scale","pool":"web","count":"3"}\n), qr/"count" must be an integer/, 'a count that is a string' ],
+        [ qq({"command":"scale","pool":"web","count":-1}\n), qr/"count" must be an integer/, 'a negative count' ],
+        [ qq({"command":"scale","pool":"web","count":2.5}\n), qr/"count" must be an integer/, 'a fractional count' ],
+        [ qq({"command":"scale","pool":"web","count":10001}\n), qr/"count" must be an integer from 0 to 10000/, 'a count above 10000' ],
+        [ qq({"command":"restart","pool":"web","worker":"1"}\n), qr/^"worker" must be a worker id \(a positive integer\)$/, 'a worker that is a string' ],
+        [ qq({"command":"restart","pool":"web","worker":0}\n), qr/^"worker" must be a worker id/, 'worker 0' ],
+        [ qq({"command":"restart","pool":"web","worker":1.5}\n), qr/^"worker" must be a worker id/, 'a fractional worker' ],
+        [ qq({"command":"signal","pool":"web"}\n), qr/^signal: "signal" must be a signal name or number$/, 'signal without a signal' ],
+        [ qq({"command":"signal","pool":"web","signal":"NOPE"}\n), qr/^signal: "signal" must be a signal name or number$/, 'an unknown signal' ],
+        [ qq({"command":"signal","pool":"web","signal":"0"}\n), qr/^signal: "signal" must be a signal name or number$/, 'signal 0' ],
+    );
+    bad_request(@$_) for @malformed;
 
-# Wrong types the contract says are refused, not taken as absent ("spare"
-# takes the restart should all_at_once be ignored).
-bad_request(qq({"command":"frobnicate"}\n), qr/unknown command "frobnicate"/, 'an unknown command without a pool');
-bad_request(qq({"command":"status","pool":5}\n), qr/"pool"/, 'status with a pool that is a number');
-bad_request(qq({"command":"restart","pool":"spare","all_at_once":"yes"}\n), qr/"all_at_once"/,
-            'restart with all_at_once a string');
+    # Wrong types the contract says are refused, not taken as absent ("spare"
+    # takes the restart should all_at_once be ignored).
+    bad_request(qq({"command":"frobnicate"}\n), qr/unknown command "frobnicate"/, 'an unknown command without a pool');
+    bad_request(qq({"command":"status","pool":5}\n), qr/"pool"/, 'status with a pool that is a number');
+    bad_request(qq({"command":"restart","pool":"spare","all_at_once":"yes"}\n), qr/"all_at_once"/,
+                'restart with all_at_once a string');
 
-$t->stays(sub { my %w = $t->worker_map('web'); join(',', sort %w) eq join(',', sort %web) }, 0.5,
-          'malformed requests: no web worker was touched');
-is_deeply($t->request({ command => 'ping' }), { ok => JSON::PP::true, code => 'ok', pong => JSON::PP::true },
-          'malformed requests: corrald still answers');
+    $t->stays(sub { my %w = $t->worker_map('web'); join(',', sort %w) eq join(',', sort %web) }, 0.5,
+              'malformed requests: no web worker was touched');
+    is_deeply($t->request({ command => 'ping' }), { ok => JSON::PP::true, code => 'ok', pong => JSON::PP::true },
+              'malformed requests: corrald still answers');
+});
 
 # --- the size limit ------------------------------------------------------------------
 
-{
+$t->scenario('the size limit', sub {
     my $r = $t->raw_request('x' x 70000);
     like($r->{reply} // '', qr/^\{"ok":false,"code":"bad-request","error":"request too large \(at most 65536 bytes\)"\}\n\z/,
          '70000 bytes without a newline: request too large');
@@ -121,7 +126,7 @@ is_deeply($t->request({ command => 'ping' }), { ok => JSON::PP::true, code => 'o
     $r = $t->raw_request(('{"command":"status","x":"' . ('y' x 200) . '"}') x 400 . "\n");
     like($r->{reply} // '', qr/request too large/, 'a long line of many objects: request too large');
     is($t->request({ command => 'ping' })->{pong}, JSON::PP::true, 'after large requests: corrald still answers');
-}
+});
 
 # --- slow clients: half-sent, silent, trickling -------------------------------------------
 
@@ -145,7 +150,7 @@ sub look {
     }
 }
 
-{
+$t->scenario('slow clients', sub {
     local $SIG{PIPE} = 'IGNORE';
     my $half = client();
     syswrite $half->{sock}, '{"command":"ping"';
@@ -181,7 +186,7 @@ sub look {
         ok($after >= 4.5 && $after <= 9, sprintf('%s: closed after about 5 s (%.2f s)', $name, $after));
         is($c->{reply}, '', "$name: no answer");
     }
-}
+});
 
 # --- at most 128 connections; the others wait ------------------------------------
 
@@ -191,10 +196,8 @@ sub socket_fds {
     return scalar grep { (readlink("/proc/$pid/fd/$_") // '') =~ /^socket:/ } readdir $dh;
 }
 
-{
-    # no churn meanwhile: corrald's own sockets stay put
-    is($t->ctl('stop', 'churn')->{code}, 0, 'stop churn for a while');
-    $t->wait_for(sub { !$t->workers('churn') && !$t->prototype_pid('churn') }, 10, 'churn stopped');
+$t->scenario('at most 128 connections', sub {
+    # (no churn meanwhile: corrald's own sockets stay put)
     my $base;
     $t->wait_for(sub { my $n = socket_fds(); my $same = defined $base && $n == $base; $base = $n; $same }, 5,
                  'corrald\'s sockets are steady');
@@ -211,12 +214,12 @@ sub socket_fds {
     is($r->{out}, "pong\n", 'and gets its pong');
     $t->wait_for(sub { !grep { !look($_) } @idle }, 20, 'all 150 idle connections closed in the end');
     close $_->{sock} for @idle;
-    is($t->ctl('start', 'churn')->{code}, 0, 'start churn again');
-}
+});
 
 # --- 100 concurrent clients while workers churn --------------------------------------
 
-{
+$t->scenario('100 concurrent clients while workers churn', sub {
+    is($t->ctl('start', 'churn')->{code}, 0, 'start churn');
     my $restarts = sub { my $s = $t->status('churn'); $s ? $s->{churn}{restarts} : -1 };
     my $r0 = $restarts->();
     $t->wait_for(sub { $restarts->() >= $r0 + 8 }, 10, 'churn: workers are being replaced');
@@ -237,19 +240,21 @@ sub socket_fds {
     is($good, 100, '100 concurrent raw clients: all answered with the status');
     close $_->{sock} for @c;
     cmp_ok($restarts->(), '>', $r1, 'churn went on meanwhile');
-    $t->wait_for(sub { !$t->zombies }, 5, 'no zombie child of corrald');
-}
+    # (the invariants need a moment without churn)
+    is($t->ctl('stop', 'churn')->{code}, 0, 'stop churn');
+    $t->wait_for(sub { !$t->workers('churn') && !$t->prototype_pid('churn') }, 10, 'churn stopped');
+});
 
 # --- a second corrald on the same socket; a stale socket file ----------------------
 
-{
+$t->scenario('a second corrald on the same socket', sub {
     my $t2 = CorralTest->new(config => qq{pool "x" { command = "/bin/sleep 1000", env_inherit = { "CORRAL_TEST_DIR" } }\n},
                              control => $sock);
     $t2->start;
     is($t2->wait_exit(10), 1, 'a second corrald on a socket in use exits 1');
     like($t2->log, qr/ error control: \Q$sock\E is in use by a running corrald$/m, 'and says so');
     is($t->request({ command => 'ping' })->{pong}, JSON::PP::true, 'the first corrald still answers');
-}
+});
 
 {
     my $t3 = CorralTest->new(config => qq{pool "x" { command = "/bin/sleep 1000", env_inherit = { "CORRAL_TEST_DIR" } }\n});

@@ -166,7 +166,7 @@ sub disjoint { my %a = map { $_ => 1 } @{ $_[0] }; !grep { $a{$_} } @{ $_[1] } }
 
 # --- corral.status -------------------------------------------------------------------
 
-{
+$t->scenario('corral.status', sub {
     my $r = returns_ok('status', 'corral.status()');
     my $pools = $r->[1] || [];
     is(ref $pools, 'ARRAY', 'corral.status(): a list of pools');
@@ -182,11 +182,11 @@ sub disjoint { my %a = map { $_ => 1 } @{ $_[0] }; !grep { $a{$_} } @{ $_[1] } }
     $r = returns_ok('status web', 'corral.status("web")');
     is_deeply([ map { $_->{name} } @{ $r->[1] || [] } ], [ 'web' ], 'corral.status("web"): that pool only');
     returns_nil('status nope', 'no such pool', 'corral.status("nope")');
-}
+});
 
 # --- corral.scale ------------------------------------------------------------------
 
-{
+$t->scenario('corral.scale', sub {
     my @before = $t->workers('web');
     returns_ok('scale web 4', 'corral.scale("web", 4)');
     $t->wait_for(sub { $t->workers('web') == 4 }, 10, 'corral.scale: 4 workers');
@@ -200,11 +200,11 @@ sub disjoint { my %a = map { $_ => 1 } @{ $_[0] }; !grep { $a{$_} } @{ $_[1] } }
     raises('scale web -1', qr/corral\.scale: expected a number of workers from 0 to 10000/, 'corral.scale("web", -1)');
     raises('scale web many', qr/corral\.scale: expected a number/, 'corral.scale("web", "many")');
     is(scalar $t->workers('web'), 2, 'bad scales: still 2 workers');
-}
+});
 
 # --- corral.restart ----------------------------------------------------------------
 
-{
+$t->scenario('corral.restart', sub {
     my @old = $t->workers('web');
     my $proto = $t->prototype_pid('web');
     my $mark = $t->mark;
@@ -234,11 +234,11 @@ sub disjoint { my %a = map { $_ => 1 } @{ $_[0] }; !grep { $a{$_} } @{ $_[1] } }
     returns_nil('restart web 99', 'no such worker', 'corral.restart("web", 99)');
     returns_nil('restart nope', 'no such pool', 'corral.restart("nope")');
     raises('restart 5', qr/corral\.restart: expected a pool name/, 'corral.restart(5)');
-}
+});
 
 # --- corral.stop_pool, corral.start_pool -----------------------------------------------
 
-{
+$t->scenario('corral.stop_pool, corral.start_pool', sub {
     returns_ok('stop_pool web', 'corral.stop_pool("web")');
     $t->wait_for(sub { !$t->workers('web') && !$t->prototype_pid('web') }, 15, 'corral.stop_pool: no worker, no prototype');
     my $r = lua('status web') || [];
@@ -251,12 +251,12 @@ sub disjoint { my %a = map { $_ => 1 } @{ $_[0] }; !grep { $a{$_} } @{ $_[1] } }
     returns_nil('stop_pool nope', 'no such pool', 'corral.stop_pool("nope")');
     returns_nil('start_pool nope', 'no such pool', 'corral.start_pool("nope")');
     raises('stop_pool', qr/corral\.stop_pool: expected a pool name/, 'corral.stop_pool()');
-}
+});
 
 # --- corral.signal -------------------------------------------------------------------
 
 sub lines_of { my $text = CorralTest::slurp($t->path($_[0])) // ''; scalar(() = $text =~ /\n/g) }
-{
+$t->scenario('corral.signal', sub {
     $t->wait_for(sub { -e $t->path('sigready.1') && -e $t->path('sigready.2') }, 10, 'sig: traps set');
     my @sig = $t->workers('sig');
     my $r = returns_ok('signal sig nil USR1', 'corral.signal("sig", nil, "USR1")');
@@ -273,11 +273,12 @@ sub lines_of { my $text = CorralTest::slurp($t->path($_[0])) // ''; scalar(() = 
     returns_nil('signal sig 9 USR1', 'no such worker', 'corral.signal("sig", 9, "USR1")');
     returns_nil('signal nope nil USR1', 'no such pool', 'corral.signal("nope", nil, "USR1")');
     raises('signal sig nil NOSUCHSIG', qr/corral\.signal: expected a signal name or number/, 'corral.signal with a bad signal');
-}
+});
 
 # --- corral.reload ---------------------------------------------------------------------
 
-{
+# (a pool more at the end)
+$t->scenario('corral.reload', { fds => 0 }, sub {
     my %web = $t->worker_map('web');
     $t->write_config($CONFIG . qq{pool "added" { command = "/bin/sleep 1000", env_inherit = inherit }\n});
     my $mark = $t->mark;
@@ -295,7 +296,7 @@ sub lines_of { my $text = CorralTest::slurp($t->path($_[0])) // ''; scalar(() = 
     $t->wait_log(qr/ info ctl: loaded, next command \d+$/, since => $mark, name => 'the plugin was loaded again');
     $r = returns_ok('status added', 'after the reload: corral.status("added")');
     is($r->[1] && $r->[1][0]{name}, 'added', 'after the reload: the plugin sees the added pool');
-}
+});
 
 unlike($t->log, qr/ handler failed/, 'no handler failed');
 $t->done;

@@ -1,13 +1,18 @@
 package CorralTest;
 
-# Test helper for corrald. Start reading at new(), start() and done().
+# Test helper for corrald. Start reading at new(), start(), scenario()
+# and done().
 #
 # A CorralTest owns one temporary directory (config, log, scripts) and at
 # most one running corrald. It waits on conditions with deadlines (never a
-# fixed sleep), finds workers and prototypes through /proc, and after every
-# test checks the invariants: no alert line, no sanitizer report, no zombie
-# child of corrald, corrald stops with exit 0, no process left behind.
-# Whatever happens, the END block kills everything a test started.
+# fixed sleep), finds workers and prototypes through /proc (t/lib/
+# CorralProc.pm), and checks invariants: after every scenario of a file
+# that reuses one corrald (scenario(), checkpoint(): no zombie, every
+# process of corrald's in its cgroup base, no cgroup left without its
+# worker, no alert, no sanitizer report, corrald's fds back to where they
+# were), and after every test (done(): the same, then corrald stops with
+# exit 0, no process and no cgroup left behind). Whatever happens, the END
+# block kills everything a test started.
 
 use strict;
 use warnings;
@@ -25,6 +30,11 @@ use IO::Socket::UNIX;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
+use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline pid_alive lua_worker_title
+                  worker_identity find_workers find_prototypes descends_from describe fd_targets
+                  unix_sockets cgroup_of cgroup_mount);
+use CorralWait ();
+
 our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title find_program
                     descends_from);
 
@@ -38,74 +48,13 @@ our $CORRALCTL = defined $ENV{CORRALCTL}
     ? File::Spec->rel2abs($ENV{CORRALCTL})
     : dirname($CORRALD) . '/corralctl';
 
-my $POLL = 0.03;     # seconds between two looks at a condition
 my @instances;       # every CorralTest made, for done() and END
 
-# --- /proc -------------------------------------------------------------
-
-sub slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return undef;
-    local $/;
-    my $text = <$fh>;
-    return $text // '';
-}
-
-sub all_pids {
-    opendir my $dh, '/proc' or die "opendir /proc: $!";
-    return grep { /^\d+$/ } readdir $dh;
-}
-
-# { state, ppid, pgrp, session, utime, stime, starttime } from
-# /proc/PID/stat (times in clock ticks), or undef if gone.
-sub proc_stat {
-    my ($pid) = @_;
-    my $stat = slurp("/proc/$pid/stat") // return undef;
-    # comm (field 2) may hold spaces and parentheses: parse after the last ')'
-    $stat =~ /^.*\)\s+(.*)$/s or return undef;
-    my @f = split ' ', $1;    # $f[0] is field 3 (state)
-    return undef if @f < 20;
-    return { state => $f[0], ppid => $f[1], pgrp => $f[2], session => $f[3],
-             utime => $f[11], stime => $f[12], starttime => $f[19] };
-}
-
-sub proc_environ {
-    my ($pid) = @_;
-    my $raw = slurp("/proc/$pid/environ") // return {};
-    return { map { /^([^=]*)=(.*)$/s ? ($1 => $2) : () } split /\0/, $raw };
-}
-
-# The raw command line, arguments separated by NUL.
-sub proc_cmdline {
-    my ($pid) = @_;
-    return slurp("/proc/$pid/cmdline") // '';
-}
-
-# (POOL, ID) from a Lua worker's title "corral: worker POOL/ID", or ().
-# A Lua worker does not exec: its title overwrote the memory that
-# /proc/PID/environ shows, so CORRAL_POOL is not visible there.
-sub lua_worker_title {
-    my ($pid) = @_;
-    return proc_cmdline($pid) =~ m{^corral: worker ([A-Za-z0-9_-]+)/(\d+)\0*$} ? ($1, $2) : ();
-}
-
-# (POOL, ID) of a process that looks like a worker: a Lua one by its
-# title, an exec'd one by CORRAL_POOL and CORRAL_WORKER in its
-# environment; () otherwise.
-sub worker_identity {
-    my ($pid) = @_;
-    my @lua = lua_worker_title($pid);
-    return @lua if @lua;
-    my $env = proc_environ($pid);
-    return () unless defined $env->{CORRAL_POOL};
-    return ($env->{CORRAL_POOL}, $env->{CORRAL_WORKER} // '?');
-}
-
-sub pid_alive {
-    my ($pid) = @_;
-    my $st = proc_stat($pid);
-    return $st && $st->{state} ne 'Z';
-}
+# --- helpers ------------------------------------------------------------
+#
+# The /proc and cgroup readers (slurp, proc_stat, proc_environ,
+# proc_cmdline, pid_alive, cgroup_of, describe, ...) are CorralProc's,
+# imported here: CorralTest::slurp and the exports below still work.
 
 # Seconds since midnight of a log line "HH:MM:SS.mmm LEVEL ...".
 sub log_time {
@@ -121,25 +70,6 @@ sub find_program {
         return "$dir/$name" if -x "$dir/$name" && !-d _;
     }
     return undef;
-}
-
-# The cgroup2 mount point, from /proc/self/mountinfo.
-sub cgroup_mount {
-    open my $fh, '<', '/proc/self/mountinfo' or return undef;
-    while (my $line = <$fh>) {
-        my @f = split / /, $line;
-        my ($i) = grep { $f[$_] eq '-' } 0 .. $#f;
-        return $f[4] if defined $i && $f[$i + 1] eq 'cgroup2';
-    }
-    return undef;
-}
-
-# The cgroup v2 path of $pid as /proc/PID/cgroup gives it ("/a/b",
-# relative to the cgroup2 mount), or undef if gone.
-sub cgroup_of {
-    my ($pid) = @_;
-    my $text = slurp("/proc/$pid/cgroup") // return undef;
-    return $text =~ /^0::(\S*)$/m ? $1 : undef;
 }
 
 # --- setup -------------------------------------------------------------
@@ -191,34 +121,26 @@ sub cgroup_rel {
 # final newline; undef if it cannot be read.
 sub cgroup_read {
     my ($self, $sub, $file) = @_;
-    my $text = slurp($self->cgroup_dir($sub) . "/$file") // return undef;
-    chomp $text;
-    return $text;
+    return CorralProc::cg_read($self->cgroup_rel($sub), $file);
 }
 
 # The value of KEY in a flat-keyed cgroup file ("populated 1"), or undef.
 sub cgroup_key {
     my ($self, $sub, $file, $key) = @_;
-    my $text = $self->cgroup_read($sub, $file) // return undef;
-    return $text =~ /^\Q$key\E (\S+)$/m ? $1 : undef;
+    return CorralProc::cg_keys($self->cgroup_rel($sub), $file)->{$key};
 }
 
 # The pids in the cgroup SUB's cgroup.procs, sorted (empty if none or gone).
 sub cgroup_procs {
     my ($self, $sub) = @_;
-    my $text = $self->cgroup_read($sub, 'cgroup.procs') // return ();
-    my @pids = sort { $a <=> $b } grep { /^\d+$/ } split /\n/, $text;
-    return @pids;
+    return CorralProc::cgroup_procs($self->cgroup_rel($sub));
 }
 
 # The names of the cgroups directly below SUB (below the base if undef),
 # sorted.
 sub cgroup_children {
     my ($self, $sub) = @_;
-    my $dir = $self->cgroup_dir($sub);
-    opendir my $dh, $dir or return ();
-    my @names = sort grep { !/^\./ && -d "$dir/$_" } readdir $dh;
-    return @names;
+    return CorralProc::cgroup_dirs($self->cgroup_rel($sub));
 }
 
 # The inode of the cgroup SUB (its cgroup id: a cgroup removed and made
@@ -278,18 +200,97 @@ sub write_config {
     return $self->write_file('corral.lua', $text);
 }
 
-# --- running corrald ---------------------------------------------------
+# --- child processes ---------------------------------------------------
 
+# Sets the environment of a child, in the child: CORRAL_TEST_DIR, then
+# new()'s env, then %$extra (a value: a string; undef to remove the
+# variable; a CODE ref, called here, its result as the value).
 sub child_env {
-    my ($self) = @_;
+    my ($self, $extra) = @_;
     $ENV{CORRAL_TEST_DIR} = $self->{dir};
-    for my $k (keys %{ $self->{env} }) {
-        my $v = $self->{env}{$k};
-        $v = $v->() if ref $v eq 'CODE';
-        if (defined $v) { $ENV{$k} = $v }
-        else { delete $ENV{$k} }
+    for my $env ($self->{env}, $extra || {}) {
+        for my $k (keys %$env) {
+            my $v = $env->{$k};
+            $v = $v->() if ref $v eq 'CODE';
+            if (defined $v) { $ENV{$k} = $v }
+            else { delete $ENV{$k} }
+        }
     }
 }
+
+# The one place that starts a child process (corrald, corrald -t,
+# corralctl, ...): forks; the child gets its own process group, cwd the
+# temp dir, stdin from $io{stdin} (a file handle, or a path; default
+# /dev/null), stdout to the file $io{stdout} (appended to with append =>
+# 1), stderr to the file $io{stderr} or, when that is undef, to stdout;
+# its environment from child_env($io{env}); then it execs @$cmd (exit 127
+# if it cannot; 126 if the set-up failed). Returns the pid.
+sub spawn {
+    my ($self, $cmd, %io) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgid(0, 0);
+        chdir $self->{dir} or _exit(126);
+        my $in = $io{stdin} // '/dev/null';
+        (ref $in ? open(STDIN, '<&', $in) : open(STDIN, '<', $in)) or _exit(126);
+        open(STDOUT, $io{append} ? '>>' : '>', $io{stdout}) or _exit(126);
+        (defined $io{stderr} ? open(STDERR, '>', $io{stderr}) : open(STDERR, '>&', \*STDOUT)) or _exit(126);
+        $self->child_env($io{env});
+        { no warnings q(exec); exec { $cmd->[0] } @$cmd; }
+        _exit(127);
+    }
+    setpgid($pid, $pid);
+    return $pid;
+}
+
+# Waits up to $timeout seconds (default 10) for the child $pid to exit,
+# reading the notify socket meanwhile (a full one would block corrald):
+# its wait status, or undef when it did not exit in time (or was not a
+# child).
+sub reap {
+    my ($self, $pid, $timeout) = @_;
+    my $status;
+    $self->poll(sub {
+        $self->notify_keep;
+        my $r = waitpid $pid, WNOHANG;
+        $status = $? if $r == $pid;
+        return $r == $pid || $r < 0;
+    }, $timeout);
+    $self->notify_keep;
+    return $status;
+}
+
+# Starts @$cmd with spawn() (stdin /dev/null, stdout and stderr to files
+# of their own; %$env added to its environment) without waiting: a handle
+# for command_wait.
+sub command_spawn {
+    my ($self, $cmd, $env) = @_;
+    my $n = ++$self->{ncmd};
+    my ($out, $err) = ($self->path("cmd.$n.out"), $self->path("cmd.$n.err"));
+    my $pid = $self->spawn($cmd, stdout => $out, stderr => $err, env => $env);
+    return { pid => $pid, out => $out, err => $err, started => time };
+}
+
+# Waits for a command_spawn (its process group killed after $timeout
+# seconds, default 15): { code, out, err, timeout, elapsed } (code undef
+# if killed). Its output counts for the sanitizer and alert checks.
+sub command_wait {
+    my ($self, $h, $timeout) = @_;
+    my $status = $self->reap($h->{pid}, $timeout // 15);
+    my $in_time = defined $status;
+    if (!$in_time) {
+        kill 'KILL', -$h->{pid};
+        $status = waitpid($h->{pid}, 0) == $h->{pid} ? $? : undef;
+    }
+    my %res = (out => slurp($h->{out}) // '', err => slurp($h->{err}) // '',
+               timeout => !$in_time, elapsed => time - $h->{started});
+    $res{code} = defined $status && WIFEXITED($status) ? WEXITSTATUS($status) : undef;
+    unlink $h->{out}, $h->{err};
+    $self->{runs} .= $res{out} . $res{err};
+    return \%res;
+}
+
+# --- running corrald ---------------------------------------------------
 
 # Starts `corrald -v -c FILE [-g CGROUP] [-s SOCKET] @args` in its own
 # process group, cwd the temp dir, output to TMP/log (-s unless @args has
@@ -300,26 +301,16 @@ sub start {
     my ($self, @args) = @_;
     die "corrald already running" if $self->{pid};
     pipe my $r, my $w or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgid(0, 0);
-        chdir $self->{dir} or _exit(126);
-        open STDIN, '<&', $r or _exit(126);
-        open STDOUT, '>>', $self->path('log') or _exit(126);
-        open STDERR, '>&', \*STDOUT or _exit(126);
-        $self->child_env;
-        my @g = $self->{cgroup} ? ('-g', $self->{cgroup}) : ();
-        my @s = $self->{control} && !grep({ $_ eq '-s' } @args) ? ('-s', $self->{control}) : ();
-        my @cmd = (@{ $self->{wrap} }, $CORRALD, '-v', '-c', $self->{conf}, @g, @s, @args);
-        { no warnings q(exec); exec { $cmd[0] } @cmd; }
-        _exit(127);
-    }
-    setpgid($pid, $pid);
+    my @g = $self->{cgroup} ? ('-g', $self->{cgroup}) : ();
+    my @s = $self->{control} && !grep({ $_ eq '-s' } @args) ? ('-s', $self->{control}) : ();
+    my @cmd = (@{ $self->{wrap} }, $CORRALD, '-v', '-c', $self->{conf}, @g, @s, @args);
+    my $pid = $self->spawn(\@cmd, stdin => $r, stdout => $self->path('log'), append => 1);
     $self->{ran} = 1;
     close $r;
     $self->{stdin} = $w;
     $self->{pid} = $pid;
     $self->{started_at} = time;
+    $self->{since} = $self->since_now(0);
     return $pid;
 }
 
@@ -336,15 +327,8 @@ sub wait_exit {
     my ($self, $timeout) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     my $pid = $self->{pid} or die "corrald not running";
-    my $status;
-    my $done = $self->poll(sub {
-        $self->notify_keep;    # a full notify socket would block corrald
-        my $r = waitpid $pid, WNOHANG;
-        $status = $? if $r == $pid;
-        return $r == $pid;
-    }, $timeout // 10);
-    $self->notify_keep;
-    if (!$done) {
+    my $status = $self->reap($pid, $timeout // 10);
+    if (!defined $status) {
         fail("corrald exits within ${\($timeout // 10)}s");
         $self->diag_tail;
         diag(join "\n", 'still running under corrald:', map { describe($_, 1) } $self->descendants);
@@ -370,40 +354,12 @@ sub stop {
 }
 
 # Runs `corrald @args` to completion (config checks, usage): returns
-# { code, out, err } (code undef if killed; killed after the timeout).
+# { code, out, err, timeout, elapsed } (code undef if killed; killed after
+# the timeout, a last argument { timeout => SECONDS }, default 10).
 sub run {
     my ($self, @args) = @_;
-    my $timeout = 10;
-    $timeout = pop(@args)->{timeout} if ref $args[-1] eq 'HASH';
-    my ($out, $err) = ($self->path('run.out'), $self->path('run.err'));
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgid(0, 0);
-        chdir $self->{dir} or _exit(126);
-        open STDIN, '<', '/dev/null' or _exit(126);
-        open STDOUT, '>', $out or _exit(126);
-        open STDERR, '>', $err or _exit(126);
-        $self->child_env;
-        { no warnings q(exec); exec { $CORRALD } $CORRALD, @args; }
-        _exit(127);
-    }
-    setpgid($pid, $pid);
-    my $status;
-    my $done = $self->poll(sub {
-        my $r = waitpid $pid, WNOHANG;
-        $status = $? if $r == $pid;
-        return $r == $pid;
-    }, $timeout);
-    if (!$done) {
-        kill 'KILL', -$pid;
-        waitpid $pid, 0;
-        $status = $?;
-    }
-    my %res = (out => slurp($out) // '', err => slurp($err) // '',
-               timeout => !$done);
-    $res{code} = WIFEXITED($status) ? WEXITSTATUS($status) : undef;
-    $self->{runs} .= $res{out} . $res{err};
-    return \%res;
+    my $timeout = ref $args[-1] eq 'HASH' ? pop(@args)->{timeout} : undef;
+    return $self->command_wait($self->command_spawn([ $CORRALD, @args ]), $timeout // 10);
 }
 
 # `corrald -t -c FILE @args`
@@ -421,51 +377,16 @@ sub run_check {
 sub ctl_spawn {
     my ($self, @args) = @_;
     my %opt = ref $args[-1] eq 'HASH' ? %{ pop @args } : ();
-    my $n = ++$self->{nctl};
-    my ($out, $err) = ($self->path("ctl.$n.out"), $self->path("ctl.$n.err"));
     my $sock = exists $opt{socket} ? $opt{socket} : $self->{control};
     my @s = defined $sock ? ('-s', $sock) : ();
-    my @cmd = (@{ $opt{wrap} || [] }, $opt{program} // $CORRALCTL, @s, @args);
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgid(0, 0);
-        chdir $self->{dir} or _exit(126);
-        open STDIN, '<', '/dev/null' or _exit(126);
-        open STDOUT, '>', $out or _exit(126);
-        open STDERR, '>', $err or _exit(126);
-        $self->child_env;
-        for my $k (keys %{ $opt{env} || {} }) {
-            if (defined $opt{env}{$k}) { $ENV{$k} = $opt{env}{$k} }
-            else { delete $ENV{$k} }
-        }
-        { no warnings q(exec); exec { $cmd[0] } @cmd; }
-        _exit(127);
-    }
-    setpgid($pid, $pid);
-    return { pid => $pid, out => $out, err => $err, started => time };
+    return $self->command_spawn([ @{ $opt{wrap} || [] }, $opt{program} // $CORRALCTL, @s, @args ], $opt{env});
 }
 
 # Waits for a ctl_spawn (killed after $timeout seconds, default 15):
 # { code, out, err, timeout, elapsed } (code undef if killed).
 sub ctl_wait {
     my ($self, $h, $timeout) = @_;
-    my $status;
-    my $done = $self->poll(sub {
-        my $r = waitpid $h->{pid}, WNOHANG;
-        $status = $? if $r == $h->{pid};
-        return $r == $h->{pid} || $r < 0;
-    }, $timeout // 15);
-    if (!$done) {
-        kill 'KILL', -$h->{pid};
-        waitpid $h->{pid}, 0;
-        $status = $?;
-    }
-    my %res = (out => slurp($h->{out}) // '', err => slurp($h->{err}) // '',
-               timeout => !$done, elapsed => time - $h->{started});
-    $res{code} = defined $status && WIFEXITED($status) ? WEXITSTATUS($status) : undef;
-    unlink $h->{out}, $h->{err};
-    $self->{runs} .= $res{err};    # for the sanitizer check
-    return \%res;
+    return $self->command_wait($h, $timeout);
 }
 
 # Runs `corralctl -s SOCKET @args` (options as ctl_spawn, and timeout):
@@ -665,22 +586,15 @@ sub notify_send {
 # last value of $cond. Not a test by itself.
 sub poll {
     my ($self, $cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    while (1) {
-        my $v = $cond->();
-        return $v if $v;
-        return $v if time >= $deadline;
-        sleep $POLL;
-    }
+    return CorralWait::poll_until($cond, $timeout);
 }
 
-# A test: $cond becomes true within $timeout seconds.
+# A test: $cond becomes true within $timeout seconds (the log's tail if
+# not).
 sub wait_for {
     my ($self, $cond, $timeout, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $v = $self->poll($cond, $timeout);
-    ok($v, $name // 'condition met') or $self->diag_tail;
-    return $v;
+    return CorralWait::wait_for($cond, $timeout, $name, sub { $self->diag_tail });
 }
 
 # A test: $cond stays true for all of $duration seconds (for things that
@@ -688,15 +602,7 @@ sub wait_for {
 sub stays {
     my ($self, $cond, $duration, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $deadline = time + $duration;
-    my $held = 1;
-    while (time < $deadline) {
-        $held = $cond->() or last;
-        sleep $POLL;
-    }
-    $held &&= $cond->();
-    ok($held, $name // "condition holds for ${duration}s") or $self->diag_tail;
-    return $held;
+    return CorralWait::stays($cond, $duration, $name, sub { $self->diag_tail });
 }
 
 # --- the log -----------------------------------------------------------
@@ -758,18 +664,6 @@ sub diag_tail {
 
 # --- processes ---------------------------------------------------------
 
-# Is $pid $top or one of its descendants?
-sub descends_from {
-    my ($pid, $top) = @_;
-    for (1 .. 64) {
-        return 1 if $pid == $top;
-        my $st = proc_stat($pid) or return 0;
-        return 0 if $st->{ppid} <= 1;
-        $pid = $st->{ppid};
-    }
-    return 0;
-}
-
 # Is $pid corrald or one of its descendants?
 sub descends {
     my ($self, $pid) = @_;
@@ -783,20 +677,12 @@ sub descends {
 # own children are not workers). Sorted pids.
 sub workers {
     my ($self, $pool) = @_;
-    my @pids;
-    for my $pid (all_pids()) {
-        my ($p) = worker_identity($pid);
-        next if !defined $p || $p ne $pool;
-        my $st = proc_stat($pid) or next;
-        next if $st->{state} eq 'Z';
-        my ($pp) = worker_identity($st->{ppid});
-        next if defined $pp && $pp eq $pool;
-        next unless $self->descends($pid);
-        push @pids, $pid;
+    return find_workers($pool, sub {
+        my ($pid, $st) = @_;
+        $self->descends($pid) or return 0;
         $self->seen($pid, $st);
-    }
-    my @sorted = sort { $a <=> $b } @pids;
-    return @sorted;    # a count in scalar context
+        return 1;
+    });    # a count in scalar context
 }
 
 # Worker ids of $pool, sorted.
@@ -834,17 +720,22 @@ sub started_workers {
     return map { pid_alive($ids{$_}) ? ($_ => $ids{$_}) : () } keys %ids;
 }
 
+# pool => pid of the live prototypes of this corrald (its children).
+sub prototypes {
+    my ($self) = @_;
+    my $top = $self->{pid} or return ();
+    return find_prototypes(sub {
+        my ($pid, $st) = @_;
+        $st->{ppid} == $top or return 0;
+        $self->seen($pid, $st);
+        return 1;
+    });
+}
+
 sub prototype_pid {
     my ($self, $pool) = @_;
-    my $top = $self->{pid} or return undef;
-    for my $pid (all_pids()) {
-        next unless proc_cmdline($pid) =~ /^corral: prototype \Q$pool\E(?:[\s\0]|$)/;
-        my $st = proc_stat($pid) or next;
-        next unless $st->{ppid} == $top && $st->{state} ne 'Z';
-        $self->seen($pid, $st);
-        return $pid;
-    }
-    return undef;
+    my %p = $self->prototypes;
+    return $p{$pool};
 }
 
 sub zombies {
@@ -890,19 +781,6 @@ sub leftovers {
     return @found;
 }
 
-# One line about a process; with $signals, its signal masks too.
-sub describe {
-    my ($pid, $signals) = @_;
-    (my $cmd = proc_cmdline($pid)) =~ tr/\0/ /;
-    my $st = proc_stat($pid) || {};
-    my $text = "pid $pid ppid " . ($st->{ppid} // '?') . " state " . ($st->{state} // '?') . ": $cmd";
-    if ($signals) {
-        my $status = slurp("/proc/$pid/status") // '';
-        $text .= join '', map { $status =~ /^($_):\s*(\S+)/m ? " $1 $2" : '' } qw(SigPnd ShdPnd SigBlk SigIgn SigCgt);
-    }
-    return $text;
-}
-
 # Kills corrald, everything under it and everything left: SIGKILL.
 sub kill_all {
     my ($self) = @_;
@@ -917,7 +795,7 @@ sub kill_all {
     for (1 .. 20) {
         my @left = $self->leftovers or last;
         kill 'KILL', @left;
-        sleep $POLL;
+        sleep $CorralWait::POLL;
     }
     # a corrald killed here leaves its cgroups: remove them, deepest first
     if ($self->{cgroup} && -d (my $cg = $self->cgroup_dir)) {
@@ -929,24 +807,188 @@ sub kill_all {
     }
 }
 
-# --- after every test --------------------------------------------------
+# --- invariants --------------------------------------------------------
+#
+# Files that reuse one corrald for many scenarios check the invariants
+# after each one, without stopping corrald:
+#
+#   $t->scenario('scale up and down', sub { ... });
+#   $t->scenario('reload adds a pool', { fds => 0 }, sub { ... });
+#
+# or, in a file read from top to bottom, $t->checkpoint('NAME') at the end
+# of each part (the invariants since the last checkpoint, or since
+# start()). done() checks the same, then stops corrald.
 
-# Checks the invariants of this instance once: corrald stops with exit 0
-# (if still running), no zombie child persisted, no alert, no sanitizer
-# report, no process left.
+# Runs CODE (no arguments), then checkpoint(NAME, %opt) for all that
+# happened since CODE began: see checkpoint. Options, a hash ref before
+# CODE: fds => 0 when the scenario does not end where it started (more or
+# fewer pools or workers than at its start), to leave out the fd count.
+# Returns what checkpoint returns.
+sub scenario {
+    my ($self, $name, @rest) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $code = pop @rest;
+    my %opt = %{ $rest[0] || {} };
+    note("scenario: $name");
+    $self->{since} = $self->since_now(1);
+    $code->();
+    return $self->checkpoint($name, %opt);
+}
+
+# Tests, named "after NAME: ...", that since the last checkpoint (or the
+# start of the scenario, or start()):
+#   - no zombie child of corrald stays (polled: it may be reaped late);
+#   - corrald and every process under it are in its cgroup base;
+#   - no worker cgroup POOL/ID is left without its live worker ID of
+#     POOL (polled: corrald removes an emptied cgroup asynchronously);
+#   - no alert line and no sanitizer report in corrald's log, nor in the
+#     output of what run() and ctl() ran;
+#   - corrald has as many open fds as at the start (polled, once no
+#     control connection is open: a finished control connection's or an
+#     exited worker's fds close asynchronously); left out with fds => 0,
+#     after start() (no settled count to compare with) and when corrald
+#     is not the one that ran at the start.
+# The process and cgroup checks need corrald running; the cgroup ones a
+# cgroup base that exists (not the fallback without cgroups). Returns true
+# when all held. The next checkpoint starts from here.
+sub checkpoint {
+    my ($self, $name, %opt) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $since = $self->{since} || $self->since_now(0);
+    my $label = "after $name";
+    my $ok = 1;
+    if ($self->{pid}) {
+        $ok = $self->check_tree($label) && $ok;
+        if (($opt{fds} // 1) && defined $since->{fds} && $since->{pid} == $self->{pid}) {
+            $ok = $self->check_fds($label, $since->{fds}) && $ok;
+        }
+    }
+    $ok = $self->check_output($label, $since->{log}, $since->{runs}) && $ok;
+    $self->{since} = $self->since_now(1);
+    return $ok;
+}
+
+# Where the next checkpoint starts from: the log's length, what run() and
+# ctl() have printed so far, and (with $fds, corrald running) corrald's
+# open fds once no control connection is open.
+sub since_now {
+    my ($self, $fds) = @_;
+    my %since = (log => $self->mark, runs => length $self->{runs}, pid => $self->{pid} // 0);
+    $since{fds} = $self->settled_fds(undef, 5) if $fds && $self->{pid};
+    return \%since;
+}
+
+# corrald's open fds (fd => target), polled for up to $timeout seconds
+# until no control connection is open and, when $count is given, there are
+# $count of them; the last look either way.
+sub settled_fds {
+    my ($self, $count, $timeout) = @_;
+    my $fds = {};
+    $self->poll(sub {
+        $fds = fd_targets($self->{pid});
+        return !$self->control_connections($fds) && (!defined $count || keys %$fds == $count);
+    }, $timeout);
+    return $fds;
+}
+
+# The control connections among $fds (fd => target): sockets connected to
+# the control socket's path.
+sub control_connections {
+    my ($self, $fds) = @_;
+    my $path = $self->{control} // return ();
+    my $socks = unix_sockets();
+    return grep {
+        my $s = $fds->{$_} =~ /^socket:\[(\d+)\]$/ ? $socks->{$1} : undef;
+        $s && $s->{state} eq '03' && ($s->{path} // '') eq $path;
+    } keys %$fds;
+}
+
+# A test: corrald's fd count comes back to that of $before (fd =>
+# target); shows what was opened and closed if not.
+sub check_fds {
+    my ($self, $label, $before) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $n = keys %$before;
+    my $now = $self->settled_fds($n, 10);
+    my $ok = ok(keys %$now == $n, "$label: corrald has $n open fds, as before");
+    if (!$ok) {
+        my @diff = ((map { "  opened: fd $_ -> $now->{$_}" }
+                     grep { ($before->{$_} // '') ne $now->{$_} } sort { $a <=> $b } keys %$now),
+                    (map { "  closed: fd $_ -> $before->{$_}" }
+                     grep { ($now->{$_} // '') ne $before->{$_} } sort { $a <=> $b } keys %$before));
+        diag(join "\n", "corrald had $n open fds, now " . scalar(keys %$now) . ':', @diff);
+    }
+    return $ok;
+}
+
+# Processes of corrald's (corrald itself and all under it) that are not in
+# its cgroup base; none when the base does not exist.
+sub misplaced {
+    my ($self) = @_;
+    my $top = $self->{pid} or return ();
+    return () unless -d $self->cgroup_dir;
+    my $base = $self->cgroup_rel;
+    return grep {
+        my $cg = cgroup_of($_);
+        defined $cg && index($cg, "$base/") != 0 && pid_alive($_);
+    } $top, $self->descendants;
+}
+
+# The worker cgroups below the base that should be gone: POOL/ID with no
+# live worker ID of POOL. (POOL/prototype is not one: corrald keeps it,
+# empty, while the pool has no prototype.)
+sub stray_cgroups {
+    my ($self) = @_;
+    return () unless $self->{cgroup} && -d $self->cgroup_dir;
+    my @stray;
+    for my $pool (grep { $_ ne 'corrald' } $self->cgroup_children) {
+        my %ids = $self->worker_map($pool);
+        push @stray, map { "$pool/$_" } grep { /^\d+$/ && !$ids{$_} } $self->cgroup_children($pool);
+    }
+    return @stray;
+}
+
+# Tests: no zombie child of corrald, no process of its outside its cgroup
+# base, no stray cgroup (see checkpoint). True when all held.
+sub check_tree {
+    my ($self, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = $self->wait_for(sub { !$self->zombies }, 5, "$label: no zombie child of corrald");
+    my $in = $self->poll(sub { !$self->misplaced }, 5);
+    ok($in, "$label: corrald and its processes are in its cgroup base")
+        or diag(join "\n", map { describe($_) } $self->misplaced);
+    my $clean = $self->poll(sub { !$self->stray_cgroups }, 10);
+    ok($clean, "$label: no worker cgroup left without its worker")
+        or diag(join "\n", 'left:', map({ '  ' . $self->cgroup_rel($_) . ': ' . join(' ', $self->cgroup_procs($_)) } $self->stray_cgroups),
+                'processes under corrald:', map { '  ' . describe($_) } $self->descendants);
+    return $ok && $in && $clean;
+}
+
+# Tests: no alert and no sanitizer report in the log from offset $log on,
+# nor in what run() and ctl() printed from offset $runs on.
+sub check_output {
+    my ($self, $label, $log, $runs) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @lines = split /\n/, substr($self->log, $log // 0) . "\n" . substr($self->{runs}, $runs // 0);
+    my @alerts = grep { /^\S+ alert / } @lines;
+    my $ok = ok(!@alerts, "$label: no alert in the log") or diag(join "\n", @alerts);
+    my @san = grep { /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/ } @lines;
+    ok(!@san, "$label: no sanitizer report") or diag(join "\n", @san);
+    return $ok && !@san;
+}
+
+# Checks the invariants of this instance once: those of a checkpoint
+# over the whole test (but the fd count), then corrald stops with exit 0
+# (if still running), no process left, no cgroup left.
 sub check_invariants {
     my ($self) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     return if $self->{checked}++;
     if ($self->{pid}) {
-        $self->wait_for(sub { !$self->zombies }, 5, 'no zombie child of corrald persists');
+        $self->check_tree('at the end');
         is($self->stop, 0, 'corrald stops with exit 0');
     }
-    my $text = $self->log . $self->{runs};
-    my @alerts = grep { /^\S+ alert / } split /\n/, $text;
-    ok(!@alerts, 'no alert in the log') or diag(join "\n", @alerts);
-    my @san = grep { /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/ } split /\n/, $text;
-    ok(!@san, 'no sanitizer report') or diag(join "\n", @san);
+    $self->check_output('the whole test', 0, 0);
     my $clean = $self->poll(sub { !$self->leftovers }, 3);
     ok($clean, 'no process left') or diag(join "\n", map { describe($_) } $self->leftovers);
     if ($self->{cgroup} && $self->{ran}) {

@@ -44,4 +44,4 @@ ok(-e '/sys/fs/cgroup/cgroup.kill' || -e '/sys/fs/cgroup/system.slice/cgroup.kil
 is($rc, 0, 'corrald -V runs in the guest') or diag($out);
 note($out);
 
-done_testing();
+done();

@@ -67,16 +67,17 @@ for my $pool (sort keys %pools) {
 my %proto = prototypes();
 ok($proto{$_}, "pool $_ has a prototype") for sort keys %pools;
 
-# Everything corrald started is in the unit's cgroup, and the cgroup holds
-# nothing else. (When corrald manages its cgroup subtree, this becomes the
-# tree corrald/, POOL/, POOL/N/.)
+# Everything corrald started is in the unit's cgroup tree, and the tree
+# holds nothing else: corrald in corrald/, each pool's prototype in
+# POOL/prototype, each worker in POOL/ID (t/vm/004 checks that layout;
+# here, that nothing is missing or extra).
 my %expect = map { $_ => 1 } $main, @proto{sort keys %pools}, map { pool_workers($_) } sort keys %pools;
 my @in_cg = cgroup_pids($cg);
 is_deeply([ sort { $a <=> $b } @in_cg ], [ sort { $a <=> $b } keys %expect ],
           'the unit cgroup holds corrald, its prototypes and workers, nothing else')
     or diag("in the cgroup:\n" . describe_pids(@in_cg) . "\nexpected:\n" . describe_pids(keys %expect));
 for my $pid (sort { $a <=> $b } keys %expect) {
-    my $pcg = proc_cgroup($pid) // '';
+    my $pcg = cgroup_of($pid) // '';
     ok($pcg eq $cg || index($pcg, "$cg/") == 0, "pid $pid is in $cg") or diag("it is in $pcg");
 }
 
@@ -108,7 +109,7 @@ ok(wait_until(sub {
     @new == 3 && !grep { $_ == $web[0] } @new
 }, 60), 'a killed web worker is replaced');
 for my $pid (grep { my $n = $_; !grep { $_ == $n } @web } @new) {
-    like(proc_cgroup($pid) // '', qr{^\Q$cg\E/web/\d+$}, "the new worker $pid is in $cg (its own cgroup web/ID)");
+    like(cgroup_of($pid) // '', qr{^\Q$cg\E/web/\d+$}, "the new worker $pid is in $cg (its own cgroup web/ID)");
 }
 
 # --- reload ------------------------------------------------------------
@@ -125,7 +126,7 @@ is(unit_props($UNIT, 'MainPID')->{MainPID}, $main, 'reload: same main process');
 is_deeply([ pool_workers($_) ], $before{$_}, "reload: pool $_ keeps its workers") for sort keys %pools;
 is(unit_props($UNIT, 'ActiveState')->{ActiveState}, 'active', 'still active after the reload');
 for my $pid (pool_workers('extra')) {
-    like(proc_cgroup($pid) // '', qr{^\Q$cg\E/extra/\d+$}, "extra worker $pid is in $cg (extra/ID)");
+    like(cgroup_of($pid) // '', qr{^\Q$cg\E/extra/\d+$}, "extra worker $pid is in $cg (extra/ID)");
 }
 
 # --- the journal -------------------------------------------------------
@@ -157,7 +158,7 @@ is($p->{ActiveState}, 'inactive', 'unit inactive');
 is($p->{Result}, 'success', 'Result=success (no timeout, no SIGKILL needed)');
 is($p->{ExecMainCode}, 1, 'corrald exited (was not killed)');
 is($p->{ExecMainStatus}, 0, 'corrald exit status 0');
-ok(!grep({ -e "/proc/$_" && (proc_cgroup($_) // '') =~ /^\Q$cg\E/ } @all), 'no process of the unit left');
+ok(!grep({ -e "/proc/$_" && (cgroup_of($_) // '') =~ /^\Q$cg\E/ } @all), 'no process of the unit left');
 ok(!grep({ scalar pool_workers($_) } sort keys %pools2), 'no worker left anywhere');
 ok(wait_until(sub { !-d "$CorralVM::CGROOT$cg" || !cgroup_pids($cg) }, 10),
    "cgroup $cg removed or empty");
@@ -174,4 +175,4 @@ is(scalar @stopped, $nworkers, "journal: $nworkers workers stopped by corrald");
 ($rc, $out) = systemctl('disable', $UNIT);
 is($rc, 0, 'systemctl disable corral') or diag($out);
 
-done_testing();
+done();

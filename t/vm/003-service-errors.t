@@ -69,4 +69,4 @@ is($p->{ActiveState}, 'inactive', 'inactive after stop');
 is($p->{Result}, 'success', 'Result=success');
 is(scalar(pool_workers('steady')), 0, 'no worker left');
 
-done_testing();
+done();

@@ -44,7 +44,7 @@ my %proto = prototypes();
 is_deeply([ cgroup_dirs($CG) ], [qw(alpha beta corrald)], "$CG holds corrald/, alpha/, beta/");
 is(cg_read($CG, 'cgroup.procs'), '', 'no process in the base cgroup itself (no internal processes)');
 is(cg_read("$CG/corrald", 'cgroup.procs'), $main, 'corrald/ holds corrald and nothing else');
-is(proc_cgroup($main), "$CG/corrald", "corrald's /proc/PID/cgroup is $CG/corrald");
+is(cgroup_of($main), "$CG/corrald", "corrald's /proc/PID/cgroup is $CG/corrald");
 my %sub = map { $_ => 1 } split ' ', cg_read($CG, 'cgroup.subtree_control') // '';
 ok($sub{memory} && $sub{pids}, 'the base enables memory and pids for the pools')
     or diag('cgroup.subtree_control: ' . join(' ', sort keys %sub));
@@ -64,7 +64,7 @@ for my $pool (sort keys %n) {
     ok($psub{memory} && $psub{pids}, "$pool/ enables memory and pids for its workers");
     for my $id (sort keys %by_id) {
         my $pid = $by_id{$id};
-        is(proc_cgroup($pid), "$pcg/$id", "$pool worker $id (pid $pid) is in $pool/$id");
+        is(cgroup_of($pid), "$pcg/$id", "$pool worker $id (pid $pid) is in $pool/$id");
         my @in = cgroup_pids("$pcg/$id");
         # beta's workers run a child: it is in the worker's cgroup too
         is(scalar @in, $pool eq 'beta' ? 2 : 1, "$pool/$id holds the worker" . ($pool eq 'beta' ? ' and its child' : ''))
@@ -109,7 +109,7 @@ ok(wait_until(sub {
     %now = worker_pids_by_id('alpha');
     keys(%now) == 3 && $now{2} && $now{2} != $victim;
 }, 30), 'a killed alpha worker 2 is replaced by a new worker 2');
-is(proc_cgroup($now{2}), "$CG/alpha/2", 'the new worker 2 is born in alpha/2');
+is(cgroup_of($now{2}), "$CG/alpha/2", 'the new worker 2 is born in alpha/2');
 is_deeply([ cgroup_pids("$CG/alpha/2") ], [ $now{2} ], 'alpha/2 holds only the new worker');
 is($now{$_}, $workers{alpha}{$_}, "alpha worker $_ untouched") for 1, 3;
 
@@ -125,7 +125,7 @@ ok(wait_until(sub { join(' ', cgroup_dirs("$CG/alpha")) eq '1 prototype' }, 30),
     or diag(join ' ', cgroup_dirs("$CG/alpha"));
 is_deeply([ cgroup_dirs($CG) ], [qw(alpha corrald)], "$CG holds alpha/ and corrald/");
 is(cg_read("$CG/alpha/1", 'cgroup.procs'), $workers{alpha}{1}, 'alpha/1 still holds worker 1');
-ok(!grep({ proc_alive($_) } values %{ $workers{beta} }), "beta's workers are gone");
+ok(!grep({ pid_alive($_) } values %{ $workers{beta} }), "beta's workers are gone");
 ok(wait_until(sub { (unit_props($UNIT, 'StatusText')->{StatusText} // '') eq '1 pool, 1/1 workers ready' }, 20),
    'StatusText: 1 pool, 1/1 workers ready')
     or diag(unit_props($UNIT, 'StatusText')->{StatusText});
@@ -138,7 +138,7 @@ is($rc, 0, 'systemctl stop corral') or diag($out);
 my $p = unit_props($UNIT, qw(ActiveState Result));
 is($p->{ActiveState}, 'inactive', 'inactive');
 is($p->{Result}, 'success', 'Result=success');
-ok(!grep({ proc_alive($_) } @all, @every), 'no process of the unit is left');
+ok(!grep({ pid_alive($_) } @all, @every), 'no process of the unit is left');
 ok(!-d "$CorralVM::CGROOT$CG", "$CG is gone");
 ok(!grep({ scalar pool_workers($_) } qw(alpha beta)), 'no worker anywhere');
 
@@ -147,4 +147,4 @@ my @complaints = grep { ($_->{PRIORITY} // 6) <= 4 && ($_->{MESSAGE} // '') =~ /
 is(scalar @complaints, 0, 'journal: no warning or error about cgroups')
     or diag(join "\n", map { $_->{MESSAGE} } @complaints);
 
-done_testing();
+done();

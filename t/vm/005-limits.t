@@ -156,4 +156,4 @@ SKIP: {
 }
 is(scalar(pool_workers('lim')), 0, 'no worker left');
 
-done_testing();
+done();

@@ -14,9 +14,7 @@ use Test::More;
 
 my $UNIT = $CorralVM::UNIT;
 my $CG = $CorralVM::UNIT_CG;
-my $DIR = '/run/corral-test-oom';
-system('rm', '-rf', $DIR);
-mkdir $DIR or die "$DIR: $!";
+my $DIR = test_dir('oom');
 
 # Worker 1 allocates once (tail keeps all of a line: /dev/zero has no
 # newline) and, as its replacement, just sleeps; worker 2 sleeps.
@@ -30,16 +28,11 @@ if [ "\$CORRAL_WORKER" = 1 ] && [ ! -e $DIR/allocated ]; then
 fi
 exec sleep 4001
 EOF
-my $config = <<"EOF";
-settings { log_level = "info" }
-pool "hog" {
-  command = { "/bin/sh", "-c", [[$script]] },
-  workers = 2,
-  stop_timeout = "5s",
-  worker_limits = { memory_max = "64M", memory_swap_max = 0 },
-}
-plugin "oomwatch" { file = "$DIR/events" }
-EOF
+my $config = corral_lua(
+    [ pool => 'hog', command => [ '/bin/sh', '-c', $script ], workers => 2,
+      worker_limits => { memory_max => '64M', memory_swap_max => 0 } ],
+    [ plugin => 'oomwatch', file => "$DIR/events" ],
+);
 my $plugin = <<'EOF';
 local options = ...
 local function record(kind, ev)
@@ -72,7 +65,7 @@ is($oom[0]{CORRAL_WORKER}, 1, 'CORRAL_WORKER=1');
 is($oom[0]{CORRAL_PID}, $hog, "CORRAL_PID=$hog (the worker's main process)");
 is($oom[0]{PRIORITY}, 4, 'at priority warning');
 ok(!-e "$DIR/survived", 'the allocation did not finish');
-ok(!proc_alive($hog), 'the worker is dead');
+ok(!pid_alive($hog), 'the worker is dead');
 
 my $events;
 ok(wait_until(sub { ($events = slurp("$DIR/events") // '') =~ /^oom / }, 20), 'the plugin\'s on("oom") ran')
@@ -93,7 +86,7 @@ ok(wait_until(sub {
 $new_id //= 0;
 note("the replacement: worker $new_id, pid " . ($new // '?'));
 is($now{2}, $w{2}, 'worker 2 keeps running: the OOM kill stayed in worker 1\'s cgroup');
-is(proc_cgroup($new // 0), "$CG/hog/$new_id", "the replacement is in hog/$new_id");
+is(cgroup_of($new // 0), "$CG/hog/$new_id", "the replacement is in hog/$new_id");
 is(cg_read("$CG/hog/$new_id", 'memory.max'), 64 * 1024 * 1024, 'with memory.max 64M');
 is(cg_read("$CG/hog/$new_id", 'memory.oom.group'), 1, 'and memory.oom.group 1');
 ok(wait_until(sub { !-d "$CorralVM::CGROOT$CG/hog/1" || $new_id == 1 }, 30), 'the OOM-killed cgroup hog/1 is removed once empty')
@@ -115,13 +108,12 @@ SKIP: {
 }
 # systemd sees the OOM kill in its unit too: it must not stop corral for it
 note('OOMPolicy=' . (unit_props($UNIT, 'OOMPolicy')->{OOMPolicy} // '?'));
-sleep 1;
-my $p = unit_props($UNIT, qw(ActiveState MainPID));
-is($p->{ActiveState}, 'active', 'corral.service still active');
-is($p->{MainPID}, $main, 'with the same corrald');
+stays(sub {
+    my $p = unit_props($UNIT, qw(ActiveState MainPID));
+    $p->{ActiveState} eq 'active' && $p->{MainPID} == $main;
+}, 2, 'corral.service stays active, with the same corrald');
 
 ($rc, $out) = systemctl('stop', $UNIT);
 is($rc, 0, 'systemctl stop') or diag($out);
-system('rm', '-rf', $DIR, '/etc/corral/plugins/oomwatch.lua');
 
-done_testing();
+done();

@@ -10,13 +10,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CorralVM;
 use Test::More;
-use Time::HiRes qw(sleep time);
 
 my $UNIT = $CorralVM::UNIT;
 my $CG = $CorralVM::UNIT_CG;
-my $DIR = '/run/corral-test-pids';
-system('rm', '-rf', $DIR);
-mkdir $DIR or die "$DIR: $!";
+my $DIR = test_dir('pids');
 
 # Worker 1: a fork bomb (perl: a failed fork is an error value, not the
 # end of the shell) that forks sleeping children until fork fails, writes
@@ -29,15 +26,9 @@ my $script = <<"EOF";
 [ "\$CORRAL_WORKER" = 1 ] && exec perl -e '$bomb'
 while :; do date +%s.%N > $DIR/beat.\$CORRAL_WORKER.tmp && mv $DIR/beat.\$CORRAL_WORKER.tmp $DIR/beat.\$CORRAL_WORKER; sleep 0.2; done
 EOF
-my $config = <<"EOF";
-settings { log_level = "info" }
-pool "bomb" {
-  command = { "/bin/sh", "-c", [[$script]] },
-  workers = 3,
-  stop_timeout = "5s",
-  worker_limits = { pids_max = 20 },
-}
-EOF
+my $config = corral_lua(
+    [ pool => 'bomb', command => [ '/bin/sh', '-c', $script ], workers => 3, worker_limits => { pids_max => 20 } ],
+);
 
 my ($rc, $out) = corral_start($config);
 is($rc, 0, 'systemctl start corral') or diag($out);
@@ -53,23 +44,22 @@ my ($forked, $why) = $result =~ /^(\d+) (.*)$/;
 note("the bomb: $result");
 ok(defined $forked && $forked < 20, 'it forked fewer than 20 children') or diag($result);
 is($why, 'Resource temporarily unavailable', 'its fork failed with EAGAIN');
-sleep 1;
+stays(sub { my %w = worker_pids_by_id('bomb'); ($w{1} // 0) == $before{1} }, 1,
+      'worker 1, the bomb, stays the same process');
 my %w = worker_pids_by_id('bomb');
-is($w{1}, $before{1}, 'worker 1, the bomb, is still the same process');
 like(slurp("/proc/$w{1}/cmdline") // '', qr/^perl\0-e\0/, 'and it is the perl bomb');
 
 my @in = cgroup_pids("$CG/bomb/1");
 ok(@in >= 19 && @in <= 20, 'bomb/1 holds the bomb and its children, 20 at most') or diag(scalar @in);
 cmp_ok(cg_read("$CG/bomb/1", 'pids.current'), '<=', 20, 'bomb/1/pids.current <= 20');
 cmp_ok(cg_keys("$CG/bomb/1", 'pids.events')->{max} // 0, '>', 0, 'bomb/1/pids.events: max > 0');
-is(proc_cgroup($_), "$CG/bomb/1", "the bomb's process $_ is in bomb/1") for grep { defined } @in[0 .. 2];
+is(cgroup_of($_), "$CG/bomb/1", "the bomb's process $_ is in bomb/1") for grep { defined } @in[0 .. 2];
 
 # the others: same pids, still forking
 is($w{$_}, $before{$_}, "worker $_ keeps its pid") for 2, 3;
 my %beat = map { $_ => slurp("$DIR/beat.$_") // 0 } 2, 3;
-sleep 1.5;
 for my $id (2, 3) {
-    cmp_ok(slurp("$DIR/beat.$id") // 0, '>', $beat{$id}, "worker $id still beats (it can fork)");
+    wait_for(sub { (slurp("$DIR/beat.$id") // 0) > $beat{$id} }, 10, "worker $id still beats (it can fork)");
     cmp_ok(cg_keys("$CG/bomb/$id", 'pids.events')->{max} // 0, '==', 0, "bomb/$id never hit its limit");
 }
 my $unit_tasks = unit_props($UNIT, 'TasksCurrent')->{TasksCurrent};
@@ -81,7 +71,6 @@ like($out, qr/^bomb\s+running\s+3\/3\s/m, 'the pool is running, 3/3 ready') or d
 # stopping kills the bomb's whole cgroup
 ($rc, $out) = systemctl('stop', $UNIT);
 is($rc, 0, 'systemctl stop') or diag($out);
-ok(!grep({ proc_alive($_) } @in), "nothing of the bomb's is left");
-system('rm', '-rf', $DIR);
+ok(!grep({ pid_alive($_) } @in), "nothing of the bomb's is left");
 
-done_testing();
+done();

@@ -10,42 +10,36 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CorralVM;
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 my $UNIT = $CorralVM::UNIT;
 my $CG = $CorralVM::UNIT_CG;
 
-my $config = <<'EOF';
-settings { log_level = "info" }
-pool "busy" {
-  command = { "/bin/sh", "-c", "while :; do :; done" },
-  workers = 2,
-  stop_timeout = "5s",
-  limits = { cpu_max = "20%" },
-}
-pool "each" {
-  command = { "/bin/sh", "-c", "while :; do :; done" },
-  workers = 1,
-  stop_timeout = "5s",
-  worker_limits = { cpu_max = "10%" },
-}
-EOF
+my $BUSY = [ '/bin/sh', '-c', 'while :; do :; done' ];
+my $config = corral_lua(
+    [ pool => 'busy', command => $BUSY, workers => 2, limits => { cpu_max => '20%' } ],
+    [ pool => 'each', command => $BUSY, workers => 1, worker_limits => { cpu_max => '10%' } ],
+);
 
 my ($rc, $out) = corral_start($config);
 is($rc, 0, 'systemctl start corral') or diag($out);
 ok(wait_until(sub { pool_workers('busy') == 2 && pool_workers('each') == 1 }, 60), 'busy: 2 workers, each: 1');
 is(cg_read("$CG/busy", 'cpu.max'), '20000 100000', 'busy/cpu.max "20000 100000"');
 is(cg_read("$CG/each/1", 'cpu.max'), '10000 100000', 'each/1/cpu.max "10000 100000"');
-sleep 1;
-
-# usage and throttling over a few seconds
 my %cg = (busy => "$CG/busy", each => "$CG/each/1");
 my %limit = (busy => 0.20, each => 0.10);
+wait_for(sub { !grep { (cg_keys($cg{$_}, 'cpu.stat')->{nr_throttled} // 0) == 0 } keys %cg }, 20,
+         'the busy workers run into their limits (nr_throttled > 0)');
+
+# usage and throttling over at least 4 s: until both were throttled again
 my %s0 = map { $_ => cg_keys($cg{$_}, 'cpu.stat') } keys %cg;
 my $t0 = time;
-sleep 4;
-my %s1 = map { $_ => cg_keys($cg{$_}, 'cpu.stat') } keys %cg;
-my $wall = time - $t0;
+my (%s1, $wall);
+wait_for(sub {
+    %s1 = map { $_ => cg_keys($cg{$_}, 'cpu.stat') } keys %cg;
+    $wall = time - $t0;
+    $wall >= 4 && !grep { ($s1{$_}{nr_throttled} // 0) <= ($s0{$_}{nr_throttled} // 0) } keys %cg;
+}, 30, 'measured over 4 s or more, both throttled again meanwhile');
 for my $name (sort keys %cg) {
     my ($x, $y) = ($s0{$name}, $s1{$name});
     my $share = ($y->{usage_usec} - $x->{usage_usec}) / 1e6 / $wall;
@@ -61,4 +55,4 @@ for my $name (sort keys %cg) {
 ($rc, $out) = systemctl('stop', $UNIT);
 is($rc, 0, 'systemctl stop') or diag($out);
 
-done_testing();
+done();

@@ -13,7 +13,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CorralVM;
 use Test::More;
-use Time::HiRes qw(sleep time);
 
 my $UNIT = $CorralVM::UNIT;
 my $CG = $CorralVM::UNIT_CG;
@@ -128,7 +127,10 @@ is($failed[0]{MESSAGE},
    qq{reload failed, keeping the running configuration: $CorralVM::CONF:$bad_line: pool "extra": unknown key "wrokers"},
    'the message has file:line and the key');
 is($failed[0]{PRIORITY}, 3, 'at priority err');
-sleep 1;
+stays(sub {
+    my $q = unit_props($UNIT, qw(ActiveState MainPID StatusText));
+    $q->{ActiveState} eq 'active' && $q->{MainPID} == $main && $q->{StatusText} eq '4 pools, 5/5 workers ready';
+}, 1, 'after the failed reload: still active, same MainPID and StatusText, for 1 s');
 $p = unit_props($UNIT, qw(ActiveState MainPID StatusText));
 is($p->{ActiveState}, 'active', 'still active');
 is($p->{MainPID}, $main, 'same MainPID');
@@ -169,4 +171,4 @@ is(scalar(pool_workers('fine')), 0, 'no worker left');
 ok(!-d "$CorralVM::CGROOT$CG", 'no cgroup left');
 systemctl('reset-failed', $UNIT);
 
-done_testing();
+done();

@@ -9,25 +9,18 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use CorralVM;
 use Test::More;
-use Time::HiRes qw(sleep time);
 
 my $UNIT = $CorralVM::UNIT;
 my $CG = $CorralVM::UNIT_CG;
 my $SOCK = '/run/corral/control.sock';
-my $DIR = '/run/corral-test-ctl';
-system('rm', '-rf', $DIR);
-mkdir $DIR or die "$DIR: $!";
+my $DIR = test_dir('ctl');
 
 # web's workers beat: a file per worker, rewritten every 0.2 s
-my $config = <<"EOF";
-settings { log_level = "info" }
-pool "web" {
-  command = { "/bin/sh", "-c", "while :; do date +%s.%N > $DIR/beat.\$CORRAL_WORKER; sleep 0.2; done" },
-  workers = 2,
-  stop_timeout = "5s",
-}
-pool "db" { command = "/bin/sleep 8001", workers = 1, stop_timeout = "5s" }
-EOF
+my $config = corral_lua(
+    [ pool => 'web', command => [ '/bin/sh', '-c', "while :; do date +%s.%N > $DIR/beat.\$CORRAL_WORKER; sleep 0.2; done" ],
+      workers => 2 ],
+    [ pool => 'db', command => '/bin/sleep 8001', workers => 1 ],
+);
 
 my ($rc, $out) = corral_start($config);
 is($rc, 0, 'systemctl start corral') or diag($out);
@@ -36,7 +29,12 @@ ok(-S $SOCK, "$SOCK is a socket");
 
 # --- status ------------------------------------------------------------------
 
-sleep 1;
+# (a worker's figures come from its cgroup: every one has them once ready)
+wait_for(sub {
+    (undef, my $text) = corralctl('status');
+    my $n = () = $text =~ /^\s+\d+\s+\d+\s+ready\s+\S+\s+0\s+\d+(?:\.\d)?[KMG]\s+\d+\.\d\ds/mg;
+    $n == 3;
+}, 20, 'corralctl status: the 3 workers ready, with memory and CPU figures');
 ($rc, $out) = corralctl('status');
 is($rc, 0, 'corralctl status') or diag($out);
 note($out);
@@ -68,7 +66,7 @@ for my $w (@{ $pool->{workers} // [] }) {
 ($rc, $out) = corralctl('scale', 'web', 3);
 is($rc, 0, 'corralctl scale web 3') or diag($out);
 ok(wait_until(sub { pool_workers('web') == 3 }, 30), 'web has 3 workers');
-is(proc_cgroup({ worker_pids_by_id('web') }->{3}), "$CG/web/3", 'the third is in web/3');
+is(cgroup_of({ worker_pids_by_id('web') }->{3}), "$CG/web/3", 'the third is in web/3');
 ($rc, $out) = corralctl('scale', 'web', 2);
 is($rc, 0, 'corralctl scale web 2') or diag($out);
 ok(wait_until(sub { pool_workers('web') == 2 && !-d "$CorralVM::CGROOT$CG/web/3" }, 30), 'back to 2, web/3 removed');
@@ -119,8 +117,7 @@ ok(wait_until(sub { (cg_keys("$CG/web", 'cgroup.events')->{frozen} // '') eq '1'
 is(cg_read("$CG/web", 'cgroup.freeze'), 1, 'web/cgroup.freeze 1');
 ok(wait_until(sub { (corralctl('status', 'web'))[1] =~ /^web\s+frozen\s/m }, 10), 'status: web frozen');
 my %beat = map { $_ => slurp("$DIR/beat.$_") } 1, 2;
-sleep 1.5;
-is(slurp("$DIR/beat.$_"), $beat{$_}, "frozen: worker $_ does not beat") for 1, 2;
+stays(sub { !grep { slurp("$DIR/beat.$_") ne $beat{$_} } 1, 2 }, 1.5, 'frozen: the workers do not beat (1.5 s)');
 ($rc, $out) = corralctl('thaw', 'web');
 is($rc, 0, 'corralctl thaw web') or diag($out);
 ok(wait_until(sub { (cg_keys("$CG/web", 'cgroup.events')->{frozen} // '') eq '0' }, 10), 'web/cgroup.events: frozen 0');
@@ -132,6 +129,5 @@ ok(wait_until(sub { (corralctl('status', 'web'))[1] =~ /^web\s+running\s+2\/2\s/
 is($rc, 0, 'systemctl stop') or diag($out);
 ($rc, $out) = corralctl('status');
 is($rc, 5, 'corralctl status with corrald stopped: exit 5 (not running)') or diag($out);
-system('rm', '-rf', $DIR);
 
-done_testing();
+done();

@@ -7,25 +7,42 @@ package CorralVM;
 #
 # `use CorralVM;` skips the whole test file anywhere but in the test VM
 # (these tests start and stop system services): run them with
-# t/vm/run-suite.
+# t/vm/run-suite, which ships t/vm and t/lib into the guest in the same
+# layout as here. The /proc and cgroup readers are t/lib/CorralProc.pm's
+# and the waiting t/lib/CorralWait.pm's, shared with the host tests.
+#
+# A test ends with done(): the invariants after it (corral.service stops
+# cleanly if it still runs, no alert in corrald's journal since the test
+# began, no process and no cgroup of corral's left), then done_testing.
 
 use strict;
 use warnings;
 
+use File::Basename qw(dirname);
+use File::Spec;
+use lib File::Spec->catdir(dirname(File::Spec->rel2abs(__FILE__)), '..', '..', 'lib');
+
+use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline pid_alive proc_age
+                  worker_identity find_workers find_prototypes describe
+                  cgroup_of cgroup_mount cg_read cg_keys cgroup_dirs cgroup_procs cgroup_pids);
+use CorralWait ();
 use Exporter ();
 our @ISA = ('Exporter');
 use POSIX qw(_exit);
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
-our @EXPORT = qw(slurp spew run_cmd systemctl unit_props wait_until
-    pool_workers prototypes proc_environ proc_cgroup cgroup_pids
-    journal unit_cgroup_pids describe_pids
-    journal_cursor journal_entries journal_find corral_start corral_config
-    cg_read cg_keys cgroup_dirs corralctl status_tree worker_pids_by_id
-    unit_drop_in proc_alive);
+our @EXPORT = qw(slurp spew run_cmd systemctl unit_props wait_until wait_for stays done
+    pool_workers prototypes proc_stat proc_environ proc_cmdline pid_alive proc_age cgroup_of
+    cgroup_pids cgroup_dirs cg_read cg_keys
+    journal unit_cgroup_pids describe_pids journal_cursor journal_entries journal_find
+    corral_start corral_config corral_lua test_dir corralctl status_tree worker_pids_by_id
+    unit_drop_in);
 
-our $CGROOT = '/sys/fs/cgroup';
+our $CGROOT = cgroup_mount() // '/sys/fs/cgroup';
+our $CONF = '/etc/corral/corral.lua';
+our $UNIT = 'corral.service';
+our $UNIT_CG = '/system.slice/corral.service';
 
 sub in_test_vm {
     my $cmdline = slurp('/proc/cmdline') // '';
@@ -34,19 +51,13 @@ sub in_test_vm {
 }
 
 my $checked;
+my $began;    # the journal's cursor when the test began
 sub import {
-    if (!$checked++ && !in_test_vm()) {
-        plan(skip_all => 'runs inside the test VM only: use t/vm/run-suite');
+    if (!$checked++) {
+        plan(skip_all => 'runs inside the test VM only: use t/vm/run-suite') unless in_test_vm();
+        $began = journal_cursor();
     }
     __PACKAGE__->export_to_level(1, @_);
-}
-
-sub slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return undef;
-    local $/;
-    my $text = <$fh>;
-    return $text // '';
 }
 
 sub spew {
@@ -85,85 +96,54 @@ sub unit_props {
     return { map { /^([^=]+)=(.*)$/ ? ($1 => $2) : () } split /\n/, $out };
 }
 
-# Polls $cond every 0.1 s until it returns true or $timeout seconds pass;
+# ---- waiting ------------------------------------------------------------------
+# Conditions here often run systemctl or journalctl: looked at every 0.1 s.
+
+my $POLL = 0.1;
+
+# Polls $cond until it returns true or $timeout seconds (default 30) pass;
 # returns its last value. Not a test by itself.
 sub wait_until {
     my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 30);
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.1;
-    }
+    return CorralWait::poll_until($cond, $timeout // 30, $POLL);
 }
 
-sub all_pids {
-    opendir my $dh, '/proc' or die "opendir /proc: $!";
-    return grep { /^\d+$/ } readdir $dh;
+# A test: $cond becomes true within $timeout seconds (default 30); when
+# not, the unit's journal since the test began is shown.
+sub wait_for {
+    my ($cond, $timeout, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    local $CorralWait::POLL = $POLL;
+    return CorralWait::wait_for($cond, $timeout // 30, $name, \&diag_journal);
 }
 
-sub proc_environ {
-    my ($pid) = @_;
-    my $raw = slurp("/proc/$pid/environ") // return {};
-    return { map { /^([^=]*)=(.*)$/s ? ($1 => $2) : () } split /\0/, $raw };
+# A test: $cond stays true for all of $duration seconds (for things that
+# must not happen); the journal as for wait_for when it does not.
+sub stays {
+    my ($cond, $duration, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    local $CorralWait::POLL = $POLL;
+    return CorralWait::stays($cond, $duration, $name, \&diag_journal);
 }
 
-sub proc_state {
-    my ($pid) = @_;
-    my $stat = slurp("/proc/$pid/stat") // return undef;
-    $stat =~ /^.*\)\s+(\S)\s+(-?\d+)/s or return undef;
-    return { state => $1, ppid => $2 };
+# The last 30 messages of corral.service since the test began, as a diag.
+sub diag_journal {
+    my @e = journal_entries($UNIT, $began);
+    @e = @e[-30 .. -1] if @e > 30;
+    diag(join "\n", "journal of $UNIT since the test began:",
+         map { '  | ' . ($_->{SYSLOG_IDENTIFIER} // '?') . ': ' . ($_->{MESSAGE} // '') } @e);
 }
 
-# The cgroup v2 path of a process ("/system.slice/corral.service"), or undef.
-sub proc_cgroup {
-    my ($pid) = @_;
-    my $text = slurp("/proc/$pid/cgroup") // return undef;
-    return $text =~ /^0::(\S*)$/m ? $1 : undef;
-}
+# ---- processes and cgroups ---------------------------------------------------
 
-# Live workers of a pool, anywhere on the system: processes with
-# CORRAL_POOL=$pool in their environment whose parent has not. Sorted.
+# Live workers of a pool, anywhere on the system (CorralProc::find_workers).
 sub pool_workers {
     my ($pool) = @_;
-    my @pids;
-    for my $pid (all_pids()) {
-        next if (proc_environ($pid)->{CORRAL_POOL} // '') ne $pool;
-        my $st = proc_state($pid) or next;
-        next if $st->{state} eq 'Z';
-        next if (proc_environ($st->{ppid})->{CORRAL_POOL} // '') eq $pool;
-        push @pids, $pid;
-    }
-    my @sorted = sort { $a <=> $b } @pids;
-    return @sorted;
+    return find_workers($pool);
 }
 
 # pool name => pid of its prototype ("corral: prototype NAME").
-sub prototypes {
-    my %p;
-    for my $pid (all_pids()) {
-        my $cmd = slurp("/proc/$pid/cmdline") // next;
-        my $st = proc_state($pid) or next;
-        next if $st->{state} eq 'Z';
-        $p{$1} = $pid if $cmd =~ /^corral: prototype (\S+?)(?:[\s\0]|$)/;
-    }
-    return %p;
-}
-
-# Every pid in cgroup $cg (a path below the cgroup2 root) and below it.
-sub cgroup_pids {
-    my ($cg) = @_;
-    my @pids;
-    my @dirs = ("$CGROOT$cg");
-    while (my $d = shift @dirs) {
-        my $procs = slurp("$d/cgroup.procs") // next;
-        push @pids, grep { /^\d+$/ } split /\n/, $procs;
-        opendir my $dh, $d or next;
-        push @dirs, map { "$d/$_" } grep { !/^\./ && -d "$d/$_" } readdir $dh;
-    }
-    my @sorted = sort { $a <=> $b } @pids;
-    return @sorted;
-}
+sub prototypes { return find_prototypes() }
 
 sub unit_cgroup_pids {
     my ($unit) = @_;
@@ -172,22 +152,22 @@ sub unit_cgroup_pids {
     return cgroup_pids($cg);
 }
 
+sub describe_pids { return join "\n", map { '  ' . describe($_) } @_ }
+
+# worker id => pid for a pool's live workers.
+sub worker_pids_by_id {
+    my ($pool) = @_;
+    return map { ((worker_identity($_))[1] // 0) => $_ } pool_workers($pool);
+}
+
+# ---- the journal ---------------------------------------------------------------
+
 # The unit's journal messages (no timestamps or prefixes), this boot.
 sub journal {
     my ($unit) = @_;
     my ($rc, $out) = run_cmd('journalctl', '-b', '-u', $unit, '-o', 'cat', '--no-pager', '-q');
     return $out;
 }
-
-sub describe_pids {
-    return join "\n", map {
-        my $cmd = slurp("/proc/$_/cmdline") // '(gone)';
-        $cmd =~ tr/\0/ /;
-        "  pid $_ cgroup " . (proc_cgroup($_) // '?') . ": $cmd";
-    } @_;
-}
-
-# ---- the journal, as structured entries ---------------------------------
 
 # The cursor of the newest entry in the journal (this boot), to read only
 # what comes after it: journal_entries($unit, $cursor).
@@ -234,9 +214,8 @@ sub journal_find {
 
 # ---- corral.service -------------------------------------------------------
 
-our $CONF = '/etc/corral/corral.lua';
-our $UNIT = 'corral.service';
-our $UNIT_CG = '/system.slice/corral.service';
+my %plugin_files;    # written by corral_config, removed by done
+my @test_dirs;       # made by test_dir, removed by done
 
 # Writes the config (and plugins: name => source, into /etc/corral/plugins).
 sub corral_config {
@@ -245,7 +224,10 @@ sub corral_config {
     spew($CONF, $text);
     if (%plugins) {
         mkdir '/etc/corral/plugins';
-        spew("/etc/corral/plugins/$_.lua", $plugins{$_}) for keys %plugins;
+        for my $name (keys %plugins) {
+            spew("/etc/corral/plugins/$name.lua", $plugins{$name});
+            $plugin_files{"/etc/corral/plugins/$name.lua"} = 1;
+        }
     }
 }
 
@@ -258,6 +240,71 @@ sub corral_start {
     my $t0 = time;
     my ($rc, $out) = systemctl('start', $UNIT);
     return ($rc, $out, time - $t0);
+}
+
+# A fresh, empty directory /run/corral-test-NAME for what a test's workers
+# write; done() removes it.
+sub test_dir {
+    my ($name) = @_;
+    my $dir = "/run/corral-test-$name";
+    system('rm', '-rf', $dir);
+    mkdir $dir or die "$dir: $!";
+    push @test_dirs, $dir;
+    return $dir;
+}
+
+# The Lua source of a Perl value: a number as it is, any other string
+# quoted, an array ref as { a, b }, a hash ref as { key = value } (keys
+# sorted), a scalar ref as the Lua text it holds (\'nil', \'{ "x" }').
+sub lua_value {
+    my ($v) = @_;
+    return 'nil' unless defined $v;
+    return $$v if ref $v eq 'SCALAR';
+    if (ref $v eq 'ARRAY') {
+        return @$v ? '{ ' . join(', ', map { lua_value($_) } @$v) . ' }' : '{}';
+    }
+    if (ref $v eq 'HASH') {
+        return '{}' unless %$v;
+        return '{ ' . join(', ', map { lua_key($_) . ' = ' . lua_value($v->{$_}) } sort keys %$v) . ' }';
+    }
+    return $v if $v =~ /^-?\d+(?:\.\d+)?$/;
+    (my $s = $v) =~ s/([\\"])/\\$1/g;
+    $s =~ s/\n/\\n/g;
+    return qq{"$s"};
+}
+
+sub lua_key { return $_[0] =~ /^[A-Za-z_]\w*$/ ? $_[0] : '[' . lua_value($_[0]) . ']' }
+
+# The text of a config, from items in order:
+#   [ pool => NAME, KEY => VALUE, ... ]    pool "NAME" { KEY = VALUE, ... },
+#                                          with stop_timeout = "5s" unless
+#                                          given (values as lua_value)
+#   [ plugin => NAME, KEY => VALUE, ... ]  plugin "NAME" { KEY = VALUE, ... }
+#   [ settings => KEY => VALUE, ... ]      settings { ... } instead of the
+#                                          default settings { log_level = "info" }
+#   a string                               that Lua, as it is
+sub corral_lua {
+    my (@items) = @_;
+    my $settings = 'settings { log_level = "info" }';
+    my $text = '';
+    for my $item (@items) {
+        if (!ref $item) {
+            $text .= $item =~ /\n\z/ ? $item : "$item\n";
+            next;
+        }
+        my ($kind, @rest) = @$item;
+        my $name = $kind eq 'settings' ? undef : shift @rest;
+        my @pairs;
+        while (my ($k, $v) = splice @rest, 0, 2) { push @pairs, [ $k, $v ] }
+        push @pairs, [ stop_timeout => '5s' ] if $kind eq 'pool' && !grep { $_->[0] eq 'stop_timeout' } @pairs;
+        my $body = join '', map { '  ' . lua_key($_->[0]) . ' = ' . lua_value($_->[1]) . ",\n" } @pairs;
+        if ($kind eq 'settings') {
+            $settings = "settings {\n$body}";
+        } else {
+            $text .= "$kind " . lua_value($name) . " {\n$body}\n";
+        }
+    }
+    return "$settings\n$text";
 }
 
 # A drop-in for corral.service in /run (gone at the next boot); undef
@@ -274,51 +321,11 @@ sub unit_drop_in {
     systemctl('daemon-reload');
 }
 
-# ---- cgroup files -----------------------------------------------------------
-
-# A cgroup file's content without the final newline, or undef; $cg is a
-# path below the cgroup2 root ("/system.slice/corral.service/web/1").
-sub cg_read {
-    my ($cg, $file) = @_;
-    my $v = slurp("$CGROOT$cg/$file");
-    return undef unless defined $v;
-    chomp $v;
-    return $v;
-}
-
-# "key value" lines (cpu.stat, memory.events, cgroup.events) as a hash.
-sub cg_keys {
-    my ($cg, $file) = @_;
-    my $v = cg_read($cg, $file) // return {};
-    return { map { /^(\S+)\s+(\S+)/ ? ($1 => $2) : () } split /\n/, $v };
-}
-
-# The child cgroups of $cg (names), sorted.
-sub cgroup_dirs {
-    my ($cg) = @_;
-    opendir my $dh, "$CGROOT$cg" or return ();
-    my @d = sort grep { !/^\./ && -d "$CGROOT$cg/$_" } readdir $dh;
-    return @d;
-}
-
-sub proc_alive {
-    my ($pid) = @_;
-    my $st = proc_state($pid) or return 0;
-    return $st->{state} ne 'Z';
-}
-
-# worker id => pid for a pool's live workers (CORRAL_WORKER of each).
-sub worker_pids_by_id {
-    my ($pool) = @_;
-    return map { ((proc_environ($_)->{CORRAL_WORKER} // 0) => $_) } pool_workers($pool);
-}
-
 sub corralctl { return run_cmd('/usr/bin/corralctl', @_) }
 
 # The cgroup tree of `systemctl status`: (cgroup path relative to the
 # unit's => [ pids ]) for every cgroup shown, "" for the unit's own; and
 # pid => its command line as shown.
-
 sub status_tree {
     my ($text) = @_;
     utf8::decode($text);
@@ -346,6 +353,49 @@ sub status_tree {
         }
     }
     return (\%cgs, \%cmd);
+}
+
+# ---- after every test ------------------------------------------------------------
+
+# Processes of corral's that are still there: corrald, prototypes,
+# workers (by their title or environment), anything in the unit's cgroup
+# or with a test_dir as its cwd or in its command line.
+sub leftovers {
+    my %in_unit = map { $_ => 1 } cgroup_pids($UNIT_CG);
+    return grep {
+        my $pid = $_;
+        my $cmd = proc_cmdline($pid);
+        my $cwd = readlink("/proc/$pid/cwd") // '';
+        $pid != $$ && pid_alive($pid)
+            && ($in_unit{$pid} || defined((worker_identity($pid))[0]) || $cmd =~ m{^(?:/usr/sbin/corrald\0|corral: )}
+                || grep { index($cmd, $_) >= 0 || $cwd eq $_ || index($cwd, "$_/") == 0 } @test_dirs);
+    } all_pids();
+}
+
+# Every test file ends with done(): corral.service, if it still runs,
+# stops with Result=success (corrald exits 0, nothing left for systemd to
+# kill); no alert in corrald's journal since the test began; no process
+# of corral's and no cgroup of the unit left; then done_testing. The
+# test's directories and plugin files are removed.
+sub done {
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $state = unit_props($UNIT, 'ActiveState')->{ActiveState} // '';
+    if ($state =~ /^(?:active|reloading|activating)$/) {
+        my ($rc, $out) = systemctl('stop', $UNIT);
+        my $p = unit_props($UNIT, qw(Result ExecMainStatus));
+        ok($rc == 0 && $p->{Result} eq 'success' && $p->{ExecMainStatus} == 0,
+           'at the end: corral.service stops cleanly (corrald exits 0)')
+            or diag("systemctl stop: exit $rc $out; Result=$p->{Result} ExecMainStatus=$p->{ExecMainStatus}");
+    }
+    my @alerts = journal_find($UNIT, $began, SYSLOG_IDENTIFIER => 'corrald', PRIORITY => qr/^[01]$/);
+    ok(!@alerts, "no alert in corrald's journal") or diag(join "\n", map { $_->{MESSAGE} } @alerts);
+    my $clean = wait_until(sub { !leftovers() }, 10);
+    ok($clean, 'no process left') or diag(describe_pids(leftovers()));
+    ok(wait_until(sub { !-d "$CGROOT$UNIT_CG" }, 10), "no cgroup left ($UNIT_CG)")
+        or diag(join "\n", map { "  $_: " . join(' ', cgroup_procs($_)) }
+                map { s/^\Q$CGROOT\E//r } split /\n/, `find $CGROOT$UNIT_CG -type d 2>&1`);
+    system('rm', '-rf', @test_dirs, keys %plugin_files) if @test_dirs || %plugin_files;
+    done_testing();
 }
 
 1;
