@@ -27,8 +27,6 @@ struct cr_queued {
 	struct cr_queued *next;
 };
 
-#define TO(s) (1u << (s))
-
 static const char *const worker_state_names[W_NSTATES] = {
 	[W_SPAWNING] = "spawning", [W_STARTING] = "starting", [W_READY] = "ready",
 	[W_STOPPING] = "stopping", [W_GONE] = "exited",
@@ -228,8 +226,10 @@ void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what)
 			return;
 		}
 	}
+	/* only where a restart follows: not for a failed, stopped or removed pool */
 	cr_text_duration(d, sizeof d, delay);
-	if (pool->target > 0 && !cr_sv.stopping)
+	if (pool->target > 0 && !cr_sv.stopping &&
+	    (pool->state == POOL_STARTING || pool->state == POOL_RUNNING))
 		cr_info(&who, "restarting %s in %s", what, d);
 }
 

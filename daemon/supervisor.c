@@ -530,24 +530,29 @@ static void update_manager(void)
 		begin_stop(why);
 }
 
+/* Before the loop sleeps: reconcile what is dirty, deliver the events
+ * that caused (handlers may make pools dirty again), and once all is
+ * settled, tell the service manager. */
 static void prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
 {
 	(void)pr;
 	(void)revents;
 	ev_idle_stop(loop, &S.more);
-	for (int round = 0; ; round++) {
+	for (int round = 0;; round++) {
 		reconcile_dirty();
-		if (!cr_sv.events)
-			break;
-		if (round == MAX_ROUNDS) {
+		if (!cr_sv.events) {
+			update_manager();	/* a failed start begins to stop */
+			if (!cr_sv.dirty && !cr_sv.events)
+				break;
+			continue;
+		}
+		if (round >= MAX_ROUNDS) {
 			ev_idle_start(loop, &S.more);	/* the rest next time round */
-			break;
+			return;
 		}
 		cr_events_deliver();
 	}
-	update_manager();
-	reconcile_dirty();	/* a failed start begins to stop */
-	if (cr_sv.stopping && everything_stopped() && !cr_sv.events) {
+	if (cr_sv.stopping && everything_stopped()) {
 		cr_info(NULL, "stopped");
 		ev_break(loop, EVBREAK_ALL);
 	}
