@@ -101,10 +101,15 @@ sub check_worker {
     for my $p (@procs) {
         # a Lua worker's /proc/PID/environ is the prototype's: only what it
         # exec's or forks carries the pool's environment
+        # (polled: a child caught in its execve shows no environment yet)
         if ($pool ne 'lua') {
-            my $env = proc_environ($p);
-            is(($env->{CORRAL_POOL} // '') . '/' . ($env->{CORRAL_WORKER} // ''), "$pool/$id",
-               "$mode: $pool worker $id: pid $p in its cgroup has CORRAL_POOL=$pool CORRAL_WORKER=$id");
+            my $seen = '';
+            $t->wait_for(sub {
+                my $env = proc_environ($p);
+                $seen = ($env->{CORRAL_POOL} // '') . '/' . ($env->{CORRAL_WORKER} // '');
+                $seen eq "$pool/$id";
+            }, 5, "$mode: $pool worker $id: pid $p in its cgroup has CORRAL_POOL=$pool CORRAL_WORKER=$id")
+                or diag("it has $seen");
         }
         my ($q, $ok) = ($p, 0);
         for (1 .. 32) {

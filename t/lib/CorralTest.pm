@@ -30,13 +30,13 @@ use IO::Socket::UNIX;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline pid_alive lua_worker_title
+use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline pid_alive proc_age lua_worker_title
                   worker_identity find_workers find_prototypes descends_from describe fd_targets
                   unix_sockets cgroup_of cgroup_mount);
 use CorralWait ();
 
-our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive log_time cgroup_of lua_worker_title find_program
-                    descends_from);
+our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive proc_age log_time cgroup_of lua_worker_title
+                    find_program descends_from);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
