@@ -883,10 +883,15 @@ sub since_now {
 # $count of them; the last look either way.
 sub settled_fds {
     my ($self, $count, $timeout) = @_;
-    my $fds = {};
+    my ($fds, $seen, $since) = ({}, '', 0);
     $self->poll(sub {
         $fds = fd_targets($self->{pid});
-        return !$self->control_connections($fds) && (!defined $count || keys %$fds == $count);
+        return 0 if $self->control_connections($fds);
+        # the same fds for a while: a worker's channel closes when it
+        # execs, a moment after it was counted ready
+        my $now = join ' ', map { "$_=$fds->{$_}" } sort { $a <=> $b } keys %$fds;
+        ($seen, $since) = ($now, time) if $now ne $seen;
+        return time - $since >= 0.3 && (!defined $count || keys %$fds == $count);
     }, $timeout);
     return $fds;
 }
