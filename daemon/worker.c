@@ -217,7 +217,7 @@ void cr_worker_spawn(struct cr_pool *pool)
 		cr_error(&who, "unable to ask the prototype for a worker: %s", strerror(-rc));
 		goto fail;
 	}
-	cr_debug(&who, "transition: worker (new) -> spawning");
+	cr_debug(&who, "worker asked of the prototype (spawning)");
 	return;
 fail:
 	cr_worker_free(w);
