@@ -19,14 +19,11 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -38,10 +35,8 @@
 #include "manager.h"
 #include "pool.h"
 #include "proto.h"
-#include "spawn.h"
 #include "supervisor.h"
 #include "text.h"
-#include "unixmsg.h"
 
 /* glibc's <sys/queue.h> lacks the _SAFE iterators */
 #ifndef TAILQ_FOREACH_SAFE
