@@ -653,7 +653,7 @@ int cr_lua_prefork(const struct cr_pool_conf *pc)
 static int make_worker(lua_State *L)
 {
 	lua_pushvalue(L, 2);
-	lua_call(L, 0, 1);
+	lua_call(L, 0, 1);		/* protected: we run under pcall() */
 	lua_replace(L, 2);
 	lua_call(L, 4, 1);
 	return 1;
