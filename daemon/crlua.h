@@ -22,7 +22,6 @@ enum cr_phase { CR_PHASE_CONFIG, CR_PHASE_PLUGIN, CR_PHASE_PREFORK, CR_PHASE_SET
 #define CR_IN_ANY 0x1fu
 #define CR_IN_WORKER (CR_IN(CR_PHASE_SETUP) | CR_IN(CR_PHASE_START))
 
-enum cr_phase cr_lua_phase(void);
 const char *cr_lua_phase_name(void);
 /* Whom the Lua code of this process runs for (pool, worker), for log
  * lines; NULL inside corrald. */

@@ -70,11 +70,6 @@ static double monotonic(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-enum cr_phase cr_lua_phase(void)
-{
-	return ctx.phase;
-}
-
 const char *cr_lua_phase_name(void)
 {
 	return phase_names[ctx.phase];

@@ -112,7 +112,6 @@ extern struct cr_supervisor {
 
 /* ---- state.c ---- */
 const char *cr_worker_state_name(enum worker_state s);
-const char *cr_pool_state_name(enum pool_state s);
 struct cr_who cr_worker_who(const struct cr_worker *w);
 struct cr_who cr_pool_who(const struct cr_pool *pool);
 int cr_worker_dir(const struct cr_worker *w, char *buf, size_t n);
@@ -137,7 +136,6 @@ void cr_worker_spawn(struct cr_pool *pool);
 void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan);
 void cr_worker_ready(struct cr_worker *w);
 void cr_worker_stop(struct cr_worker *w);
-void cr_worker_send_stop(struct cr_worker *w);
 /* The watchdog or ready_timeout ran out: abort it, as systemd does. */
 void cr_worker_abort(struct cr_worker *w, const char *why);
 void cr_worker_kill(struct cr_worker *w);

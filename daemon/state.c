@@ -62,11 +62,6 @@ const char *cr_worker_state_name(enum worker_state s)
 	return worker_state_names[s];
 }
 
-const char *cr_pool_state_name(enum pool_state s)
-{
-	return pool_state_names[s];
-}
-
 struct cr_who cr_worker_who(const struct cr_worker *w)
 {
 	return (struct cr_who){ .pool = w->pool->name, .worker = w->id, .pid = w->pid };

@@ -597,11 +597,6 @@ static void begin_stop(const char *why)
 	}
 }
 
-int cr_supervisor_stopping(void)
-{
-	return cr_sv.stopping;
-}
-
 static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
 {
 	struct cr_proto *p;

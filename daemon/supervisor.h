@@ -11,8 +11,6 @@ struct cr_pool;
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose);
 /* Frees what is left once the loop has returned. */
 void cr_supervisor_finish(void);
-/* Whether corrald is on its way down (SIGTERM, a failed start). */
-int cr_supervisor_stopping(void);
 
 /* A running pool by name (not one that a reload removed), or NULL. */
 struct cr_pool *cr_supervisor_pool(const char *name);

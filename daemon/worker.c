@@ -67,7 +67,7 @@ static void worker_signal(struct cr_worker *w, int sig)
 }
 
 /* Its stop signal now, KILL after stop_timeout. */
-void cr_worker_send_stop(struct cr_worker *w)
+static void send_stop(struct cr_worker *w)
 {
 	worker_signal(w, w->conf->stop_signal);
 	ev_timer_set(&w->kill_timer, w->conf->stop_timeout, 0);
@@ -82,7 +82,7 @@ void cr_worker_stop(struct cr_worker *w)
 	ev_timer_stop(cr_sv.loop, &w->watchdog);	/* it is going anyway */
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
 	if (w->pid > 0)
-		cr_worker_send_stop(w);	/* else once its pid arrives */
+		send_stop(w);	/* else once its pid arrives */
 }
 
 void cr_worker_free(struct cr_worker *w)
@@ -148,27 +148,20 @@ void cr_worker_abort(struct cr_worker *w, const char *why)
 	ev_timer_start(cr_sv.loop, &w->kill_timer);
 }
 
-static void watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
+/* The watchdog or ready_timeout ran out (which one: the timer). */
+static void abort_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct cr_worker *w = t->data;
+	int watchdog = t == &w->watchdog;
 	char why[96], d[32];
 
 	(void)loop;
 	(void)revents;
-	cr_text_duration(d, sizeof d, w->conf->watchdog);
-	snprintf(why, sizeof why, "watchdog timeout: no WATCHDOG=1 within %s", d);
-	cr_worker_abort(w, why);
-}
-
-static void ready_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct cr_worker *w = t->data;
-	char why[96], d[32];
-
-	(void)loop;
-	(void)revents;
-	cr_text_duration(d, sizeof d, w->conf->ready_timeout);
-	snprintf(why, sizeof why, "not ready within ready_timeout (%s)", d);
+	cr_text_duration(d, sizeof d, watchdog ? w->conf->watchdog : w->conf->ready_timeout);
+	if (watchdog)
+		snprintf(why, sizeof why, "watchdog timeout: no WATCHDOG=1 within %s", d);
+	else
+		snprintf(why, sizeof why, "not ready within ready_timeout (%s)", d);
 	cr_worker_abort(w, why);
 }
 
@@ -193,9 +186,9 @@ void cr_worker_spawn(struct cr_pool *pool)
 	w->state = W_SPAWNING;
 	ev_timer_init(&w->kill_timer, kill_cb, 0, 0);
 	w->kill_timer.data = w;
-	ev_timer_init(&w->watchdog, watchdog_cb, 0, 0);
+	ev_timer_init(&w->watchdog, abort_cb, 0, 0);
 	w->watchdog.data = w;
-	ev_timer_init(&w->ready_timer, ready_timeout_cb, 0, 0);
+	ev_timer_init(&w->ready_timer, abort_cb, 0, 0);
 	w->ready_timer.data = w;
 	TAILQ_INSERT_TAIL(&pool->workers, w, link);
 	pool->nworkers++;
@@ -429,7 +422,7 @@ void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan)
 	cr_queue_worker_event("worker_started", w, (struct cr_event){ 0 });
 	cr_pool_mark_dirty(w->pool);
 	if (w->state == W_STOPPING) {
-		cr_worker_send_stop(w);	/* asked to stop before its pid was known */
+		send_stop(w);	/* asked to stop before its pid was known */
 		return;
 	}
 	if (w->conf->watchdog > 0) {
