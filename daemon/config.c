@@ -220,6 +220,7 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 	pc->output = get_string(t, "output");
 	pc->syslog_identifier = get_string(t, "syslog_identifier");
 	pc->ready_timeout = get_number(t, "ready_timeout");
+	pc->start_window = get_number(t, "start_window");
 	pc->prefork_timeout = get_number(t, "prefork_timeout");
 	name = get_string(t, "name");
 	snprintf(pc->name, sizeof pc->name, "%s", name ? name : "");

@@ -48,6 +48,7 @@ struct cr_pool_conf {
 	enum cr_ready { CR_READY_STARTED, CR_READY_LUA, CR_READY_NOTIFY } ready;
 	double watchdog;	/* a worker silent this long is killed; 0: off */
 	double ready_timeout;	/* a worker not ready this long is killed; 0: off */
+	double start_window;	/* an exit this soon after ready is a start failure */
 	char *output;		/* workers' stdout/stderr: auto, journal, inherit, null, or a file */
 	char *syslog_identifier;	/* for their lines in the journal */
 	/* listen = { NAME = SPEC }: sockets the workers get (LISTEN_FDS) */

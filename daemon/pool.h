@@ -57,6 +57,7 @@ struct cr_worker {
 	enum worker_state state;
 	int watch;			/* on its cgroup.events once GONE, or -1 */
 	ev_tstamp started;
+	ev_tstamp ready_at;		/* 0 until ready; its start window runs from here */
 	int has_exec_error;
 	int early_ready;
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
@@ -87,11 +88,20 @@ struct cr_pool {
 	struct cr_worker_list workers;
 	unsigned nworkers;
 	uint32_t next_serial;
-	unsigned streak;		/* consecutive failures, for backoff */
+	/* Start failures (an exit before ready or within start_window):
+	 * backoff and the crash limit. Other exits are replaced at once. */
+	unsigned streak;		/* consecutive start failures, for backoff */
 	ev_tstamp not_before;		/* no spawn before this time */
+	unsigned immediate;		/* replacements due now despite not_before */
 	ev_timer retry;
 	ev_tstamp *failures;		/* ring of the last crash_failures failure times */
 	unsigned nfailures, fail_next;
+	unsigned start_failures;	/* in all, for status */
+	ev_tstamp last_failure_at;	/* of the last start failure */
+	ev_tstamp passed_at;		/* when a worker last got through its window */
+	ev_tstamp proto_ready_at;	/* when the current prototype got ready; 0: not yet */
+	char last_failure[160];		/* what the last start failure was */
+	char failure[256];		/* why the pool is FAILED */
 	struct cr_slot *slots;
 	unsigned nslots, restarts;
 };
@@ -126,8 +136,10 @@ void cr_queue_pool_event(const char *name, const struct cr_pool *pool);
 void cr_queue_worker_event(const char *name, const struct cr_worker *w, struct cr_event ev);
 void cr_events_deliver(void);
 void cr_events_drop(void);
-/* A failure of a worker or prototype: backoff, and the crash limit. */
-void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what);
+/* A start failure of a worker or prototype: backoff, and the crash limit.
+ * what: "worker" or "prototype"; detail: what happened, for the log and
+ * status ("worker 3 exited with status 1"). */
+void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what, const char *detail);
 void cr_pool_reset_failures(struct cr_pool *pool);
 struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id);
 

@@ -182,23 +182,45 @@ void cr_pool_reset_failures(struct cr_pool *pool)
 {
 	pool->streak = 0;
 	pool->not_before = 0;
+	pool->immediate = 0;
 	pool->nfailures = pool->fail_next = 0;
+	pool->failure[0] = 0;
 	if (pool->state == POOL_FAILED)
 		cr_pool_set_state(pool, POOL_STARTING);
 }
 
-/* An unexpected exit of a worker or prototype: grow the backoff, and
- * mark the pool failed when it crosses the crash limit. */
-void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what)
+/* Has a worker got through its start window since the last start failure?
+ * Then starting works again, and the backoff starts over. Workers that
+ * exited did so before their window passed, or they set passed_at. */
+static int worker_passed_since(struct cr_pool *pool, ev_tstamp since, ev_tstamp now)
+{
+	struct cr_worker *w;
+
+	if (pool->passed_at > since)
+		return 1;
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		ev_tstamp end = w->ready_at + w->conf->start_window;
+		if (w->state < W_GONE && w->ready_at > 0 && end <= now && end > since)
+			return 1;
+	}
+	return 0;
+}
+
+/* A start failure of a worker or prototype: grow the backoff, and mark
+ * the pool failed when it crosses the crash limit. */
+void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what, const char *detail)
 {
 	const struct cr_pool_conf *pc = pool->conf;
 	struct cr_who who = cr_pool_who(pool);
 	ev_tstamp now = ev_now(cr_sv.loop), delay;
 	char d[32], iv[32];
 
-	if (ran_for >= pc->backoff_reset)
+	if (ran_for >= pc->backoff_reset || worker_passed_since(pool, pool->last_failure_at, now))
 		pool->streak = 0;
 	pool->streak++;
+	pool->start_failures++;
+	pool->last_failure_at = now;
+	snprintf(pool->last_failure, sizeof pool->last_failure, "%s", detail);
 	delay = pc->backoff_initial * pow(2, pool->streak - 1);
 	if (delay > pc->backoff_max)
 		delay = pc->backoff_max;
@@ -214,8 +236,10 @@ void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what)
 		    now - pool->failures[pool->fail_next] <= pc->crash_interval &&
 		    (pool->state == POOL_STARTING || pool->state == POOL_RUNNING)) {
 			cr_text_duration(iv, sizeof iv, pc->crash_interval);
-			cr_error(&who, "pool failed: %u failures within %s, staying down until reload",
-				 pc->crash_failures, iv);
+			snprintf(pool->failure, sizeof pool->failure, "%u start failures within %s, last: %s",
+				 pc->crash_failures, iv, detail);
+			cr_error(&who, "pool failed: %s; staying down until start, restart or reload",
+				 pool->failure);
 			cr_pool_set_state(pool, POOL_FAILED);
 			cr_queue_pool_event("pool_failed", pool);
 			return;

@@ -33,6 +33,19 @@ static const char *shown_state(const struct cr_pool *pool, unsigned ready, unsig
 	return ready >= pool->target ? "running" : "starting";
 }
 
+/* Seconds until the pool's next attempt, when it is waiting out its
+ * backoff with workers or its prototype missing; -1 when it is not. */
+static double restart_in(const struct cr_pool *pool, unsigned current, ev_tstamp now)
+{
+	if (cr_sv.stopping || pool->target == 0 || now >= pool->not_before ||
+	    (pool->state != POOL_STARTING && pool->state != POOL_RUNNING) ||
+	    (current >= pool->target && pool->proto))
+		return -1;
+	if (ev_is_active(&pool->retry))
+		return ev_timer_remaining(cr_sv.loop, (ev_timer *)&pool->retry);
+	return pool->not_before - now;
+}
+
 static void json_stat(struct cr_buf *b, const char *key, long long v)
 {
 	if (v < 0)
@@ -57,7 +70,8 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 	else
 		cr_buf_printf(b, "%-20s %-10s %7s %7s %6s %8s\n", "POOL", "STATE", "READY", "WORKERS", "TARGET", "RESTARTS");
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
-		unsigned ready = 0, total = 0, old = 0;
+		unsigned ready = 0, total = 0, old = 0, current = 0;
+		double wait;
 		char dir[PATH_MAX];
 		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
 
@@ -71,6 +85,8 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 			ready += w->state == W_READY;
 			old += w->generation != pool->generation;
 		}
+		current = total - old;
+		wait = restart_in(pool, current, now);
 		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
 			cr_cgroup_stats(dir, &st);
 		if (json) {
@@ -82,6 +98,21 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 				      "\"restarts\":%u,\"generation\":%u",
 				      shown_state(pool, ready, old), ready, total, pool->target,
 				      pool->restarts, pool->generation);
+			cr_buf_printf(b, ",\"start_failures\":%u", pool->start_failures);
+			if (wait >= 0)
+				cr_buf_printf(b, ",\"restart_in\":%.3f", wait);
+			else
+				cr_buf_lit(b, ",\"restart_in\":null");
+			cr_buf_lit(b, ",\"failure\":");
+			if (pool->state == POOL_FAILED && pool->failure[0])
+				cr_buf_json_string(b, pool->failure);
+			else
+				cr_buf_lit(b, "null");
+			cr_buf_lit(b, ",\"last_failure\":");
+			if (pool->last_failure[0])
+				cr_buf_json_string(b, pool->last_failure);
+			else
+				cr_buf_lit(b, "null");
 			json_stat(b, "memory_current", st.memory_current);
 			json_stat(b, "cpu_usage_usec", st.cpu_usage_usec);
 			cr_buf_lit(b, ",\"workers\":[");
@@ -90,6 +121,14 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 			snprintf(r, sizeof r, "%u/%u", ready, pool->target);
 			cr_buf_printf(b, "%-20s %-10s %7s %7u %6u %8u\n", pool->name,
 				      shown_state(pool, ready, old), r, total, pool->target, pool->restarts);
+			if (pool->state == POOL_FAILED && pool->failure[0]) {
+				cr_buf_printf(b, "  failed: %s\n", pool->failure);
+			} else if (wait >= 0) {
+				char d[32];
+				cr_text_duration(d, sizeof d, wait);
+				cr_buf_printf(b, "  restart in %s (backoff after %u start failure%s in a row; last: %s)\n",
+					      d, pool->streak, pool->streak == 1 ? "" : "s", pool->last_failure);
+			}
 			cr_buf_printf(b, "  %4s %8s %-9s %8s %8s %8s %9s  %s\n", "ID", "PID", "STATE",
 				      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
 		}

@@ -212,7 +212,11 @@ int cr_supervisor_freeze(const char *name, int on)
 
 static void on_proto_ready(struct cr_proto *p)
 {
-	cr_pool_mark_dirty(p->owner);
+	struct cr_pool *pool = p->owner;
+
+	if (pool->proto == p)
+		pool->proto_ready_at = ev_now(cr_sv.loop);
+	cr_pool_mark_dirty(pool);
 }
 
 static struct cr_worker *worker_by_serial(struct cr_proto *p, uint32_t serial)
@@ -248,10 +252,13 @@ static void on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
 	struct cr_pool *pool = p->owner;
 
+	char detail[160];
+
 	cr_error(&who, "prototype: unable to fork a worker: %s", strerror(err));
 	if (w)
 		cr_worker_free(w);
-	cr_pool_failure(pool, 0, "worker");
+	snprintf(detail, sizeof detail, "the prototype was unable to fork a worker: %s", strerror(err));
+	cr_pool_failure(pool, 0, "worker", detail);
 	cr_pool_mark_dirty(pool);
 }
 
@@ -316,11 +323,20 @@ static void proto_reaped(struct cr_proto *p, int status)
 	cr_proto_close(cr_sv.loop, p);	/* reads what it said before dying */
 	adopt_workers(p);
 	cr_text_wait_status(how, sizeof how, status);
-	/* a prototype we retired is no longer the pool's */
+	/* a prototype we retired is no longer the pool's; one that had been
+	 * ready for its start window is replaced at once, like a worker */
 	if (pool->proto == p) {
+		ev_tstamp now = ev_now(cr_sv.loop);
 		pool->proto = NULL;
 		cr_warn(&who, "prototype exited unexpectedly (%s)", how);
-		cr_pool_failure(pool, 0, "prototype");
+		if (pool->proto_ready_at > 0 && now - pool->proto_ready_at >= pool->conf->start_window) {
+			cr_info(&who, "starting a new prototype now");
+		} else {
+			char detail[160];
+			snprintf(detail, sizeof detail, "the prototype %s", how);
+			cr_pool_failure(pool, 0, "prototype", detail);
+		}
+		pool->proto_ready_at = 0;
 	} else {
 		cr_debug(&who, "prototype %s", how);
 	}
@@ -346,12 +362,13 @@ static void proto_start(struct cr_pool *pool)
 		close(cgfd);
 	}
 	if (!p) {
-		cr_pool_failure(pool, 0, "prototype");
+		cr_pool_failure(pool, 0, "prototype", "unable to start the prototype");
 		return;
 	}
 	p->next = cr_sv.protos;
 	cr_sv.protos = p;
 	pool->proto = p;
+	pool->proto_ready_at = 0;
 	who.pid = p->pid;
 	cr_info(&who, "prototype started");
 }
@@ -377,7 +394,7 @@ static void reconcile(struct cr_pool *pool)
 {
 	struct cr_worker *w, *tmp;
 	unsigned want, cur = 0, cur_ready = 0, old = 0, room;
-	int may_spawn;
+	int may_spawn, backoff;
 	struct cr_who who = cr_pool_who(pool);
 
 	want = cr_sv.stopping || pool->state == POOL_REMOVED || pool->state == POOL_STOPPED ? 0 : pool->target;
@@ -431,17 +448,23 @@ static void reconcile(struct cr_pool *pool)
 		}
 	}
 
+	backoff = ev_now(cr_sv.loop) < pool->not_before;
+	if (!backoff)
+		pool->immediate = 0;
 	if (may_spawn && pool->freeze == THAWED && pool->proto &&
 	    pool->proto->state == CR_PROTO_READY && cur < want) {
-		if (ev_now(cr_sv.loop) < pool->not_before) {
+		/* during a rolling replacement, one worker above the count */
+		room = want + (old > 0) - (cur + old);
+		if (room > want - cur)
+			room = want - cur;
+		if (backoff) {
 			arm_retry(pool);
-		} else {
-			/* during a rolling replacement, one worker above the count */
-			room = want + (old > 0) - (cur + old);
-			if (room > want - cur)
-				room = want - cur;
-			for (; room > 0 && pool->proto && pool->proto->inflight < MAX_INFLIGHT; room--)
-				cr_worker_spawn(pool);
+			/* workers that were up and ended are replaced now */
+			room = room < pool->immediate ? room : pool->immediate;
+		}
+		for (; room > 0 && pool->proto && pool->proto->inflight < MAX_INFLIGHT; room--) {
+			pool->immediate -= backoff;
+			cr_worker_spawn(pool);
 		}
 	}
 

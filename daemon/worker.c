@@ -214,7 +214,7 @@ void cr_worker_spawn(struct cr_pool *pool)
 	return;
 fail:
 	cr_worker_free(w);
-	cr_pool_failure(pool, 0, "worker");
+	cr_pool_failure(pool, 0, "worker", "unable to create a worker");
 }
 
 void cr_worker_ready(struct cr_worker *w)
@@ -224,6 +224,7 @@ void cr_worker_ready(struct cr_worker *w)
 	if (w->state != W_STARTING)
 		return;
 	cr_worker_set_state(w, W_READY);
+	w->ready_at = ev_now(cr_sv.loop);
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
 	cr_debug(&who, "worker ready");
 	cr_queue_worker_event("worker_ready", w, (struct cr_event){ 0 });
@@ -342,12 +343,36 @@ void cr_worker_gone(struct cr_worker *w)
 		cr_worker_free(w);
 }
 
+/* Restarting is not failing: only an exit before ready or within the
+ * start window is a start failure (backoff, crash limit); a worker that
+ * got through it is replaced at once, whatever ended it. */
+static void replace_worker(struct cr_worker *w, const char *how)
+{
+	struct cr_pool *pool = w->pool;
+	ev_tstamp now = ev_now(cr_sv.loop), ran_for = now - w->started;
+	char detail[160];
+
+	if (w->state != W_READY || now - w->ready_at < w->conf->start_window) {
+		snprintf(detail, sizeof detail, "worker %u %s%s", w->id, how,
+			 w->state == W_READY ? " within its start_window" : " before it was ready");
+		cr_pool_failure(pool, ran_for, "worker", detail);
+		return;
+	}
+	if (w->ready_at + w->conf->start_window > pool->passed_at)
+		pool->passed_at = w->ready_at + w->conf->start_window;
+	pool->immediate++;	/* even while the pool backs off */
+	if (pool->target > 0 && !cr_sv.stopping &&
+	    (pool->state == POOL_STARTING || pool->state == POOL_RUNNING)) {
+		struct cr_who who = cr_worker_who(w);
+		cr_info(&who, "replacing the worker now");
+	}
+}
+
 void cr_worker_exited(struct cr_worker *w, int status)
 {
 	struct cr_pool *pool = w->pool;
 	const struct cr_pool_conf *pc = w->conf;
 	struct cr_who who = cr_worker_who(w);
-	ev_tstamp ran_for = ev_now(cr_sv.loop) - w->started;
 	int expected = w->state == W_STOPPING;
 	int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	int current = pool->generation == w->generation && pool->state != POOL_REMOVED;
@@ -381,7 +406,7 @@ void cr_worker_exited(struct cr_worker *w, int status)
 	}
 	pool->restarts += restart;
 	if (restart)
-		cr_pool_failure(pool, ran_for, "worker");
+		replace_worker(w, oom ? "was OOM-killed" : how);
 	ev = (struct cr_event){
 		.oom = oom, .exited = WIFEXITED(status), .code = WIFEXITED(status) ? WEXITSTATUS(status) : 0,
 		.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,

@@ -27,7 +27,7 @@ $t->start;
 $t->wait_for(sub { $t->workers('healthy') == 2 }, 10, 'healthy pool up');
 my @healthy = $t->workers('healthy');
 
-my ($failed) = $t->wait_log(qr/ error pool failed: 5 failures within 30s, staying down until reload pool=crash$/);
+my ($failed) = $t->wait_log(qr/ error pool failed: 5 start failures within 30s, last: .+; staying down until start, restart or reload pool=crash$/);
 my @delays = map { /restarting worker in (\d+ms)/ } $t->log_lines(qr/ info restarting worker in \S+ pool=crash$/);
 is_deeply(\@delays, [ qw(50ms 100ms 200ms 400ms) ], 'restart delays double from 50ms up to 400ms');
 is(scalar $t->log_lines(qr/ worker started pool=crash /), 5, 'five spawns before the pool failed');

@@ -34,7 +34,7 @@ for my $pool (sort keys %errno) {
                              count => 3, name => "$pool: unable to exec logged for each of 3 attempts");
     $t->wait_log(qr/ info restarting worker in 50ms pool=$pool$/);
     $t->wait_log(qr/ info restarting worker in 100ms pool=$pool$/);
-    $t->wait_log(qr/ error pool failed: 3 failures within 30s, staying down until reload pool=$pool$/);
+    $t->wait_log(qr/ error pool failed: 3 start failures within 30s, last: .+; staying down until start, restart or reload pool=$pool$/);
 }
 $t->stays(sub { !$t->workers('missing') && !$t->workers('noexec')
                 && $t->log_lines(qr/ unable to exec .* pool=missing /) == 3 }, 1, 'failed pools stay down');

@@ -122,7 +122,7 @@ for my $pool (sort keys %hook) {
     $t->wait_log(qr/ warn prototype exited unexpectedly \(exited with status 1\) pool=$pool pid=$first$/,
                  name => "$pool: prototype exited with status 1");
     $t->wait_log(qr/ info restarting prototype in 100ms pool=$pool$/, name => "$pool: restarted after the backoff");
-    $t->wait_log(qr/ error pool failed: 2 failures within 60s, staying down until reload pool=$pool$/,
+    $t->wait_log(qr/ error pool failed: 2 start failures within 60s, last: .+; staying down until start, restart or reload pool=$pool$/,
                  name => "$pool: crash limit reached");
     ok(!pid_alive($_), "$pool: prototype $_ gone") for @pids;
     is(scalar $t->workers($pool), 0, "$pool: no worker");

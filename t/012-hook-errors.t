@@ -152,7 +152,7 @@ for my $pool (sort keys %case) {
         $t->wait_log(qr/ warn worker exited with status 1 \Q$who\E$/, name => "$pool: the worker exited with status 1");
         $t->wait_log(qr/ info restarting worker in \d+ms pool=$pool$/, name => "$pool: worker restarted after backoff");
     }
-    $t->wait_log(qr/ error pool failed: 3 failures within 60s, staying down until reload pool=$pool$/,
+    $t->wait_log(qr/ error pool failed: 3 start failures within 60s, last: .+; staying down until start, restart or reload pool=$pool$/,
                  name => "$pool: pool failed at its crash limit");
 }
 ok(!recs('epre') && !recs('eset') && !recs('esta'), 'no broken pool ever reached its start record');

@@ -98,7 +98,7 @@ my %COST = (
                   lines => [ [ qr/ info worker exited with status 0 pool=p worker=2 /, 1 ] ] },
     'crash'  => { restarts => 2, backoff => 1,
                   lines => [ [ qr/ warn worker exited with status 1 pool=p /, 2 ],
-                             [ qr/ error pool failed: 2 failures within 60s, staying down until reload pool=p$/, 1 ] ] },
+                             [ qr/ error pool failed: 2 start failures within 60s, last: .+; staying down until start, restart or reload pool=p$/, 1 ] ] },
     'oom'    => { restarts => 1, backoff => 1,
                   lines => [ [ qr/ warn worker killed by the kernel's OOM killer .* pool=p worker=2 /, 1 ] ] },
 );

@@ -199,7 +199,7 @@ EOF
     my @m = $t->notify_until(qr/^READY=1$/, 10);
     is($m[-1], 'READY=1', 'failure after ready: READY=1 first') or diag(show(@m));
     $t->write_file('go', '');
-    $t->wait_log(qr/ error pool failed: 3 failures within 30s, staying down until reload pool=bad$/);
+    $t->wait_log(qr/ error pool failed: 3 start failures within 30s, last: .+; staying down until start, restart or reload pool=bad$/);
     @m = $t->notify_until(qr/failed: bad/, 10);
     like($m[-1] // '', qr/^STATUS=2 pools, 1\/2 workers ready, failed: bad$/, 'failure after ready: STATUS names the failed pool');
     my @bad = grep { !/^STATUS=2 pools, [12]\/2 workers ready$/ } @m[0 .. $#m - 1];

@@ -316,6 +316,7 @@ local pool_schema = {
     return v
   end },
   ready_timeout = { check.duration, 0 },
+  start_window = { check.duration, 1 },
   prefork = { check.func },
   setup = { check.func },
   start = { check.func },
@@ -439,6 +440,7 @@ local function normalize_pool(name, p, raw, environ)
     ready = p.ready,
     watchdog = p.watchdog,
     ready_timeout = p.ready_timeout,
+    start_window = p.start_window,
     output = p.output,
     listen = p.listen,
     syslog_identifier = p.syslog_identifier or name,
