@@ -55,10 +55,15 @@ pool "greeter" {
   -- Replace every worker that exits, whatever its status (the default).
   restart = "always",
 
-  -- Delay before a restart: 200ms after the first failure, doubling for
-  -- each further failure of the pool in a row, at most 10s.  A worker that
-  -- ran for 30s or more before it exited starts the count again.
-  backoff = { initial = "200ms", max = "10s", reset = "30s" },
+  -- A worker that exits before it is ready, or within 2s after, failed
+  -- to start.  Any later exit is replaced at once: restarting is not
+  -- failing.
+  start_window = "2s",
+
+  -- Delay after a start failure: 200ms after the first, doubling for
+  -- each further one of the pool in a row, at most 10s.  A worker that
+  -- gets through its start window starts the count again.
+  backoff = { initial = "200ms", max = "10s" },
 }
 
 pool "ticker" {
@@ -72,8 +77,9 @@ pool "ticker" {
 
   backoff = { initial = "100ms", max = "5s" },
 
-  -- 5 failures of this pool within 10s mark it failed: it stays down
-  -- until the next reload.  failures = 0 would turn this off.
+  -- 5 start failures of this pool within 10s mark it failed: it stays
+  -- down until `corralctl start ticker` or a reload.  failures = 0 would
+  -- turn this off.
   crash_limit = { failures = 5, interval = "10s" },
 
   -- sleep dies at once on SIGTERM; it never needs the full timeout.
