@@ -13,6 +13,7 @@
 #include "config.h"
 #include "crlua.h"
 #include "log.h"
+#include "preflight.h"
 
 struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc)
 {
@@ -264,6 +265,9 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 	return pc;
 }
 
+/* The config's own code has a budget of 10s inside corrald (lua.c). */
+#define PREFLIGHT_SECONDS 15.0
+
 struct cr_config *cr_config_load(const char *path, char **err)
 {
 	struct cr_config *conf;
@@ -278,6 +282,8 @@ struct cr_config *cr_config_load(const char *path, char **err)
 		*err = strdup("out of memory");
 		return NULL;
 	}
+	if (cr_preflight(path, PREFLIGHT_SECONDS, err) < 0)
+		goto fail;
 	conf->lua = cr_lua_load_config(path, &v, err);
 	if (!conf->lua)
 		goto fail;

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "crlua.h"
 #include "log.h"
+#include "luapat.h"
 #include "proctitle.h"
 #include "spawn.h"
 #include "timers.h"
@@ -38,6 +39,7 @@
 
 struct cr_lua {
 	lua_State *L;
+	size_t used, limit;		/* bytes: the allocator's count, and its cap */
 	/* corral's entry points, looked up once */
 	int ref_emit, ref_fire, ref_new_worker;
 };
@@ -61,6 +63,9 @@ static struct {
 #define BUDGET_SECONDS 10.0
 /* Run-time calls into Lua from corrald (events, timers) get this long. */
 #define PLUGIN_BUDGET_SECONDS 1.0
+/* A state inside corrald may hold this much; prototypes and workers have
+ * no cap of corral's (their cgroup's memory limits apply). */
+#define MEMORY_LIMIT ((size_t)256 << 20)
 
 static double monotonic(void)
 {
@@ -126,6 +131,13 @@ static void check_stack(lua_State *L, int top, const char *where)
 }
 
 static double budget_deadline, budget_seconds;
+static int budget_on;
+
+/* For luapat.c: the budget, once it is spent. */
+static double budget_spent(void)
+{
+	return budget_on && monotonic() > budget_deadline ? budget_seconds : 0;
+}
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
@@ -140,13 +152,15 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
  * so the count hook is reached even in a tight loop. */
 static int budget_pcall(lua_State *L, int nargs, int nresults, double seconds)
 {
-	int rc;
+	int rc, was_on = budget_on;
 
 	budget_seconds = seconds;
 	budget_deadline = monotonic() + seconds;
+	budget_on = 1;
 	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 10000);
 	rc = pcall(L, nargs, nresults);
 	lua_sethook(L, NULL, 0, 0);
+	budget_on = was_on;
 	return rc;
 }
 
@@ -181,6 +195,8 @@ static void plugin_call(int ref, int (*push)(lua_State *L), void *arg, const cha
 		const char *msg = lua_tostring(L, -1);
 		cr_error(NULL, "plugin: %s: %.*s", what, msg ? (int)strcspn(msg, "\n") : 5, msg ? msg : "error");
 		lua_pop(L, 1);
+		/* what a failed handler built (up to the cap) goes now, not later */
+		lua_gc(L, LUA_GCCOLLECT, 0);
 	}
 	ctx.phase = saved;
 	check_stack(L, top, what);
@@ -331,7 +347,16 @@ static int l_renew_budget(lua_State *L)
 	return 0;
 }
 
+/* core.budget_used() -> seconds since the budget was renewed, the budget */
+static int l_budget_used(lua_State *L)
+{
+	lua_pushnumber(L, monotonic() - (budget_deadline - budget_seconds));
+	lua_pushnumber(L, budget_seconds);
+	return 2;
+}
+
 static const struct cr_lua_fn process_fns[] = {
+	{ "budget_used", l_budget_used, CR_IN(CR_PHASE_PLUGIN) },
 	{ "budget_call", l_budget_call, CR_IN(CR_PHASE_CONFIG) },
 	{ "renew_budget", l_renew_budget, CR_IN(CR_PHASE_PLUGIN) },
 	{ "exec", l_exec, CR_IN_WORKER },
@@ -361,12 +386,35 @@ double cr_lua_now(void)
 	return monotonic();
 }
 
+/* The allocator of corrald's states: a cap on what one may hold, so that
+ * string.rep or table.concat of gigabytes is an error ("not enough
+ * memory") rather than corrald's end. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct cr_lua *lua = ud;
+	size_t old = ptr ? osize : 0;
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		lua->used -= old;
+		return NULL;
+	}
+	if (nsize > old && nsize - old > lua->limit - lua->used)
+		return NULL;
+	if (!(p = realloc(ptr, nsize)))
+		return NULL;
+	lua->used += nsize - old;
+	return p;
+}
+
 static int open_state(lua_State *L)
 {
 	const char *dir = lua_touserdata(L, 1);
 
 	luaL_openlibs(L);
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+	cr_luapat_install(L);
 	lua_getglobal(L, "package");
 	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
 	lua_setfield(L, -2, "path");
@@ -512,8 +560,15 @@ struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, ch
 
 	*err = NULL;
 	*result = NULL;
-	if (!lua || !v || !(lua->L = L = luaL_newstate()))
+	if (!lua || !v)
 		goto fail_oom;
+	lua->limit = MEMORY_LIMIT;
+	cr_luapat_budget(budget_spent);
+	if (!(lua->L = L = lua_newstate(limited_alloc, lua))) {
+		/* a LuaJIT that takes no allocator of ours: no cap then */
+		if (!(lua->L = L = luaL_newstate()))
+			goto fail_oom;
+	}
 	lua->ref_emit = lua->ref_fire = lua->ref_new_worker = LUA_NOREF;
 	lua_atpanic(L, panic);
 	lua_pushcfunction(L, open_state);
@@ -531,6 +586,11 @@ struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, ch
 	if (pcall(L, 1, 2) != 0)
 		goto fail_internal;
 	if (lua_isnil(L, -2)) {
+		const char *msg = lua_tostring(L, -1);
+		/* LuaJIT's memory error has no position: say where and why */
+		if (msg && !strcmp(msg, "not enough memory"))
+			lua_pushfstring(L, "%s: not enough memory (Lua inside corrald may use %d MiB)",
+					path, (int)(MEMORY_LIMIT >> 20));
 		*err = first_line_dup("", lua_tostring(L, -1));
 		goto fail;
 	}
@@ -608,6 +668,11 @@ static void enter_child(const struct cr_pool_conf *pc, enum cr_phase phase, unsi
 	ctx.active = NULL;
 	ctx.who = (struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() };
 	lua_sethook(L, NULL, 0, 0);
+	budget_on = 0;
+	pc->lua->limit = SIZE_MAX;
+	lua_pushcfunction(L, cr_luapat_uninstall);
+	if (pcall(L, 0, 0) != 0)
+		lua_pop(L, 1);	/* out of memory: the bounded ones stay, and work */
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
 }
 

@@ -345,6 +345,10 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 		return rc;
 	}
 	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
+	/* read before the timers that ran out in the same turn of the loop:
+	 * a WATCHDOG=1 that came in time, while corrald was held up (a busy
+	 * machine, SIGSTOP), resets the watchdog instead of losing to it */
+	ev_set_priority(&N.io, EV_MAXPRI);
 	ev_io_start(loop, &N.io);
 	return 0;
 }

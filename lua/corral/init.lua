@@ -148,14 +148,27 @@ function corral.on(event, fn)
   list[#list + 1] = { fn = fn, owner = corral._owner }
 end
 
+-- Owners whose handler overran its budget where the budget could not stop
+-- it (a system call that blocked, say): none of their handlers runs again
+-- until a reload makes a new state.
+local disabled = {}
+
 local function run(owner, what, fn, ...)
+  if disabled[owner] then return end
   core.renew_budget()
   local previous = corral._owner
   corral._owner = owner	-- timers it starts are its own
   local ok, err = xpcall(fn, debug.traceback, ...)
   corral._owner = previous
+  local used, budget = core.budget_used()
+  if used > 2 * budget then
+    disabled[owner] = true
+    core.log("error", ("%s: %s handler ran %.1fs, over its %gs budget, in code that cannot be stopped "
+      .. "(a blocking system call?): its handlers are off until the next reload"):format(owner, what, used, budget))
+  end
   if not ok then
     core.log("error", ("%s: %s handler failed: %s"):format(owner, what, tostring(err):gsub("\n.*", "")))
+    collectgarbage()	-- what it built, up to the memory cap, goes now
   end
 end
 
