@@ -71,8 +71,13 @@ run: deps
 test: test-host test-vm
 
 test-host: test-deps
-	@$(MAKE) --no-print-directory all
-	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl prove -v t/
+	@$(MAKE) --no-print-directory all $(O)/luapat-diff
+	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
+	CORRAL_LUAPAT_DIFF=$(CURDIR)/$(O)/luapat-diff prove -v t/
+
+# luapat.c against LuaJIT's own pattern functions (t/064)
+$(O)/luapat-diff: t/luapat/diff.c $(O)/luapat.o $(O)/.flags
+	$(CC) $(CR_CFLAGS) -Idaemon -o $@ t/luapat/diff.c $(O)/luapat.o $(CR_LDFLAGS) $(dep_libs)
 
 test-vm: test-deps
 	prove -v t/vm/run-suite
