@@ -238,4 +238,32 @@ sub kill9_then_restart {
     $first->check_invariants;
 }
 
+# A pool's cgroup is made in two steps, POOL/ then POOL/prototype, and
+# removed in two, POOL/prototype then POOL/: a kill -9 between them leaves
+# an empty POOL/ without prototype/. Too narrow a window to hit by chance,
+# so it is made here: an empty "ghost" (a removed pool's) and an empty
+# "plain" (a pool of the config, caught being added). The new corrald
+# removes ghost and uses plain; a cgroup there that holds something and is
+# not a pool's ("foreign", with a child cgroup) is left alone, as before.
+subtest 'a pool cgroup caught between its two mkdirs or rmdirs' => sub {
+    my $t = CorralTest->new(config => $CONF_A);
+    my $base = $t->cgroup_dir;
+    mkdir $_ or die "mkdir $_: $!" for $base, "$base/ghost", "$base/plain", "$base/foreign", "$base/foreign/x";
+    $t->start;
+    pools_up($t, $WANT_A, 'corrald on that base');
+    ok(!-e "$base/ghost", 'the empty ghost cgroup is removed');
+    ok(-d "$base/plain/prototype", 'plain has its prototype/ again');
+    $t->wait_log(qr/ notice cgroup: removed 2 cgroups left under \Q$base\E by an earlier corrald$/,
+                 name => 'corrald says it removed 2 cgroups (ghost, and plain, made again)');
+    ok(!$t->log_lines(qr/ warn cgroup: \Q$base\E\/(?:ghost|plain) /), 'no warning about ghost or plain');
+    $t->wait_log(qr/ warn cgroup: \Q$base\E\/foreign is not a pool of corral's, left alone$/);
+    ok(-d "$base/foreign/x", 'foreign, which holds a cgroup, is left alone');
+    is(scalar($t->workers('plain')), 3, 'plain has its 3 workers');
+    is($t->stop, 0, 'corrald stops with exit 0');
+    ok(-d "$base/foreign/x", 'foreign is still there after the stop');
+    # it could not remove the base, which held foreign
+    rmdir $_ for "$base/foreign/x", "$base/foreign", $base;
+    $t->check_invariants;
+};
+
 CorralTest->done;

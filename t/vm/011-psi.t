@@ -70,8 +70,12 @@ cmp_ok($total // 0, '>=', 100000, 'some.total >= 100 ms of stall when it fired')
 # windows; the quiet pool's own stall, read from its cpu.pressure, is a
 # small part of the hot pool's; and its trigger fires only if that stall
 # reached the trigger's threshold (a trigger firing for a pool that did not
-# stall is a trigger on the wrong cgroup). Its start is left out (spawning
-# its workers may stall it on a small or loaded VM).
+# stall is a trigger on the wrong cgroup). Its start is left out: spawning
+# its workers does stall it (with the host loaded by 3 spinning processes,
+# cool had 136 ms of stall by the time its workers were 3 s old, more than
+# the trigger's 100 ms, and then none in 8 s); how long that start takes
+# on a loaded host, and so when its trigger last fires, is not the test's
+# to decide.
 sub fired { my $n = () = (slurp("$DIR/$_[0].fired") // '') =~ /^fired/mg; return $n }
 sub some_total {
     my ($pool) = @_;
