@@ -13,6 +13,9 @@
 #   - the pools reach their targets, corralctl ping and status work, and the
 #     new corrald stops cleanly, leaving nothing.
 #
+# Then the state a kill between a pool cgroup's two mkdirs (or rmdirs)
+# leaves, made by hand: an empty POOL/ without prototype/.
+#
 # The moments are drawn from a seed, printed: CORRAL_TEST_SEED=N repeats a
 # run.
 
