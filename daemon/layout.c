@@ -88,11 +88,18 @@ static int remove_leftovers(void)
 		if (path_join(sub, sizeof sub, base, e->d_name) < 0)
 			continue;
 		/* only what looks like a pool of ours (it has a prototype/):
-		 * a base shared by mistake must not cost others their cgroups */
+		 * a base shared by mistake must not cost others their cgroups.
+		 * But a pool's cgroup is made and removed in two steps (POOL/,
+		 * POOL/prototype): a corrald killed between them leaves POOL/
+		 * empty. rmdir takes only an empty cgroup, one with no process
+		 * and no child cgroup: that holds nothing of anyone's. */
 		char proto[PATH_MAX + 16];
 		snprintf(proto, sizeof proto, "%s/prototype", sub);
 		if (access(proto, F_OK) != 0) {
-			cr_warn(NULL, "cgroup: %s is not a pool of corral's, left alone", sub);
+			if (rmdir(sub) == 0)
+				removed++;
+			else
+				cr_warn(NULL, "cgroup: %s is not a pool of corral's, left alone", sub);
 			continue;
 		}
 		int rc = cr_cgroup_destroy(sub);

@@ -3,7 +3,8 @@
 # pings in time (no restart), and a corrald stopped with SIGSTOP is killed
 # and restarted by systemd. corrald's over its workers: a pool with
 # watchdog = "1s" whose worker never sends WATCHDOG=1 has it aborted and
-# replaced; one that pings (systemd-notify WATCHDOG=1) keeps running.
+# replaced; one that pings (systemd-notify WATCHDOG=1) keeps running past
+# its watchdog (5 s).
 
 use strict;
 use warnings;
@@ -65,24 +66,43 @@ unit_drop_in('watchdog', undef);
 
 # --- corrald's watchdog over workers ------------------------------------------------
 
-my $config = <<'EOF';
+# Under load (a busy host slows the VM down), a worker watchdog of 1 s
+# may have aborted the mute worker before the test looks for it: the
+# workers' pids come from the journal ("worker started"), and each worker
+# writes its WATCHDOG_USEC to a file when it starts. The pinging worker
+# runs systemd-notify (a fork and an exec) every 0.3 s; its watchdog of 5 s
+# leaves a busy VM room for that.
+my $WD = test_dir('wd');
+my $config = <<"EOF";
 settings { log_level = "debug" }
-pool "mute" { command = "/bin/sleep 6002", workers = 1, watchdog = "1s", stop_timeout = "5s" }
+pool "mute" {
+  command = { "/bin/sh", "-c", "echo \$WATCHDOG_USEC > $WD/mute.\$\$; exec /bin/sleep 6002" },
+  workers = 1, watchdog = "1s", stop_timeout = "5s",
+}
 pool "chatty" {
-  command = { "/bin/sh", "-c", "while :; do systemd-notify WATCHDOG=1; sleep 0.3; done" },
+  command = { "/bin/sh", "-c", "echo \$WATCHDOG_USEC > $WD/chatty.\$\$; while :; do systemd-notify WATCHDOG=1; sleep 0.3; done" },
   workers = 1,
-  watchdog = "2s",
+  watchdog = "5s",
   stop_timeout = "5s",
 }
 EOF
 $cursor = journal_cursor();
 ($rc, $out) = corral_start($config);
 is($rc, 0, 'systemctl start corral with watchdog pools') or diag($out);
-my ($mute) = pool_workers('mute');
-my ($chatty) = pool_workers('chatty');
-ok($mute && $chatty, "workers: mute $mute, chatty $chatty");
-is(proc_environ($mute)->{WATCHDOG_USEC}, 1000000, 'mute worker: WATCHDOG_USEC=1000000');
-is(proc_environ($chatty)->{WATCHDOG_USEC}, 2000000, 'chatty worker: WATCHDOG_USEC=2000000');
+sub first_started {
+    my ($pool) = @_;
+    my ($e) = journal_find($UNIT, $cursor, CORRAL_POOL => $pool, MESSAGE => 'worker started');
+    return $e ? $e->{CORRAL_PID} : undef;
+}
+my ($mute, $chatty);
+ok(wait_until(sub { ($mute, $chatty) = (first_started('mute'), first_started('chatty')); $mute && $chatty }, 30),
+   'journal: the workers started: mute ' . ($mute // '?') . ', chatty ' . ($chatty // '?'));
+$mute //= 0;
+$chatty //= 0;
+my ($mute_usec, $chatty_usec);
+wait_until(sub { ($mute_usec, $chatty_usec) = (slurp("$WD/mute.$mute"), slurp("$WD/chatty.$chatty")); $mute_usec && $chatty_usec }, 30);
+is($mute_usec, "1000000\n", 'mute worker: WATCHDOG_USEC=1000000');
+is($chatty_usec, "5000000\n", 'chatty worker: WATCHDOG_USEC=5000000');
 
 my @abort;
 ok(wait_until(sub { @abort = journal_find($UNIT, $cursor, MESSAGE => qr/^watchdog timeout/, CORRAL_POOL => 'mute') }, 20),
@@ -95,8 +115,8 @@ my $new;
 ok(wait_until(sub { ($new) = pool_workers('mute'); $new && $new != $mute }, 20), 'the mute worker is replaced');
 ok(!pid_alive($mute), 'the old one is gone');
 
-stays(sub { ((pool_workers('chatty'))[0] // 0) == $chatty }, 4,
-      'the worker that pings keeps running (4 s, twice its watchdog)');
+stays(sub { ((pool_workers('chatty'))[0] // 0) == $chatty }, 7,
+      'the worker that pings keeps running (7 s, more than its watchdog)');
 is(scalar(journal_find($UNIT, $cursor, CORRAL_POOL => 'chatty', MESSAGE => qr/watchdog/)), 0,
    'no watchdog message for chatty')
     or diag(join "\n", map { "$_->{__REALTIME_TIMESTAMP} $_->{MESSAGE}" } grep {
