@@ -156,12 +156,12 @@ fuzz_t_config = lua
 fuzz_len_json = 1024
 fuzz_len_control = 1024
 fuzz_len_notify = 4096
-fuzz_len_units = 128
+fuzz_len_units = 512
 fuzz_len_config = 2048
 
 define fuzz_rules
-$(O)/fuzz-replay-$(1): $(O)/fuzz/$(1).o $(O)/fuzz/replay.o $(O)/fuzz/common.o \
-		$(fuzz_t_$(1):%=$(O)/fuzz/%.o) $(fuzz_d_$(1):%=$(O)/%.o)
+$(O)/fuzz-replay-$(1): $(O)/replay/$(1).o $(O)/replay/replay.o $(O)/replay/common.o \
+		$(fuzz_t_$(1):%=$(O)/replay/%.o) $(fuzz_d_$(1):%=$(O)/%.o)
 	$$(CC) -o $$@ $$^ $$(CR_LDFLAGS) $$(dep_libs)
 
 $(FZ)/$(1): $(FZ)/t/$(1).o $(FZ)/t/common.o $(fuzz_t_$(1):%=$(FZ)/t/%.o) $(fuzz_d_$(1):%=$(FZ)/d/%.o)
@@ -171,8 +171,8 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rules,$(t))))
 
 fuzz-replay: $(FUZZ_TARGETS:%=$(O)/fuzz-replay-%)
 
-$(O)/fuzz/%.o: t/fuzz/%.c t/fuzz/fuzz.h $(HDR) $(O)/.flags
-	@mkdir -p $(O)/fuzz
+$(O)/replay/%.o: t/fuzz/%.c t/fuzz/fuzz.h $(HDR) $(O)/.flags
+	@mkdir -p $(O)/replay
 	$(CC) $(CR_CFLAGS) $(FUZZ_DEFS) -c -o $@ $<
 
 $(FZ)/d/%.o: daemon/%.c $(HDR)

@@ -34,11 +34,22 @@ return function(conf)
     for _, which in ipairs { "limits", "worker_limits" } do
       for _, l in ipairs(p[which]) do
         if type(l.file) ~= "string" or type(l.value) ~= "string" then return name .. which end
-        if l.value:find("[%z\n]") or l.value:find("inf") or l.value:find("nan") then
+        local named = not l.key:find(".cgroup.", 1, true)	-- memory_max = ...: corral writes it
+        if l.value:find("\0", 1, true) or (named and not (l.value:match("^%d+$") or
+            l.value:match("^max") or l.value:match("^%d+ %d+$") or l.value:match("^default %d+$"))) then
           return ("%s%s %s = %q"):format(name, which, l.file, l.value)
         end
       end
     end
     if type(p.fingerprint) ~= "string" then return name .. "fingerprint" end
+    for _, k in ipairs { "directory", "output", "syslog_identifier" } do
+      if p[k]:find("\0", 1, true) then return name .. k .. " holds a NUL byte" end
+    end
+    for _, l in ipairs(p.listen) do
+      if l.spec:find("\0", 1, true) then return name .. "listen " .. l.name .. " holds a NUL byte" end
+    end
+  end
+  for _, k in ipairs { "cgroup", "control" } do
+    if conf.settings[k]:find("\0", 1, true) then return "settings " .. k .. " holds a NUL byte" end
   end
 end

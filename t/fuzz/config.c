@@ -3,8 +3,7 @@
  * function corrald runs a config file through. The input is decoded into
  * Lua tables (decode() below: pools, settings and plugins whose options
  * are nested tables, with keys mostly from the real vocabulary and values
- * of every type), and config-file.lua declares them. Every input gets a
- * new state, as every config load in corrald does.
+ * of every type), and config-file.lua declares them.
  *
  * The property: load() returns a config that config-check.lua finds
  * sound, or one clean validation error, "CONFIG:LINE: what: key: msg"
@@ -19,6 +18,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "timers.h"
 #include "fuzz.h"
 
 #define CONFIG_FILE CR_FUZZ_DIR "/config-file.lua"
@@ -69,7 +69,7 @@ static void push_string(lua_State *L, struct input *in)
 	if (b < 200) {
 		lua_pushstring(L, words[b % (sizeof words / sizeof *words)]);
 	} else {
-		size_t len = byte(in) % 80;
+		size_t len = byte(in);
 		if (len > in->n)
 			len = in->n;
 		lua_pushlstring(L, (const char *)in->p, len);
@@ -184,23 +184,38 @@ static void decode(lua_State *L, struct input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static lua_State *L;
+	static int load, check;	/* corral.config.load and the checker, in the registry */
 	struct input in = { data, size };
-	lua_State *L = fuzz_lua_new();
 	const char *msg;
 
 	if (size > 8192)
-		goto out;
+		return 0;
+	if (!L) {
+		/* one state for all inputs, as making one costs more than most
+		 * inputs do: corral.config keeps nothing between loads */
+		L = fuzz_lua_new();
+		lua_getglobal(L, "require");
+		lua_pushstring(L, "corral.config");
+		if (lua_pcall(L, 1, 1, 0))
+			fuzz_fail("corral.config: %s", lua_tostring(L, -1));
+		lua_getfield(L, -1, "load");
+		load = luaL_ref(L, LUA_REGISTRYINDEX);
+		if (luaL_loadfile(L, CR_FUZZ_DIR "/config-check.lua") || lua_pcall(L, 0, 1, 0))
+			fuzz_fail("config-check.lua: %s", lua_tostring(L, -1));
+		check = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_settop(L, 0);
+	}
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "loaded");
+	/* corral (init.lua) keeps the handlers plugins add: a new one each time */
+	lua_pushnil(L);
+	lua_setfield(L, -2, "corral");
 	decode(L, &in);
 	lua_setfield(L, -2, "fuzz.input");
 	lua_settop(L, 0);
 
-	lua_getglobal(L, "require");
-	lua_pushstring(L, "corral.config");
-	if (lua_pcall(L, 1, 1, 0))
-		fuzz_fail("corral.config: %s", lua_tostring(L, -1));
-	lua_getfield(L, -1, "load");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, load);
 	lua_pushstring(L, CONFIG_FILE);
 	if (lua_pcall(L, 1, 2, 0))
 		fuzz_fail("load() raised an error: %s", lua_tostring(L, -1));
@@ -213,19 +228,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strncmp(msg, CONFIG_FILE ":", strlen(CONFIG_FILE ":")) &&
 		    strncmp(msg, "plugin \"", 8))
 			fuzz_fail("not a validation error: %s", msg);
-		goto out;
+	} else {
+		if (getenv("FUZZ_VERBOSE"))
+			fprintf(stderr, "accepted\n");
+		lua_pop(L, 1);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, check);
+		lua_insert(L, -2);
+		if (lua_pcall(L, 1, 1, 0))
+			fuzz_fail("config-check.lua: %s", lua_tostring(L, -1));
+		if (!lua_isnil(L, -1))
+			fuzz_fail("load() accepted a config that is not sound: %s", lua_tostring(L, -1));
 	}
-	lua_pop(L, 1);
-	if (getenv("FUZZ_VERBOSE"))
-		fprintf(stderr, "accepted\n");
-	if (luaL_loadfile(L, CR_FUZZ_DIR "/config-check.lua") || lua_pcall(L, 0, 1, 0))
-		fuzz_fail("config-check.lua: %s", lua_tostring(L, -1));
-	lua_insert(L, -2);
-	if (lua_pcall(L, 1, 1, 0))
-		fuzz_fail("config-check.lua: %s", lua_tostring(L, -1));
-	if (!lua_isnil(L, -1))
-		fuzz_fail("load() accepted a config that is not sound: %s", lua_tostring(L, -1));
-out:
-	fuzz_lua_close(L);
+	lua_settop(L, 0);
+	cr_timers_forget(NULL);	/* a plugin's, added with no active state */
 	return 0;
 }

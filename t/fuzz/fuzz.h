@@ -28,6 +28,5 @@ typedef struct lua_State lua_State;
  * coverage, so that inputs reaching new branches of the Lua parsers are
  * kept like those reaching new C code. */
 lua_State *fuzz_lua_new(void);
-void fuzz_lua_close(lua_State *L);
 
 #endif

@@ -94,9 +94,3 @@ lua_State *fuzz_lua_new(void)
 #endif
 	return L;
 }
-
-void fuzz_lua_close(lua_State *L)
-{
-	cr_timers_forget(NULL);	/* a plugin's, added with no active state */
-	lua_close(L);
-}

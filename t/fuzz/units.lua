@@ -62,7 +62,8 @@ end
 local checks = {
   function(v)
     local d, err = units.duration(v)
-    return refusal(d, err) or d ~= nil and duration_ok(d)
+    if d == nil then return refusal(d, err) end
+    return duration_ok(d)
   end,
   function(v)
     local n, err = units.size(v)
