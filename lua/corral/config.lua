@@ -212,10 +212,11 @@ local limit_kinds = {
   io_weight = { "io.weight", function(v, key) return "default " .. weight(v, key) end },
   pids_max = { "pids.max", function(v, key)
     if v == "max" then return "max" end
-    if type(v) ~= "number" or v % 1 ~= 0 or v < 1 then
+    -- past 2^53 tostring() writes "1e+20", which no cgroup file takes
+    if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > 2^53 then
       invalid(key, "expected a positive integer or \"max\", got %s", show(v))
     end
-    return tostring(v)
+    return ("%d"):format(v)
   end },
   cpu_max = { "cpu.max", function(v, key)
     if v == "max" then return "max " .. CPU_PERIOD end

@@ -43,6 +43,7 @@ local size_units = { [""] = 1, k = 2^10, m = 2^20, g = 2^30, t = 2^40, p = 2^50 
 function M.size(v)
   if type(v) == "number" then
     if v ~= v or v < 0 or v == math.huge or v % 1 ~= 0 then return nil, "expected a whole number of bytes" end
+    if v > 2^53 then return nil, "expected a whole number of bytes, at most 8P" end	-- as below
     return v
   end
   if type(v) ~= "string" then return nil, "expected a size (bytes, or a string like \"512M\")" end
