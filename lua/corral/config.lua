@@ -157,7 +157,7 @@ function check.user(v, key)
   if type(v) ~= "string" and type(v) ~= "number" then
     invalid(key, "expected a user name or uid, got %s", show(v))
   end
-  local pw = core.getpwnam(v)
+  local pw = core.getpwnam(no_nul(v, key))
   if not pw then invalid(key, "unknown user %s", show(v)) end
   return pw
 end
@@ -166,7 +166,7 @@ function check.group(v, key)
   if type(v) ~= "string" and type(v) ~= "number" then
     invalid(key, "expected a group name or gid, got %s", show(v))
   end
-  local gid = core.getgrnam(v)
+  local gid = core.getgrnam(no_nul(v, key))
   if not gid then invalid(key, "unknown group %s", show(v)) end
   return gid
 end
