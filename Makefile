@@ -71,9 +71,9 @@ run: deps
 test: test-host test-vm
 
 test-host: test-deps
-	@$(MAKE) --no-print-directory all $(O)/luapat-diff
+	@$(MAKE) --no-print-directory all fuzz-replay $(O)/luapat-diff
 	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
-	CORRAL_LUAPAT_DIFF=$(CURDIR)/$(O)/luapat-diff prove -v t/
+		CORRAL_FUZZ_REPLAY=$(CURDIR)/$(O) CORRAL_LUAPAT_DIFF=$(CURDIR)/$(O)/luapat-diff prove -v t/
 
 # luapat.c against LuaJIT's own pattern functions (t/064)
 $(O)/luapat-diff: t/luapat/diff.c $(O)/luapat.o $(O)/.flags
@@ -123,5 +123,87 @@ uninstall:
 clean:
 	rm -rf build
 
+# ---- fuzzing: t/fuzz, see doc/hacking.md "Fuzzing" --------------------------
+#
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="json notify"]: each target built
+# with clang and libFuzzer in build/fuzz, then run for FUZZ_SECONDS on its
+# work corpus build/fuzz/corpus-TARGET (the seeds of t/fuzz/corpus/TARGET
+# copied in; t/fuzz/regress/TARGET read too). A crash leaves its input as
+# build/fuzz/crash-TARGET-* and fails the run.
+#
+# The same sources build with the ordinary compiler as replay programs
+# ($(O)/fuzz-replay-TARGET, t/fuzz/replay.c), which make test-host runs
+# over the seeds and regression cases (t/070-fuzz-replay.t).
+
+FUZZ_TARGETS = json control notify units config
+FUZZ_SECONDS = 60
+FUZZ_CC = clang
+FZ = build/fuzz
+FUZZ_DEFS = -I$(CURDIR)/daemon -DCR_FUZZ_LUADIR='"$(CURDIR)/lua"' -DCR_FUZZ_DIR='"$(CURDIR)/t/fuzz"'
+FUZZ_CFLAGS = -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -DCR_VERSION='"$(VERSION)"' \
+	-DCR_DATADIR='"$(DATADIR)"' -DCR_FUZZ_LIBFUZZER -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+# What each target links besides its own t/fuzz/TARGET.c and common.c:
+# objects of daemon/ (fuzz_d_) and of t/fuzz (fuzz_t_). control.c
+# includes daemon/control.c and stubs what it calls. The Lua targets take
+# the whole daemon but main.c, for corral.core's bindings.
+fuzz_all_daemon = $(filter-out main,$(SRC:daemon/%.c=%))
+fuzz_d_json = json
+fuzz_d_notify = notify log unixmsg
+fuzz_d_control = json text log
+fuzz_d_units = $(fuzz_all_daemon)
+fuzz_t_units = lua
+fuzz_d_config = $(fuzz_all_daemon)
+fuzz_t_config = lua
+# longest input each target is given
+fuzz_len_json = 1024
+fuzz_len_control = 1024
+fuzz_len_notify = 4096
+fuzz_len_units = 512
+fuzz_len_config = 2048
+
+define fuzz_rules
+$(O)/fuzz-replay-$(1): $(O)/replay/$(1).o $(O)/replay/replay.o $(O)/replay/common.o \
+		$(fuzz_t_$(1):%=$(O)/replay/%.o) $(fuzz_d_$(1):%=$(O)/%.o)
+	$$(CC) -o $$@ $$^ $$(CR_LDFLAGS) $$(dep_libs)
+
+$(FZ)/$(1): $(FZ)/t/$(1).o $(FZ)/t/common.o $(fuzz_t_$(1):%=$(FZ)/t/%.o) $(fuzz_d_$(1):%=$(FZ)/d/%.o)
+	$$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $$@ $$^ $$(dep_libs)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rules,$(t))))
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(O)/fuzz-replay-%)
+
+$(O)/replay/%.o: t/fuzz/%.c t/fuzz/fuzz.h $(HDR) $(O)/.flags
+	@mkdir -p $(O)/replay
+	$(CC) $(CR_CFLAGS) $(FUZZ_DEFS) -c -o $@ $<
+
+$(FZ)/d/%.o: daemon/%.c $(HDR)
+	@mkdir -p $(FZ)/d
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(dep_cflags) -c -o $@ $<
+
+$(FZ)/t/%.o: t/fuzz/%.c t/fuzz/fuzz.h $(HDR) daemon/control.c
+	@mkdir -p $(FZ)/t
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_DEFS) $(dep_cflags) -c -o $@ $<
+
+fuzz-deps:
+	@contrib/install-deps fuzz
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory $(O)/.deps-ok $(FUZZ_TARGETS:%=$(FZ)/%)
+	@$(MAKE) --no-print-directory -k $(FUZZ_TARGETS:%=fuzz-run-%)
+
+# one target: its seeds join the work corpus (never written back)
+fuzz-run-%: $(FZ)/%
+	@mkdir -p $(FZ)/corpus-$*
+	@cp -n t/fuzz/corpus/$*/* $(FZ)/corpus-$*/
+	@echo "fuzz: $* for $(FUZZ_SECONDS)s (log: $(FZ)/$*.log)"
+	@$(FZ)/$* -max_total_time=$(FUZZ_SECONDS) -max_len=$(fuzz_len_$*) -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FZ)/crash-$*- \
+		$(FZ)/corpus-$* t/fuzz/regress/$* > $(FZ)/$*.log 2>&1 || \
+		{ tail -n 40 $(FZ)/$*.log; echo "fuzz: $* crashed; its input: $(FZ)/crash-$*-*" >&2; exit 1; }
+	@grep -E '^stat::(number_of_executed_units|new_units_added)' $(FZ)/$*.log
+
 FORCE:
-.PHONY: FORCE all bench deps test-host test-vm test-deps run test install uninstall clean
+.PHONY: FORCE fuzz fuzz-deps fuzz-replay all bench deps test-host test-vm test-deps run test install uninstall clean

@@ -205,7 +205,9 @@ static int parse_value(struct cursor *c, struct cr_json_field *f)
 		char num[64];
 		size_t n = 0;
 		char *endp;
-		while (c->p < c->end && n < sizeof num - 1 &&
+		/* *c->p first: strchr() finds the terminator, and a NUL byte
+		 * would pass as part of the number (strtod stops at it) */
+		while (c->p < c->end && n < sizeof num - 1 && *c->p &&
 		       (isdigit((unsigned char)*c->p) || strchr("+-.eE", *c->p)))
 			num[n++] = *c->p++;
 		num[n] = 0;

@@ -43,6 +43,13 @@ end
 -- Field checkers: check(value, key) -> normalized value, or invalid().
 local check = {}
 
+-- Strings go to C as NUL-terminated copies: one with a NUL byte would
+-- arrive cut short (an argument, a path), so none is accepted.
+local function no_nul(s, key)
+  if type(s) == "string" and s:find("\0", 1, true) then invalid(key, "contains a NUL byte") end
+  return s
+end
+
 function check.integer(min, max)
   return function(v, key)
     if type(v) ~= "number" or v % 1 ~= 0 or v < min or v > max then
@@ -83,7 +90,7 @@ function check.absolute_path(v, key)
   if type(v) ~= "string" or v:sub(1, 1) ~= "/" then
     invalid(key, "expected an absolute path, got %s", show(v))
   end
-  return v
+  return no_nul(v, key)
 end
 
 function check.argv(v, key)
@@ -92,6 +99,7 @@ function check.argv(v, key)
     if v:find("[\"'\\]") then
       invalid(key, "a command string is split on spaces only; use a table such as { \"prog\", \"arg with spaces\" } for quoting")
     end
+    no_nul(v, key)
     for word in v:gmatch("%S+") do argv[#argv + 1] = word end
   elseif type(v) == "table" then
     for i = 1, #v do
@@ -99,7 +107,7 @@ function check.argv(v, key)
       if type(a) ~= "string" and type(a) ~= "number" then
         invalid(key, "element %d: expected a string, got %s", i, show(a))
       end
-      argv[i] = tostring(a)
+      argv[i] = no_nul(tostring(a), ("%s[%d]"):format(key, i))
     end
     for k in pairs(v) do
       if type(k) ~= "number" or k % 1 ~= 0 or k < 1 or k > #v then
@@ -149,7 +157,7 @@ function check.user(v, key)
   if type(v) ~= "string" and type(v) ~= "number" then
     invalid(key, "expected a user name or uid, got %s", show(v))
   end
-  local pw = core.getpwnam(v)
+  local pw = core.getpwnam(no_nul(v, key))
   if not pw then invalid(key, "unknown user %s", show(v)) end
   return pw
 end
@@ -158,7 +166,7 @@ function check.group(v, key)
   if type(v) ~= "string" and type(v) ~= "number" then
     invalid(key, "expected a group name or gid, got %s", show(v))
   end
-  local gid = core.getgrnam(v)
+  local gid = core.getgrnam(no_nul(v, key))
   if not gid then invalid(key, "unknown group %s", show(v)) end
   return gid
 end
@@ -204,10 +212,11 @@ local limit_kinds = {
   io_weight = { "io.weight", function(v, key) return "default " .. weight(v, key) end },
   pids_max = { "pids.max", function(v, key)
     if v == "max" then return "max" end
-    if type(v) ~= "number" or v % 1 ~= 0 or v < 1 then
+    -- past 2^53 tostring() writes "1e+20", which no cgroup file takes
+    if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > 2^53 then
       invalid(key, "expected a positive integer or \"max\", got %s", show(v))
     end
-    return tostring(v)
+    return ("%d"):format(v)
   end },
   cpu_max = { "cpu.max", function(v, key)
     if v == "max" then return "max " .. CPU_PERIOD end
@@ -216,10 +225,12 @@ local limit_kinds = {
       if pct then
         local quota = math.floor(tonumber(pct) / 100 * CPU_PERIOD + 0.5)
         if quota < 1000 then invalid(key, "%s is below the kernel's minimum of 1%%", v) end
+        -- ("%d") writes math.huge and other doubles past 2^63 as negative
+        if quota > 2^53 then invalid(key, "%s is too large", v) end
         return ("%d %d"):format(quota, CPU_PERIOD)
       end
       local q, per = v:match("^%s*(%d+)%s+(%d+)%s*$")
-      if q and tonumber(q) >= 1000 and tonumber(per) >= 1000 and tonumber(per) <= 1000000 then
+      if q and tonumber(q) >= 1000 and tonumber(q) <= 2^53 and tonumber(per) >= 1000 and tonumber(per) <= 1000000 then
         return ("%d %d"):format(q, per)
       end
     end
@@ -254,7 +265,8 @@ function check.limits(v, key)
         if type(fv) ~= "string" and type(fv) ~= "number" then
           invalid(key .. ".cgroup." .. file, "expected a string or a number, got %s", show(fv))
         end
-        out[#out + 1] = { key = key .. ".cgroup." .. file, file = file, value = tostring(fv) }
+        out[#out + 1] = { key = key .. ".cgroup." .. file, file = file,
+          value = no_nul(tostring(fv), key .. ".cgroup." .. file) }
       end
     else
       local kind = limit_kinds[k]
@@ -289,7 +301,7 @@ local pool_schema = {
   watchdog = { check.duration, 0 },
   output = { function(v, key)
     if v == "auto" or v == "journal" or v == "inherit" or v == "null" then return v end
-    if type(v) == "string" and v:sub(1, 1) == "/" then return v end
+    if type(v) == "string" and v:sub(1, 1) == "/" then return no_nul(v, key) end
     invalid(key, "expected \"auto\", \"journal\", \"inherit\", \"null\" or an absolute file path, got %s", show(v))
   end, "auto" },
   listen = { function(v, key)
@@ -305,7 +317,7 @@ local pool_schema = {
       if type(spec) ~= "string" or not (spec == "systemd" or numeric or spec:match("^unix:/.+")) then
         invalid(key .. "." .. name, "expected \"tcp:ADDRESS:PORT\" (numeric, [v6] in brackets), \"unix:/PATH\" or \"systemd\", got %s", show(spec))
       end
-      out[#out + 1] = { name = name, spec = spec }
+      out[#out + 1] = { name = name, spec = no_nul(spec, key .. "." .. name) }
     end
     return out
   end, {} },
@@ -332,7 +344,7 @@ local settings_schema = {
     if type(v) ~= "string" or v:sub(1, 1) ~= "/" or v:find("/%.%.?/") or v:find("/%.%.?$") or v:find("//") then
       invalid(key, "expected \"auto\" or an absolute path inside the cgroup2 hierarchy, got %s", show(v))
     end
-    return (v:gsub("/+$", ""))
+    return (no_nul(v, key):gsub("/+$", ""))
   end, "auto" },
   control = { check.absolute_path, "/run/corral/control.sock" },
   control_group = { check.group },

@@ -32,6 +32,8 @@ function M.duration(v)
     total = total + tonumber(num) * mult
     pos = nxt
   end
+  -- enough digits make math.huge, which no timer can take
+  if total == math.huge then return nil, ("invalid duration %q: too large"):format(v) end
   return total
 end
 
@@ -41,6 +43,7 @@ local size_units = { [""] = 1, k = 2^10, m = 2^20, g = 2^30, t = 2^40, p = 2^50 
 function M.size(v)
   if type(v) == "number" then
     if v ~= v or v < 0 or v == math.huge or v % 1 ~= 0 then return nil, "expected a whole number of bytes" end
+    if v > 2^53 then return nil, "expected a whole number of bytes, at most 8P" end	-- as below
     return v
   end
   if type(v) ~= "string" then return nil, "expected a size (bytes, or a string like \"512M\")" end
@@ -50,7 +53,11 @@ function M.size(v)
   if unit:lower() == "b" then u = "" end
   local mult = size_units[u]
   if not mult then return nil, ("invalid size %q: unknown unit %q (K, M, G, T)"):format(v, unit) end
-  return math.floor(tonumber(num) * mult)
+  local n = math.floor(tonumber(num) * mult)
+  -- beyond 2^53 bytes (8P) a double is no exact count, and math.huge
+  -- would be written as a negative number ("%d")
+  if n > 2^53 then return nil, ("invalid size %q: too large (at most 8P)"):format(v) end
+  return n
 end
 
 -- Format seconds for log lines and messages: 0.25 -> "250ms", as

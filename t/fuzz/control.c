@@ -1,0 +1,213 @@
+/*
+ * control.c (t/fuzz): the control socket's request decoder, handle() in
+ * daemon/control.c, on the bytes conn_cb hands it (up to the first
+ * newline). handle() is static and tangled with the socket code, so the
+ * file is included whole, and the commands it dispatches to are stubs
+ * here whose answers depend on the pool name, so that every reply path
+ * runs. Beyond not crashing: every reply is one flat JSON object that
+ * cr_json_parse_object reads back, with "ok" a boolean and "code" one of
+ * the documented codes, whatever bytes the request held.
+ */
+#include "../../daemon/control.c"
+
+#include <ctype.h>
+
+#include "fuzz.h"
+
+/* -ENOENT, -ESRCH, -ERANGE, -EOPNOTSUPP, -EIO or success, from the name */
+static int outcome(const char *pool)
+{
+	static const int rcs[] = { 0, -ENOENT, -ESRCH, -ERANGE, -EOPNOTSUPP, -EIO, 3 };
+
+	return pool && *pool ? rcs[(unsigned char)pool[0] % (sizeof rcs / sizeof *rcs)] : 0;
+}
+
+int cr_pool_scale(const char *pool, unsigned n)
+{
+	if (n > 10000)
+		fuzz_fail("scale to %u passed the decoder", n);
+	return outcome(pool);
+}
+
+int cr_pool_restart(const char *pool, unsigned id, int all_at_once)
+{
+	(void)id;
+	(void)all_at_once;
+	return outcome(pool);
+}
+
+int cr_pool_stop(const char *pool)
+{
+	return outcome(pool);
+}
+
+int cr_pool_start(const char *pool)
+{
+	return outcome(pool);
+}
+
+int cr_pool_signal(const char *pool, unsigned id, int sig)
+{
+	(void)id;
+	if (sig < 1 || sig >= NSIG)
+		fuzz_fail("signal %d passed the decoder", sig);
+	return outcome(pool);
+}
+
+int cr_supervisor_freeze(const char *pool, int on)
+{
+	(void)on;
+	return outcome(pool);
+}
+
+/* null keeps the reply flat, so the check below can read it */
+int cr_status_report(struct cr_buf *b, const char *pool, int json)
+{
+	if (outcome(pool) == -ENOENT)
+		return -1;
+	if (json)
+		cr_buf_lit(b, "null");
+	else
+		cr_buf_printf(b, "pool %s: \x01 \xff text\n", pool ? pool : "(all)");
+	return 0;
+}
+
+int cr_reload(char *msg, size_t msglen)
+{
+	snprintf(msg, msglen, "reloaded \"x\"\n\\");
+	return 0;
+}
+
+/* ---- a strict reader of the reply ---- */
+
+/* The length of the UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 :
+		     s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	unsigned cp;
+
+	if (!len || len > n)
+		return 0;
+	if (len == 1)
+		return 1;
+	cp = s[0] & (0x7f >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* A JSON string at *p: valid UTF-8, no raw control character, known
+ * escapes; its raw text (escapes and all) is copied to out when short. */
+static int reply_string(const char **p, const char *end, char *out, size_t cap)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	if (s >= end || *s++ != '"')
+		return -1;
+	while (s < end && *s != '"') {
+		size_t len = 1;
+		if ((unsigned char)*s < 0x20)
+			return -1;
+		if (*s == '\\') {
+			if (s + 1 >= end || !strchr("\"\\/bfnrtu", s[1]))
+				return -1;
+			len = s[1] == 'u' ? 6 : 2;
+			if (s + len > end)
+				return -1;
+			for (size_t i = 2; i < len; i++)
+				if (!isxdigit((unsigned char)s[i]))
+					return -1;
+		} else if (!(len = utf8_seq((const unsigned char *)s, (size_t)(end - s)))) {
+			return -1;
+		}
+		for (size_t i = 0; i < len && n + 1 < cap; i++)
+			out[n++] = s[i];
+		s += len;
+	}
+	if (s >= end)
+		return -1;
+	out[n] = 0;
+	*p = s + 1;
+	return 0;
+}
+
+/* The reply: one flat object of strings, numbers, booleans and null; its
+ * "ok" (-1 if absent) and "code" are returned. */
+static int read_reply(const char *p, const char *end, int *ok, char *code, size_t codelen)
+{
+	char key[64], val[64];
+
+	*ok = -1;
+	*code = 0;
+	if (p >= end || *p++ != '{')
+		return -1;
+	for (;;) {
+		if (reply_string(&p, end, key, sizeof key) < 0 || p >= end || *p++ != ':')
+			return -1;
+		if (p < end && *p == '"') {
+			if (reply_string(&p, end, val, sizeof val) < 0)
+				return -1;
+			if (!strcmp(key, "code"))
+				snprintf(code, codelen, "%s", val);
+		} else if (end - p >= 4 && !memcmp(p, "true", 4)) {
+			p += 4;
+			if (!strcmp(key, "ok"))
+				*ok = 1;
+		} else if (end - p >= 5 && !memcmp(p, "false", 5)) {
+			p += 5;
+			if (!strcmp(key, "ok"))
+				*ok = 0;
+		} else if (end - p >= 4 && !memcmp(p, "null", 4)) {
+			p += 4;
+		} else if (p < end && (*p == '-' || isdigit((unsigned char)*p))) {
+			while (p < end && (isdigit((unsigned char)*p) || strchr("+-.eE", *p)) && *p)
+				p++;
+		} else {
+			return -1;
+		}
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		return p < end && *p == '}' && p + 1 == end ? 0 : -1;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const codes[] = { "ok", "bad-request", "not-found", "failed", "refused" };
+	struct conn *c;
+	const uint8_t *nl;
+	char code[64];
+	size_t k;
+	int ok;
+
+	if (size > MAX_REQUEST || !(c = calloc(1, sizeof *c)))
+		return 0;
+	/* as conn_cb: the request is what comes before the first newline */
+	if ((nl = memchr(data, '\n', size)))
+		size = (size_t)(nl - data);
+	c->allowed = 1;
+	handle(c, (const char *)data, size);
+	if (c->out.failed || !c->out.data)
+		fuzz_fail("no reply");
+	if (strlen(c->out.data) != c->out.len)
+		fuzz_fail("a NUL byte in the reply");
+	if (read_reply(c->out.data, c->out.data + c->out.len, &ok, code, sizeof code) < 0)
+		fuzz_fail("the reply is not a flat JSON object in UTF-8: %s", c->out.data);
+	for (k = 0; k < sizeof codes / sizeof *codes && strcmp(code, codes[k]); k++)
+		;
+	if (k == sizeof codes / sizeof *codes || ok != !strcmp(code, "ok"))
+		fuzz_fail("reply with ok %d, code \"%s\": %s", ok, code, c->out.data);
+	cr_buf_free(&c->out);
+	free(c);
+	return 0;
+}
