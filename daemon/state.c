@@ -225,6 +225,7 @@ void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what, 
 	if (delay > pc->backoff_max)
 		delay = pc->backoff_max;
 	pool->not_before = now + delay;
+	cr_pool_mark_dirty(pool);	/* reconcile() arms the retry */
 
 	if (pc->crash_failures && pool->failures) {
 		pool->failures[pool->fail_next] = now;

@@ -394,7 +394,7 @@ static void reconcile(struct cr_pool *pool)
 {
 	struct cr_worker *w, *tmp;
 	unsigned want, cur = 0, cur_ready = 0, old = 0, room;
-	int may_spawn, backoff;
+	int may_spawn;
 	struct cr_who who = cr_pool_who(pool);
 
 	want = cr_sv.stopping || pool->state == POOL_REMOVED || pool->state == POOL_STOPPED ? 0 : pool->target;
@@ -448,8 +448,7 @@ static void reconcile(struct cr_pool *pool)
 		}
 	}
 
-	backoff = ev_now(cr_sv.loop) < pool->not_before;
-	if (!backoff)
+	if (ev_now(cr_sv.loop) >= pool->not_before)
 		pool->immediate = 0;
 	if (may_spawn && pool->freeze == THAWED && pool->proto &&
 	    pool->proto->state == CR_PROTO_READY && cur < want) {
@@ -457,13 +456,16 @@ static void reconcile(struct cr_pool *pool)
 		room = want + (old > 0) - (cur + old);
 		if (room > want - cur)
 			room = want - cur;
-		if (backoff) {
-			arm_retry(pool);
-			/* workers that were up and ended are replaced now */
-			room = room < pool->immediate ? room : pool->immediate;
-		}
 		for (; room > 0 && pool->proto && pool->proto->inflight < MAX_INFLIGHT; room--) {
-			pool->immediate -= backoff;
+			/* backing off (maybe since the last spawn failed): only
+			 * workers that were up and ended are replaced now */
+			if (ev_now(cr_sv.loop) < pool->not_before) {
+				if (!pool->immediate) {
+					arm_retry(pool);
+					break;
+				}
+				pool->immediate--;
+			}
 			cr_worker_spawn(pool);
 		}
 	}

@@ -127,8 +127,13 @@ for my $id (sort keys %sh) {
     $t->wait_for(sub { report("cg.sh.$id") }, 10, "$mode: sh worker $id reported its cgroup");
     is(report("cg.sh.$id"), $t->cgroup_rel("sh/$id"), "$mode: sh worker $id: first action sees <pool>/$id");
     check_worker('sh', $id, $sh{$id}, 1);
-    my @kids = grep { $_ != $sh{$id} } $t->cgroup_procs("sh/$id");
-    is(scalar(@kids) && proc_cmdline($kids[0]), "/bin/sleep\0" . "1001\0", "$mode: sh worker $id: its child is sleep 1001");
+    # the child forks, then execs: its command line is sh's until the exec
+    my $kid_cmd = sub {
+        my @kids = grep { $_ != $sh{$id} } $t->cgroup_procs("sh/$id");
+        return scalar(@kids) && proc_cmdline($kids[0]);
+    };
+    $t->poll(sub { ($kid_cmd->() // '') eq "/bin/sleep\0" . "1001\0" }, 10);
+    is($kid_cmd->(), "/bin/sleep\0" . "1001\0", "$mode: sh worker $id: its child is sleep 1001");
     is(scalar(@kids) && proc_stat($kids[0])->{ppid}, $sh{$id}, "$mode: sh worker $id: the child's parent is the worker");
 }
 my %lua = $t->started_workers('lua');
