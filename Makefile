@@ -77,6 +77,13 @@ test-host: test-deps
 test-vm: test-deps
 	prove -v t/vm/run-suite
 
+# The chaos test (t/chaos/chaos.pl): DURATION seconds (default 300) of
+# random kills, reloads and control commands; SEED=N repeats a run.
+chaos: test-deps
+	@$(MAKE) --no-print-directory all
+	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
+		perl t/chaos/chaos.pl --duration $(or $(DURATION),300) $(if $(SEED),--seed $(SEED))
+
 # Speed and memory figures: medians and ratios against a baseline measured
 # in the same run (the machines are shared and noisy).
 bench: deps
@@ -119,4 +126,4 @@ clean:
 	rm -rf build
 
 FORCE:
-.PHONY: FORCE all bench deps test-host test-vm test-deps run test install uninstall clean
+.PHONY: FORCE all bench chaos deps test-host test-vm test-deps run test install uninstall clean
