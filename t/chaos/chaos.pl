@@ -838,13 +838,15 @@ while ((my $now = time) < $end) {
 }
 say_('chaos over');
 
-# after the chaos: everything undone, the config of the start, and every
+# after the chaos: everything undone, the pools of the start, and every
 # pool back at its target within $RECOVER_MAX
 unlink $FLAG;
 run_undo(1);
 kill 'CONT', keys %stopped_pids;
 reap_children(1);
-%gen = map { $_ => 0 } keys %WORKERS;
+# (the same pools and workers as at the start, for the fd count; the
+# generations as they are: a reload that changes every pool at once is
+# not needed here)
 $t->write_config(config_text(gen => \%gen));
 ctl_action('reload good', { command => 'reload' }, 'ok');
 my $t_recover = time;
