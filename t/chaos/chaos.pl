@@ -260,10 +260,22 @@ sub status {
 }
 
 # --- the pinger: a process of its own, ~10 Hz, a new connection each time --
+#
+# Each ping's latency, and its latency less the time corrald and the
+# pinger spent waiting for a CPU meanwhile (run_delay of
+# /proc/PID/schedstat): on a shared, busy machine that wait is the
+# scheduler's, not corrald's. The bounds apply to the second; time that
+# corrald spends working (a fork, a reload) counts in full.
 
 my %children;    # pid => what
+sub run_delay {
+    my ($pid) = @_;
+    my ($ns) = (slurp("/proc/$pid/schedstat") // '') =~ /^\d+ (\d+)/;
+    return ($ns // 0) / 1e9;
+}
 sub start_pinger {
     my $file = "$TMP/pings";
+    my $top = $t->pid;
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP PIPE);
@@ -271,6 +283,7 @@ sub start_pinger {
         $out->autoflush(1);
         my $sock = $t->socket_path;
         while (getppid() != 1) {
+            my ($c0, $s0) = (run_delay($top), run_delay($$));
             my $t0 = time;
             my ($ok, $line) = (0, '');
             if (my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock)) {
@@ -282,7 +295,9 @@ sub start_pinger {
                 $ok = $line =~ /"pong":true/ ? 1 : 0;
             }
             my $t1 = time;
-            printf $out "%.3f %.6f %d\n", $t0, $t1 - $t0, $ok;
+            my $waited = run_delay($top) - $c0 + run_delay($$) - $s0;
+            my $net = $t1 - $t0 - $waited;
+            printf $out "%.3f %.6f %.6f %d\n", $t0, $t1 - $t0, $net < 0 ? 0 : $net, $ok;
             sleep(0.1 - ($t1 - $t0)) if $t1 - $t0 < 0.1;
         }
         _exit(0);
@@ -292,16 +307,17 @@ sub start_pinger {
 }
 
 my $ping_off = 0;
-my @pings;    # [ time, seconds, ok ]
+my @pings;    # [ time, seconds, seconds less the waits for a CPU, ok ]
 sub read_pings {
     my $text = slurp("$TMP/pings") // return;
     my $new = substr $text, $ping_off;
     $new =~ s/[^\n]*\z//;
     $ping_off += length $new;
     for (split /\n/, $new) {
-        my ($when, $lat, $ok) = split ' ';
-        push @pings, [ $when, $lat, $ok ];
-        violation('ping', sprintf('ping at +%.1fs took %.0f ms', $when - $T0, $lat * 1000)) if $lat > $PING_MAX;
+        my ($when, $lat, $net, $ok) = split ' ';
+        push @pings, [ $when, $lat, $net, $ok ];
+        violation('ping', sprintf('ping at +%.1fs took %.0f ms (%.0f ms less waits for a CPU)', $when - $T0, $lat * 1000, $net * 1000))
+            if $net > $PING_MAX;
         violation('ping', sprintf('ping at +%.1fs got no pong', $when - $T0)) if !$ok && !$count{stopping};
     }
 }
@@ -901,13 +917,17 @@ violation('exit', "cgroup base left: ${\$t->cgroup_dir}") if -e $t->cgroup_dir;
 # --- the report ---------------------------------------------------------------
 
 my @lat = sort { $a <=> $b } map { $_->[1] } @pings;
-my $p99 = @lat ? $lat[ int(0.99 * $#lat) ] : 0;
-my $pmax = @lat ? $lat[-1] : 0;
-violation('ping', sprintf('p99 %.1f ms over %d pings, over %.0f ms', $p99 * 1000, scalar @lat, $PING_P99 * 1000)) if $p99 > $PING_P99;
+my @net = sort { $a <=> $b } map { $_->[2] } @pings;
+my $p99 = @net ? $net[ int(0.99 * $#net) ] : 0;
+my $pmax = @net ? $net[-1] : 0;
+my $raw99 = @lat ? $lat[ int(0.99 * $#lat) ] : 0;
+my $rawmax = @lat ? $lat[-1] : 0;
+violation('ping', sprintf('p99 %.1f ms over %d pings (less waits for a CPU), over %.0f ms', $p99 * 1000, scalar @net, $PING_P99 * 1000))
+    if $p99 > $PING_P99;
 violation('ping', 'no ping measured') unless @lat;
-my @slow = (sort { $b->[1] <=> $a->[1] } @pings)[0 .. 4];
-print 'chaos: slowest pings: ' . join(', ', map { sprintf '%.0f ms at +%.1fs', $_->[1] * 1000, $_->[0] - $T0 } grep { defined } @slow) . "\n";
-
+my @slow = (sort { $b->[2] <=> $a->[2] } @pings)[0 .. 4];
+print 'chaos: slowest pings: ' . join(', ', map { sprintf '%.0f ms (%.0f ms in all) at +%.1fs', $_->[2] * 1000, $_->[1] * 1000, $_->[0] - $T0 }
+                                     grep { defined } @slow) . "\n";
 print 'chaos: pools failed: ' . join(', ', map { "$_ $failed_pools{$_}x" } sort keys %failed_pools) . "\n" if %failed_pools;
 print "chaos: status fields missing, the log used instead: " . join(', ', sort keys %fallback) . "\n" if %fallback;
 printf "family %s: %d violation%s\n", $_, $family{$_}, $family{$_} == 1 ? '' : 's' for @FAMILIES;
@@ -915,14 +935,14 @@ my $kills = ($count{'KILL worker'} // 0) + ($count{'KILL prototype'} // 0) + ($c
 my %c = map { $_ => $count{$_} // 0 } keys %count;
 printf "chaos summary: seed=%d duration=%.0fs kills=%d (workers %d, prototypes %d, others %d) stops=%d reloads=%d (good %d, sighup %d, bad %d) "
     . "scales=%d restarts=%d (pools %d, workers %d) freezes=%d stop_start=%d signals=%d bursts=%d clients=%d plugin_actions=%d "
-    . "worker_starts=%d pool_failures=%d recovered_in=%.1fs fds=%d->%d rss=%d->%dKiB%s pings=%d p99=%.1fms max=%.1fms violations=%d\n",
+    . "worker_starts=%d pool_failures=%d recovered_in=%.1fs fds=%d->%d rss=%d->%dKiB%s pings=%d p99=%.1fms max=%.1fms (in all: p99=%.1fms max=%.1fms) violations=%d\n",
     $seed, $duration, $kills, $c{'KILL worker'} // 0, $c{'KILL prototype'} // 0, $c{'KILL other'} // 0,
     ($c{'STOP worker'} // 0) + ($c{'STOP prototype'} // 0),
     ($c{'reload good'} // 0) + ($c{'reload sighup'} // 0) + ($c{'reload bad'} // 0), $c{'reload good'} // 0, $c{'reload sighup'} // 0, $c{'reload bad'} // 0,
     $c{scale} // 0, ($c{'restart pool'} // 0) + ($c{'restart worker'} // 0), $c{'restart pool'} // 0, $c{'restart worker'} // 0,
     $c{freeze} // 0, $c{'stop pool'} // 0, $c{signal} // 0, $c{bursts} // 0, $c{clients} // 0, $c{plugin_actions} // 0,
     $c{worker_starts} // 0, $c{pool_failures} // 0, $recovered, $nfd0, $nfd1, $rss0, $rss1, $ASAN ? ' (asan: not judged)' : '',
-    scalar @lat, $p99 * 1000, $pmax * 1000, scalar @violations;
+    scalar @lat, $p99 * 1000, $pmax * 1000, $raw99 * 1000, $rawmax * 1000, scalar @violations;
 if (@violations || $keep_log) {
     my $keep = $keep_log // ($ENV{TMPDIR} || '/tmp') . "/corral-chaos-$seed-$$.log";
     system('cp', $t->path('log'), $keep);
