@@ -75,10 +75,7 @@ my $CGROUP_MAX = 5 * $SLOW;  # a cgroup no pool, worker or prototype of the stat
 my $STUCK_MAX = 15 * $SLOW;
 my $PROGRESS = 3;            # a change within this many seconds is progress
 my $RECOVER_MAX = 30 * $SLOW;    # back at target after the chaos
-# Under ASan a fork of corrald (a new prototype: a reload, a restart, a
-# killed prototype) blocks its loop for 30-60 ms, several in a row after
-# a reload that changes several pools: the p99 bound is 4 times looser.
-my $PING_P99 = 0.050 * ($ASAN ? 4 : 1);
+my $PING_P99 = 0.050;    # (both less the waits for a CPU: see the pinger)
 my $PING_MAX = 1.0;
 my $FD_SLACK = 2;
 my $RSS_SLACK = 2 * 1024;    # KiB
