@@ -340,7 +340,17 @@ sub burst {
         $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP PIPE);
         $SIG{PIPE} = 'IGNORE';
         srand($seed + $count{bursts});
-        my (@conns, @bad);
+        my (@conns, @bad, %ctl);
+        # a few corralctl too
+        for my $args ([ '--json', 'status' ], [ 'ping' ], [ 'status', 'sleepers' ]) {
+            my $c = fork // next;
+            if (!$c) {
+                open STDOUT, '>', '/dev/null';
+                { no warnings 'exec'; exec $CorralTest::CORRALCTL, '-s', $t->socket_path, @$args; }
+                _exit(127);
+            }
+            $ctl{$c} = "corralctl @$args";
+        }
         for (1 .. $n) {
             my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $t->socket_path);
             if (!$s) { push @bad, "connect: $!"; next }
@@ -357,6 +367,10 @@ sub burst {
             }
             chomp(my $answer = $c->[3]);
             push @bad, "$c->[1] -> '" . substr($answer, 0, 200) . "'" if $answer !~ $c->[2];
+        }
+        for my $c (keys %ctl) {
+            waitpid $c, 0;
+            push @bad, "$ctl{$c} exited with status " . ($? >> 8) . ($? & 127 ? " (signal " . ($? & 127) . ")" : '') if $?;
         }
         open my $out, '>', $file or _exit(1);
         print $out map { "$_\n" } @bad;
