@@ -515,7 +515,9 @@ sub check {
         $bad{$pid} = "outside the base ($cg)" unless in_base($cg) || $p->{$pid}{state} eq 'Z';
     }
     for my $pid (grep { in_base($p->{$_}{cg}) && $p->{$_}{state} ne 'Z' } keys %$p) {
-        next if $p->{$pid}{state} =~ /^[tT]$/;    # stopped mid-way: judged once it runs
+        # stopped or frozen mid-way (a new worker still titled as its
+        # prototype): judged once it runs
+        next if $p->{$pid}{state} =~ /^[tT]$/ || pool_frozen($p->{$pid}{cg});
         my $want = expected_cgroup($pid);
         my $have = substr $p->{$pid}{cg}, length("$BASE/");
         my $re = join '/', map { $_ eq '*' ? '[^/]+' : quotemeta } split m{/}, $want;
