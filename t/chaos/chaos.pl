@@ -199,7 +199,7 @@ pool "lua" {
     repeat until worker:sleep(0.2)
   end,
 }
-pool "notify" { command = { "/usr/bin/perl", "$TMP/notify.pl" }, ready = "notify", ready_timeout = "10s", ${\$common->('notify')} }
+pool "notify" { command = { "/usr/bin/perl", "$TMP/notify.pl" }, ready = "notify", ready_timeout = "2s", ${\$common->('notify')} }
 pool "daemon" { command = { "/usr/bin/perl", "$TMP/daemon.pl" }, ready = "notify", ready_timeout = "10s", ${\$common->('daemon')} }
 pool "forker" { command = { "/usr/bin/perl", "$TMP/forker.pl" }, ${\$common->('forker')} }
 pool "crashy" {
@@ -749,6 +749,20 @@ my @ACTIONS = (
     [ 1, 'signal',         sub { my $p = pick(pools()) // return;
                                  ctl_action('signal', { command => 'signal', pool => $p, signal => pick(qw(TERM HUP USR1)) }, 'ok') } ],
     [ 1, 'burst',          \&burst ],
+    [ 1, 'massacre',       sub {
+          # every worker of a pool and its prototype at once
+          my $p = pick(pools()) // return;
+          my @pids = (worker_pids($p), grep { proc_cmdline($_) =~ /^corral: prototype \Q$p\E\0/ } prototype_pids());
+          kill 'KILL', @pids;
+          $count{'KILL worker'} += @pids;
+          say_("massacre of $p: @pids");
+      } ],
+    [ 1, 'reload storm',   sub {
+          # reloads back to back, by signal and by request
+          $t->reload for 1 .. 3;
+          $count{'reload sighup'} += 3;
+          reload_good('control');
+      } ],
 );
 my $WEIGHTS = 0;
 $WEIGHTS += $_->[0] for @ACTIONS;
