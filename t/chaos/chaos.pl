@@ -74,6 +74,7 @@ my $CGROUP_MAX = 5 * $SLOW;  # a cgroup no pool, worker or prototype of the stat
 # time (0.3 s). 15 s leaves room for a slow, shared machine.
 my $STUCK_MAX = 15 * $SLOW;
 my $PROGRESS = 3;            # a change within this many seconds is progress
+my $WAIT_SLACK = 2 * $SLOW;  # a backoff's end may be this late
 my $RECOVER_MAX = 30 * $SLOW;    # back at target after the chaos
 my $PING_P99 = 0.050;    # (both less the waits for a CPU: see the pinger)
 my $PING_MAX = 1.0;
@@ -445,7 +446,7 @@ sub expected_cgroup {
     return '*/*';
 }
 
-my (%zombie_since, %misplaced_since, %cgroup_since, %stuck, %progress);
+my (%zombie_since, %misplaced_since, %cgroup_since, %stuck, %progress, %waiting);
 my $last_status;
 my $log_off = 0;
 my %backoff_until;    # pool => when the backoff the log announced ends (fallback for restart_in)
@@ -611,7 +612,10 @@ sub explained {
         return undef;
     }
     return 'at target' if ($pool->{ready} // -1) == ($pool->{target} // -2);
-    return "waiting $pool->{restart_in}s" if defined $pool->{restart_in};
+    # waiting out a backoff, but not past its end (a deadline that passes
+    # and passes is no explanation)
+    return "waiting $pool->{restart_in}s"
+        if defined $pool->{restart_in} && $now <= ($waiting{$name} // $now + $pool->{restart_in}) + $WAIT_SLACK;
     if (!exists $pool->{restart_in} && ($backoff_until{$name} // 0) + 1 > $now) {
         $fallback{restart_in} = 1;
         return 'waiting (from the log)';
@@ -627,7 +631,15 @@ sub check_stuck {
         my $sig = join ' ', $pool->{state}, map { "$_->{id}:" . ($_->{pid} // '-') . ":$_->{state}" }
                                              sort { $a->{id} <=> $b->{id} } @{ $pool->{workers} || [] };
         if (($progress{$name}{sig} // '') ne $sig) { $progress{$name} = { sig => $sig, at => $now } }
-        if (explained($pool, $now)) { delete $stuck{$name}; next }
+        if (defined $pool->{restart_in}) {
+            # the end of this wait; a later one is a new wait
+            my $end = $now + $pool->{restart_in};
+            $waiting{$name} = $end if !defined $waiting{$name} || $end > $waiting{$name} + 0.5;
+        }
+        else { delete $waiting{$name} }
+        my $why = explained($pool, $now);
+        $count{ 'why ' . ($why ? $why =~ s/^(\w+).*/$1/r : 'unexplained') }++;
+        if ($why) { delete $stuck{$name}; next }
         my $s = $stuck{$name} //= { since => $now };
         if ($now - $s->{since} > $STUCK_MAX && !$s->{reported}++) {
             violation('stuck', sprintf('pool %s unexplained for over %.0f s: state %s, %d/%d ready, %d total, restart_in %s, failure %s, workers: %s',
@@ -955,6 +967,7 @@ violation('ping', 'no ping measured') unless @lat;
 my @slow = (sort { $b->[2] <=> $a->[2] } @pings)[0 .. 4];
 print 'chaos: slowest pings: ' . join(', ', map { sprintf '%.0f ms (%.0f ms in all) at +%.1fs', $_->[2] * 1000, $_->[1] * 1000, $_->[0] - $T0 }
                                      grep { defined } @slow) . "\n";
+print 'chaos: pools seen (pool x check): ' . join(', ', map { s/^why //r . " $count{$_}" } sort grep { /^why / } keys %count) . "\n";
 print 'chaos: pools failed: ' . join(', ', map { "$_ $failed_pools{$_}x" } sort keys %failed_pools) . "\n" if %failed_pools;
 print "chaos: status fields missing, the log used instead: " . join(', ', sort keys %fallback) . "\n" if %fallback;
 printf "family %s: %d violation%s\n", $_, $family{$_}, $family{$_} == 1 ? '' : 's' for @FAMILIES;
