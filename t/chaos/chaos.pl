@@ -64,14 +64,15 @@ my $ASAN = (`nm -D $CorralTest::CORRALD 2>/dev/null` // '') =~ /__asan_init/ ? 1
 my $SLOW = $ASAN ? 2 : 1;
 my $CHECK_EVERY = 0.3;       # seconds between two rounds of checks
 my $ZOMBIE_MAX = 2 * $SLOW;  # a zombie child of corrald or a prototype, while its parent runs
-my $PLACE_MAX = 1 * $SLOW;   # a process in the wrong cgroup (a fork is moved a moment after it is made)
+my $PLACE_MAX = 3 * $SLOW;   # a process in the wrong cgroup (a new worker takes its title a moment after the fork)
 my $CGROUP_MAX = 5 * $SLOW;  # a cgroup no pool, worker or prototype of the status claims
 # A pool may be short of its target with no visible reason and no change
 # for this long. What can hold one up that long without a change in its
-# workers: a worker SIGSTOPped while starting (at most 2 s here), a worker
+# workers: a worker SIGSTOPped while starting (at most 4 s here), a worker
 # that does not stop on TERM (stop_timeout 2 s), a frozen prototype (3 s
 # at most, and the pool says "frozen"), a notify worker that takes its
-# time (0.3 s). 15 s leaves room for a slow, shared machine.
+# time (1 s, 2 s at most: ready_timeout). 15 s leaves room for a slow,
+# shared machine.
 my $STUCK_MAX = 15 * $SLOW;
 my $PROGRESS = 3;            # a change within this many seconds is progress
 my $WAIT_SLACK = 2 * $SLOW;  # a backoff's end may be this late
@@ -96,7 +97,7 @@ my $FLAG = "$TMP/chaos.on";    # while it exists, the plugin acts
 $t->write_file('notify.pl', <<'EOF');
 # A ready = "notify" worker: READY=1 after a moment, then sleep.
 use Socket;
-select undef, undef, undef, 0.05 + rand 0.25;
+select undef, undef, undef, 0.05 + rand 1;
 (my $addr = $ENV{NOTIFY_SOCKET}) =~ s/^\@/\0/;
 socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
 send($s, "READY=1\nSTATUS=serving", 0, pack_sockaddr_un($addr)) or die "send: $!";
@@ -667,6 +668,12 @@ sub worker_pids {
            map { $_->{pid} // () } map { @{ $_->{workers} || [] } }
            grep { !defined $pool || $_->{name} eq $pool } values %{ $last_status || {} };
 }
+# Workers not ready yet (a stop there runs into ready_timeout).
+sub starting_pids {
+    return grep { in_base(cgroup_of($_)) }
+           map { $_->{pid} // () } grep { ($_->{state} // '') eq 'starting' }
+           map { @{ $_->{workers} || [] } } values %{ $last_status || {} };
+}
 sub prototype_pids { my %p = $t->prototypes; return grep { in_base(cgroup_of($_)) } values %p }
 # Processes in worker cgroups that are not main processes: children,
 # daemons.
@@ -684,7 +691,8 @@ sub sig {
     $count{"$name $what"}++;
     if ($name eq 'STOP') {
         $stopped_pids{$pid} = 1;
-        push @undo, [ time + 0.2 + rand 1.8, sub { kill 'CONT', $pid if delete $stopped_pids{$pid} } ];
+        # (up to 4 s: past a stop_timeout or a ready_timeout of 2 s)
+        push @undo, [ time + 0.2 + rand 3.8, sub { kill 'CONT', $pid if delete $stopped_pids{$pid} } ];
     }
     say_("$name $what $pid");
 }
@@ -724,13 +732,15 @@ my @ACTIONS = (
     [ 8, 'kill worker',    sub { sig('KILL', 'worker', worker_pids()) } ],
     [ 2, 'kill prototype', sub { sig('KILL', 'prototype', prototype_pids()) } ],
     [ 1, 'kill other',     sub { sig('KILL', 'other', other_pids()) } ],
-    [ 3, 'stop worker',    sub { sig('STOP', 'worker', worker_pids()) } ],
+    [ 3, 'stop worker',    sub { sig('STOP', 'worker', rand() < 0.5 ? starting_pids() : worker_pids()) } ],
     [ 1, 'stop prototype', sub { sig('STOP', 'prototype', prototype_pids()) } ],
     [ 3, 'reload good',    sub { reload_good('control') } ],
     [ 1, 'reload hup',     sub { reload_good('hup') } ],
     [ 2, 'reload bad',     \&reload_bad ],
     [ 3, 'scale',          sub { my $p = pick(pools()) // return;
-                                 ctl_action('scale', { command => 'scale', pool => $p, count => int rand 5 }, 'ok') } ],
+                                 # (now and then many: a burst of spawns)
+                                 my $n = rand() < 0.15 ? 10 + int rand 20 : int rand 5;
+                                 ctl_action('scale', { command => 'scale', pool => $p, count => $n }, 'ok') } ],
     [ 2, 'restart pool',   sub { my $p = pick(pools()) // return;
                                  ctl_action('restart pool', { command => 'restart', pool => $p, rand() < 0.3 ? (all_at_once => JSON::PP::true()) : () }, 'ok') } ],
     [ 2, 'restart worker', sub {
