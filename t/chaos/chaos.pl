@@ -944,8 +944,11 @@ for my $pool (values %$last_status) {
     violation('stuck', "at the end, pool $pool->{name} is unexplained: ${\describe_pools({ $pool->{name} => $pool })}")
         unless explained($pool, time);
 }
-violation('cgroup', 'at the end, cgroups or processes not in place: ' . join(', ', keys %cgroup_since, keys %misplaced_since, keys %zombie_since))
-    unless $left_ok;
+if (!$left_ok) {
+    violation('zombie', 'at the end, zombies: ' . join(', ', sort keys %zombie_since)) if %zombie_since;
+    violation('placement', 'at the end, not in place: ' . join(', ', sort keys %misplaced_since)) if %misplaced_since;
+    violation('cgroup', 'at the end, cgroups left: ' . join(', ', sort keys %cgroup_since)) if %cgroup_since;
+}
 
 # corrald stops cleanly and leaves nothing
 $count{stopping} = 1;
