@@ -49,7 +49,7 @@ for my $fam (@FAMILIES) {
 }
 is($status, 0, 'chaos.pl exits 0') or diag(join "\n", grep { !/^family / } @lines);
 ok($summary, 'chaos.pl prints its summary');
-diag($_) for grep { /^chaos: (seed|slowest|pools failed|status fields|corrald's log)/ } @lines;
+diag($_) for grep { /^chaos: (seed|slowest|pools seen|pools failed|status fields|corrald.s log)/ } @lines;
 diag($summary // 'no summary');
 
 done_testing;
