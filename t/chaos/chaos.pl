@@ -34,7 +34,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use CorralTest;
 use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline lua_worker_title
-                  cgroup_of cgroup_procs cgroup_dirs cg_read fd_targets);
+                  cgroup_of cgroup_procs cgroup_dirs cg_read);
 use Getopt::Long qw(GetOptions);
 use IO::Select;
 use IO::Socket::UNIX;
@@ -476,7 +476,8 @@ sub read_log {
     }
 }
 
-# One round of checks. $final: the checks after the chaos, once settled.
+# One round of checks: control, zombies, placement, cgroups, stuck pools
+# (and the new lines of the log and of the pinger).
 sub check {
     my $now = time;
     read_log();
