@@ -82,6 +82,13 @@ $(O)/luapat-diff: t/luapat/diff.c $(O)/luapat.o $(O)/.flags
 test-vm: test-deps
 	prove -v t/vm/run-suite
 
+# The chaos test (t/chaos/chaos.pl): DURATION seconds (default 300) of
+# random kills, reloads and control commands; SEED=N repeats a run.
+chaos: test-deps
+	@$(MAKE) --no-print-directory all
+	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
+		perl t/chaos/chaos.pl --duration $(or $(DURATION),300) $(if $(SEED),--seed $(SEED))
+
 # Speed and memory figures: medians and ratios against a baseline measured
 # in the same run (the machines are shared and noisy).
 bench: deps
@@ -206,4 +213,4 @@ fuzz-run-%: $(FZ)/%
 	@grep -E '^stat::(number_of_executed_units|new_units_added)' $(FZ)/$*.log
 
 FORCE:
-.PHONY: FORCE fuzz fuzz-deps fuzz-replay all bench deps test-host test-vm test-deps run test install uninstall clean
+.PHONY: FORCE fuzz fuzz-deps fuzz-replay all bench chaos deps test-host test-vm test-deps run test install uninstall clean
