@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -410,9 +411,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		struct conn *c;
 		int fd;
 
-		if (C.nconns >= MAX_CONNS && !evict()) {
-			ev_io_stop(loop, io);	/* all are answered: the backlog waits */
-			return;
+		if (C.nconns >= MAX_CONNS) {
+			struct pollfd p = { .fd = C.fd, .events = POLLIN };
+			if (poll(&p, 1, 0) <= 0)
+				return;	/* no one waits: no one is evicted */
+			if (!evict()) {
+				ev_io_stop(loop, io);	/* all are answered: the backlog waits */
+				return;
+			}
 		}
 		fd = accept4(C.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
