@@ -27,9 +27,16 @@ my $SYS = '/proc/sys/fs/inotify';
 my %saved = map { $_ => slurp("$SYS/$_") } qw(max_user_watches max_user_instances);
 chomp %saved;
 my $mounted;
+# Writes a /proc/sys or cgroup file in place (spew's rename would not do).
+sub put {
+    my ($file, $text) = @_;
+    open my $fh, '>', $file or return 0;
+    my $ok = print $fh $text;
+    return close($fh) && $ok;
+}
 END {
     # the guest's own settings back, whatever happened
-    spew("$SYS/$_", $saved{$_}) for grep { defined $saved{$_} } keys %saved;
+    put("$SYS/$_", "$saved{$_}\n") for grep { defined $saved{$_} } keys %saved;
     if ($mounted) { system('systemctl', 'stop', $UNIT); system('umount', '/run/corral') }
 }
 
@@ -68,7 +75,7 @@ cmp_ok(scalar pool_workers('capped'), '<=', 2, 'two workers of capped at most');
 ($rc, $out) = corralctl('status');
 is($rc, 0, 'corralctl status answers') or diag($out);
 like($out, qr/^other\s+running\s+2\/2\s/m, 'other: running, 2/2') or diag($out);
-spew("$CGROOT$CG/capped/pids.max", "max\n");
+ok(put("$CGROOT$CG/capped/pids.max", "max\n"), 'capped/pids.max raised to max');
 ok(wait_until(sub { pool_workers('capped') == 4 }, 30), 'pids.max raised: capped reaches its target of 4');
 is_deeply({ worker_pids_by_id('other') }, \%other, 'the other pool kept its workers');
 ($rc, $out) = systemctl('stop', $UNIT);
@@ -91,7 +98,7 @@ ok(wait_until(sub { pool_workers('other') == 2 && entries($cur, CORRAL_POOL => '
    'watches: pools up, leaky churning') or diag($out);
 %other = worker_pids_by_id('other');
 $cur = journal_cursor();
-spew("$SYS/max_user_watches", "1\n");
+ok(put("$SYS/max_user_watches", "1\n"), "max_user_watches set to 1");
 ok(wait_until(sub { entries($cur, PRIORITY => '4',
                             MESSAGE => qr{^cgroup: unable to watch \S+/leaky/\d+/cgroup\.events: No space left on device; polling it every 100 ms}) }, 30),
    'corrald says it cannot watch (ENOSPC) and polls') or diag_journal();
@@ -110,7 +117,7 @@ ok(wait_until(sub { !worker_cgroups('leaky') }, 15), 'every emptied worker of le
     or diag(join ' ', worker_cgroups('leaky'));
 ok(pong(), 'watches: corrald answers ping');
 is_deeply({ worker_pids_by_id('other') }, \%other, 'watches: the other pool kept its workers');
-spew("$SYS/max_user_watches", "$saved{max_user_watches}\n");
+ok(put("$SYS/max_user_watches", "$saved{max_user_watches}\n"), "max_user_watches set to $saved{max_user_watches}");
 ($rc, $out) = corralctl('start', 'leaky');
 ok(wait_until(sub { entries($cur, MESSAGE => qr/^cgroup: inotify watches can be had again/) }, 30),
    'watches back: corrald says so');
@@ -120,14 +127,14 @@ is($rc, 0, 'watches: systemctl stop') or diag($out);
 # --- no inotify instance at startup -----------------------------------------------
 
 $cur = journal_cursor();
-spew("$SYS/max_user_instances", "1\n");
+ok(put("$SYS/max_user_instances", "1\n"), "max_user_instances set to 1");
 ($rc, $out) = start_nb($config);
 ok(wait_until(sub { pool_workers('other') == 2 && pong() }, 60), 'instances: corrald starts and answers') or diag($out);
 ok(entries($cur, MESSAGE => qr/^cgroup: unable to create an inotify instance: Too many open files; polling/),
    'it says it has no inotify instance and polls') or diag_journal();
 ($rc, $out) = corralctl('stop', 'leaky');
 ok(wait_until(sub { !worker_cgroups('leaky') }, 15), 'instances: emptied workers are still freed');
-spew("$SYS/max_user_instances", "$saved{max_user_instances}\n");
+ok(put("$SYS/max_user_instances", "$saved{max_user_instances}\n"), "max_user_instances set to $saved{max_user_instances}");
 ($rc, $out) = corralctl('start', 'leaky');
 ok(wait_until(sub { entries($cur, MESSAGE => qr/^cgroup: inotify watches can be had again/) }, 30),
    'instances back: corrald watches again');
@@ -139,7 +146,7 @@ is($rc, 0, 'instances: systemctl stop') or diag($out);
 mkdir '/run/corral';
 is(system('mount', '-t', 'tmpfs', '-o', 'size=1m,nr_inodes=2', 'corral-test-full', '/run/corral'), 0, 'a tmpfs of 2 inodes on /run/corral');
 $mounted = 1;
-spew('/run/corral/filler', "x\n");
+ok(put('/run/corral/filler', "x\n"), 'a file takes the last inode');
 $cur = journal_cursor();
 ($rc, $out) = start_nb($config);
 my $p;
