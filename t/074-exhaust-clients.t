@@ -135,6 +135,7 @@ $t2->start;
 $t2->wait_control;
 $t2->wait_for(sub { $t2->workers('web') == 2 && $t2->workers('other') == 1 }, 10, 'EMFILE: pools up');
 my %web2 = $t2->worker_map('web');
+my %other2 = $t2->worker_map('other');
 
 $t2->scenario('out of fds', sub {
     local $SIG{PIPE} = 'IGNORE';
@@ -154,13 +155,24 @@ $t2->scenario('out of fds', sub {
                   name => 'corrald says accept() fails with EMFILE');
     is(scalar(grep { /unable to accept/ } split /\n/, $t2->log), 1, 'it says so once');
     ok(kill(0, $t2->pid), 'corrald is running');
+    # a worker to replace while corrald has no fd to spare (its cgroup's,
+    # or the pidfd and channel the prototype sends): it says why and
+    # retries; the replacement comes once fds are free
+    my $mark = $t2->mark;
+    kill 'KILL', $web2{1};
+    my ($why) = $t2->wait_log(qr/ error .*(Too many open files|out of file descriptors).* pool=web worker=\d+/, since => $mark,
+                              name => 'a worker cannot be replaced: corrald says why');
+    note($why // '');
     close $_->{sock} for @c;
     $t2->wait_log(qr/ info control: accepting connections again$/, timeout => 10,
                   name => 'it accepts again once fds are free');
     my $r = $t2->ctl('ping');
     is($r->{out}, "pong\n", 'ping is answered again');
     cmp_ok($r->{elapsed}, '<', 3, sprintf('at once (%.2f s)', $r->{elapsed}));
-    is_deeply({ $t2->worker_map('web') }, \%web2, 'the pool is untouched');
+    $t2->wait_for(sub { $t2->workers('web') == 2 }, 10, 'web is back to 2 workers');
+    my %now = $t2->worker_map('web');
+    is($now{2}, $web2{2}, 'its other worker is untouched');
+    is_deeply({ $t2->worker_map('other') }, \%other2, 'the other pool is untouched');
 });
 
 $t->done;
