@@ -92,4 +92,37 @@ $t->stays(sub { $t->workers('capped') == 4 }, 1, 'and stays there');
 is(scalar $t->log_lines(qr/ unable to exec /, $mark), 0, 'no more failures');
 is_deeply({ $t->worker_map('other') }, \%other, 'the other pool is still untouched');
 
+# --- cgroup.max.descendants reached: the worker's cgroup cannot be made -------
+
+# The pool's cgroup may hold its prototype's and two workers' cgroups.
+# Scaling to 3 fails at mkdir (EAGAIN): corrald names the cgroup and the
+# error and backs off; once the limit is lifted the pool should get its
+# third worker. It does not yet: a spawn that fails before the prototype
+# is asked arms no retry (worker.c: cr_worker_spawn's fail path does not
+# mark the pool dirty), so the pool waits until something else wakes it.
+SKIP: {
+    my $max = $t->cgroup_dir('other') . '/cgroup.max.descendants';
+    skip 'no cgroup.max.descendants here', 6 unless -e $max;
+    my %o = $t->worker_map('other');
+    ok(CorralTest::slurp($max) =~ /^max$/m, 'other: no descendants limit to begin with');
+    open my $fh, '>', $max or die "$max: $!";
+    print $fh "3\n";
+    close $fh or die "$max: $!";
+    $mark = $t->mark;
+    is($t->ctl('scale', 'other', '3')->{code}, 0, 'scale other to 3 with room for 2 workers\' cgroups');
+    $t->wait_log(qr{ error cgroup: unable to create the worker's cgroup \S+/other/3: Resource temporarily unavailable pool=other worker=3$},
+                 since => $mark, name => 'corrald names the cgroup and EAGAIN');
+    is_deeply({ $t->worker_map('other') }, \%o, 'the two workers run on');
+    open $fh, '>', $max or die "$max: $!";
+    print $fh "max\n";
+    close $fh or die "$max: $!";
+    {
+        local $TODO = 'cr_worker_spawn() failing before the prototype is asked arms no retry (worker.c)';
+        $t->wait_for(sub { $t->workers('other') == 3 }, 5, 'limit lifted: the pool gets its third worker');
+    }
+    # (until then: a scale wakes the pool)
+    is($t->ctl('scale', 'other', '3')->{code}, 0, 'scale other to 3 again');
+    $t->wait_for(sub { $t->workers('other') == 3 }, 10, 'then it does');
+}
+
 $t->done;
