@@ -279,9 +279,9 @@ static int proto_read(struct cr_proto *p)
 		if (n == -3 && m.type == CR_MSG_SPAWNED) {
 			struct cr_who ww = { .pool = p->conf->name, .worker = m.worker, .pid = m.pid };
 			/* corrald is out of fds: without its pidfd and channel
-			 * the worker cannot be run. The prototype reaps it only
-			 * after reporting its exit, which comes after this
-			 * message: the pid is still that worker's. */
+			 * the worker cannot be run. Killed by pid, there being
+			 * no pidfd: the pid is the worker's unless it already
+			 * died and the prototype reaped it, a window accepted. */
 			cr_error(&ww, "prototype: the worker's pidfd and channel did not arrive "
 				 "(corrald out of file descriptors?); killing it");
 			kill(m.pid, SIGKILL);
