@@ -18,6 +18,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use CorralTest qw(find_program);
+use CorralWait ();
+use Fcntl ();
 use Test::More;
 
 if (!$ENV{CORRAL_TEST_PRIVATE_MOUNTS}) {
@@ -153,8 +155,51 @@ my $st = $t2->status;
 ok($st && $st->{web} && $st->{chatty}, 'status answers');
 truncate "$logs/filler", 0;
 is($t2->ctl('scale', 'web', '4')->{code}, 0, 'room again: scale up');
-my $resumed = $t2->poll(sub { (CorralTest::slurp("$logs/corrald.log") // "") =~ / info worker started pool=web worker=4 /m }, 10);
-ok($resumed, "the log resumes once there is room") or diag(CorralTest::slurp("$logs/corrald.log"));
+my $resumed = $t2->poll(sub {
+    my $log = CorralTest::slurp("$logs/corrald.log") // '';
+    $log =~ / warn \d+ log lines dropped: stderr took no more$/m && $log =~ / info worker started pool=web worker=4 /m;
+}, 10);
+ok($resumed, "the log resumes once there is room, saying how many lines were lost") or diag(CorralTest::slurp("$logs/corrald.log"));
 is($t2->stop, 0, 'log full: corrald stops with exit 0');
+
+# --- corrald's log into a pipe nobody reads -----------------------------------------
+
+# A reader that lags (a logger, a terminal paused) fills the pipe; corrald
+# must not block on it: it drops lines, counts them, and says how many
+# once the pipe takes lines again.
+my $t3 = CorralTest->new(config => <<"EOF");
+$inherit
+pool "web" { command = "/bin/sleep 1000", workers = 2, env_inherit = inherit }
+pool "churn" {
+  command = { "/bin/sh", "-c", "exit 0" },
+  workers = 2,
+  output = "null",
+  backoff = { initial = "10ms", max = "10ms" },
+  crash_limit = { failures = 0 },
+  env_inherit = inherit,
+}
+EOF
+my $fifo = $t3->path('log.fifo');
+system('mkfifo', $fifo) == 0 or die "mkfifo: $!";
+sysopen(my $rd, $fifo, Fcntl::O_RDONLY() | Fcntl::O_NONBLOCK()) or die "$fifo: $!";
+$t3->{wrap} = [ '/bin/sh', '-c', qq(exec "\$@" >$fifo 2>&1), 'sh' ];
+sub queued { my $b = pack 'i', 0; ioctl($rd, 0x541B, $b) ? unpack('i', $b) : -1 }    # FIONREAD
+$t3->start;
+$t3->wait_for(sub { queued() >= 60000 }, 30, 'the pipe fills up (nobody reads it)');
+$t3->stays(sub { my $r = $t3->request({ command => 'ping' }, timeout => 2); $r && $r->{ok} }, 2,
+           'pipe full: corrald answers ping all along');
+is($t3->ctl('stop', 'churn')->{code}, 0, 'pipe full: stop churn answers');
+$t3->wait_for(sub { $t3->workers('web') == 2 && !$t3->workers('churn') }, 10, 'pipe full: web runs, churn stopped');
+my ($text, $buf) = ('', '');
+$text .= $buf while sysread($rd, $buf, 65536);    # what is there
+is($t3->ctl('scale', 'web', '3')->{code}, 0, 'pipe read: scale web');
+my $got = CorralWait::poll_until(sub {
+    $text .= $buf while sysread($rd, $buf, 65536);
+    $text =~ / warn \d+ log lines dropped: stderr took no more\n/ && $text =~ / info worker started pool=web worker=3 /;
+}, 10);
+ok($got, 'corrald says how many lines it dropped, and logs on') or diag(substr($text, -2000));
+$t3->signal('TERM');
+is($t3->wait_exit(10), 0, 'pipe: corrald stops with exit 0');
+close $rd;
 
 $t->done;
