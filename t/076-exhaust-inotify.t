@@ -120,7 +120,11 @@ my $mark = $t->mark;
 is($t->ctl('start', 'leaky')->{code}, 0, 'inotify back: start leaky');
 $t->wait_log(qr/ info cgroup: inotify watches can be had again, polling no more for new ones$/, since => $mark,
              name => 'inotify back: corrald says so');
+# (a churning pool's fds come and go: counted with leaky stopped)
+is($t->ctl('stop', 'leaky')->{code}, 0, 'inotify back: stop leaky');
+$t->wait_for(sub { !$t->workers('leaky') && !worker_cgroups('leaky') }, 10, 'inotify back: leaky stopped');
 $t->checkpoint('no instance', fds => 0);    # (the inotify instance is new)
+is($t->ctl('start', 'leaky')->{code}, 0, 'start leaky');
 
 # --- no watch to be had ---------------------------------------------------------------
 
@@ -135,6 +139,8 @@ $mark = $t->mark;
 is($t->ctl('start', 'leaky')->{code}, 0, 'watches back: start leaky');
 $t->wait_log(qr/ info cgroup: inotify watches can be had again/, since => $mark, name => 'watches back: corrald says so');
 $t->wait_for(sub { started($mark) >= 4 }, 15, 'watches back: leaky churns');
+is($t->ctl('stop', 'leaky')->{code}, 0, 'watches back: stop leaky');
+$t->wait_for(sub { !$t->workers('leaky') && !worker_cgroups('leaky') }, 10, 'watches back: leaky stopped');
 $t->checkpoint('no watches');
 
 $t->done;
