@@ -5,12 +5,18 @@
  * user, or the configured group). A client cannot stall corrald or other
  * clients: everything is non-blocking, a request is at most
  * MAX_REQUEST bytes and must arrive within REQUEST_TIMEOUT, and at most
- * MAX_CONNS connections are open at once.
+ * MAX_CONNS connections are open at once. When that many are open, a new
+ * client takes the place of the oldest one that has not sent its request
+ * yet, so that a crowd of idle clients cannot lock everyone out; only
+ * when all of them are being answered do the others wait. When accept()
+ * fails (out of fds: EMFILE, ENFILE; out of memory) the socket rests for
+ * ACCEPT_PAUSE rather than wake the loop at once, again and again.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +40,10 @@
 #define MAX_REQUEST 65536
 #define MAX_CONNS 128
 #define REQUEST_TIMEOUT 5.0
+#define ACCEPT_PAUSE 0.25
+/* accepts per wakeup: the loop reads what the new ones sent in between,
+ * before as many newer ones could take their place */
+#define ACCEPT_BATCH 16
 
 struct conn {
 	int fd;
@@ -44,6 +54,8 @@ struct conn {
 	struct cr_buf out;
 	size_t sent;
 	int allowed;
+	int answering;		/* its request is read: it is not evicted */
+	ev_tstamp since;
 	struct ucred peer;
 	struct conn *next;
 };
@@ -57,6 +69,9 @@ static struct {
 	gid_t gid;
 	struct conn *conns;
 	unsigned nconns;
+	ev_timer pause;		/* accept() failed: resting */
+	int accept_failed;	/* said so in the log */
+	int crowded;		/* evicting, said so in the log */
 } C = { .fd = -1 };
 
 static void conn_close(struct conn *c)
@@ -73,8 +88,31 @@ static void conn_close(struct conn *c)
 	cr_buf_free(&c->out);
 	free(c);
 	C.nconns--;
-	if (C.nconns == MAX_CONNS - 1)
+	if (C.fd >= 0 && !ev_is_active(&C.io) && !ev_is_active(&C.pause))
 		ev_io_start(C.loop, &C.io);	/* room again */
+	if (C.crowded && C.nconns <= MAX_CONNS / 2) {
+		cr_info(NULL, "control: %u connections open, no longer crowded", C.nconns);
+		C.crowded = 0;
+	}
+}
+
+/* Room for one more: the oldest connection that has not sent its request
+ * is closed. 0 when all are being answered. */
+static int evict(void)
+{
+	struct conn *old = NULL;
+
+	for (struct conn *c = C.conns; c; c = c->next)
+		if (!c->answering && (!old || c->since <= old->since))
+			old = c;
+	if (!old)
+		return 0;
+	if (!C.crowded)
+		cr_warn(NULL, "control: %d connections open, the most there may be; closing the oldest "
+			"that has not sent its request for each new one", MAX_CONNS);
+	C.crowded = 1;
+	conn_close(old);
+	return 1;
 }
 
 /* Whether the peer may control corrald: root, our own user, or a member
@@ -340,6 +378,7 @@ static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	/* a client that does not read its answer gets the same deadline */
+	c->answering = 1;
 	ev_timer_stop(C.loop, &c->timer);
 	ev_timer_set(&c->timer, REQUEST_TIMEOUT, 0);
 	ev_timer_start(C.loop, &c->timer);
@@ -356,24 +395,58 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	conn_close(t->data);	/* a client that never finished its request */
 }
 
+static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	if (C.fd >= 0 && C.nconns < MAX_CONNS)
+		ev_io_start(loop, &C.io);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	(void)revents;
-	for (;;) {
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		socklen_t len = sizeof(struct ucred);
 		struct conn *c;
-		int fd = accept4(C.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
 
+		if (C.nconns >= MAX_CONNS) {
+			struct pollfd p = { .fd = C.fd, .events = POLLIN };
+			if (poll(&p, 1, 0) <= 0)
+				return;	/* no one waits: no one is evicted */
+			if (!evict()) {
+				ev_io_stop(loop, io);	/* all are answered: the backlog waits */
+				return;
+			}
+		}
+		fd = accept4(C.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				cr_warn(NULL, "control: unable to accept: %s", strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* the connection stays queued: a level-triggered
+			 * watcher would call us again at once, forever */
+			if (!C.accept_failed)
+				cr_error(NULL, "control: unable to accept a connection: %s; "
+					 "retrying every %.0f ms", strerror(errno), ACCEPT_PAUSE * 1000);
+			C.accept_failed = 1;
+			ev_io_stop(loop, io);
+			ev_timer_set(&C.pause, ACCEPT_PAUSE, 0);
+			ev_timer_start(loop, &C.pause);
 			return;
+		}
+		if (C.accept_failed) {
+			cr_info(NULL, "control: accepting connections again");
+			C.accept_failed = 0;
 		}
 		if (!(c = calloc(1, sizeof *c))) {
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
+		c->since = ev_now(loop);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) == 0)
 			c->allowed = peer_allowed(&c->peer);
 		ev_io_init(&c->io, conn_cb, fd, EV_READ);
@@ -384,10 +457,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		ev_timer_start(loop, &c->timer);
 		c->next = C.conns;
 		C.conns = c;
-		if (++C.nconns >= MAX_CONNS) {
-			ev_io_stop(loop, io);	/* the backlog waits for room */
-			return;
-		}
+		C.nconns++;
 	}
 }
 
@@ -434,6 +504,7 @@ int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t g
 		goto fail;
 	ev_io_init(&C.io, accept_cb, C.fd, EV_READ);
 	ev_io_start(loop, &C.io);
+	ev_timer_init(&C.pause, pause_cb, ACCEPT_PAUSE, 0);
 	cr_info(NULL, "control: listening on %s", path);
 	return 0;
 fail:
@@ -450,6 +521,7 @@ void cr_control_close(void)
 		conn_close(C.conns);
 	if (C.fd >= 0) {
 		ev_io_stop(C.loop, &C.io);
+		ev_timer_stop(C.loop, &C.pause);
 		close(C.fd);
 		unlink(C.path);
 		C.fd = -1;

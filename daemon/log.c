@@ -4,8 +4,15 @@
  * or, when stderr is the journal, sends it with structured fields
  * (CORRAL_POOL=, CORRAL_WORKER=, CORRAL_PID=, PRIORITY=). No buffering and
  * no allocation: safe in a forked child, which inherits the choice.
+ *
+ * A log must not stop corrald: when stderr is a pipe whose reader lags,
+ * corrald writes through a non-blocking file description of its own
+ * (opened again through /proc, so that stderr's own, shared with others,
+ * stays as it is); lines that cannot be written (a full pipe, a full
+ * disk) are counted, and the next line that can be says how many.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +29,38 @@
 
 enum cr_level cr_log_level = CR_INFO;
 int cr_log_journal;
+
+static struct {
+	int fd;			/* corrald's own, non-blocking, or -1 */
+	pid_t pid;		/* whose: children write to stderr */
+	int tried;
+	unsigned long dropped;
+} L = { .fd = -1 };
+
+/* Where this process writes its lines: for corrald, with stderr a pipe,
+ * a non-blocking description of that pipe of its own. */
+static int log_fd(void)
+{
+	struct stat st;
+
+	if (!L.tried) {
+		L.tried = 1;
+		L.pid = getpid();
+		if (fstat(STDERR_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+			L.fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	}
+	return L.fd >= 0 && L.pid == getpid() ? L.fd : STDERR_FILENO;
+}
+
+/* The whole line, or nothing (a pipe takes up to PIPE_BUF at once). */
+static int write_line(int fd, const char *line, size_t n)
+{
+	ssize_t w;
+
+	while ((w = write(fd, line, n)) < 0 && errno == EINTR)
+		;
+	return w == (ssize_t)n ? 0 : -1;
+}
 
 static const int priorities[] = {
 	[CR_DEBUG] = LOG_DEBUG, [CR_INFO] = LOG_INFO, [CR_NOTICE] = LOG_NOTICE,
@@ -87,7 +126,7 @@ void cr_log(enum cr_level level, const struct cr_who *who, const char *fmt, ...)
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
-	int saved = errno, r;
+	int saved = errno, r, fd, own;
 
 	if (level < cr_log_level)
 		return;
@@ -125,7 +164,17 @@ void cr_log(enum cr_level level, const struct cr_who *who, const char *fmt, ...)
 	if (n > room)
 		n = room;	/* truncated: still one line */
 	line[n++] = '\n';
-	while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
-		;
+	fd = log_fd();
+	own = L.pid == getpid();
+	if (own && L.dropped) {
+		char note[128];
+		int k = snprintf(note, sizeof note, "%02d:%02d:%02d.%03ld warn %lu log lines dropped: "
+				 "stderr took no more\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+				 ts.tv_nsec / 1000000, L.dropped);
+		if (k > 0 && write_line(fd, note, (size_t)k) == 0)
+			L.dropped = 0;
+	}
+	if (write_line(fd, line, n) < 0 && own)
+		L.dropped++;
 	errno = saved;
 }

@@ -57,7 +57,9 @@ struct cr_proto_msg {
 
 /* One message and its descriptors. Returns the bytes read, 0 at EOF,
  * -1/errno; a message that is not whole comes back as -2 with its
- * descriptors closed. */
+ * descriptors closed; a whole one whose descriptors did not all arrive
+ * (the receiver out of fds: the kernel drops them, MSG_CTRUNC) as -3,
+ * with those that came closed. */
 static ssize_t msg_recv(int sock, struct cr_proto_msg *m, struct cr_unixmsg_extra *x, int flags)
 {
 	ssize_t n = cr_unixmsg_recv(sock, m, sizeof *m, MAX_FDS, x, flags);
@@ -66,7 +68,8 @@ static ssize_t msg_recv(int sock, struct cr_proto_msg *m, struct cr_unixmsg_extr
 		return n;
 	if (n != (ssize_t)sizeof *m || x->truncated) {
 		cr_unixmsg_close_fds(x);
-		return -2;
+		x->nfds = 0;
+		return n == (ssize_t)sizeof *m ? -3 : -2;
 	}
 	return n;
 }
@@ -242,6 +245,13 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 				_exit(0);	/* corrald closed: we are done */
 			if (n > 0 && m.type == CR_MSG_SPAWN && x.nfds == 1)
 				proto_spawn(pc, generation, &m, x.fds[0]);
+			else if (m.type == CR_MSG_SPAWN && (n > 0 || n == -3)) {
+				/* its cgroup's fd did not come (we are out of
+				 * fds): corrald must not wait for it forever */
+				struct cr_proto_msg f = { .type = CR_MSG_SPAWN_FAILED, .serial = m.serial,
+							  .worker = m.worker, .status = EMFILE };
+				proto_send(&f, NULL, 0);
+			}
 			cr_unixmsg_close_fds(&x);
 		}
 	}
@@ -266,7 +276,22 @@ static int proto_read(struct cr_proto *p)
 			cr_alert(&who, "prototype: unable to read a message: not a whole one");
 			continue;
 		}
-		if (n <= 0)
+		if (n == -3 && m.type == CR_MSG_SPAWNED) {
+			struct cr_who ww = { .pool = p->conf->name, .worker = m.worker, .pid = m.pid };
+			/* corrald is out of fds: without its pidfd and channel
+			 * the worker cannot be run. Killed by pid, there being
+			 * no pidfd: the pid is the worker's unless it already
+			 * died and the prototype reaped it, a window accepted. */
+			cr_error(&ww, "prototype: the worker's pidfd and channel did not arrive "
+				 "(corrald out of file descriptors?); killing it");
+			kill(m.pid, SIGKILL);
+			p->inflight--;
+			p->ops->spawn_failed(p, m.serial, EMFILE);
+			continue;
+		}
+		if (n < 0 && n != -3)
+			return -1;
+		if (n == 0)
 			return -1;
 		if (m.type == CR_MSG_SPAWNED && x.nfds == 2) {
 			p->inflight--;
