@@ -249,9 +249,8 @@ static void on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd
 static void on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 {
 	struct cr_worker *w = worker_by_serial(p, serial);
-	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
+	struct cr_who who = { .pool = p->conf->name, .pid = p->pid, .worker = w ? w->id : 0 };
 	struct cr_pool *pool = p->owner;
-
 	char detail[160];
 
 	cr_error(&who, "prototype: unable to fork a worker: %s", strerror(err));
