@@ -67,16 +67,7 @@ sub pools_back {
         or diag(describe_pids(@stray));
 }
 
-sub descends {
-    my ($pid, $top) = @_;
-    for (1 .. 64) {
-        return 1 if $pid == $top;
-        my $st = proc_stat($pid) or return 0;
-        return 0 if $st->{ppid} <= 1;
-        $pid = $st->{ppid};
-    }
-    return 0;
-}
+sub descends { CorralProc::descends_from(@_) }
 
 my $main = unit_props($UNIT, 'MainPID')->{MainPID};
 pools_back('started', $main);
