@@ -40,6 +40,8 @@
 struct cr_lua {
 	lua_State *L;
 	size_t used, limit;		/* bytes: the allocator's count, and its cap */
+	lua_Alloc base_alloc;		/* LuaJIT's own, which does the work */
+	void *base_ud;
 	/* corral's entry points, looked up once */
 	int ref_emit, ref_fire, ref_new_worker;
 };
@@ -386,25 +388,23 @@ double cr_lua_now(void)
 	return monotonic();
 }
 
-/* The allocator of corrald's states: a cap on what one may hold, so that
- * string.rep or table.concat of gigabytes is an error ("not enough
- * memory") rather than corrald's end. */
+/* The allocator of corrald's states: LuaJIT's own, with a cap on what
+ * one state may hold, so that string.rep or table.concat of gigabytes is
+ * an error ("not enough memory") rather than corrald's end. */
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct cr_lua *lua = ud;
 	size_t old = ptr ? osize : 0;
 	void *p;
 
-	if (nsize == 0) {
-		free(ptr);
-		lua->used -= old;
-		return NULL;
-	}
 	if (nsize > old && nsize - old > lua->limit - lua->used)
 		return NULL;
-	if (!(p = realloc(ptr, nsize)))
-		return NULL;
-	lua->used += nsize - old;
+	p = lua->base_alloc(lua->base_ud, ptr, osize, nsize);
+	if (nsize == 0 || p) {
+		/* what it held before the cap was put on is not counted */
+		lua->used -= old < lua->used ? old : lua->used;
+		lua->used += nsize;
+	}
 	return p;
 }
 
@@ -564,11 +564,10 @@ struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, ch
 		goto fail_oom;
 	lua->limit = MEMORY_LIMIT;
 	cr_luapat_budget(budget_spent);
-	if (!(lua->L = L = lua_newstate(limited_alloc, lua))) {
-		/* a LuaJIT that takes no allocator of ours: no cap then */
-		if (!(lua->L = L = luaL_newstate()))
-			goto fail_oom;
-	}
+	if (!(lua->L = L = luaL_newstate()))
+		goto fail_oom;
+	lua->base_alloc = lua_getallocf(L, &lua->base_ud);
+	lua_setallocf(L, limited_alloc, lua);
 	lua->ref_emit = lua->ref_fire = lua->ref_new_worker = LUA_NOREF;
 	lua_atpanic(L, panic);
 	lua_pushcfunction(L, open_state);
@@ -669,7 +668,7 @@ static void enter_child(const struct cr_pool_conf *pc, enum cr_phase phase, unsi
 	ctx.who = (struct cr_who){ .pool = pc->name, .worker = id, .pid = getpid() };
 	lua_sethook(L, NULL, 0, 0);
 	budget_on = 0;
-	pc->lua->limit = SIZE_MAX;
+	lua_setallocf(L, pc->lua->base_alloc, pc->lua->base_ud);	/* no cap */
 	lua_pushcfunction(L, cr_luapat_uninstall);
 	if (pcall(L, 0, 0) != 0)
 		lua_pop(L, 1);	/* out of memory: the bounded ones stay, and work */

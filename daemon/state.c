@@ -237,8 +237,8 @@ void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what, 
 		    now - pool->failures[pool->fail_next] <= pc->crash_interval &&
 		    (pool->state == POOL_STARTING || pool->state == POOL_RUNNING)) {
 			cr_text_duration(iv, sizeof iv, pc->crash_interval);
-			snprintf(pool->failure, sizeof pool->failure, "%u start failures within %s, last: %s",
-				 pc->crash_failures, iv, detail);
+			snprintf(pool->failure, sizeof pool->failure, "%u start failure%s within %s, last: %s",
+				 pc->crash_failures, pc->crash_failures == 1 ? "" : "s", iv, detail);
 			cr_error(&who, "pool failed: %s; staying down until start, restart or reload",
 				 pool->failure);
 			cr_pool_set_state(pool, POOL_FAILED);

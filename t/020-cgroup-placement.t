@@ -128,8 +128,9 @@ for my $id (sort keys %sh) {
     is(report("cg.sh.$id"), $t->cgroup_rel("sh/$id"), "$mode: sh worker $id: first action sees <pool>/$id");
     check_worker('sh', $id, $sh{$id}, 1);
     # the child forks, then execs: its command line is sh's until the exec
+    my @kids;
     my $kid_cmd = sub {
-        my @kids = grep { $_ != $sh{$id} } $t->cgroup_procs("sh/$id");
+        @kids = grep { $_ != $sh{$id} } $t->cgroup_procs("sh/$id");
         return scalar(@kids) && proc_cmdline($kids[0]);
     };
     $t->poll(sub { ($kid_cmd->() // '') eq "/bin/sleep\0" . "1001\0" }, 10);

@@ -108,7 +108,8 @@ my $st = eval { $JSON->decode($r->{out}) };
 ok($st, 'status --json: Perl JSON::PP decodes it') or diag($@);
 $st ||= {};
 
-my @POOL_KEYS = qw(name state ready total target restarts generation memory_current cpu_usage_usec workers);
+my @POOL_KEYS = qw(name state ready total target restarts generation start_failures restart_in failure
+                   last_failure memory_current cpu_usage_usec workers);
 my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit status memory_current cpu_usage_usec);
 
 # jq: a list of what is wrong with the types, empty when all is right.
@@ -119,7 +120,9 @@ def check(cond; msg): if cond then empty else msg end;
   (.pools[] as $p | ($p.name | tostring) as $n |
     check(($p.name | type) == "string"; "\($n): name"),
     check([$p.state] | inside(["starting","running","reloading","frozen","failed","stopped","stopping"]); "\($n): state"),
-    (("ready","total","target","restarts","generation") as $k | check($p[$k] | int; "\($n): \($k)")),
+    (("ready","total","target","restarts","generation","start_failures") as $k | check($p[$k] | int; "\($n): \($k)")),
+    check(($p.restart_in | type) == "number" and $p.restart_in >= 0 or $p.restart_in == null; "\($n): restart_in"),
+    (("failure","last_failure") as $k | check(($p[$k] | type) == "string" or $p[$k] == null; "\($n): \($k)")),
     (("memory_current","cpu_usage_usec") as $k | check(($p[$k] | int) or $p[$k] == null; "\($n): \($k)")),
     check(($p | keys) == ($pool_keys | sort); "\($n): members \($p | keys)"),
     check(($p.workers | type) == "array"; "\($n): workers"),
