@@ -12,8 +12,10 @@
  *           gmatch, gsub; 5-7 wrap around); bits 3-5 gsub's replacement,
  *           repl_kind below.
  *   byte 1: init for find and match: < 0x80 gives (b % 64) - 24, so
- *           -24..39, else nil.
- *   byte 2: gsub's max n: < 0x80 gives (b % 8) - 2, so -2..5, else nil.
+ *           -24..39; 0xf0-0xff one of edge[] (past 32 bits, fractions,
+ *           infinities, NaN); else nil.
+ *   byte 2: gsub's max n: < 0x80 gives (b % 8) - 2, so -2..5; 0xf0-0xff
+ *           one of edge[]; else nil.
  * FUZZ_VERBOSE=1 in the environment prints LuaJIT's results of each.
  */
 #include <stdio.h>
@@ -42,6 +44,14 @@
 #define MAX_SUBJECT 48
 #define MAX_QUANTIFIERS 4
 #define MAX_GMATCH 50
+
+/* numbers where the conversion to an integer matters: LuaJIT reads
+ * find's init as an int32_t, gsub's max n as an int */
+static const double edge[16] = {
+	2147483647.0, 2147483648.0, 2147483651.0, 4294967296.0, 4294967298.0, 4294967299.0,
+	-2147483648.0, -2147483649.0, -4294967297.0, 9007199254740992.0, 1099511627778.0,
+	1.5, -1.5, 2.9, 1.0 / 0.0, -1.0 / 0.0,
+};
 
 enum { OP_FIND, OP_FIND_PLAIN, OP_MATCH, OP_GMATCH, OP_GSUB, NOPS };
 static const char *const op_name[NOPS] = { "find", "find", "match", "gmatch", "gsub" };
@@ -186,7 +196,8 @@ static int call(struct text *t, int nargs)
 }
 
 struct input {
-	int op, repl_kind, has_init, init, has_max, max;
+	int op, repl_kind, has_init, has_max;
+	double init, max;
 	const char *s, *p, *r;
 	size_t ls, lp, lr;
 };
@@ -206,7 +217,7 @@ static void run(struct text *t, const struct input *in, const char *set)
 	case OP_FIND_PLAIN:
 	case OP_MATCH:
 		if (in->has_init)
-			lua_pushinteger(L, in->init);
+			lua_pushnumber(L, in->init);
 		else
 			lua_pushnil(L);
 		nargs++;
@@ -271,7 +282,7 @@ static void run(struct text *t, const struct input *in, const char *set)
 		}
 		nargs++;
 		if (in->has_max) {
-			lua_pushinteger(L, in->max);
+			lua_pushnumber(L, in->max);
 			nargs++;
 		}
 		call(t, nargs);
@@ -304,10 +315,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		init();
 	in.op = (data[0] & 7) % NOPS;
 	in.repl_kind = (data[0] >> 3) & 7;
-	in.has_init = data[1] < 0x80;
-	in.init = data[1] % 64 - 24;
-	in.has_max = data[2] < 0x80;
-	in.max = data[2] % 8 - 2;
+	in.has_init = data[1] < 0x80 || data[1] >= 0xf0;
+	in.init = data[1] < 0x80 ? data[1] % 64 - 24 : edge[data[1] & 15];
+	in.has_max = data[2] < 0x80 || data[2] >= 0xf0;
+	in.max = data[2] < 0x80 ? data[2] % 8 - 2 : edge[data[2] & 15];
 	in.s = part(&d, end, &in.ls);
 	in.p = part(&d, end, &in.lp);
 	in.r = part(&d, end, &in.lr);
@@ -332,7 +343,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		puts_(&args, ", ");
 		put_quoted(&args, in.p, in.lp);
 		put_quoted(&repl, in.r, in.lr);
-		fuzz_fail("%s%s(%s) init %s%d max %s%d repl %d %s\n  luajit: %s\n  luapat: %s",
+		fuzz_fail("%s%s(%s) init %s%.17g max %s%.17g repl %d %s\n  luajit: %s\n  luapat: %s",
 			  op_name[in.op], in.op == OP_FIND_PLAIN ? " plain" : "", args.s,
 			  in.has_init ? "" : "nil/", in.init, in.has_max ? "" : "nil/", in.max,
 			  in.repl_kind, repl.s, a.s ? a.s : "", b.s ? b.s : "");
