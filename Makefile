@@ -142,7 +142,7 @@ clean:
 # ($(O)/fuzz-replay-TARGET, t/fuzz/replay.c), which make test-host runs
 # over the seeds and regression cases (t/070-fuzz-replay.t).
 
-FUZZ_TARGETS = json control notify units config
+FUZZ_TARGETS = json control notify units config luapat
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FZ = build/fuzz
@@ -163,12 +163,14 @@ fuzz_d_units = $(fuzz_all_daemon)
 fuzz_t_units = lua
 fuzz_d_config = $(fuzz_all_daemon)
 fuzz_t_config = lua
+fuzz_d_luapat = luapat
 # longest input each target is given
 fuzz_len_json = 1024
 fuzz_len_control = 1024
 fuzz_len_notify = 4096
 fuzz_len_units = 512
 fuzz_len_config = 2048
+fuzz_len_luapat = 256
 
 define fuzz_rules
 $(O)/fuzz-replay-$(1): $(O)/replay/$(1).o $(O)/replay/replay.o $(O)/replay/common.o \

@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -352,10 +353,14 @@ static void start(struct matcher *m, lua_State *L, const char *s, size_t ls, con
 	m->steps = 0;
 }
 
-/* A 1-based start position, negative from the end, as LuaJIT reads it. */
+/* A 1-based start position, negative from the end, as LuaJIT reads it:
+ * as an int32_t, a number out of its range (or NaN) becoming INT32_MIN
+ * as on x86-64 (2^32 + 3 is not 3 but the start), a fraction cut
+ * towards zero. */
 static ptrdiff_t start_at(lua_State *L, int arg, size_t len)
 {
-	ptrdiff_t i = (ptrdiff_t)luaL_optinteger(L, arg, 1);
+	lua_Number n = luaL_optnumber(L, arg, 1);
+	ptrdiff_t i = n > -2147483649.0 && n < 2147483648.0 ? (int32_t)n : INT32_MIN;
 
 	if (i < 0)
 		i += (ptrdiff_t)len + 1;
@@ -515,7 +520,8 @@ static int l_gsub(lua_State *L)
 	const char *s = luaL_checklstring(L, 1, &ls);
 	const char *p = luaL_checklstring(L, 2, &lp);
 	int t = lua_type(L, 3);
-	lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1), n = 0;
+	/* an int, as LuaJIT's: 2^32 + 2 is 2 */
+	int max = (int)luaL_optinteger(L, 4, (lua_Integer)ls + 1), n = 0;
 	const char *src = s, *e;
 	struct matcher m;
 	luaL_Buffer b;

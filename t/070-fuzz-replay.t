@@ -14,7 +14,7 @@ use File::Basename qw(dirname);
 use Test::More;
 
 my $root = "$FindBin::Bin/..";
-my @targets = qw(json control notify units config);
+my @targets = qw(json control notify units config luapat);
 my $dir = $ENV{CORRAL_FUZZ_REPLAY} // ($ENV{CORRALD} ? dirname($ENV{CORRALD}) : "$root/build");
 
 if (!$ENV{CORRAL_FUZZ_REPLAY}) {
