@@ -163,7 +163,7 @@ is($p->{Result}, 'exit-code', 'Result=exit-code');
 is($p->{ExecMainStatus}, 1, 'corrald exited with status 1');
 is($p->{NRestarts}, 0, 'not restarted');
 like($p->{StatusText} // '', qr/\bbroken\b/, 'StatusText names the pool that failed') or diag("StatusText=" . ($p->{StatusText} // ''));
-ok(scalar(journal_find($UNIT, $mark, MESSAGE => qr/^pool failed: 3 failures within /, CORRAL_POOL => 'broken')),
+ok(scalar(journal_find($UNIT, $mark, MESSAGE => qr/^pool failed: 3 start failures within /, CORRAL_POOL => 'broken')),
    'journal: pool failed, CORRAL_POOL=broken');
 ok(scalar(journal_find($UNIT, $mark, MESSAGE => 'stopping (pool broken failed before it was ready)')),
    'journal: stopping (pool broken failed before it was ready)');
