@@ -254,8 +254,10 @@ static void on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 	char detail[160];
 
 	cr_error(&who, "prototype: unable to fork a worker: %s", strerror(err));
+	/* its cgroup is empty, unless a worker was forked whose answer could
+	 * not be had (corrald out of fds): then that is killed first */
 	if (w)
-		cr_worker_free(w);
+		cr_worker_gone(w);
 	snprintf(detail, sizeof detail, "the prototype was unable to fork a worker: %s", strerror(err));
 	cr_pool_failure(pool, 0, "worker", detail);
 	cr_pool_mark_dirty(pool);
