@@ -628,8 +628,12 @@ void cr_lua_close(struct cr_lua *lua)
 	cr_timers_forget(lua);
 	if (ctx.active == lua)
 		ctx.active = NULL;
-	if (lua->L)
+	if (lua->L) {
+		/* LuaJIT frees its arena whole only under its own allocator */
+		if (lua->base_alloc)
+			lua_setallocf(lua->L, lua->base_alloc, lua->base_ud);
 		lua_close(lua->L);
+	}
 	free(lua);
 }
 
