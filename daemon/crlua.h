@@ -1,6 +1,6 @@
-/* crlua.h: corral's Lua states, seen from C. lua.c and bindings.c are the
- * only files that use the Lua C API; everything else gets plain C values
- * from here. */
+/* crlua.h: corral's Lua states, seen from C. lua.c and bindings.c (and
+ * luapat.c, a library of string functions) are the only files that use
+ * the Lua C API; everything else gets plain C values from here. */
 #ifndef CR_CRLUA_H
 #define CR_CRLUA_H
 
