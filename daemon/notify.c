@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -330,19 +331,31 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 
 	N.loop = loop;
 	N.on_message = on_message;
-	snprintf(N.name, sizeof N.name, "@corral/%d/notify", (int)getpid());
-	len = strlen(N.name);
-	memcpy(sa.sun_path, N.name, len);
-	sa.sun_path[0] = 0;	/* abstract: nothing on disk to clean up */
 	N.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (N.sock < 0)
 		return -errno;
-	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-	    bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0) {
-		rc = -errno;
-		close(N.sock);
-		N.sock = -1;
-		return rc;
+	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+		goto fail;
+	/* @corral/PID/notify, unless someone holds that name: then one they
+	 * cannot guess (an abstract name is anyone's to bind first) */
+	for (int attempt = 0;; attempt++) {
+		unsigned r = 0;
+		if (attempt == 0)
+			snprintf(N.name, sizeof N.name, "@corral/%d/notify", (int)getpid());
+		else if (getrandom(&r, sizeof r, 0) == (ssize_t)sizeof r)
+			snprintf(N.name, sizeof N.name, "@corral/%d.%08x/notify", (int)getpid(), r);
+		else
+			goto fail;
+		len = strlen(N.name);
+		memset(sa.sun_path, 0, sizeof sa.sun_path);
+		memcpy(sa.sun_path, N.name, len);
+		sa.sun_path[0] = 0;	/* abstract: nothing on disk to clean up */
+		if (bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == 0)
+			break;
+		if (errno != EADDRINUSE || attempt == 16)
+			goto fail;
+		if (attempt == 0)
+			cr_warn(NULL, "notify: %s is taken by another process; using a random name", N.name);
 	}
 	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
 	/* read before the timers that ran out in the same turn of the loop:
@@ -351,6 +364,11 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 	ev_set_priority(&N.io, EV_MAXPRI);
 	ev_io_start(loop, &N.io);
 	return 0;
+fail:
+	rc = -errno;
+	close(N.sock);
+	N.sock = -1;
+	return rc;
 }
 
 const char *cr_notify_socket(void)
