@@ -33,6 +33,7 @@
 #include "json.h"
 #include "log.h"
 #include "reload.h"
+#include "sockets.h"
 #include "status.h"
 #include "supervisor.h"
 #include "text.h"
@@ -464,8 +465,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t gid,
 		      char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[PATH_MAX], *slash;
+	struct sockaddr_un sa;
+	char why[512];
 
 	C.loop = loop;
 	C.group = group;
@@ -476,43 +477,24 @@ int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t g
 		return -1;
 	}
 	snprintf(C.path, sizeof C.path, "%s", path);
-	snprintf(dir, sizeof dir, "%s", path);
-	if ((slash = strrchr(dir, '/')) && slash != dir) {
-		*slash = 0;
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-			snprintf(err, errlen, "control: unable to create %s: %s", dir, strerror(errno));
-			return -1;
-		}
-	}
-	strcpy(sa.sun_path, path);
-	C.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (C.fd < 0)
-		goto fail;
-	/* a socket file left by a corrald that is gone; a live one refuses */
-	if (connect(C.fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+	/* mode and group set without a race: see cr_unix_listen() */
+	C.fd = cr_unix_listen(path, SOCK_NONBLOCK, 0, group ? 0660 : 0600, group ? gid : (gid_t)-1, 128,
+			      why, sizeof why);
+	if (C.fd == -EADDRINUSE) {
 		snprintf(err, errlen, "control: %s is in use by a running corrald", path);
-		close(C.fd);
 		C.fd = -1;
 		return -1;
 	}
-	unlink(path);
-	close(C.fd);
-	C.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (C.fd < 0 || bind(C.fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    chmod(path, group ? 0660 : 0600) < 0 || (group && chown(path, (uid_t)-1, gid) < 0) ||
-	    listen(C.fd, 128) < 0)
-		goto fail;
+	if (C.fd < 0) {
+		snprintf(err, errlen, "control: unable to listen on %s: %s", path, why);
+		C.fd = -1;
+		return -1;
+	}
 	ev_io_init(&C.io, accept_cb, C.fd, EV_READ);
 	ev_io_start(loop, &C.io);
 	ev_timer_init(&C.pause, pause_cb, ACCEPT_PAUSE, 0);
 	cr_info(NULL, "control: listening on %s", path);
 	return 0;
-fail:
-	snprintf(err, errlen, "control: unable to listen on %s: %s", path, strerror(errno));
-	if (C.fd >= 0)
-		close(C.fd);
-	C.fd = -1;
-	return -1;
 }
 
 void cr_control_close(void)
@@ -523,7 +505,7 @@ void cr_control_close(void)
 		ev_io_stop(C.loop, &C.io);
 		ev_timer_stop(C.loop, &C.pause);
 		close(C.fd);
-		unlink(C.path);
+		cr_unix_unlink(C.path);
 		C.fd = -1;
 	}
 }

@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,37 +101,219 @@ void cr_sockets_init(void)
 	}
 }
 
+/*
+ * Unix sockets by path, safe against the other users of the machine.
+ *
+ * Everything corrald does to a socket's path as root (remove a stale
+ * socket, create the socket, give it its group) must reach what corrald
+ * means, not what a local user swapped in (a symlink to /etc/shadow, say).
+ * Rather than narrow the races, cr_unix_listen() closes them by
+ * construction: the socket's directory and every directory above it must
+ * be owned by root or corrald's user and be writable by no one else, or
+ * be sticky (like /tmp, where no one may rename or remove another user's
+ * entry). Then no other user can put or replace anything at the path
+ * between our lstat, unlink, bind and lchown. Besides:
+ *  - the mode is set by the bind itself (a umask around it), never by a
+ *    chmod of the path; corrald has one thread, so the umask is its own;
+ *  - the group is set with lchown, which never follows a symlink, after
+ *    an lstat that shows a socket of corrald's user there;
+ *  - what is at the path already is removed only if it is a socket of
+ *    corrald's user (that no one listens on, unless live_ok); a file, a
+ *    symlink or a socket of another user is an error and is left alone.
+ */
+static int owner_ok(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+static int check_dir(const char *p, struct stat *st, char *why, size_t n)
+{
+	if (lstat(p, st) < 0) {
+		int e = errno;
+		snprintf(why, n, "%s: %s", p, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		snprintf(why, n, "%s is not a directory", p);
+		return -ENOTDIR;
+	}
+	if (!owner_ok(st->st_uid) || ((st->st_mode & 022) && !(st->st_mode & S_ISVTX))) {
+		snprintf(why, n, "%s is owned by uid %u with mode %04o: a socket's directories must be owned "
+			 "by root (or corrald's user) and writable by no one else (or be sticky, like /tmp)",
+			 p, (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The directory of path: made (0755) if missing, then it and all above
+ * it checked as said. */
+static int safe_dir(const char *path, char *why, size_t n)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash == path ? 1 : (size_t)(slash - path);
+	struct stat st;
+	mode_t old;
+	int rc, e;
+
+	if (len >= sizeof dir) {
+		snprintf(why, n, "path too long");
+		return -ENAMETOOLONG;
+	}
+	memcpy(dir, path, len);
+	dir[len] = 0;
+	old = umask(022);
+	rc = mkdir(dir, 0755);
+	e = errno;
+	umask(old);
+	if (rc < 0 && e != EEXIST) {
+		snprintf(why, n, "unable to create %s: %s", dir, strerror(e));
+		return -e;
+	}
+	if (!realpath(dir, real)) {
+		e = errno;
+		snprintf(why, n, "%s: %s", dir, strerror(e));
+		return -e;
+	}
+	/* "/", "/a", "/a/b", ...: with lstat, so that a symlink put there
+	 * since realpath() is an error too */
+	for (size_t i = 0, end = strlen(real); i <= end; i++) {
+		char save;
+		if (i > 0 && i < end && real[i] != '/')
+			continue;
+		if (i > 0 && end == 1)
+			break;
+		save = real[i > 0 ? i : 1];
+		real[i > 0 ? i : 1] = 0;
+		rc = check_dir(real, &st, why, n);
+		real[i > 0 ? i : 1] = save;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* What is at path now: nothing, or a socket of ours (removed; unless
+ * live_ok, only one that no one listens on). */
+static int clear_path(const char *path, const struct sockaddr_un *sa, int live_ok, char *why, size_t n)
+{
+	struct stat st;
+	int fd, live;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		int e = errno;
+		snprintf(why, n, "%s", strerror(e));
+		return -e;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, n, "%s is owned by uid %u, not corrald's user: not removing it", path,
+			 (unsigned)st.st_uid);
+		return -EEXIST;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(why, n, "something that is not a socket is at that path");
+		return -EEXIST;
+	}
+	if (live_ok)
+		goto remove;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(why, n, "%s", strerror(e));
+		return -e;
+	}
+	/* EAGAIN: live, its backlog full */
+	live = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0 || errno == EAGAIN;
+	close(fd);
+	if (live) {
+		snprintf(why, n, "a live socket is at that path");
+		return -EADDRINUSE;
+	}
+remove:
+	if (unlink(path) < 0 && errno != ENOENT) {
+		int e = errno;
+		snprintf(why, n, "unable to remove the stale socket: %s", strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int cr_unix_listen(const char *path, int flags, int live_ok, mode_t mode, gid_t gid, int backlog,
+		   char *why, size_t n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, rc, e;
+
+	if (path[0] != '/' || strlen(path) >= sizeof sa.sun_path) {
+		snprintf(why, n, "a unix socket needs an absolute path that fits sun_path");
+		return -EINVAL;
+	}
+	strcpy(sa.sun_path, path);
+	if ((rc = safe_dir(path, why, n)) < 0 || (rc = clear_path(path, &sa, live_ok, why, n)) < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		goto fail;
+	old = umask(~mode & 0777);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	e = errno;
+	umask(old);
+	errno = e;
+	if (rc < 0)
+		goto fail;
+	if (gid != (gid_t)-1) {
+		if (lstat(path, &st) < 0)
+			goto fail_bound;
+		if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+			errno = EEXIST;
+			goto fail_bound;
+		}
+		if (lchown(path, (uid_t)-1, gid) < 0)
+			goto fail_bound;
+	}
+	if (listen(fd, backlog) < 0)
+		goto fail_bound;
+	return fd;
+fail_bound:
+	e = errno;
+	cr_unix_unlink(path);
+	errno = e;
+fail:
+	e = errno;
+	snprintf(why, n, "%s", strerror(e));
+	if (fd >= 0)
+		close(fd);
+	return -e;
+}
+
+void cr_unix_unlink(const char *path)
+{
+	struct stat st;
+
+	/* only a socket of ours: the directory is safe, but it costs little */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
+		unlink(path);
+}
+
 /* Binds and listens per spec; -errno, with *why. */
 static int bind_spec(const char *spec, const char **why)
 {
 	int fd = -1, one = 1, rc;
 
 	if (!strncmp(spec, "unix:", 5)) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		const char *path = spec + 5;
-		if (path[0] != '/' || strlen(path) >= sizeof sa.sun_path) {
-			*why = "a unix socket needs an absolute path that fits sun_path";
-			return -EINVAL;
-		}
-		strcpy(sa.sun_path, path);
-		struct stat st;
-		/* a stale socket of an earlier run goes; anything else there
-		 * is not ours to remove */
-		if (lstat(path, &st) == 0) {
-			if (!S_ISSOCK(st.st_mode)) {
-				*why = "something that is not a socket is at that path";
-				return -EEXIST;
-			}
-			unlink(path);
-		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
+		static char buf[400];
 		/* like systemd's SocketMode= default: who may connect is the
-		 * directory's business */
-		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0666) < 0 ||
-		    listen(fd, BACKLOG) < 0)
-			goto fail;
+		 * directory's business. One of ours still live is taken
+		 * over, as before: a worker of a corrald killed outright
+		 * may hold it still. */
+		fd = cr_unix_listen(spec + 5, 0, 1, 0666, (gid_t)-1, BACKLOG, buf, sizeof buf);
+		if (fd < 0)
+			*why = buf;
 		return fd;
 	}
 	if (!strncmp(spec, "tcp:", 4)) {
@@ -255,7 +438,7 @@ fail:
 		}
 		*pp = s->next;
 		if (!strncmp(s->spec, "unix:", 5))
-			unlink(s->spec + 5);
+			cr_unix_unlink(s->spec + 5);
 		close(s->fd);
 		free(s->spec);
 		free(s);
@@ -277,7 +460,7 @@ void cr_sockets_commit(const struct cr_config *conf)
 		}
 		*pp = s->next;
 		if (!strncmp(s->spec, "unix:", 5))
-			unlink(s->spec + 5);
+			cr_unix_unlink(s->spec + 5);
 		cr_info(NULL, "sockets: closed %s, no pool uses it", s->spec);
 		/* and out of systemd's fd store, so the port is free */
 		if (!strncmp(s->spec, "stored:", 7))
@@ -300,7 +483,7 @@ void cr_sockets_finish(void)
 		/* under a service manager the socket may live on in its fd
 		 * store: its file must stay for the next corrald */
 		if (!strncmp(s->spec, "unix:", 5) && !cr_notify_managed())
-			unlink(s->spec + 5);
+			cr_unix_unlink(s->spec + 5);
 		close(s->fd);
 		free(s->spec);
 		free(s);

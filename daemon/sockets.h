@@ -2,6 +2,8 @@
 #ifndef CR_SOCKETS_H
 #define CR_SOCKETS_H
 
+#include <sys/types.h>
+
 struct cr_config;
 
 /* Takes the sockets systemd passed (LISTEN_FDS, named with FileDescriptor
@@ -16,5 +18,16 @@ int cr_sockets_open(struct cr_config *conf, char *err, size_t errlen);
 /* conf became the running config: close what it does not use. */
 void cr_sockets_commit(const struct cr_config *conf);
 void cr_sockets_finish(void);
+
+/* A listening unix socket at path (socket() flags: SOCK_NONBLOCK or 0),
+ * made with mode and, unless gid is (gid_t)-1, that group; its directory
+ * made if missing. Refused (see sockets.c) unless its directories are
+ * safe from other users. A socket of ours at path is replaced if no one
+ * listens on it (else -EADDRINUSE), or even then with live_ok; anything
+ * else there is left alone. The fd, or -errno with why set. */
+int cr_unix_listen(const char *path, int flags, int live_ok, mode_t mode, gid_t gid, int backlog,
+		   char *why, size_t n);
+/* Removes path if it is a socket of corrald's user. */
+void cr_unix_unlink(const char *path);
 
 #endif
