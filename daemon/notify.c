@@ -9,9 +9,11 @@
  * parses.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -322,28 +324,68 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+/* A fresh name for the workers' socket: 128 random bits, so nobody can
+ * bind it first (a name made of corrald's pid could be taken by any local
+ * user before corrald starts, and corrald would then refuse to). */
+static int random_name(char *buf, size_t size)
+{
+	unsigned char r[16];
+	size_t got = 0;
+	char hex[2 * sizeof r + 1];
+
+	while (got < sizeof r) {
+		ssize_t n = getrandom(r + got, sizeof r - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	snprintf(buf, size, "@corral/%s/notify", hex);
+	return 0;
+}
+
+/* How often a name already bound is replaced by another; with 128 random
+ * bits a second collision means something is wrong with the randomness. */
+#define NAME_TRIES 4
+
 int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struct cr_notify_msg *))
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int one = 1, rc;
-	size_t len;
+	int one = 1, rc = -EADDRINUSE;
 
 	N.loop = loop;
 	N.on_message = on_message;
-	snprintf(N.name, sizeof N.name, "@corral/%d/notify", (int)getpid());
-	len = strlen(N.name);
-	memcpy(sa.sun_path, N.name, len);
-	sa.sun_path[0] = 0;	/* abstract: nothing on disk to clean up */
 	N.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (N.sock < 0)
 		return -errno;
-	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-	    bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0) {
+	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
 		rc = -errno;
-		close(N.sock);
-		N.sock = -1;
-		return rc;
+		goto fail;
 	}
+	for (int i = 0; i < NAME_TRIES; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		size_t len;
+
+		if ((rc = random_name(N.name, sizeof N.name)) < 0)
+			goto fail;
+		len = strlen(N.name);
+		memcpy(sa.sun_path, N.name, len);
+		sa.sun_path[0] = 0;	/* abstract: nothing on disk to clean up */
+		if (bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == 0) {
+			rc = 0;
+			break;
+		}
+		rc = -errno;
+		if (rc != -EADDRINUSE)
+			goto fail;
+		cr_warn(NULL, "notify: %s is taken already, trying another name", N.name);
+	}
+	if (rc < 0)
+		goto fail;
+	cr_info(NULL, "notify: workers' socket is %s", N.name);
 	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
 	/* read before the timers that ran out in the same turn of the loop:
 	 * a WATCHDOG=1 that came in time, while corrald was held up (a busy
@@ -351,6 +393,10 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 	ev_set_priority(&N.io, EV_MAXPRI);
 	ev_io_start(loop, &N.io);
 	return 0;
+fail:
+	close(N.sock);
+	N.sock = -1;
+	return rc;
 }
 
 const char *cr_notify_socket(void)
