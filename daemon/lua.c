@@ -761,6 +761,10 @@ char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned 
 			worker_exit(1);
 		}
 	}
+	/* a stop that came while setup ran (its sleep took the signal):
+	 * neither start nor the command */
+	if (cr_spawn_stopping())
+		worker_exit(0);
 	if (ctx.exec_argv || pc->ref_start == CR_NOREF)
 		goto exec;
 	ctx.phase = CR_PHASE_START;

@@ -413,6 +413,12 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		signal(pc->stop_signal, on_stop_signal);
 		argv = cr_lua_worker(pc, id, generation, chan);
 	}
+	/* a stop the Lua took note of (a sleep it cut short) is not
+	 * pending any more, so exec would not see it: nothing is run */
+	if (self.stop_signal && cr_spawn_stopping()) {
+		fflush(NULL);
+		_exit(0);
+	}
 	if (!argv)
 		argv = pc->argv;
 	exec_argv(argv);
