@@ -731,7 +731,8 @@ static int hook_failed(lua_State *L, const char *hook, int rc)
 	return 1;
 }
 
-char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan,
+			   int (*stopping)(void))
 {
 	lua_State *L = pc->lua->L;
 	int worker;
@@ -763,7 +764,7 @@ char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned 
 	}
 	/* a stop that came while setup ran (its sleep took the signal):
 	 * neither start nor the command */
-	if (cr_spawn_stopping())
+	if (stopping())
 		worker_exit(0);
 	if (ctx.exec_argv || pc->ref_start == CR_NOREF)
 		goto exec;

@@ -411,7 +411,7 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		sigaddset(&self.stop_mask, pc->stop_signal);
 		sigprocmask(SIG_BLOCK, &self.stop_mask, NULL);
 		signal(pc->stop_signal, on_stop_signal);
-		argv = cr_lua_worker(pc, id, generation, chan);
+		argv = cr_lua_worker(pc, id, generation, chan, cr_spawn_stopping);
 	}
 	/* a stop the Lua took note of (a sleep it cut short) is not
 	 * pending any more, so exec would not see it: nothing is run */
