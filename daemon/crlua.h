@@ -103,7 +103,9 @@ int cr_lua_prefork(const struct cr_pool_conf *pc);
 /* In a new worker: runs setup(worker), then start(worker). Returns only
  * when the worker is to exec: NULL for the pool's command, or the argv
  * that worker:exec() named. Exits the process when start returns or a
- * hook fails. */
-char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan);
+ * hook fails, or (status 0) when stopping() says a stop came during setup:
+ * start is not run then. */
+char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan,
+			   int (*stopping)(void));
 
 #endif

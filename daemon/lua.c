@@ -731,7 +731,8 @@ static int hook_failed(lua_State *L, const char *hook, int rc)
 	return 1;
 }
 
-char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan,
+			   int (*stopping)(void))
 {
 	lua_State *L = pc->lua->L;
 	int worker;
@@ -761,6 +762,10 @@ char *const *cr_lua_worker(const struct cr_pool_conf *pc, unsigned id, unsigned 
 			worker_exit(1);
 		}
 	}
+	/* a stop that came while setup ran (its sleep took the signal):
+	 * neither start nor the command */
+	if (stopping())
+		worker_exit(0);
 	if (ctx.exec_argv || pc->ref_start == CR_NOREF)
 		goto exec;
 	ctx.phase = CR_PHASE_START;

@@ -143,6 +143,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a pool of a thousand workers holds a few fds each in corrald */
+	cr_spawn_raise_nofile();
 	cr_spawn_force_pipe_placement = getenv("CORRAL_PIPE_PLACEMENT") != NULL;
 
 	/* into our cgroup leaf before any process is made */

@@ -9,6 +9,7 @@
  * parses.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,40 +324,68 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+/* A fresh name for the workers' socket: 128 random bits, so nobody can
+ * bind it first (a name made of corrald's pid could be taken by any local
+ * user before corrald starts, and corrald would then refuse to). */
+static int random_name(char *buf, size_t size)
+{
+	unsigned char r[16];
+	size_t got = 0;
+	char hex[2 * sizeof r + 1];
+
+	while (got < sizeof r) {
+		ssize_t n = getrandom(r + got, sizeof r - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	snprintf(buf, size, "@corral/%s/notify", hex);
+	return 0;
+}
+
+/* How often a name already bound is replaced by another; with 128 random
+ * bits a second collision means something is wrong with the randomness. */
+#define NAME_TRIES 4
+
 int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struct cr_notify_msg *))
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int one = 1, rc;
-	size_t len;
+	int one = 1, rc = -EADDRINUSE;
 
 	N.loop = loop;
 	N.on_message = on_message;
 	N.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (N.sock < 0)
 		return -errno;
-	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+	if (setsockopt(N.sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+		rc = -errno;
 		goto fail;
-	/* @corral/PID/notify, unless someone holds that name: then one they
-	 * cannot guess (an abstract name is anyone's to bind first) */
-	for (int attempt = 0;; attempt++) {
-		unsigned r = 0;
-		if (attempt == 0)
-			snprintf(N.name, sizeof N.name, "@corral/%d/notify", (int)getpid());
-		else if (getrandom(&r, sizeof r, 0) == (ssize_t)sizeof r)
-			snprintf(N.name, sizeof N.name, "@corral/%d.%08x/notify", (int)getpid(), r);
-		else
+	}
+	for (int i = 0; i < NAME_TRIES; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		size_t len;
+
+		if ((rc = random_name(N.name, sizeof N.name)) < 0)
 			goto fail;
 		len = strlen(N.name);
-		memset(sa.sun_path, 0, sizeof sa.sun_path);
 		memcpy(sa.sun_path, N.name, len);
 		sa.sun_path[0] = 0;	/* abstract: nothing on disk to clean up */
-		if (bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == 0)
+		if (bind(N.sock, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == 0) {
+			rc = 0;
 			break;
-		if (errno != EADDRINUSE || attempt == 16)
+		}
+		rc = -errno;
+		if (rc != -EADDRINUSE)
 			goto fail;
-		if (attempt == 0)
-			cr_warn(NULL, "notify: %s is taken by another process; using a random name", N.name);
+		cr_warn(NULL, "notify: %s is taken already, trying another name", N.name);
 	}
+	if (rc < 0)
+		goto fail;
+	cr_info(NULL, "notify: workers' socket is %s", N.name);
 	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
 	/* read before the timers that ran out in the same turn of the loop:
 	 * a WATCHDOG=1 that came in time, while corrald was held up (a busy
@@ -365,7 +394,6 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 	ev_io_start(loop, &N.io);
 	return 0;
 fail:
-	rc = -errno;
 	close(N.sock);
 	N.sock = -1;
 	return rc;

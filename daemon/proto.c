@@ -196,6 +196,8 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(1);
 	setsid();	/* a Ctrl-C in corrald's terminal is corrald's alone */
+	if (cr_spawn_restore_nofile() < 0)	/* corrald's own is raised */
+		_exit(1);
 	for (int sig = 1; sig < NSIG; sig++)
 		sigaction(sig, &dfl, NULL);
 	sigaction(SIGPIPE, &ign, NULL);

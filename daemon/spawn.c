@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -264,6 +265,54 @@ static struct {
 
 static volatile sig_atomic_t stop_requested;
 
+/* ---- the open files limit ------------------------------------------------ */
+
+/* The soft RLIMIT_NOFILE corrald was started with; its children get it
+ * back, so that programs that select() or size tables by it see what they
+ * would have without corrald in between. */
+static struct rlimit nofile_orig;
+static int nofile_raised;
+
+void cr_spawn_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		cr_warn(NULL, "unable to read the open files limit: %s", strerror(errno));
+		return;
+	}
+	nofile_orig = rl;
+	if (rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		/* an infinite hard limit: the kernel allows fs.nr_open at most */
+		unsigned long nr_open = 0;
+		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+
+		if (f) {
+			if (fscanf(f, "%lu", &nr_open) != 1)
+				nr_open = 0;
+			fclose(f);
+		}
+		rl.rlim_cur = nr_open;
+		if (nr_open <= nofile_orig.rlim_cur || setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			cr_warn(NULL, "unable to raise the open files limit from %llu: %s",
+				(unsigned long long)nofile_orig.rlim_cur, strerror(errno));
+			return;
+		}
+	}
+	nofile_raised = 1;
+	cr_debug(NULL, "open files limit raised from %llu to %llu (children get %llu)",
+		 (unsigned long long)nofile_orig.rlim_cur, (unsigned long long)rl.rlim_cur,
+		 (unsigned long long)nofile_orig.rlim_cur);
+}
+
+int cr_spawn_restore_nofile(void)
+{
+	return nofile_raised ? setrlimit(RLIMIT_NOFILE, &nofile_orig) : 0;
+}
+
 static void on_stop_signal(int sig)
 {
 	(void)sig;
@@ -325,6 +374,9 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 
 	if (reset_signals() < 0)
 		fail(chan, CR_STEP_SIGNALS);
+	/* the prototype has done so already; this is for any other path */
+	if (cr_spawn_restore_nofile() < 0)
+		fail(chan, CR_STEP_SIGNALS);
 	if (setsid() < 0)
 		fail(chan, CR_STEP_SESSION);
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -359,7 +411,13 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		sigaddset(&self.stop_mask, pc->stop_signal);
 		sigprocmask(SIG_BLOCK, &self.stop_mask, NULL);
 		signal(pc->stop_signal, on_stop_signal);
-		argv = cr_lua_worker(pc, id, generation, chan);
+		argv = cr_lua_worker(pc, id, generation, chan, cr_spawn_stopping);
+	}
+	/* a stop the Lua took note of (a sleep it cut short) is not
+	 * pending any more, so exec would not see it: nothing is run */
+	if (self.stop_signal && cr_spawn_stopping()) {
+		fflush(NULL);
+		_exit(0);
 	}
 	if (!argv)
 		argv = pc->argv;

@@ -36,6 +36,11 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
  * telling corrald it is ready (0 or -errno). Outside a worker's body,
  * sleep just sleeps. */
 int cr_spawn_stopping(void);
+
+/* corrald raises its soft RLIMIT_NOFILE to the hard limit at start;
+ * prototypes and workers put the original back (0, or -1 with errno). */
+void cr_spawn_raise_nofile(void);
+int cr_spawn_restore_nofile(void);
 int cr_spawn_sleep(double seconds);
 int cr_spawn_ready(void);
 

@@ -68,7 +68,7 @@ is(proc_cmdline($b1), "/bin/sleep\0" . "1001\0", 'table command is the argv');
 
 # Environment: exactly the defaults (with corrald's own NOTIFY_SOCKET),
 # env and env_inherit.
-my $notify = '@corral/' . $t->pid . '/notify';
+my $notify = $t->worker_notify_socket;
 is_deeply(proc_environ($a1), {
     PATH => $DEFAULT_PATH, CORRAL_POOL => 'alpha', CORRAL_WORKER => proc_environ($a1)->{CORRAL_WORKER},
     FOO => 'bar', NUM => '3', CORRAL_TEST_DIR => $t->dir, NOTIFY_SOCKET => $notify,

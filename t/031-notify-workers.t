@@ -96,18 +96,20 @@ my $pid = $t->pid;
 $t->wait_for(sub { $t->workers('shell') == 2 && $t->workers('py') == 1 && $t->workers('silent') == 1 },
              10, 'workers started');
 
-# corrald's socket: abstract, named after its pid, in every worker's env
-like(CorralTest::slurp('/proc/net/unix'), qr/ \@corral\/$pid\/notify$/m, 'corrald listens on @corral/PID/notify');
+# corrald's socket: abstract, a random name, in every worker's env
+my $name = $t->worker_notify_socket;
+like($name, qr{^\@corral/[0-9a-f]{32}/notify$}, 'corrald listens on @corral/RANDOM/notify');
+(my $addr = $name) =~ s/^\@/\\0/;
 for my $pool (qw(shell py silent)) {
     my ($w) = $t->workers($pool);
-    is(proc_environ($w)->{NOTIFY_SOCKET}, "\@corral/$pid/notify", "$pool: NOTIFY_SOCKET=\@corral/$pid/notify");
+    is(proc_environ($w)->{NOTIFY_SOCKET}, $name, "$pool: NOTIFY_SOCKET=$name");
 }
 
 # the protocol variables are corrald's to set, whatever the pool's env says
 $t->wait_for(sub { $t->workers('override') == 1 }, 10, 'override: worker up');
 my ($ov) = $t->workers('override');
 my $ovenv = proc_environ($ov);
-is($ovenv->{NOTIFY_SOCKET}, "\@corral/$pid/notify", 'env NOTIFY_SOCKET = ...: the worker still gets corrald\'s');
+is($ovenv->{NOTIFY_SOCKET}, $name, 'env NOTIFY_SOCKET = ...: the worker still gets corrald\'s');
 is_deeply([ grep { exists $ovenv->{$_} } qw(WATCHDOG_USEC WATCHDOG_PID LISTEN_FDS LISTEN_PID LISTEN_FDNAMES) ], [],
           'env WATCHDOG_* and LISTEN_* from the pool are dropped');
 
@@ -128,7 +130,7 @@ pool "silent" { command = { "$PY", "%TMP%/intruder.py" }, $inherit }
 EOF
 $other->write_file('intruder.py', $PYLIB . <<"EOF");
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"READY=1\\nSTATUS=intruder", "\\0corral/$pid/notify")
+s.sendto(b"READY=1\\nSTATUS=intruder", "$addr")
 open(os.environ["CORRAL_TEST_DIR"] + "/sent", "w").close()
 time.sleep(1000)
 EOF

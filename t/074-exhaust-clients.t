@@ -129,8 +129,9 @@ $t->scenario("$N clients at once", sub {
 
 # --- out of fds: accept() fails with EMFILE -------------------------------------
 
-# room for corrald's own fds (about 20 here) and some connections
-my $t2 = CorralTest->new(wrap => [ $prlimit, '--nofile=48:' ], config => $config);
+# room for corrald's own fds (about 20 here) and some connections; the
+# hard limit too, as corrald raises its soft limit to the hard one
+my $t2 = CorralTest->new(wrap => [ $prlimit, '--nofile=48:48' ], config => $config);
 $t2->start;
 $t2->wait_control;
 $t2->wait_for(sub { $t2->workers('web') == 2 && $t2->workers('other') == 1 }, 10, 'EMFILE: pools up');

@@ -567,14 +567,34 @@ sub notify_during {
     return @got;
 }
 
-# corrald's own notify socket, as workers see it in NOTIFY_SOCKET.
-sub worker_notify_socket { '@corral/' . $_[0]{pid} . '/notify' }
+# corrald's own notify socket, as workers see it in NOTIFY_SOCKET: the
+# name is random, so it is looked up (cached per corrald pid) among the
+# abstract sockets in /proc/net/unix whose inode is one of corrald's fds.
+sub worker_notify_socket {
+    my ($self) = @_;
+    my $pid = $self->{pid} or die 'corrald is not running';
+    return $self->{notify_name}{$pid} if $self->{notify_name}{$pid};
+    my %ino;
+    opendir(my $dh, "/proc/$pid/fd") or die "/proc/$pid/fd: $!";
+    for my $fd (readdir $dh) {
+        my $l = readlink("/proc/$pid/fd/$fd") // next;
+        $ino{$1} = 1 if $l =~ /^socket:\[(\d+)\]$/;
+    }
+    closedir $dh;
+    for my $line (split /\n/, slurp('/proc/net/unix')) {
+        my @f = split ' ', $line;
+        next unless @f >= 8 && $ino{ $f[6] } && $f[7] =~ m{^\@corral/[0-9a-f]+/notify$};
+        return $self->{notify_name}{$pid} = $f[7];
+    }
+    die "corrald (pid $pid) has no notify socket";
+}
 
 # Sends a datagram to corrald's own notify socket from this (the test)
 # process, which is in no worker's cgroup.
 sub notify_send {
     my ($self, $text) = @_;
-    my $sock = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Peer => "\0corral/$self->{pid}/notify")
+    (my $addr = $self->worker_notify_socket) =~ s/^\@/\0/;
+    my $sock = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Peer => $addr)
         or die "connect to corrald's notify socket: $!";
     defined $sock->send($text) or die "send: $!";
     close $sock;

@@ -33,7 +33,7 @@ ok(scalar(journal_find($UNIT, $cursor, MESSAGE => "notify: pinging the service m
 # what the workers get: corrald's own notify socket, not systemd's, and
 # none of systemd's watchdog variables
 my %env = %{ proc_environ((pool_workers('plain'))[0]) };
-like($env{NOTIFY_SOCKET} // '', qr{^\@corral/$main/notify$}, "workers' NOTIFY_SOCKET is corrald's (\@corral/$main/notify)");
+like($env{NOTIFY_SOCKET} // '', qr{^\@corral/[0-9a-f]{32}/notify$}, "workers' NOTIFY_SOCKET is corrald's (\@corral/RANDOM/notify)");
 ok(!exists $env{WATCHDOG_PID} && !exists $env{WATCHDOG_USEC}, 'no WATCHDOG_PID or WATCHDOG_USEC from systemd in a worker');
 
 stays(sub {
