@@ -18,10 +18,15 @@ pool "keeper" {
   command = { "/usr/bin/perl", "%TMP%/keeper.pl" },
   ready = "notify", start_window = "1s", env_inherit = { "CORRAL_TEST_DIR" },
 }
+pool "leaver" {
+  command = { "/usr/bin/perl", "%TMP%/keeper.pl", "leave" },
+  ready = "notify", env_inherit = { "CORRAL_TEST_DIR" },
+}
 EOF
 
 # The worker: a child that records USR1, MAINPID=child and READY=1 in one
-# datagram, then it waits for (reaps) the child and lives on.
+# datagram, then it waits for (reaps) the child and lives on; with
+# "leave", it exits then (its cgroup is empty).
 $t->write_file('keeper.pl', <<'EOF');
 use strict;
 use Socket;
@@ -37,6 +42,7 @@ socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
 send($s, "MAINPID=$child\nREADY=1", 0, pack_sockaddr_un($addr)) or die "send: $!";
 open my $f, '>', "$d/main.$$" or die; print $f $child; close $f;
 waitpid $child, 0;
+exit 0 if @ARGV;
 sleep 1 while 1;
 EOF
 
@@ -47,7 +53,7 @@ my $main = sub {
     return -e $p ? CorralTest::slurp($p) : undef;
 };
 my $first;
-$t->wait_for(sub { ($first) = $t->workers('keeper'); $first && defined $main->($first) }, 10, 'worker up, MAINPID sent');
+$t->wait_for(sub { ($first) = $t->workers('keeper'); $first && $t->workers('leaver') == 1 && defined $main->($first) }, 10, 'worker up, MAINPID sent');
 my $child = $main->($first);
 $t->wait_log(qr/ info worker's main process is now pid $child \(MAINPID\) pool=keeper worker=1 pid=$first$/);
 $t->wait_log(qr/ info pool ready \(1\/1 workers\) pool=keeper$/);
@@ -74,6 +80,16 @@ $t->wait_log(qr/ info worker's main process is now pid $child2 \(MAINPID\) pool=
 my $r = $t->ctl('signal', "keeper/$id", 'USR1');
 is($r->{code}, 0, "corralctl signal keeper/$id USR1 succeeds") or diag($r->{err});
 $t->wait_for(sub { -e $t->path("usr1.$child2") }, 5, 'the new main process got USR1');
+
+# leaver: its stop signal goes to the main process, then its parent exits
+# too; either way it is seen, and `corralctl stop` completes
+my %leaver = $t->worker_map('leaver');
+$mark = $t->mark;
+$r = $t->ctl('stop', 'leaver', { timeout => 5 });
+is($r->{code}, 0, 'corralctl stop leaver succeeds') or diag($r->{err});
+$t->wait_for(sub { !$t->workers('leaver') }, 5, 'leaver: stopped');
+$t->wait_log(qr/ info worker stopped \(.*\) pool=leaver worker=1 pid=\d+$/, since => $mark);
+$t->wait_for(sub { !grep { pid_alive($_) } values %leaver }, 5, 'leaver: its processes are gone');
 
 # stop: its stop signal goes to the main process; nothing waits forever
 my $t0 = time;
