@@ -51,11 +51,15 @@ struct cr_worker {
 	unsigned id, generation;
 	uint32_t serial;
 	pid_t pid;			/* its main process; moves on MAINPID= */
+	pid_t forked;			/* what the prototype forked, and reaps */
 	int pidfd, chan;
 	ev_io chan_io;
+	ev_io main_io;			/* on pidfd while its main process is one
+					 * the prototype will not reap (MAINPID=) */
 	ev_timer kill_timer;
 	enum worker_state state;
-	int watch;			/* on its cgroup.events once GONE, or -1 */
+	int watch;			/* on its cgroup.events once GONE or while
+					 * main_io is, or -1 */
 	ev_tstamp started;
 	ev_tstamp ready_at;		/* 0 until ready; its start window runs from here */
 	int has_exec_error;
@@ -152,6 +156,8 @@ void cr_worker_stop(struct cr_worker *w);
 void cr_worker_abort(struct cr_worker *w, const char *why);
 void cr_worker_kill(struct cr_worker *w);
 void cr_worker_exited(struct cr_worker *w, int status);
+/* MAINPID=: pid (pidfd, now the worker's) is its main process from now. */
+void cr_worker_set_main(struct cr_worker *w, pid_t pid, int pidfd);
 void cr_worker_gone(struct cr_worker *w);
 void cr_worker_free(struct cr_worker *w);
 /* A live worker by its main pid; with from, only that prototype's. */

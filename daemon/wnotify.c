@@ -58,9 +58,7 @@ static void on_message(pid_t sender, const struct cr_notify_msg *m)
 			cr_warn(&who, "notify: ignored MAINPID=%d: not a process of this worker", (int)m->mainpid);
 		} else if (m->mainpid != w->pid && w->pid > 0) {
 			cr_info(&who, "worker's main process is now pid %d (MAINPID)", (int)m->mainpid);
-			close(w->pidfd);
-			w->pidfd = fd;
-			w->pid = m->mainpid;
+			cr_worker_set_main(w, m->mainpid, fd);
 			who.pid = w->pid;
 		} else {
 			close(fd);

@@ -102,6 +102,7 @@ void cr_worker_free(struct cr_worker *w)
 		ev_io_stop(cr_sv.loop, &w->chan_io);
 		close(w->chan);
 	}
+	ev_io_stop(cr_sv.loop, &w->main_io);
 	if (w->pidfd >= 0)
 		close(w->pidfd);
 	cr_pool_conf_unref(w->conf);
@@ -165,6 +166,8 @@ static void abort_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	cr_worker_abort(w, why);
 }
 
+static void main_cb(struct ev_loop *loop, ev_io *io, int revents);
+
 void cr_worker_spawn(struct cr_pool *pool)
 {
 	struct cr_who who = cr_pool_who(pool);
@@ -190,6 +193,8 @@ void cr_worker_spawn(struct cr_pool *pool)
 	w->watchdog.data = w;
 	ev_timer_init(&w->ready_timer, abort_cb, 0, 0);
 	w->ready_timer.data = w;
+	ev_io_init(&w->main_io, main_cb, 0, EV_READ);	/* its fd set when started */
+	w->main_io.data = w;
 	TAILQ_INSERT_TAIL(&pool->workers, w, link);
 	pool->nworkers++;
 
@@ -305,13 +310,23 @@ static int worker_oom_killed(const struct cr_worker *w)
 	return kills > 0 || group > 0;
 }
 
-/* cgroup.events of a GONE worker changed: free it once it is empty. */
-static void emptied_cb(void *data)
+static void main_exited(struct cr_worker *w, const char *unknown);
+
+/* cgroup.events changed: a GONE worker is freed once its cgroup is empty;
+ * an empty cgroup of one not GONE means its main process is dead too,
+ * whoever reaped it (a backstop for main_io). */
+static void cgroup_cb(void *data)
 {
 	struct cr_worker *w = data;
 	char dir[PATH_MAX];
+	int populated = cr_worker_dir(w, dir, sizeof dir) < 0 ? -1 : cr_cgroup_populated(dir);
 
-	if (cr_worker_dir(w, dir, sizeof dir) < 0 || cr_cgroup_populated(dir) <= 0) {
+	if (w->state != W_GONE) {
+		if (populated == 0 && w->pid > 0)
+			main_exited(w, "its cgroup is empty");
+		return;
+	}
+	if (populated <= 0) {
 		cr_pool_mark_dirty(w->pool);
 		cr_worker_free(w);
 	}
@@ -328,12 +343,14 @@ void cr_worker_gone(struct cr_worker *w)
 	ev_timer_stop(cr_sv.loop, &w->kill_timer);
 	ev_timer_stop(cr_sv.loop, &w->watchdog);
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
+	ev_io_stop(cr_sv.loop, &w->main_io);
 	cr_worker_set_state(w, W_GONE);
 	if (cr_worker_dir(w, dir, sizeof dir) < 0 || cr_cgroup_populated(dir) <= 0) {
 		cr_worker_free(w);
 		return;
 	}
-	w->watch = cr_cgwatch_add(dir, emptied_cb, w);
+	if (w->watch < 0)	/* else already on, since MAINPID= */
+		w->watch = cr_cgwatch_add(dir, cgroup_cb, w);
 	if (w->watch < 0)
 		cr_error(&who, "cgroup: unable to watch %s/cgroup.events: %s", dir, strerror(-w->watch));
 	cr_debug(&who, "killing what the worker left in its cgroup");
@@ -368,13 +385,15 @@ static void replace_worker(struct cr_worker *w, const char *how)
 	}
 }
 
-void cr_worker_exited(struct cr_worker *w, int status)
+/* Its main process is gone. unknown: why its wait status cannot be had
+ * (status is then meaningless); an unknown end counts as a failure. */
+static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 {
 	struct cr_pool *pool = w->pool;
 	const struct cr_pool_conf *pc = w->conf;
 	struct cr_who who = cr_worker_who(w);
 	int expected = w->state == W_STOPPING;
-	int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	int failed = unknown || !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	int current = pool->generation == w->generation && pool->state != POOL_REMOVED;
 	int restart, oom;
 	struct cr_slot *slot;
@@ -382,7 +401,12 @@ void cr_worker_exited(struct cr_worker *w, int status)
 	char how[96];
 
 	worker_read_chan(w);	/* an exec error it sent before it went */
-	cr_text_wait_status(how, sizeof how, status);
+	if (unknown) {
+		snprintf(how, sizeof how, "exited (status unknown: %s)", unknown);
+		status = 0;
+	} else {
+		cr_text_wait_status(how, sizeof how, status);
+	}
 	oom = worker_oom_killed(w);
 	if (oom)
 		cr_warn(&who, "worker killed by the kernel's OOM killer (%s): its cgroup ran out of memory", how);
@@ -408,14 +432,73 @@ void cr_worker_exited(struct cr_worker *w, int status)
 	if (restart)
 		replace_worker(w, oom ? "was OOM-killed" : how);
 	ev = (struct cr_event){
-		.oom = oom, .exited = WIFEXITED(status), .code = WIFEXITED(status) ? WEXITSTATUS(status) : 0,
-		.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+		.oom = oom, .exited = !unknown && WIFEXITED(status),
+		.code = !unknown && WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+		.signal = !unknown && WIFSIGNALED(status) ? WTERMSIG(status) : 0,
 	};
 	if (oom)
 		cr_queue_worker_event("oom", w, ev);
 	cr_queue_worker_event("worker_exited", w, ev);
 	cr_pool_mark_dirty(pool);
 	cr_worker_gone(w);
+}
+
+void cr_worker_exited(struct cr_worker *w, int status)
+{
+	worker_ended(w, status, NULL);
+}
+
+/* The main process named by MAINPID= is dead. If it is corrald's child
+ * (its parent died and it was reparented here), reap it for its status;
+ * else its parent reaps it and the status is not to be had. */
+static void main_exited(struct cr_worker *w, const char *unknown)
+{
+	siginfo_t si = { 0 };
+
+	ev_io_stop(cr_sv.loop, &w->main_io);
+	if (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+		/* the wait status that waitpid() would give */
+		if (si.si_code == CLD_EXITED)
+			worker_ended(w, (si.si_status & 0xff) << 8, NULL);
+		else
+			worker_ended(w, (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0), NULL);
+		return;
+	}
+	worker_ended(w, 0, unknown);
+}
+
+/* A pidfd is readable once its process has exited. */
+static void main_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	main_exited(io->data, "not corrald's child");
+}
+
+void cr_worker_set_main(struct cr_worker *w, pid_t pid, int pidfd)
+{
+	struct cr_who who;
+	char dir[PATH_MAX];
+
+	ev_io_stop(cr_sv.loop, &w->main_io);
+	close(w->pidfd);
+	w->pidfd = pidfd;
+	w->pid = pid;
+	if (w->proto && pid == w->forked) {
+		/* back to the prototype's child: it reports the exit, with its
+		 * status; an empty cgroup must not beat that report */
+		cr_cgwatch_remove(w->watch);
+		w->watch = -1;
+		return;
+	}
+	/* the prototype does not reap this one: corrald must see it go */
+	ev_io_set(&w->main_io, pidfd, EV_READ);
+	ev_io_start(cr_sv.loop, &w->main_io);
+	if (w->watch < 0 && cr_worker_dir(w, dir, sizeof dir) == 0 &&
+	    (w->watch = cr_cgwatch_add(dir, cgroup_cb, w)) < 0) {
+		who = cr_worker_who(w);
+		cr_warn(&who, "cgroup: unable to watch %s/cgroup.events: %s", dir, strerror(-w->watch));
+	}
 }
 
 struct cr_worker *cr_worker_by_pid(struct cr_proto *from, pid_t pid)
@@ -435,7 +518,7 @@ void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan)
 {
 	struct cr_who who;
 
-	w->pid = pid;
+	w->pid = w->forked = pid;
 	w->pidfd = pidfd;
 	w->chan = chan;
 	w->started = ev_now(cr_sv.loop);
