@@ -21,7 +21,7 @@ CR_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 SRC = $(filter-out daemon/corralctl.c,$(wildcard daemon/*.c))
 OBJ = $(SRC:daemon/%.c=$(O)/%.o)
-CTL_OBJ = $(O)/corralctl.o $(O)/json.o
+CTL_OBJ = $(O)/corralctl.o $(O)/json.o $(O)/text.o
 HDR = $(wildcard daemon/*.h)
 
 all: $(O)/corrald $(O)/corralctl $(O)/corral.service $(O)/corral@.service

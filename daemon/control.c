@@ -3,14 +3,21 @@
  * line out, then the connection closes; see doc/control.md. Clients are
  * checked with SO_PEERCRED against the socket's own rule (root, corrald's
  * user, or the configured group). A client cannot stall corrald or other
- * clients: everything is non-blocking, a request is at most
- * MAX_REQUEST bytes and must arrive within REQUEST_TIMEOUT, and at most
- * MAX_CONNS connections are open at once. When that many are open, a new
- * client takes the place of the oldest one that has not sent its request
- * yet, so that a crowd of idle clients cannot lock everyone out; only
- * when all of them are being answered do the others wait. When accept()
- * fails (out of fds: EMFILE, ENFILE; out of memory) the socket rests for
- * ACCEPT_PAUSE rather than wake the loop at once, again and again.
+ * clients: everything is non-blocking, a request is at most MAX_REQUEST
+ * bytes, its first byte must come within FIRST_BYTE_TIMEOUT and all of it
+ * within REQUEST_TIMEOUT. A user other than root and corrald's own may
+ * hold PEER_MAX connections, and all such users together UNPRIVILEGED_MAX,
+ * so that the rest of the MAX_CONNS are always there for root; one over
+ * its share is answered "busy" and closed at once. When MAX_CONNS are
+ * open, a new client takes the place of the oldest one that has not sent
+ * its request yet (another user's first), so that a crowd of idle
+ * clients cannot lock everyone out; only when all of them are being
+ * answered do the others wait. A request too large is answered, and what
+ * the client still sends is read and dropped until it stops (bounded),
+ * so that the close does not reset the connection before it has read the
+ * answer. When accept() fails (out of fds: EMFILE, ENFILE; out of memory)
+ * the socket rests for ACCEPT_PAUSE rather than wake the loop at once,
+ * again and again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +47,16 @@
 
 #define MAX_REQUEST 65536
 #define MAX_CONNS 128
+#define PEER_MAX 16		/* per user, but root and corrald's own */
+#define UNPRIVILEGED_MAX 96	/* of all such users together */
+#define FIRST_BYTE_TIMEOUT 1.0
 #define REQUEST_TIMEOUT 5.0
+/* after a too large request: what the client goes on sending is dropped,
+ * until it stops for DRAIN_IDLE, or DRAIN_MAX bytes, or REQUEST_TIMEOUT
+ * after the answer */
+#define DRAIN_IDLE 1.0
+#define DRAIN_MAX (64 << 20)
+#define BUSY_LOG_EVERY 10.0
 #define ACCEPT_PAUSE 0.25
 /* accepts per wakeup: the loop reads what the new ones sent in between,
  * before as many newer ones could take their place */
@@ -55,8 +71,13 @@ struct conn {
 	struct cr_buf out;
 	size_t sent;
 	int allowed;
+	int privileged;		/* root or corrald's user: no share to keep to */
 	int answering;		/* its request is read: it is not evicted */
-	ev_tstamp since;
+	int draining;		/* the request was too large: drop what comes */
+	int peer_done;		/* the client closed its side */
+	int answered;		/* the answer is sent: only draining is left */
+	size_t dropped;
+	ev_tstamp since, answered_at;
 	struct ucred peer;
 	struct conn *next;
 };
@@ -73,6 +94,8 @@ static struct {
 	ev_timer pause;		/* accept() failed: resting */
 	int accept_failed;	/* said so in the log */
 	int crowded;		/* evicting, said so in the log */
+	ev_tstamp busy_logged;	/* when "busy" was last said in the log */
+	unsigned busy;		/* clients turned away since */
 } C = { .fd = -1 };
 
 static void conn_close(struct conn *c)
@@ -97,21 +120,23 @@ static void conn_close(struct conn *c)
 	}
 }
 
-/* Room for one more: the oldest connection that has not sent its request
- * is closed. 0 when all are being answered. */
-static int evict(void)
+/* Room for one more: the oldest connection that has not sent its request,
+ * or has had its answer and is only being drained, is closed; another
+ * user's before root's, and with only_others, only another user's. 0 when
+ * there is none. */
+static int evict(int only_others)
 {
 	struct conn *old = NULL;
 
-	for (struct conn *c = C.conns; c; c = c->next)
-		if (!c->answering && (!old || c->since <= old->since))
+	for (struct conn *c = C.conns; c; c = c->next) {
+		if ((c->answering && !c->answered) || (only_others && c->privileged))
+			continue;
+		if (!old || c->privileged < old->privileged ||
+		    (c->privileged == old->privileged && c->since <= old->since))
 			old = c;
+	}
 	if (!old)
 		return 0;
-	if (!C.crowded)
-		cr_warn(NULL, "control: %d connections open, the most there may be; closing the oldest "
-			"that has not sent its request for each new one", MAX_CONNS);
-	C.crowded = 1;
 	conn_close(old);
 	return 1;
 }
@@ -327,6 +352,62 @@ static void handle(struct conn *c, const char *req, size_t n)
 	}
 }
 
+static void watch(struct conn *c, int events)
+{
+	ev_io_stop(C.loop, &c->io);
+	ev_io_set(&c->io, c->fd, events);
+	ev_io_start(C.loop, &c->io);
+}
+
+static void rearm(struct conn *c, ev_tstamp after)
+{
+	ev_timer_stop(C.loop, &c->timer);
+	ev_timer_set(&c->timer, after > 0 ? after : 0, 0);
+	ev_timer_start(C.loop, &c->timer);
+}
+
+/* Draining after the answer: until the client stops for DRAIN_IDLE, and
+ * never past REQUEST_TIMEOUT after the answer was ready. */
+static void rearm_drain(struct conn *c)
+{
+	ev_tstamp left = c->answered_at + REQUEST_TIMEOUT - ev_now(C.loop);
+
+	rearm(c, left < DRAIN_IDLE ? left : DRAIN_IDLE);
+}
+
+/* Reads and drops what the client sends after a too large request (its
+ * request buffer is free by then), a bounded amount per wakeup. -1 when
+ * the connection is closed. */
+static int conn_drain(struct conn *c)
+{
+	for (int i = 0; i < 16 && !c->peer_done; i++) {
+		ssize_t n = recv(c->fd, c->in, MAX_REQUEST, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			c->peer_done = 1;
+			break;
+		}
+		c->dropped += (size_t)n;
+		if (c->dropped > DRAIN_MAX) {
+			conn_close(c);	/* enough: the client loses what it has not read */
+			return -1;
+		}
+		if (c->answered)
+			rearm_drain(c);
+	}
+	if (!c->peer_done)
+		return 0;
+	if (c->answered) {
+		conn_close(c);
+		return -1;
+	}
+	watch(c, EV_WRITE);	/* only the answer is left to do */
+	return 0;
+}
+
 static void conn_write(struct conn *c)
 {
 	while (c->sent < c->out.len) {
@@ -341,7 +422,18 @@ static void conn_write(struct conn *c)
 		}
 		c->sent += (size_t)n;
 	}
-	conn_close(c);
+	if (!c->draining || c->peer_done) {
+		conn_close(c);
+		return;
+	}
+	/* the client may still be writing its request: closing now, with
+	 * its bytes unread, would reset the connection and could lose the
+	 * answer. The end of the answer is shown with SHUT_WR instead, and
+	 * the rest dropped until the client stops. */
+	shutdown(c->fd, SHUT_WR);
+	c->answered = 1;
+	watch(c, EV_READ);
+	rearm_drain(c);
 }
 
 static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -351,8 +443,11 @@ static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ssize_t n;
 
 	(void)loop;
-	if (revents & EV_WRITE) {
-		conn_write(c);
+	if (c->answering) {
+		if ((revents & EV_READ) && conn_drain(c) < 0)
+			return;
+		if ((revents & EV_WRITE) && !c->answered)
+			conn_write(c);
 		return;
 	}
 	n = recv(c->fd, c->in + c->inlen, MAX_REQUEST - c->inlen, MSG_DONTWAIT);
@@ -362,17 +457,23 @@ static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
 		conn_close(c);	/* gone before saying anything */
 		return;
 	}
+	if (c->inlen == 0)	/* its first bytes: the rest within REQUEST_TIMEOUT */
+		rearm(c, c->since + REQUEST_TIMEOUT - ev_now(C.loop));
 	c->inlen += (size_t)n;
 	c->in[c->inlen] = 0;
 	nl = memchr(c->in, '\n', c->inlen);
-	if (!nl && n == 0)
+	if (!nl && n == 0) {
 		nl = c->in + c->inlen;	/* it closed its side: the request is whole */
+		c->peer_done = 1;
+	}
 	if (!nl && c->inlen < MAX_REQUEST)
 		return;
-	if (!nl)
+	if (!nl) {
 		reply_error(&c->out, "bad-request", "request too large (at most %d bytes)", MAX_REQUEST);
-	else
+		c->draining = 1;
+	} else {
 		handle(c, c->in, (size_t)(nl - c->in));
+	}
 	cr_buf_lit(&c->out, "\n");
 	if (c->out.failed) {
 		conn_close(c);
@@ -380,12 +481,9 @@ static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	/* a client that does not read its answer gets the same deadline */
 	c->answering = 1;
-	ev_timer_stop(C.loop, &c->timer);
-	ev_timer_set(&c->timer, REQUEST_TIMEOUT, 0);
-	ev_timer_start(C.loop, &c->timer);
-	ev_io_stop(C.loop, &c->io);
-	ev_io_set(&c->io, c->fd, EV_WRITE);
-	ev_io_start(C.loop, &c->io);
+	c->answered_at = ev_now(C.loop);
+	rearm(c, REQUEST_TIMEOUT);
+	watch(c, c->draining ? EV_READ | EV_WRITE : EV_WRITE);
 	conn_write(c);
 }
 
@@ -393,7 +491,7 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
 	(void)revents;
-	conn_close(t->data);	/* a client that never finished its request */
+	conn_close(t->data);	/* too slow: to start, to finish, to read, or to stop sending */
 }
 
 static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -404,22 +502,92 @@ static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		ev_io_start(loop, &C.io);
 }
 
+/* Why a new client is over its share, or NULL when it is not: a user
+ * other than root and corrald's own may have PEER_MAX connections, and
+ * all of them together UNPRIVILEGED_MAX (their oldest idle one makes
+ * room). An unknown peer (no SO_PEERCRED) counts as a user of its own. */
+static const char *over_share(const struct ucred *peer, int known)
+{
+	static char why[128];
+	unsigned mine = 0, others = 0;
+
+	if (known && (peer->uid == 0 || peer->uid == geteuid()))
+		return NULL;
+	for (struct conn *c = C.conns; c; c = c->next) {
+		if (c->privileged)
+			continue;
+		others++;
+		mine += c->peer.uid == peer->uid;
+	}
+	if (mine >= PEER_MAX) {
+		snprintf(why, sizeof why, "too many connections from uid %d (at most %d at once)",
+			 known ? (int)peer->uid : -1, PEER_MAX);
+		return why;
+	}
+	if (others >= UNPRIVILEGED_MAX && !evict(1)) {
+		snprintf(why, sizeof why, "too many connections from users other than root (at most %d at once)",
+			 UNPRIVILEGED_MAX);
+		return why;
+	}
+	return NULL;
+}
+
+/* A client over its share: answered "busy" and closed at once. What it
+ * has sent already is read first, so that the close does not reset the
+ * connection before the answer can be read. Logged at most every
+ * BUSY_LOG_EVERY, with a count. */
+static void turn_away(int fd, const char *why)
+{
+	struct cr_buf b = { 0 };
+	ev_tstamp now = ev_now(C.loop);
+
+	reply_error(&b, "busy", "%s", why);
+	cr_buf_lit(&b, "\n");
+	if (!b.failed)
+		send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);	/* a fresh socket: room */
+	cr_buf_free(&b);
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 4; i++) {
+		char drop[16384];
+		if (recv(fd, drop, sizeof drop, MSG_DONTWAIT) <= 0)
+			break;
+	}
+	close(fd);
+	if (C.busy_logged > 0 && now - C.busy_logged < BUSY_LOG_EVERY) {
+		C.busy++;
+		return;
+	}
+	if (C.busy)
+		cr_warn(NULL, "control: %s: client turned away (and %u more in the last %.0f s)", why, C.busy,
+			now - C.busy_logged);
+	else
+		cr_warn(NULL, "control: %s: client turned away", why);
+	C.busy_logged = now;
+	C.busy = 0;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	(void)revents;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		socklen_t len = sizeof(struct ucred);
+		struct ucred peer = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+		const char *why;
 		struct conn *c;
-		int fd;
+		int fd, known;
 
 		if (C.nconns >= MAX_CONNS) {
 			struct pollfd p = { .fd = C.fd, .events = POLLIN };
 			if (poll(&p, 1, 0) <= 0)
 				return;	/* no one waits: no one is evicted */
-			if (!evict()) {
+			if (!evict(0)) {
 				ev_io_stop(loop, io);	/* all are answered: the backlog waits */
 				return;
 			}
+			if (!C.crowded)
+				cr_warn(NULL, "control: %d connections open, the most there may be; closing the oldest "
+					"that has not sent its request for each new one", MAX_CONNS);
+			C.crowded = 1;
 		}
 		fd = accept4(C.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -442,18 +610,27 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			cr_info(NULL, "control: accepting connections again");
 			C.accept_failed = 0;
 		}
+		known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0;
+		if (!known)
+			peer = (struct ucred){ .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+		if ((why = over_share(&peer, known))) {
+			turn_away(fd, why);
+			continue;
+		}
 		if (!(c = calloc(1, sizeof *c))) {
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
 		c->since = ev_now(loop);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) == 0)
-			c->allowed = peer_allowed(&c->peer);
+		c->peer = peer;
+		c->allowed = known && peer_allowed(&peer);
+		c->privileged = known && (peer.uid == 0 || peer.uid == geteuid());
 		ev_io_init(&c->io, conn_cb, fd, EV_READ);
 		c->io.data = c;
 		ev_io_start(loop, &c->io);
-		ev_timer_init(&c->timer, timeout_cb, REQUEST_TIMEOUT, 0);
+		/* a client that says nothing at first is not kept waiting for */
+		ev_timer_init(&c->timer, timeout_cb, FIRST_BYTE_TIMEOUT, 0);
 		c->timer.data = c;
 		ev_timer_start(loop, &c->timer);
 		c->next = C.conns;

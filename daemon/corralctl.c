@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "text.h"
 
 #define DEFAULT_SOCKET "/run/corral/control.sock"
 
@@ -136,6 +137,29 @@ static int build_request(struct cr_buf *b, int argc, char **argv, int all_at_onc
 	return 0;
 }
 
+/* A code point as UTF-8 (a surrogate, which corrald never sends alone,
+ * as U+FFFD). */
+static void add_utf8(struct cr_buf *b, unsigned v)
+{
+	char u[3];
+
+	if (v >= 0xd800 && v <= 0xdfff)
+		v = 0xfffd;
+	if (v < 0x80) {
+		u[0] = (char)v;
+		cr_buf_add(b, u, 1);
+	} else if (v < 0x800) {
+		u[0] = (char)(0xc0 | v >> 6);
+		u[1] = (char)(0x80 | (v & 0x3f));
+		cr_buf_add(b, u, 2);
+	} else {
+		u[0] = (char)(0xe0 | v >> 12);
+		u[1] = (char)(0x80 | (v >> 6 & 0x3f));
+		u[2] = (char)(0x80 | (v & 0x3f));
+		cr_buf_add(b, u, 3);
+	}
+}
+
 /* The value of a top-level string field of the answer, unescaped. */
 static char *field(const char *json, const char *key)
 {
@@ -154,12 +178,14 @@ static char *field(const char *json, const char *key)
 			case 'n': ch = '\n'; break;
 			case 't': ch = '\t'; break;
 			case 'r': ch = '\r'; break;
+			case 'b': ch = '\b'; break;
+			case 'f': ch = '\f'; break;
 			case 'u': {
 				unsigned v = 0;
 				if (sscanf(p + 1, "%4x", &v) == 1)
 					p += 4;
-				ch = (char)v;
-				break;
+				add_utf8(&out, v);
+				continue;
 			}
 			default: ch = *p;
 			}
@@ -169,6 +195,17 @@ static char *field(const char *json, const char *key)
 	if (!out.data)
 		cr_buf_lit(&out, "");
 	return out.data ? out.data : strdup("");
+}
+
+/* Text from corrald, to a terminal perhaps: what the terminal would act
+ * on is escaped (corrald escapes what workers said already; this holds
+ * whatever is on the other end of the socket). */
+static void print_text(FILE *f, const char *text)
+{
+	char *safe = cr_text_escape_dup(text, 1);
+
+	fputs(safe ? safe : "(out of memory)", f);
+	free(safe);
 }
 
 static int talk(const char *path, int argc, char **argv, int all, int json);
@@ -223,7 +260,7 @@ static int talk(const char *path, int argc, char **argv, int all, int json)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct cr_buf req = { 0 }, resp = { 0 };
 	char *text, *codestr;
-	int fd = -1, rc, code;
+	int fd = -1, rc, code, werr = 0;
 
 	rc = build_request(&req, argc, argv, all, json);
 	if (rc == -2) {
@@ -264,10 +301,10 @@ static int talk(const char *path, int argc, char **argv, int all, int json)
 		struct timeval tv = { .tv_sec = 60 };
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	}
-	if (write(fd, req.data, req.len) != (ssize_t)req.len) {
-		fprintf(stderr, "corralctl: unable to send the request: %s\n", strerror(errno));
-		code = EXIT_NOT_RUNNING;
-		goto out;
+	if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
+		/* corrald may have answered and closed first (busy): read on */
+		werr = errno;
+		shutdown(fd, SHUT_WR);
 	}
 	for (;;) {
 		char buf[65536];
@@ -282,6 +319,11 @@ static int talk(const char *path, int argc, char **argv, int all, int json)
 		if (n <= 0)
 			break;
 		cr_buf_add(&resp, buf, (size_t)n);
+	}
+	if ((!resp.data || resp.failed) && werr) {
+		fprintf(stderr, "corralctl: unable to send the request: %s\n", strerror(werr));
+		code = EXIT_NOT_RUNNING;
+		goto out;
 	}
 	if (!resp.data || resp.failed) {
 		fprintf(stderr, "corralctl: corrald closed the connection without an answer\n");
@@ -299,11 +341,13 @@ static int talk(const char *path, int argc, char **argv, int all, int json)
 		fputs(resp.data, stdout);
 	} else if (code != EXIT_OK) {
 		text = field(resp.data, "error");
-		fprintf(stderr, "corralctl: %s\n", text ? text : "failed");
+		fputs("corralctl: ", stderr);
+		print_text(stderr, text ? text : "failed");
+		fputc('\n', stderr);
 		free(text);
 	} else if ((text = field(resp.data, "text")) || (text = field(resp.data, "message")) ||
 		   (text = field(resp.data, "version"))) {
-		fputs(text, stdout);
+		print_text(stdout, text);
 		if (text[0] && text[strlen(text) - 1] != '\n')
 			putchar('\n');
 		free(text);

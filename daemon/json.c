@@ -77,7 +77,9 @@ static size_t utf8_len(const unsigned char *s)
 }
 
 /* A JSON string; bytes that are not UTF-8 (a worker's STATUS= may hold
- * anything) become U+FFFD, so the answer stays valid JSON. */
+ * anything) become U+FFFD, so the answer stays valid JSON. Every control
+ * character is escaped, DEL and C1 too (JSON needs only C0): the answer
+ * printed as it is (corralctl --json) cannot drive a terminal. */
 void cr_buf_json_string(struct cr_buf *b, const char *s)
 {
 	cr_buf_add(b, "\"", 1);
@@ -88,9 +90,12 @@ void cr_buf_json_string(struct cr_buf *b, const char *s)
 			char e[2] = { '\\', (char)c };
 			cr_buf_add(b, e, 2);
 			s++;
-		} else if (c < 0x20) {
+		} else if (c < 0x20 || c == 0x7f) {
 			cr_buf_printf(b, "\\u%04x", c);
 			s++;
+		} else if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] < 0xa0) {
+			cr_buf_printf(b, "\\u%04x", (unsigned char)s[1]);
+			s += 2;
 		} else if (c < 0x80) {
 			cr_buf_add(b, s++, 1);
 		} else if ((n = utf8_len((const unsigned char *)s))) {

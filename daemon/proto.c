@@ -274,6 +274,7 @@ static int proto_read(struct cr_proto *p)
 
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
+		p->waiting_since = ev_now(p->loop);	/* it answers */
 		if (n == -2) {
 			cr_alert(&who, "prototype: unable to read a message: not a whole one");
 			continue;
@@ -405,7 +406,8 @@ int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_
 		return -EAGAIN;
 	if (cr_unixmsg_send(p->sock, &m, sizeof m, &cgroup_fd, 1, MSG_DONTWAIT) < 0)
 		return -errno;
-	p->inflight++;
+	if (p->inflight++ == 0)
+		p->waiting_since = ev_now(p->loop);
 	return 0;
 }
 

@@ -30,6 +30,8 @@ struct cr_proto {
 	int pidfd;
 	enum cr_proto_state state;
 	unsigned inflight;		/* spawn requests not yet answered */
+	ev_tstamp waiting_since;	/* while inflight: since the oldest request
+					 * or the last message; for status */
 	int reaped;			/* the owner saw it exit; free when also closed */
 	struct cr_proto *next;		/* for the owner's list */
 	/* proto.c's own */

@@ -3,20 +3,32 @@
  * counts, and every worker with its pid, state, uptime, restarts, memory
  * and CPU (from its cgroup), last STATUS= or how it last ended; as JSON
  * for corralctl --json and plugins, or as the table corralctl prints.
- * It only reads the supervisor's state.
+ * It only reads the supervisor's state, and checks it against the
+ * processes: a worker that died while its prototype (which reaps it and
+ * reports its exit) is stopped is shown as exited, not ready, and the
+ * prototype as not answering. What workers wrote (STATUS=) is escaped in
+ * the table: it may be printed on an operator's terminal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cgroup.h"
 #include "json.h"
 #include "layout.h"
 #include "pool.h"
+#include "proto.h"
 #include "status.h"
 #include "supervisor.h"
 #include "text.h"
+
+/* A spawn request unanswered this long: the prototype is not answering. */
+#define PROTO_LATE 2.0
 
 static const char *shown_state(const struct cr_pool *pool, unsigned ready, unsigned old)
 {
@@ -46,6 +58,80 @@ static double restart_in(const struct cr_pool *pool, unsigned current, ev_tstamp
 	return pool->not_before - now;
 }
 
+/* Its main process has exited, though corrald has not heard of it yet
+ * (a pidfd is readable once its process is dead, reaped or not). */
+static int exit_unreported(const struct cr_worker *w)
+{
+	struct pollfd p = { .fd = w->pidfd, .events = POLLIN };
+
+	return w->state != W_GONE && w->pid > 0 && w->pidfd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), or 0. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');	/* after the name, which may hold anything */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* The pool's prototype: "starting", "running", "stopping", or what keeps
+ * it from answering ("stopped", "exited", "not answering"), with why for
+ * the table; NULL when there is none. */
+static const char *proto_shown(const struct cr_proto *p, ev_tstamp now, char *why, size_t n)
+{
+	char st;
+
+	*why = 0;
+	if (!p)
+		return NULL;
+	st = proc_state(p->pid);
+	if (st == 'T' || st == 't') {
+		snprintf(why, n, "stopped (SIGSTOP or a debugger): no worker is started, no exit reported");
+		return "stopped";
+	}
+	if (p->state == CR_PROTO_GONE)
+		return "stopping";
+	if (st == 'Z' || st == 'X') {
+		snprintf(why, n, "exited, not reaped yet");
+		return "exited";
+	}
+	if (p->state == CR_PROTO_STARTING)
+		return "starting";
+	if (p->inflight > 0 && now - p->waiting_since >= PROTO_LATE) {
+		char d[32];
+		cr_text_duration(d, sizeof d, now - p->waiting_since);
+		snprintf(why, n, "%u worker%s asked of it, no answer for %s", p->inflight,
+			 p->inflight == 1 ? "" : "s", d);
+		return "not answering";
+	}
+	return "running";
+}
+
+/* Text that may come from a worker, escaped for the table. */
+static void add_escaped(struct cr_buf *b, const char *s)
+{
+	char *e = cr_text_escape_dup(s, 0);
+
+	if (!e) {
+		b->failed = 1;
+		return;
+	}
+	cr_buf_add(b, e, strlen(e));
+	free(e);
+}
+
 static void json_stat(struct cr_buf *b, const char *key, long long v)
 {
 	if (v < 0)
@@ -72,14 +158,16 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
 		unsigned ready = 0, total = 0, old = 0, current = 0;
 		double wait;
-		char dir[PATH_MAX];
+		char dir[PATH_MAX], pwhy[160];
 		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
+		const char *pstate;
 
 		if (pool->state == POOL_REMOVED || (only && strcmp(only, pool->name)))
 			continue;
 		found = 1;
+		pstate = proto_shown(pool->proto, now, pwhy, sizeof pwhy);
 		TAILQ_FOREACH(w, &pool->workers, link) {
-			if (w->state >= W_STOPPING)
+			if (w->state >= W_STOPPING || exit_unreported(w))
 				continue;
 			total++;
 			ready += w->state == W_READY;
@@ -115,6 +203,11 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 				cr_buf_lit(b, "null");
 			json_stat(b, "memory_current", st.memory_current);
 			json_stat(b, "cpu_usage_usec", st.cpu_usage_usec);
+			if (pstate)
+				cr_buf_printf(b, ",\"prototype\":{\"pid\":%d,\"state\":\"%s\"}",
+					      (int)pool->proto->pid, pstate);
+			else
+				cr_buf_lit(b, ",\"prototype\":null");
 			cr_buf_lit(b, ",\"workers\":[");
 		} else {
 			char r[24];
@@ -122,13 +215,19 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 			cr_buf_printf(b, "%-20s %-10s %7s %7u %6u %8u\n", pool->name,
 				      shown_state(pool, ready, old), r, total, pool->target, pool->restarts);
 			if (pool->state == POOL_FAILED && pool->failure[0]) {
-				cr_buf_printf(b, "  failed: %s\n", pool->failure);
+				cr_buf_lit(b, "  failed: ");
+				add_escaped(b, pool->failure);
+				cr_buf_lit(b, "\n");
 			} else if (wait >= 0) {
 				char d[32];
 				cr_text_duration(d, sizeof d, wait);
-				cr_buf_printf(b, "  restart in %s (backoff after %u start failure%s in a row; last: %s)\n",
-					      d, pool->streak, pool->streak == 1 ? "" : "s", pool->last_failure);
+				cr_buf_printf(b, "  restart in %s (backoff after %u start failure%s in a row; last: ",
+					      d, pool->streak, pool->streak == 1 ? "" : "s");
+				add_escaped(b, pool->last_failure);
+				cr_buf_lit(b, ")\n");
 			}
+			if (pwhy[0])
+				cr_buf_printf(b, "  prototype %d not answering: %s\n", (int)pool->proto->pid, pwhy);
 			cr_buf_printf(b, "  %4s %8s %-9s %8s %8s %8s %9s  %s\n", "ID", "PID", "STATE",
 				      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
 		}
@@ -137,6 +236,8 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 			struct cr_slot *slot = cr_pool_slot(pool, w->id);
 			struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
 			double up = w->pid > 0 ? now - w->started : 0;
+			int dead = exit_unreported(w);
+			const char *state = dead ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
 
 			if (cr_worker_dir(w, dir, sizeof dir) == 0)
 				cr_cgroup_stats(dir, &ws);
@@ -145,7 +246,7 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 				wfirst = 0;
 				cr_buf_printf(b, "\"id\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
 					      "\"uptime\":%.3f,\"restarts\":%u,\"last_exit\":",
-					      w->id, (int)w->pid, cr_worker_state_name(w->state), w->generation,
+					      w->id, (int)w->pid, state, w->generation,
 					      up, slot ? slot->restarts : 0);
 				if (slot && slot->last_exit[0])
 					cr_buf_json_string(b, slot->last_exit);
@@ -167,9 +268,16 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 					snprintf(cpu, sizeof cpu, "%.2fs", (double)ws.cpu_usage_usec / 1e6);
 				else
 					snprintf(cpu, sizeof cpu, "-");
-				cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  %s\n", w->id, (int)w->pid,
-					      cr_worker_state_name(w->state), upt, slot ? slot->restarts : 0, mem, cpu,
-					      w->status ? w->status : slot && slot->last_exit[0] ? slot->last_exit : "");
+				cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  ", w->id, (int)w->pid, state, upt,
+					      slot ? slot->restarts : 0, mem, cpu);
+				if (dead)
+					cr_buf_printf(b, "its exit is not reported yet%s",
+						      w->proto && w->proto == pool->proto && pwhy[0]
+						      ? ": the prototype is not answering" : "");
+				else
+					add_escaped(b, w->status ? w->status
+						    : slot && slot->last_exit[0] ? slot->last_exit : "");
+				cr_buf_lit(b, "\n");
 			}
 		}
 		if (json)

@@ -3,8 +3,9 @@
  * Durations and sizes are written the way a config writes them, so what
  * a log line or `corralctl status` shows can be pasted back into a config
  * (lua/corral/units.lua formats through the same function, core.duration).
+ * Text that comes from workers is escaped before it reaches a terminal.
+ * corralctl links this file too: no libm.
  */
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ void cr_text_duration(char *buf, size_t n, double s)
 	if (s < 1)
 		snprintf(buf, n, "%.0fms", s * 1e3);
 	else if (s < 100000)
-		snprintf(buf, n, "%gs", round(s * 1000) / 1000);
+		snprintf(buf, n, "%gs", (double)(long long)(s * 1000 + 0.5) / 1000);	/* to the ms */
 	else
 		snprintf(buf, n, "%.0fs", s);
 }
@@ -61,4 +62,72 @@ int cr_text_signal(const char *name)
 		if (sigabbrev_np(i) && !strcasecmp(name, sigabbrev_np(i)))
 			return i;
 	return -1;
+}
+
+/* The length of the UTF-8 sequence at s if it is a valid one (shortest
+ * form, no surrogate, at most U+10FFFF), else 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+		 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+size_t cr_text_escape(char *buf, size_t n, const char *s, int keep_lines)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = 0, kept = 0;
+	int full = 0;
+
+	while (p && *p) {
+		char e[8];
+		size_t k = 0, u;
+
+		if ((*p == '\n' || *p == '\t') && keep_lines) {
+			e[k++] = (char)*p++;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			const char *named = *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : *p == '\r' ? "\\r"
+					  : *p == 0x1b ? "\\e" : NULL;
+			k = named ? (size_t)snprintf(e, sizeof e, "%s", named) : (size_t)snprintf(e, sizeof e, "\\x%02x", *p);
+			p++;
+		} else if (*p < 0x80) {
+			e[k++] = (char)*p++;
+		} else if ((u = utf8_len(p)) == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+			k = (size_t)snprintf(e, sizeof e, "\\u%04x", p[1]);	/* C1: CSI and the like */
+			p += 2;
+		} else if (u) {
+			memcpy(e, p, u);
+			k = u;
+			p += u;
+		} else {
+			k = (size_t)snprintf(e, sizeof e, "\\x%02x", *p++);
+		}
+		if (!full && len + k < n) {
+			memcpy(buf + len, e, k);
+			kept = len + k;
+		} else {
+			full = 1;	/* cut at a whole escape */
+		}
+		len += k;
+	}
+	if (n)
+		buf[kept] = 0;
+	return len;
+}
+
+char *cr_text_escape_dup(const char *s, int keep_lines)
+{
+	size_t len = cr_text_escape(NULL, 0, s, keep_lines);
+	char *out = malloc(len + 1);
+
+	if (out)
+		cr_text_escape(out, len + 1, s, keep_lines);
+	return out;
 }
