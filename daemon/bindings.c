@@ -227,7 +227,7 @@ static int l_plugin_path(lua_State *L)
  * from the very fd config.c checked (a file only root or corrald's user
  * may write: its code runs inside corrald). */
 struct fd_reader {
-	int fd, err, first;
+	int fd, err, first, skip;
 	char buf[4096];
 };
 
@@ -235,23 +235,32 @@ static const char *read_fd(lua_State *L, void *ud, size_t *size)
 {
 	struct fd_reader *r = ud;
 	ssize_t n;
-	char *p;
+	char *p, *nl;
 
 	(void)L;
-	while ((n = read(r->fd, r->buf, sizeof r->buf)) < 0 && errno == EINTR)
-		;
-	if (n < 0)
-		r->err = errno;
-	*size = n > 0 ? (size_t)n : 0;
-	if (n > 0 && r->first && r->buf[0] == '#') {
+	for (;;) {
+		while ((n = read(r->fd, r->buf, sizeof r->buf)) < 0 && errno == EINTR)
+			;
+		if (n <= 0) {
+			r->err = n < 0 ? errno : 0;
+			*size = 0;
+			return NULL;
+		}
+		p = r->buf;
+		*size = (size_t)n;
+		if (r->first) {
+			r->first = 0;
+			r->skip = r->buf[0] == '#';
+		}
+		if (!r->skip)
+			return p;
 		/* a #! line, as loadfile skips it (its newline kept: line numbers) */
-		p = memchr(r->buf, '\n', *size);
-		*size = p ? *size - (size_t)(p - r->buf) : 0;
-		r->first = 0;
-		return p ? p : r->buf;
+		if (!(nl = memchr(p, '\n', *size)))
+			continue;
+		r->skip = 0;
+		*size -= (size_t)(nl - p);
+		return nl;
 	}
-	r->first = 0;
-	return n > 0 ? r->buf : NULL;
 }
 
 static int l_loadfile(lua_State *L)
@@ -269,7 +278,7 @@ static int l_loadfile(lua_State *L)
 		lua_pushstring(L, err);
 		return 2;
 	}
-	r->err = 0;
+	r->err = r->skip = 0;
 	r->first = 1;
 	rc = lua_load(L, read_fd, r, lua_tostring(L, -1));
 	close(r->fd);
