@@ -4,11 +4,17 @@
  * plain C copy of the normalized result; this file turns that into the
  * structs the supervisor runs from. Knows nothing of processes and uses
  * no Lua API; the reload diff is a fingerprint comparison (same()).
+ * It also decides whether a config or plugin file may be run at all:
+ * its code runs inside corrald, as root.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "crlua.h"
@@ -76,6 +82,109 @@ void cr_config_free(struct cr_config *conf)
 	free(conf->control);
 	cr_lua_close(conf->lua);
 	free(conf);
+}
+
+/* ---- whose files corrald runs --------------------------------------------- */
+
+int cr_config_allow_unsafe;
+
+static int trusted_owner(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/* What makes FILE unsafe, from what it (or DIR of its path) has: 1. */
+static int unsafe(char *err, size_t len, const char *file, const char *dir, const struct stat *st)
+{
+	snprintf(err, len, "%s: %s%s%s%s (owner uid %u, mode %04o)", file,
+		 dir ? "its directory " : "", dir ? dir : "", dir ? " is " : "",
+		 !trusted_owner(st->st_uid) ? "owned by a user other than root and corrald's"
+		 : dir ? "writable by group or others and not sticky" : "writable by group or others",
+		 (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+	return 1;
+}
+
+/* Each directory of the absolute path ABS, from / to the file's own: one
+ * that another user owns, or may write without the sticky bit, lets that
+ * user put another file in the file's place. */
+static int check_dirs(const char *file, const char *abs, char *err, size_t len)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	for (size_t i = 0; abs[i]; i++) {
+		if (abs[i] != '/')
+			continue;
+		snprintf(dir, sizeof dir, "%.*s", (int)(i ? i : 1), abs);
+		if (stat(dir, &st) < 0) {
+			snprintf(err, len, "%s: unable to check its directory %s: %s", file, dir, strerror(errno));
+			return -1;
+		}
+		if (!trusted_owner(st.st_uid) || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+			return unsafe(err, len, file, dir, &st);
+	}
+	return 0;
+}
+
+/* The file itself (as opened: fstat), then the directories of its path as
+ * given and of its real path (a symlink on the way is its directory's).
+ * 0: safe; 1: unsafe, err says why; -1: unable to tell, err says why. */
+static int check_trusted(int fd, const char *path, char *err, size_t len)
+{
+	char abs[PATH_MAX], real[PATH_MAX], cwd[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, len, "%s: unable to check: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, len, "%s: not a regular file", path);
+		return -1;
+	}
+	if (!trusted_owner(st.st_uid) || (st.st_mode & 022))
+		return unsafe(err, len, path, NULL, &st);
+	if (path[0] == '/') {
+		snprintf(abs, sizeof abs, "%s", path);
+	} else if (!getcwd(cwd, sizeof cwd)) {
+		snprintf(err, len, "%s: unable to check: the current directory: %s", path, strerror(errno));
+		return -1;
+	} else if ((size_t)snprintf(abs, sizeof abs, "%s/%s", cwd, path) >= sizeof abs) {
+		snprintf(err, len, "%s: unable to check: path too long", path);
+		return -1;
+	}
+	if (!realpath(path, real)) {
+		snprintf(err, len, "%s: unable to check: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = check_dirs(path, abs, err, len);
+	return rc ? rc : check_dirs(path, real, err, len);
+}
+
+int cr_config_open_trusted(const char *path, char *err, size_t len)
+{
+	/* O_NONBLOCK: a FIFO in the file's place must not block corrald */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc;
+	size_t n;
+
+	if (fd < 0) {
+		snprintf(err, len, "%s: unable to open: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = check_trusted(fd, path, err, len);
+	if (rc == 1 && cr_config_allow_unsafe) {
+		/* development: said, and accepted */
+		cr_warn(NULL, "%s; accepted (--allow-unsafe-config)", err);
+	} else if (rc != 0) {
+		n = strlen(err);
+		if (rc == 1)
+			snprintf(err + n, len - n, "; refused: its code would run inside corrald "
+				 "(--allow-unsafe-config accepts it)");
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Field readers for the normalized table. The Lua side guarantees types;
@@ -273,7 +382,8 @@ struct cr_config *cr_config_load(const char *path, char **err)
 	struct cr_config *conf;
 	struct cr_value *v = NULL;
 	const struct cr_value *settings, *pools;
-	char *level;
+	char *level, msg[PATH_MAX + 256];
+	int fd;
 
 	*err = NULL;
 	conf = calloc(1, sizeof *conf);
@@ -282,6 +392,12 @@ struct cr_config *cr_config_load(const char *path, char **err)
 		*err = strdup("out of memory");
 		return NULL;
 	}
+	/* checked here; Lua opens it again by a path no one else may change */
+	if ((fd = cr_config_open_trusted(path, msg, sizeof msg)) < 0) {
+		*err = strdup(msg);
+		goto fail;
+	}
+	close(fd);
 	if (cr_preflight(path, PREFLIGHT_SECONDS, err) < 0)
 		goto fail;
 	conf->lua = cr_lua_load_config(path, &v, err);

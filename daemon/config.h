@@ -2,6 +2,7 @@
 #ifndef CR_CONFIG_H
 #define CR_CONFIG_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct cr_lua;
@@ -76,6 +77,17 @@ struct cr_config {
 	struct cr_pool_conf **pools;
 	struct cr_lua *lua;	/* the state the file ran in (hooks live there) */
 };
+
+/* Config and plugin files are code corrald runs as its own user (root):
+ * only root or corrald's user may own or write them and the directories
+ * above them. cr_config_allow_unsafe (--allow-unsafe-config) turns the
+ * refusal into a warning, for development. */
+extern int cr_config_allow_unsafe;
+
+/* Opens PATH for reading (O_CLOEXEC) and checks the file it got (fstat)
+ * and the directories of its path. Returns the fd, or -1 with one line in
+ * err naming the file, its owner and mode. */
+int cr_config_open_trusted(const char *path, char *err, size_t len);
 
 /* Runs the file. On error returns NULL and sets *err to one line naming
  * file and line (free it). */

@@ -70,18 +70,27 @@ static const char *lua_dir(void)
 	return dir;
 }
 
+static const struct option longopts[] = {
+	{ "allow-unsafe-config", no_argument, NULL, 'U' },	/* no short form: on purpose */
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: corrald [-tvqhV] [-c FILE] [-g CGROUP] [-s SOCKET]\n"
+		"usage: corrald [-tvqhV] [-c FILE] [-g CGROUP] [-s SOCKET] [--allow-unsafe-config]\n"
 		"  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 		"  -s PATH  control socket (overrides settings.control)\n"
 		"  -g PATH  cgroup base below the cgroup2 mount (overrides settings.cgroup)\n"
 		"  -t       check the configuration and exit\n"
 		"  -v       log debug detail\n"
 		"  -q       log only warnings and errors\n"
-		"  -h       show this help\n"
+		"  -h       show this help (also --help)\n"
 		"  -V       show the version\n"
+		"  --allow-unsafe-config\n"
+		"           run config and plugin files that users other than root (or\n"
+		"           corrald's) may write: for development only\n"
 		"signals: HUP reloads the configuration, TERM or INT stops\n");
 }
 
@@ -95,8 +104,9 @@ int main(int argc, char **argv)
 	char *lerr = NULL;
 
 	cr_proctitle_init(argc, argv);
-	while ((opt = getopt(argc, argv, "c:g:s:tvqhV")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:g:s:tvqhV", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'U': cr_config_allow_unsafe = 1; break;
 		case 'c': file = optarg; break;
 		case 's': control = optarg; break;
 		case 'g': cgroup = optarg; break;

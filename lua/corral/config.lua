@@ -613,7 +613,8 @@ function M.load(path)
         if h then h:close(); file = candidate; break end
       end
       if not file then fail(2, what, nil, ("not found in %s"):format(search)) end
-      local chunk, err = loadfile(file)
+      -- its code runs inside corrald: only root (or corrald's user) may write it
+      local chunk, err = core.loadfile(file)
       if not chunk then error(clean_message(err), 0) end
       local penv = setmetatable({}, {
         __index = base_globals(),
