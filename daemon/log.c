@@ -18,10 +18,10 @@
  * Nor may a worker make corrald log without bound: in corrald, lines at
  * info to warn about a worker or a process (what a worker can cause) are
  * limited to LIMIT_LINES per LIMIT_EVERY seconds for each message and
- * source; the rest are counted, and said once the interval is over. Debug
- * lines (-v) are all kept, errors and alerts too. Control characters in
- * a line are written as \xNN: text a worker chose (a STATUS=) cannot move
- * an operator's terminal or forge a line.
+ * source; the rest are counted, and said with corrald's first line after
+ * the interval. Debug lines (-v) are all kept, errors and alerts too.
+ * Control characters but tab are written as \xNN: text a worker chose (a
+ * STATUS=) cannot move an operator's terminal or forge a line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,8 +121,9 @@ int cr_log_detect_journal(void)
 
 /* ---- escaping ------------------------------------------------------------ */
 
-/* src into dst (size > 0, NUL-terminated), control characters as \xNN;
- * cut where dst is full, never within an escape. The length. */
+/* src into dst (size > 0, NUL-terminated), control characters as \xNN
+ * but tab (harmless, and Lua's tracebacks indent with it); cut where dst
+ * is full, never within an escape. The length. */
 static size_t escape(char *dst, size_t size, const char *src)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -130,7 +131,7 @@ static size_t escape(char *dst, size_t size, const char *src)
 
 	for (; *src; src++) {
 		unsigned char c = (unsigned char)*src;
-		if (c < 0x20 || c == 0x7f) {
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
 			if (n + 4 >= size)
 				break;
 			dst[n++] = '\\';

@@ -98,8 +98,8 @@ $t->wait_control;
 $t->wait_log(qr/ info pool ready \(1\/1 workers\) pool=esc$/, name => 'esc: ready');
 my ($status) = $t->log_lines(qr/ debug notify: STATUS=a.* pool=esc /);
 is(($status // '') =~ s/^\S+ //r =~ s/ worker=.*//r,
-   'debug notify: STATUS=a\x1b]0;pwned\x07\x09b\x7fc\x01d pool=esc',
-   'STATUS= logged with its control characters escaped');
+   "debug notify: STATUS=a\\x1b]0;pwned\\x07\tb\\x7fc\\x01d pool=esc",
+   'STATUS= logged with its control characters escaped (but tab)');
 ok(scalar $t->log_lines(qr/ info line one\\x0awarn forged line\\x1b\[31m pool=esc worker=1 pid=\d+$/),
    'a worker\'s log line with a newline and an escape: one line, escaped');
 ok(!$t->log_lines(qr/^warn forged/), 'no forged line');
