@@ -32,8 +32,10 @@
 #define NOTIFY_MAX 4096
 
 /* A flood must not cost corrald its loop: at most NOTIFY_BUDGET
- * datagrams a wakeup, then a pause of NOTIFY_PAUSE seconds before the
- * next (the kernel's queue holds the rest, their senders wait); and each
+ * datagrams every NOTIFY_PAUSE seconds, after which the socket is left
+ * alone until that time is over (the kernel's queue holds the rest, their
+ * senders wait: with a short queue, a flood is many small wakeups, so a
+ * budget of each wakeup alone would not do); and each
  * sending process SENDER_RATE a second, after a burst of SENDER_BURST
  * (a pool of workers all coming up at once, a worker's status), the
  * excess dropped before the work of finding its worker, and counted. */
@@ -61,6 +63,8 @@ static struct {
 	int sock;
 	ev_io io;
 	ev_timer pause;
+	double window;		/* when the current NOTIFY_PAUSE began */
+	int taken;		/* datagrams read since */
 	struct sender senders[SENDER_SLOTS];
 	char name[64];
 	void (*on_message)(pid_t sender, const struct cr_notify_msg *m);
@@ -363,8 +367,14 @@ static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
+	double now = ev_now(loop);
+
 	(void)revents;
-	for (int budget = 0; budget < NOTIFY_BUDGET; budget++) {
+	if (now - N.window >= NOTIFY_PAUSE) {
+		N.window = now;
+		N.taken = 0;
+	}
+	for (; N.taken < NOTIFY_BUDGET; N.taken++) {
 		char buf[NOTIFY_MAX + 1];
 		struct cr_unixmsg_extra x;
 		struct cr_notify_msg m;
@@ -396,7 +406,7 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	/* the budget is spent and more may wait: a pause, not a spin */
 	ev_io_stop(loop, io);
-	ev_timer_set(&N.pause, NOTIFY_PAUSE, 0);
+	ev_timer_set(&N.pause, N.window + NOTIFY_PAUSE - now, 0);
 	ev_timer_start(loop, &N.pause);
 }
 
