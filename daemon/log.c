@@ -237,6 +237,7 @@ static int limit_pass(enum cr_level level, const struct cr_who *who, const char 
 {
 	double now = mono_now();
 	struct limit *l;
+	char pool[64];
 
 	if (own())
 		limit_report(now);
@@ -253,18 +254,24 @@ static int limit_pass(enum cr_level level, const struct cr_who *who, const char 
 		return 1;
 	}
 	l->suppressed++;
-	snprintf(l->last, sizeof l->last, "%.100s%s%.40s", msg, who->pool ? " pool=" : "", who->pool ? who->pool : "");
+	if (who->pool)
+		escape(pool, sizeof pool, who->pool);
+	snprintf(l->last, sizeof l->last, "%.100s%s%.40s", msg, who->pool ? " pool=" : "", who->pool ? pool : "");
 	return 0;
 }
 
 /* ---- the journal's native protocol ---------------------------------------- */
 
-/* Our socket to journald, made non-blocking: one per process (a child
- * may have closed its parent's, or have another file on that fd). */
+/* Our socket to journald, non-blocking and not connected (each line is
+ * sent to the path, so a journald that restarted gets it): one per
+ * process (a child may have closed its parent's, or have another file on
+ * that fd). */
+static struct sockaddr_un journal_addr = { .sun_family = AF_UNIX };
+static socklen_t journal_addrlen;
+
 static int journal_fd(void)
 {
 	const char *path = getenv("CORRAL_JOURNAL_SOCKET");	/* tests only */
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len;
 
 	if (L.jfd >= 0 && L.jpid == getpid())
@@ -274,14 +281,11 @@ static int journal_fd(void)
 	if (!path || !*path)
 		path = "/run/systemd/journal/socket";
 	len = strlen(path);
-	if (len >= sizeof sa.sun_path)
+	if (len >= sizeof journal_addr.sun_path)
 		return -1;
-	memcpy(sa.sun_path, path, len);
+	memcpy(journal_addr.sun_path, path, len + 1);
+	journal_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
 	L.jfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (L.jfd >= 0 && connect(L.jfd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1)) < 0) {
-		close(L.jfd);
-		L.jfd = -1;
-	}
 	return L.jfd;
 }
 
@@ -338,6 +342,8 @@ static int journal_send(enum cr_level level, const struct cr_who *who, const cha
 		snprintf(pid, sizeof pid, "%d", (int)who->pid);
 		field(&f, "CORRAL_PID", pid);
 	}
+	mh.msg_name = &journal_addr;
+	mh.msg_namelen = journal_addrlen;
 	mh.msg_iov = f.iov;
 	mh.msg_iovlen = (size_t)f.n;
 	while ((r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EINTR)
