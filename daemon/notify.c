@@ -34,11 +34,11 @@
 /* A flood must not cost corrald its loop: at most NOTIFY_BUDGET
  * datagrams every NOTIFY_PAUSE seconds, after which the socket is left
  * alone until that time is over (the kernel's queue holds the rest, their
- * senders wait: with a short queue, a flood is many small wakeups, so a
- * budget of each wakeup alone would not do); and each
- * sending process SENDER_RATE a second, after a burst of SENDER_BURST
- * (a pool of workers all coming up at once, a worker's status), the
- * excess dropped before the work of finding its worker, and counted. */
+ * senders wait; with a short queue a flood is many small wakeups, so a
+ * budget per wakeup would not do). And each sending process is heard
+ * SENDER_RATE times a second after a burst of SENDER_BURST (a worker's
+ * start, its statuses), the excess dropped before the work of finding
+ * its worker, and counted. */
 #define NOTIFY_BUDGET 64
 #define NOTIFY_PAUSE 0.01
 #define SENDER_RATE 200.0
