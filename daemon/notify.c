@@ -31,6 +31,28 @@
 /* A datagram larger than this is not a notification. */
 #define NOTIFY_MAX 4096
 
+/* A flood must not cost corrald its loop: at most NOTIFY_BUDGET
+ * datagrams every NOTIFY_PAUSE seconds, after which the socket is left
+ * alone until that time is over (the kernel's queue holds the rest, their
+ * senders wait; with a short queue a flood is many small wakeups, so a
+ * budget per wakeup would not do). And each sending process is heard
+ * SENDER_RATE times a second after a burst of SENDER_BURST (a worker's
+ * start, its statuses), the excess dropped before the work of finding
+ * its worker, and counted. */
+#define NOTIFY_BUDGET 64
+#define NOTIFY_PAUSE 0.01
+#define SENDER_RATE 200.0
+#define SENDER_BURST 2048.0
+#define SENDER_SLOTS 32
+#define SENDER_SAY_EVERY 5.0
+
+struct sender {
+	pid_t pid;		/* 0: a free slot */
+	double tokens, at;	/* the bucket, when last filled */
+	unsigned long dropped;	/* not said yet */
+	double said;
+};
+
 static struct {
 	struct ev_loop *loop;
 	ev_timer watchdog;
@@ -40,6 +62,10 @@ static struct {
 	int managed;		/* a service manager listens (NOTIFY_SOCKET) */
 	int sock;
 	ev_io io;
+	ev_timer pause;
+	double window;		/* when the current NOTIFY_PAUSE began */
+	int taken;		/* datagrams read since */
+	struct sender senders[SENDER_SLOTS];
 	char name[64];
 	void (*on_message)(pid_t sender, const struct cr_notify_msg *m);
 } N = { .sock = -1 };
@@ -289,12 +315,66 @@ int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const ch
 
 /* ---- inward: the socket ------------------------------------------------- */
 
+/* The bucket of a sending process: its own, or the least recently used
+ * one's, refilled. */
+static struct sender *sender_of(pid_t pid, double now)
+{
+	struct sender *s, *victim = &N.senders[0];
+
+	for (s = N.senders; s < N.senders + SENDER_SLOTS; s++) {
+		if (s->pid == pid)
+			goto fill;
+		if (victim->pid && (!s->pid || s->at < victim->at))
+			victim = s;
+	}
+	s = victim;
+	*s = (struct sender){ .pid = pid, .tokens = SENDER_BURST, .at = now };
+fill:
+	s->tokens += (now - s->at) * SENDER_RATE;
+	if (s->tokens > SENDER_BURST)
+		s->tokens = SENDER_BURST;
+	s->at = now;
+	return s;
+}
+
+/* Whether a process may be heard now; else its datagram is counted, and
+ * the count said at most every SENDER_SAY_EVERY seconds. */
+static int sender_pass(pid_t pid)
+{
+	double now = ev_now(N.loop);
+	struct sender *s = sender_of(pid, now);
+
+	if (s->tokens >= 1) {
+		s->tokens -= 1;
+		return 1;
+	}
+	s->dropped++;
+	if (now - s->said >= SENDER_SAY_EVERY) {
+		cr_warn(&(struct cr_who){ .pid = pid }, "notify: dropped %lu datagrams of a process that sends "
+			"more than %g a second", s->dropped, SENDER_RATE);
+		s->dropped = 0;
+		s->said = now;
+	}
+	return 0;
+}
+
+static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	ev_io_start(loop, &N.io);
+}
+
 static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	(void)loop;
-	(void)io;
+	double now = ev_now(loop);
+
 	(void)revents;
-	for (int budget = 0; budget < 64; budget++) {
+	if (now - N.window >= NOTIFY_PAUSE) {
+		N.window = now;
+		N.taken = 0;
+	}
+	for (; N.taken < NOTIFY_BUDGET; N.taken++) {
 		char buf[NOTIFY_MAX + 1];
 		struct cr_unixmsg_extra x;
 		struct cr_notify_msg m;
@@ -312,6 +392,8 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 			cr_debug(NULL, "notify: dropped a datagram without sender credentials");
 			continue;
 		}
+		if (!sender_pass(x.cred.pid))
+			continue;
 		if (n > NOTIFY_MAX || x.truncated) {
 			cr_debug(&(struct cr_who){ .pid = x.cred.pid }, "notify: dropped a truncated datagram (%zd bytes)", n);
 			continue;
@@ -322,6 +404,10 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		N.on_message(x.cred.pid, &m);
 	}
+	/* the budget is spent and more may wait: a pause, not a spin */
+	ev_io_stop(loop, io);
+	ev_timer_set(&N.pause, N.window + NOTIFY_PAUSE - now, 0);
+	ev_timer_start(loop, &N.pause);
 }
 
 /* A fresh name for the workers' socket: 128 random bits, so nobody can
@@ -387,6 +473,7 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 		goto fail;
 	cr_info(NULL, "notify: workers' socket is %s", N.name);
 	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
+	ev_timer_init(&N.pause, pause_cb, 0, 0);
 	/* read before the timers that ran out in the same turn of the loop:
 	 * a WATCHDOG=1 that came in time, while corrald was held up (a busy
 	 * machine, SIGSTOP), resets the watchdog instead of losing to it */
@@ -409,6 +496,7 @@ void cr_notify_close(void)
 	if (N.sock < 0)
 		return;
 	ev_io_stop(N.loop, &N.io);
+	ev_timer_stop(N.loop, &N.pause);
 	close(N.sock);
 	N.sock = -1;
 }

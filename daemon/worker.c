@@ -236,6 +236,30 @@ void cr_worker_ready(struct cr_worker *w)
 	cr_pool_mark_dirty(w->pool);
 }
 
+/* How many messages of the channel one wakeup reads: a worker that keeps
+ * writing cannot hold the loop. */
+#define CHAN_BUDGET 64
+
+/* The channel is corral's own protocol: anything else on it (a message
+ * of another size or type, a second error) means a broken or hostile
+ * worker. Said once; the channel is closed and the worker aborted, and
+ * replaced as any other that fails. */
+static void chan_violation(struct cr_worker *w, ssize_t n)
+{
+	char why[128];
+
+	snprintf(why, sizeof why, "worker sent a message of %zd bytes on its channel that is not corral's", n);
+	ev_io_stop(cr_sv.loop, &w->chan_io);
+	close(w->chan);
+	w->chan = -1;
+	if (w->state < W_STOPPING) {
+		cr_worker_abort(w, why);
+	} else {
+		struct cr_who who = cr_worker_who(w);
+		cr_warn(&who, "%s", why);	/* stopping already: its KILL is on the way */
+	}
+}
+
 /* The channel: messages from the worker; EOF without an error before it
  * means the exec succeeded (the worker's end is close-on-exec) or the
  * worker is gone. */
@@ -245,13 +269,13 @@ static void worker_read_chan(struct cr_worker *w)
 	struct cr_chan_msg m;
 	ssize_t n;
 
-	while (w->chan >= 0) {
-		n = recv(w->chan, &m, sizeof m, MSG_DONTWAIT);
+	for (int budget = 0; w->chan >= 0 && budget < CHAN_BUDGET; budget++) {
+		n = recv(w->chan, &m, sizeof m, MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_ERROR) {
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_ERROR && !w->has_exec_error) {
 			w->has_exec_error = 1;
 			/* CR_STEP_HOOK: the worker logged the hook's error itself */
 			if (m.step == CR_STEP_EXEC)
@@ -277,8 +301,8 @@ static void worker_read_chan(struct cr_worker *w)
 			continue;
 		}
 		if (n > 0) {
-			cr_warn(&who, "worker sent a message of %zd bytes that is not corral's, ignored", n);
-			continue;
+			chan_violation(w, n);
+			return;
 		}
 		/* EOF (or a broken channel): the child is past exec or gone */
 		ev_io_stop(cr_sv.loop, &w->chan_io);
