@@ -202,20 +202,65 @@ int cr_layout_attribute(const char *cgpath, char *pool, size_t n, unsigned *id)
 	return 0;
 }
 
-void cr_layout_finish(void)
+/* Logs what keeps dir from going: it and each cgroup below it, with the
+ * pids in each. */
+static void report_left(const struct cr_who *who, const char *dir, int depth)
+{
+	char pids[1024], sub[PATH_MAX];
+	ssize_t n = cr_cgroup_read(dir, "cgroup.procs", pids, sizeof pids);
+	struct dirent *e;
+	DIR *d;
+
+	for (ssize_t i = 0; i < n; i++)
+		if (pids[i] == '\n')
+			pids[i] = i == n - 1 ? 0 : ' ';
+	cr_error(who, "cgroup: left behind: %s (pids: %s)", dir, n > 0 ? pids : "none");
+	if (depth > 8 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		if (e->d_type == DT_DIR && e->d_name[0] != '.' && path_join(sub, sizeof sub, dir, e->d_name) == 0)
+			report_left(who, sub, depth + 1);
+	closedir(d);
+}
+
+int cr_layout_remove_pool(const char *pool)
+{
+	struct cr_who who = { .pool = pool };
+	char dir[PATH_MAX];
+	int rc;
+
+	if (cr_layout_proto_dir(dir, sizeof dir, pool) == 0)
+		cr_cgroup_rmdir(dir);
+	if (cr_layout_pool_dir(dir, sizeof dir, pool) < 0 || (rc = cr_cgroup_rmdir(dir)) == 0)
+		return 0;
+	cr_error(&who, "cgroup: unable to remove the pool's cgroup %s: %s", dir, strerror(-rc));
+	report_left(&who, dir, 0);
+	return -1;
+}
+
+int cr_layout_finish(void)
 {
 	char leaf[PATH_MAX + 16];
+	int rc;
 
 	if (!base[0] || !origin[0])
-		return;
+		return 0;
 	/* leave the tree as we found it: back where we came from, then our
 	 * leaf and, when we made it, the base go */
 	snprintf(leaf, sizeof leaf, "%s/corrald", base);
 	if (strcmp(origin, leaf) == 0 || cr_cgroup_attach(origin, getpid()) < 0)
-		return;
-	cr_cgroup_rmdir(leaf);
-	if (base_is_ours)
-		cr_cgroup_rmdir(base);
+		return 0;
+	if ((rc = cr_cgroup_rmdir(leaf)) < 0) {
+		cr_error(NULL, "cgroup: unable to remove %s: %s", leaf, strerror(-rc));
+		report_left(NULL, leaf, 0);
+		return -1;
+	}
+	if (base_is_ours && (rc = cr_cgroup_rmdir(base)) < 0) {
+		/* what is left in it was named already, or is not corral's */
+		cr_error(NULL, "cgroup: unable to remove the base %s: %s", base, strerror(-rc));
+		return -1;
+	}
+	return 0;
 }
 
 /* "memory.max" -> "memory" */

@@ -121,6 +121,7 @@ extern struct cr_supervisor {
 	struct cr_proto *protos;	/* every prototype not yet reaped and closed */
 	int stopping, verbose;
 	int dirty;			/* some pool is */
+	unsigned left_behind;		/* cgroups not removed, a stop given up */
 	struct cr_queued *events, **events_tail;	/* not yet delivered */
 } cr_sv;
 

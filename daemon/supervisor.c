@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -56,11 +57,16 @@
  * keeps making events is served again on the next one. */
 #define MAX_ROUNDS 64
 
+/* A stop waits this long after the last KILL is due (the longest
+ * stop_timeout) for what was killed to go; then it gives up on the rest. */
+#define STOP_GRACE 5.0
+
 static struct {
 	ev_signal sigterm, sigint;
 	ev_child child;
 	ev_prepare prepare;
 	ev_idle more;			/* events left after MAX_ROUNDS */
+	ev_timer deadline;		/* of a stop */
 } S;
 
 /* ---- pools -------------------------------------------------------------- */
@@ -113,13 +119,9 @@ struct cr_pool *cr_pool_new(struct cr_pool_conf *pc)
 
 static void pool_free(struct cr_pool *pool)
 {
-	char dir[PATH_MAX];
-
 	cr_cgwatch_remove(pool->watch);
-	if (cr_layout_proto_dir(dir, sizeof dir, pool->name) == 0)
-		cr_cgroup_rmdir(dir);
-	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
-		cr_cgroup_rmdir(dir);
+	if (cr_layout_remove_pool(pool->name) < 0)
+		cr_sv.left_behind++;
 	TAILQ_REMOVE(&cr_sv.pools, pool, link);
 	ev_timer_stop(cr_sv.loop, &pool->retry);
 	cr_pool_conf_unref(pool->conf);
@@ -430,10 +432,33 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	begin_stop(sigabbrev_np(sig->signum));
 }
 
+/* What would not die: corrald names it when it exits (cr_supervisor_finish)
+ * and exits with status 3. */
+static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	cr_error(NULL, "stop: not everything is gone %.0fs after the last KILL; giving up on what is left",
+		 STOP_GRACE);
+	cr_sv.left_behind++;
+	ev_break(loop, EVBREAK_ALL);
+}
+
 static void begin_stop(const char *why)
 {
 	struct cr_pool *pool;
+	struct cr_worker *w;
+	ev_tstamp longest = 0;
 
+	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
+		if (pool->conf->stop_timeout > longest)
+			longest = pool->conf->stop_timeout;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			if (w->conf->stop_timeout > longest)
+				longest = w->conf->stop_timeout;
+	}
+	ev_timer_init(&S.deadline, deadline_cb, longest + STOP_GRACE, 0);
+	ev_timer_start(cr_sv.loop, &S.deadline);
 	cr_info(NULL, "stopping (%s)", why);
 	cr_manager_stopping();
 	cr_sv.stopping = 1;
@@ -474,10 +499,33 @@ void cr_supervisor_activate(struct cr_config *conf)
 	cr_supervisor_queue("config", NULL);
 }
 
-void cr_supervisor_finish(void)
+/* At exit, what still runs in a pool's cgroup (a start that failed half
+ * way, a stop that gave up) is killed, and given a bounded while to go. */
+static void kill_the_rest(void)
+{
+	struct cr_pool *pool;
+	char dir[PATH_MAX];
+	int left = 0;
+
+	TAILQ_FOREACH(pool, &cr_sv.pools, link)
+		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 && cr_cgroup_populated(dir) > 0) {
+			cr_cgroup_kill(dir);
+			left = 1;
+		}
+	for (int i = 0; left && i < 100; i++) {
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+		left = 0;
+		TAILQ_FOREACH(pool, &cr_sv.pools, link)
+			if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 && cr_cgroup_populated(dir) > 0)
+				left = 1;
+	}
+}
+
+int cr_supervisor_finish(void)
 {
 	struct cr_pool *pool;
 
+	kill_the_rest();
 	while ((pool = TAILQ_FIRST(&cr_sv.pools))) {
 		while (!TAILQ_EMPTY(&pool->workers))
 			cr_worker_free(TAILQ_FIRST(&pool->workers));
@@ -494,6 +542,7 @@ void cr_supervisor_finish(void)
 	cr_manager_finish();
 	cr_cgwatch_finish();
 	if (cr_sv.loop) {
+		ev_timer_stop(cr_sv.loop, &S.deadline);
 		ev_prepare_stop(cr_sv.loop, &S.prepare);
 		ev_idle_stop(cr_sv.loop, &S.more);
 		ev_child_stop(cr_sv.loop, &S.child);
@@ -502,6 +551,7 @@ void cr_supervisor_finish(void)
 	}
 	cr_config_free(cr_sv.conf);
 	cr_sv.conf = NULL;
+	return cr_sv.left_behind;
 }
 
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose)
@@ -520,6 +570,7 @@ int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbos
 	ev_prepare_init(&S.prepare, prepare_cb);
 	ev_prepare_start(loop, &S.prepare);
 	ev_idle_init(&S.more, more_cb);
+	ev_timer_init(&S.deadline, deadline_cb, 0, 0);
 	cr_manager_init(loop);
 	if ((rc = cr_cgwatch_init(loop)) < 0) {
 		cr_error(NULL, "unable to create an inotify instance: %s", strerror(-rc));
