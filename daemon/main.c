@@ -21,6 +21,7 @@
 #include "config.h"
 #include "control.h"
 #include "crlua.h"
+#include "fdneed.h"
 #include "layout.h"
 #include "log.h"
 #include "manager.h"
@@ -145,6 +146,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* a pool of a thousand workers holds a few fds each in corrald */
 	cr_spawn_raise_nofile();
+	if (cr_fdneed_config(conf, err, sizeof err) < 0) {
+		cr_error(NULL, "%s", err);
+		cr_config_free(conf);
+		return 1;
+	}
 	cr_spawn_force_pipe_placement = getenv("CORRAL_PIPE_PLACEMENT") != NULL;
 
 	/* into our cgroup leaf before any process is made */
