@@ -24,6 +24,11 @@ static char mount_point[PATH_MAX];
 static char base[PATH_MAX];
 static char origin[PATH_MAX];	/* where corrald was before its leaf */
 static int base_is_ours;	/* we created base: remove it at exit */
+/* cgroups in base that are not corral's, left alone at start: what keeps
+ * the base at exit when nothing else does */
+#define MAX_FOREIGN 16
+static char foreign[MAX_FOREIGN][256];
+static unsigned nforeign;
 
 const char *cr_layout_base(void)
 {
@@ -71,6 +76,24 @@ static pid_t other_corrald(const char *leaf)
 	return 0;
 }
 
+/* A pool's cgroup holds prototype/ or workers' (numbered) cgroups; the
+ * prototype's comes and goes with each prototype. */
+static int looks_like_pool(const char *dir)
+{
+	struct dirent *e;
+	int found = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while (!found && (e = readdir(d)))
+		found = e->d_type == DT_DIR && (!strcmp(e->d_name, "prototype") ||
+			(e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+			 strspn(e->d_name, "0123456789") == strlen(e->d_name)));
+	closedir(d);
+	return found;
+}
+
 /* Pools of an earlier corrald that was killed: kill what runs in them
  * and remove them. */
 static int remove_leftovers(void)
@@ -89,17 +112,17 @@ static int remove_leftovers(void)
 			continue;
 		/* only what looks like a pool of ours (it has a prototype/):
 		 * a base shared by mistake must not cost others their cgroups.
-		 * But a pool's cgroup is made and removed in two steps (POOL/,
-		 * POOL/prototype): a corrald killed between them leaves POOL/
+		 * A corrald killed while a pool had neither leaves POOL/
 		 * empty. rmdir takes only an empty cgroup, one with no process
 		 * and no child cgroup: that holds nothing of anyone's. */
-		char proto[PATH_MAX + 16];
-		snprintf(proto, sizeof proto, "%s/prototype", sub);
-		if (access(proto, F_OK) != 0) {
+		if (!looks_like_pool(sub)) {
 			if (rmdir(sub) == 0)
 				removed++;
-			else
+			else {
 				cr_warn(NULL, "cgroup: %s is not a pool of corral's, left alone", sub);
+				if (nforeign < MAX_FOREIGN)
+					snprintf(foreign[nforeign++], sizeof *foreign, "%s", e->d_name);
+			}
 			continue;
 		}
 		int rc = cr_cgroup_destroy(sub);
@@ -202,6 +225,27 @@ int cr_layout_attribute(const char *cgpath, char *pool, size_t n, unsigned *id)
 	return 0;
 }
 
+/* Whether all that keeps the base is what was not corral's at start. */
+static int only_foreign_left(void)
+{
+	struct dirent *e;
+	int ours = 0;
+	DIR *d = opendir(base);
+
+	if (!d)
+		return 0;
+	while (!ours && (e = readdir(d))) {
+		unsigned i;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		for (i = 0; i < nforeign && strcmp(foreign[i], e->d_name); i++)
+			;
+		ours = i == nforeign;
+	}
+	closedir(d);
+	return !ours;
+}
+
 /* Logs what keeps dir from going: it and each cgroup below it, with the
  * pids in each. */
 static void report_left(const struct cr_who *who, const char *dir, int depth)
@@ -256,7 +300,11 @@ int cr_layout_finish(void)
 		return -1;
 	}
 	if (base_is_ours && (rc = cr_cgroup_rmdir(base)) < 0) {
-		/* what is left in it was named already, or is not corral's */
+		if (only_foreign_left()) {
+			cr_warn(NULL, "cgroup: the base %s stays: it holds cgroups that are not corral's", base);
+			return 0;
+		}
+		/* what is left in it was named already */
 		cr_error(NULL, "cgroup: unable to remove the base %s: %s", base, strerror(-rc));
 		return -1;
 	}
