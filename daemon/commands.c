@@ -8,6 +8,7 @@
 #include <sys/pidfd.h>
 
 #include "commands.h"
+#include "fdneed.h"
 #include "log.h"
 #include "pool.h"
 #include "supervisor.h"
@@ -22,6 +23,14 @@ static struct cr_worker *live_worker(struct cr_pool *pool, unsigned id)
 	return NULL;
 }
 
+/* Why the last scale was refused with -EMFILE. */
+static char refusal[512];
+
+const char *cr_pool_scale_refusal(void)
+{
+	return refusal;
+}
+
 int cr_pool_scale(const char *name, unsigned n)
 {
 	struct cr_pool *pool = cr_supervisor_pool(name);
@@ -31,6 +40,10 @@ int cr_pool_scale(const char *name, unsigned n)
 		return -ENOENT;
 	if (n > 10000)
 		return -ERANGE;
+	if (n > pool->target && cr_fdneed_scale(name, n, refusal, sizeof refusal) < 0) {
+		cr_error(&who, "scale to %u refused: %s", n, refusal);
+		return -EMFILE;
+	}
 	cr_info(&who, "scaling from %u to %u workers (until the next reload)", pool->target, n);
 	pool->target = n;
 	cr_pool_mark_dirty(pool);

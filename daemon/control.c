@@ -220,6 +220,8 @@ static void result(struct cr_buf *b, int rc, const char *pool, unsigned id)
 		reply_error(b, "not-found", "no such worker: %s/%u", pool, id);
 	else if (rc == -ERANGE)
 		reply_error(b, "bad-request", "out of range");
+	else if (rc == -EMFILE)
+		reply_error(b, "failed", "%s", cr_pool_scale_refusal());
 	else if (rc < 0)
 		reply_error(b, "failed", "%s", strerror(-rc));
 	else

@@ -24,6 +24,11 @@ static char mount_point[PATH_MAX];
 static char base[PATH_MAX];
 static char origin[PATH_MAX];	/* where corrald was before its leaf */
 static int base_is_ours;	/* we created base: remove it at exit */
+/* cgroups in base that are not corral's, left alone at start: what keeps
+ * the base at exit when nothing else does */
+#define MAX_FOREIGN 16
+static char foreign[MAX_FOREIGN][256];
+static unsigned nforeign;
 
 const char *cr_layout_base(void)
 {
@@ -71,6 +76,24 @@ static pid_t other_corrald(const char *leaf)
 	return 0;
 }
 
+/* A pool's cgroup holds prototype/ or workers' (numbered) cgroups; the
+ * prototype's comes and goes with each prototype. */
+static int looks_like_pool(const char *dir)
+{
+	struct dirent *e;
+	int found = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while (!found && (e = readdir(d)))
+		found = e->d_type == DT_DIR && (!strcmp(e->d_name, "prototype") ||
+			(e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+			 strspn(e->d_name, "0123456789") == strlen(e->d_name)));
+	closedir(d);
+	return found;
+}
+
 /* Pools of an earlier corrald that was killed: kill what runs in them
  * and remove them. */
 static int remove_leftovers(void)
@@ -89,17 +112,17 @@ static int remove_leftovers(void)
 			continue;
 		/* only what looks like a pool of ours (it has a prototype/):
 		 * a base shared by mistake must not cost others their cgroups.
-		 * But a pool's cgroup is made and removed in two steps (POOL/,
-		 * POOL/prototype): a corrald killed between them leaves POOL/
+		 * A corrald killed while a pool had neither leaves POOL/
 		 * empty. rmdir takes only an empty cgroup, one with no process
 		 * and no child cgroup: that holds nothing of anyone's. */
-		char proto[PATH_MAX + 16];
-		snprintf(proto, sizeof proto, "%s/prototype", sub);
-		if (access(proto, F_OK) != 0) {
+		if (!looks_like_pool(sub)) {
 			if (rmdir(sub) == 0)
 				removed++;
-			else
+			else {
 				cr_warn(NULL, "cgroup: %s is not a pool of corral's, left alone", sub);
+				if (nforeign < MAX_FOREIGN)
+					snprintf(foreign[nforeign++], sizeof *foreign, "%s", e->d_name);
+			}
 			continue;
 		}
 		int rc = cr_cgroup_destroy(sub);
@@ -202,20 +225,90 @@ int cr_layout_attribute(const char *cgpath, char *pool, size_t n, unsigned *id)
 	return 0;
 }
 
-void cr_layout_finish(void)
+/* Whether all that keeps the base is what was not corral's at start. */
+static int only_foreign_left(void)
+{
+	struct dirent *e;
+	int ours = 0;
+	DIR *d = opendir(base);
+
+	if (!d)
+		return 0;
+	while (!ours && (e = readdir(d))) {
+		unsigned i;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		for (i = 0; i < nforeign && strcmp(foreign[i], e->d_name); i++)
+			;
+		ours = i == nforeign;
+	}
+	closedir(d);
+	return !ours;
+}
+
+/* Logs what keeps dir from going: it and each cgroup below it, with the
+ * pids in each. */
+static void report_left(const struct cr_who *who, const char *dir, int depth)
+{
+	char pids[1024], sub[PATH_MAX];
+	ssize_t n = cr_cgroup_read(dir, "cgroup.procs", pids, sizeof pids);
+	struct dirent *e;
+	DIR *d;
+
+	for (ssize_t i = 0; i < n; i++)
+		if (pids[i] == '\n')
+			pids[i] = i == n - 1 ? 0 : ' ';
+	cr_error(who, "cgroup: left behind: %s (pids: %s)", dir, n > 0 ? pids : "none");
+	if (depth > 8 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		if (e->d_type == DT_DIR && e->d_name[0] != '.' && path_join(sub, sizeof sub, dir, e->d_name) == 0)
+			report_left(who, sub, depth + 1);
+	closedir(d);
+}
+
+int cr_layout_remove_pool(const char *pool)
+{
+	struct cr_who who = { .pool = pool };
+	char dir[PATH_MAX];
+	int rc;
+
+	if (cr_layout_proto_dir(dir, sizeof dir, pool) == 0)
+		cr_cgroup_rmdir(dir);
+	if (cr_layout_pool_dir(dir, sizeof dir, pool) < 0 || (rc = cr_cgroup_rmdir(dir)) == 0)
+		return 0;
+	cr_error(&who, "cgroup: unable to remove the pool's cgroup %s: %s", dir, strerror(-rc));
+	report_left(&who, dir, 0);
+	return -1;
+}
+
+int cr_layout_finish(void)
 {
 	char leaf[PATH_MAX + 16];
+	int rc;
 
 	if (!base[0] || !origin[0])
-		return;
+		return 0;
 	/* leave the tree as we found it: back where we came from, then our
 	 * leaf and, when we made it, the base go */
 	snprintf(leaf, sizeof leaf, "%s/corrald", base);
 	if (strcmp(origin, leaf) == 0 || cr_cgroup_attach(origin, getpid()) < 0)
-		return;
-	cr_cgroup_rmdir(leaf);
-	if (base_is_ours)
-		cr_cgroup_rmdir(base);
+		return 0;
+	if ((rc = cr_cgroup_rmdir(leaf)) < 0) {
+		cr_error(NULL, "cgroup: unable to remove %s: %s", leaf, strerror(-rc));
+		report_left(NULL, leaf, 0);
+		return -1;
+	}
+	if (base_is_ours && (rc = cr_cgroup_rmdir(base)) < 0) {
+		if (only_foreign_left()) {
+			cr_warn(NULL, "cgroup: the base %s stays: it holds cgroups that are not corral's", base);
+			return 0;
+		}
+		/* what is left in it was named already */
+		cr_error(NULL, "cgroup: unable to remove the base %s: %s", base, strerror(-rc));
+		return -1;
+	}
+	return 0;
 }
 
 /* "memory.max" -> "memory" */

@@ -15,8 +15,12 @@ struct cr_who;
 int cr_layout_init(const char *setting, char *err, size_t errlen);
 const char *cr_layout_base(void);
 /* At exit: corrald back into the cgroup it came from, its leaf removed,
- * and the base too when corrald created it. */
-void cr_layout_finish(void);
+ * and the base too when corrald created it. -1 (logged) when something
+ * keeps them. */
+int cr_layout_finish(void);
+/* Removes a pool's cgroup (and its prototype's); when it cannot be, logs
+ * what is left in it (each cgroup, its pids) and returns -1. */
+int cr_layout_remove_pool(const char *pool);
 
 /* <base>/<pool>, <base>/<pool>/prototype, <base>/<pool>/<id> */
 int cr_layout_pool_dir(char *buf, size_t n, const char *pool);

@@ -4,7 +4,7 @@
  * config to the supervisor and run the event loop until a stop completes.
  *
  * Exit codes: 0 clean stop or config ok (-t), 1 config or startup error,
- * 2 usage error.
+ * 2 usage error, 3 a stop that left processes or cgroups behind.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -21,6 +21,7 @@
 #include "config.h"
 #include "control.h"
 #include "crlua.h"
+#include "fdneed.h"
 #include "layout.h"
 #include "log.h"
 #include "manager.h"
@@ -98,7 +99,7 @@ int main(int argc, char **argv)
 {
 	const char *file = DEFAULT_CONFIG, *cgroup = NULL, *control = NULL;
 	char err[1024] = "";
-	int test = 0, verbose = 0, quiet = 0, opt, code, rc;
+	int test = 0, verbose = 0, quiet = 0, opt, code, rc, left, stopped = 0;
 	struct cr_config *conf;
 	struct ev_loop *loop;
 	char *lerr = NULL;
@@ -155,6 +156,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* a pool of a thousand workers holds a few fds each in corrald */
 	cr_spawn_raise_nofile();
+	if (cr_fdneed_config(conf, err, sizeof err) < 0) {
+		cr_error(NULL, "%s", err);
+		cr_config_free(conf);
+		return 1;
+	}
 	cr_spawn_force_pipe_placement = getenv("CORRAL_PIPE_PLACEMENT") != NULL;
 
 	/* into our cgroup leaf before any process is made */
@@ -203,15 +209,20 @@ int main(int argc, char **argv)
 	}
 	ev_run(loop, 0);
 	code = cr_manager_exit_code();
+	stopped = 1;
 out:
 	cr_control_close();
 	cr_reload_finish();
-	cr_supervisor_finish();
+	left = cr_supervisor_finish();
 	cr_timers_finish();
 	cr_notify_close();
 	cr_notify_finish();
 	cr_sockets_finish();
-	cr_layout_finish();
+	left += cr_layout_finish() < 0;
 	ev_loop_destroy(loop);
+	if (left && stopped && code == 0) {
+		cr_error(NULL, "stopped, but left processes or cgroups behind (named above): exit status 3");
+		code = 3;
+	}
 	return code;
 }

@@ -121,6 +121,7 @@ extern struct cr_supervisor {
 	struct cr_proto *protos;	/* every prototype not yet reaped and closed */
 	int stopping, verbose;
 	int dirty;			/* some pool is */
+	unsigned left_behind;		/* cgroups not removed, a stop given up */
 	struct cr_queued *events, **events_tail;	/* not yet delivered */
 } cr_sv;
 
@@ -162,6 +163,15 @@ void cr_worker_gone(struct cr_worker *w);
 void cr_worker_free(struct cr_worker *w);
 /* A live worker by its main pid; with from, only that prototype's. */
 struct cr_worker *cr_worker_by_pid(struct cr_proto *from, pid_t pid);
+
+/* ---- protos.c ---- */
+/* Starts the pool's prototype (pool->proto, NULL if it could not start). */
+void cr_pool_proto_start(struct cr_pool *pool);
+/* Whether the pool has a prototype not yet done: not reaped, or its cgroup
+ * not yet empty. A new one waits for that; the pool must outlive it. */
+int cr_pool_has_protos(const struct cr_pool *pool);
+/* A child corrald reaped: 1 when it was a prototype. */
+int cr_pool_proto_reaped(pid_t pid, int status);
 
 /* ---- supervisor.c ---- */
 /* A pool by name, removed ones too. */

@@ -11,9 +11,15 @@
  * The prototype is single-threaded and does not use libev; it polls two
  * fds. What it does before serving (isolation, the prefork hook) is in
  * proto_main(), before CR_MSG_READY is sent.
+ *
+ * A prototype's cgroup holds what its prefork started too (a daemon it
+ * double-forked included): once the prototype is killed or exits, the
+ * whole cgroup is killed, and the prototype is done only when the cgroup
+ * is empty (cgroup.events populated 0).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -25,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
+#include "cgwatch.h"
 #include "config.h"
 #include "crlua.h"
 #include "log.h"
@@ -348,21 +356,96 @@ static void start_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	cr_text_duration(d, sizeof d, p->conf->prefork_timeout);
 	cr_error(&who, "prototype not ready within %s (prefork_timeout), killing it", d);
-	pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+	cr_proto_kill(p);
+}
+
+/* ---- its cgroup, once it is killed or gone ------------------------------- */
+
+/* Killing again this often while a cgroup does not empty: the fallback
+ * without cgroup.kill can miss a process forked meanwhile, and a lost
+ * inotify event must not leave the prototype waiting. */
+#define KILL_AGAIN 1.0
+
+/* Whether the cgroup is empty now; when it is, the owner is told. */
+static int check_empty(struct cr_proto *p)
+{
+	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
+	int populated = cr_cgroup_populated(p->cgroup);
+
+	if (populated > 0)
+		return 0;
+	if (populated < 0 && populated != -ENOENT)
+		cr_error(&who, "cgroup: unable to read %s/cgroup.events: %s; taking the prototype's "
+			 "cgroup as empty", p->cgroup, strerror(-populated));
+	cr_cgwatch_remove(p->watch);
+	p->watch = -1;
+	ev_timer_stop(p->loop, &p->kill_again);
+	p->emptying = 0;
+	p->emptied = 1;
+	/* the next prototype gets a new one: a cgroup once killed may kill
+	 * what is later cloned into it (kernels that compare cgroup.kill's
+	 * count of the parent's cgroup with the target's) */
+	if ((populated = cr_cgroup_rmdir(p->cgroup)) < 0)
+		cr_error(&who, "cgroup: unable to remove the prototype's cgroup %s: %s", p->cgroup,
+			 strerror(-populated));
+	cr_debug(&who, "prototype's cgroup is empty");
+	return 1;
+}
+
+static void cgroup_cb(void *data)
+{
+	struct cr_proto *p = data;
+
+	if (check_empty(p))
+		p->ops->emptied(p);	/* last: it may free p */
+}
+
+static void kill_again_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cr_proto *p = t->data;
+
+	(void)loop;
+	(void)revents;
+	cr_cgroup_kill(p->cgroup);
+	cgroup_cb(p);
+}
+
+/* Everything in the prototype's cgroup is killed: the prototype and what
+ * its prefork left running. Done when cgroup.events says it is empty. */
+static void empty_cgroup(struct cr_proto *p)
+{
+	struct cr_who who = { .pool = p->conf->name, .pid = p->pid };
+	int rc;
+
+	p->emptying = 1;
+	/* watch first: it may empty at once */
+	p->watch = cr_cgwatch_add(p->cgroup, cgroup_cb, p);
+	if ((rc = cr_cgroup_kill(p->cgroup)) < 0 && rc != -ENOENT)
+		cr_error(&who, "cgroup: unable to kill what is left in %s: %s", p->cgroup, strerror(-rc));
+	if (!check_empty(p)) {
+		cr_debug(&who, "killing what is left in the prototype's cgroup");
+		ev_timer_start(p->loop, &p->kill_again);
+	}
 }
 
 struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops *ops, void *owner,
-				struct cr_pool_conf *conf, unsigned generation, int cgroup_fd)
+				struct cr_pool_conf *conf, unsigned generation, const char *cgroup)
 {
 	struct cr_proto *p;
-	int sv[2], pidfd;
+	int sv[2] = { -1, -1 }, pidfd, cgroup_fd;
 	pid_t parent = getpid(), pid;
 
 	p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+	if (!(p->cgroup = strdup(cgroup)))
 		goto fail_free;
+	if ((cgroup_fd = cr_cgroup_open(cgroup)) < 0) {
+		errno = -cgroup_fd;
+		goto fail_free;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		goto fail_close;
 	pid = cr_spawn_clone(&pidfd, cgroup_fd);
 	if (pid < 0)
 		goto fail_close;
@@ -372,6 +455,7 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 		proto_main(conf, generation, sv[1], parent);
 	}
 	close(sv[1]);
+	close(cgroup_fd);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	p->loop = loop;
 	p->ops = ops;
@@ -382,6 +466,9 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 	p->pidfd = pidfd;
 	p->sock = sv[0];
 	p->state = CR_PROTO_STARTING;
+	p->watch = -1;
+	ev_timer_init(&p->kill_again, kill_again_cb, KILL_AGAIN, KILL_AGAIN);
+	p->kill_again.data = p;
 	ev_io_init(&p->io, proto_cb, p->sock, EV_READ);
 	p->io.data = p;
 	ev_io_start(loop, &p->io);
@@ -391,9 +478,17 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 	return p;
 
 fail_close:
-	close(sv[0]);
-	close(sv[1]);
+	{
+		int e = errno;
+		if (sv[0] >= 0) {
+			close(sv[0]);
+			close(sv[1]);
+		}
+		close(cgroup_fd);
+		errno = e;
+	}
 fail_free:
+	free(p->cgroup);
 	free(p);
 	return NULL;
 }
@@ -417,6 +512,13 @@ void cr_proto_kill(struct cr_proto *p)
 	if (!p->reaped)
 		pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
 	p->state = CR_PROTO_GONE;
+	if (!p->emptying && !p->emptied)
+		empty_cgroup(p);
+}
+
+int cr_proto_done(const struct cr_proto *p)
+{
+	return p->reaped && p->emptied;
 }
 
 void cr_proto_close(struct ev_loop *loop, struct cr_proto *p)
@@ -442,6 +544,9 @@ void cr_proto_free(struct cr_proto *p)
 	}
 	if (p->pidfd >= 0)
 		close(p->pidfd);
+	cr_cgwatch_remove(p->watch);
+	ev_timer_stop(p->loop, &p->kill_again);
 	cr_pool_conf_unref(p->conf);
+	free(p->cgroup);
 	free(p);
 }

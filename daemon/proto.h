@@ -20,6 +20,8 @@ struct cr_proto_ops {
 	void (*spawn_failed)(struct cr_proto *p, uint32_t serial, int err);
 	/* a worker it forked exited, with this wait status */
 	void (*exited)(struct cr_proto *p, pid_t pid, int status);
+	/* its cgroup emptied after cr_proto_kill(): nothing it left runs */
+	void (*emptied)(struct cr_proto *p);
 };
 
 struct cr_proto {
@@ -41,19 +43,26 @@ struct cr_proto {
 	ev_io io;
 	ev_timer start_timer;		/* until it is ready: prefork_timeout */
 	int closing;
+	char *cgroup;			/* its cgroup's directory */
+	int watch;			/* on cgroup.events while emptying, or -1 */
+	ev_timer kill_again;		/* while emptying */
+	int emptying, emptied;
 };
 
-/* Forks the prototype of a pool into the cgroup whose directory fd is
- * given (the child never returns from here). A prototype not ready within
- * the pool's prefork_timeout is killed. */
+/* Forks the prototype of a pool into the cgroup directory given, which
+ * must hold nothing else (the child never returns from here). A prototype
+ * not ready within the pool's prefork_timeout is killed. NULL with errno. */
 struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops *ops, void *owner,
-				struct cr_pool_conf *conf, unsigned generation, int cgroup_fd);
+				struct cr_pool_conf *conf, unsigned generation, const char *cgroup);
 /* Asks for a worker, to be born in the cgroup whose directory fd is given;
  * the answer comes through ops->spawned or ops->spawn_failed. */
 int cr_proto_spawn(struct cr_proto *p, uint32_t serial, unsigned id, int cgroup_fd);
-/* Kills the process; its socket stays open, so that what it said before
- * dying is read, until it is reaped and closed. */
+/* Kills the process and everything in its cgroup (ops->emptied once that
+ * is empty); its socket stays open, so that what it said before dying is
+ * read, until it is reaped and closed. */
 void cr_proto_kill(struct cr_proto *p);
+/* Reaped by the owner (p->reaped) and its cgroup empty: p may be freed. */
+int cr_proto_done(const struct cr_proto *p);
 /* Reads what is left on the socket, closes it, and kills the process. */
 void cr_proto_close(struct ev_loop *loop, struct cr_proto *p);
 void cr_proto_free(struct cr_proto *p);

@@ -14,6 +14,7 @@
 #include <limits.h>
 
 #include "config.h"
+#include "fdneed.h"
 #include "layout.h"
 #include "log.h"
 #include "manager.h"
@@ -77,7 +78,9 @@ static int reload(char *msg, size_t msglen)
 		free(err);
 		return -1;
 	}
-	if (cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0 ||
+	/* the worker limits: open files in corrald for every pool's workers */
+	if (cr_fdneed_config(conf, errbuf, sizeof errbuf) < 0 ||
+	    cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0 ||
 	    cr_sockets_open(conf, errbuf, sizeof errbuf) < 0) {
 		snprintf(msg, msglen, "%s", errbuf);
 		cr_error(NULL, "reload failed, keeping the running configuration: %s", errbuf);

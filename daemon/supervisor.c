@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -56,14 +57,17 @@
  * keeps making events is served again on the next one. */
 #define MAX_ROUNDS 64
 
+/* A stop waits this long after the last KILL is due (the longest
+ * stop_timeout) for what was killed to go; then it gives up on the rest. */
+#define STOP_GRACE 5.0
+
 static struct {
 	ev_signal sigterm, sigint;
 	ev_child child;
 	ev_prepare prepare;
 	ev_idle more;			/* events left after MAX_ROUNDS */
+	ev_timer deadline;		/* of a stop */
 } S;
-
-static const struct cr_proto_ops proto_ops;
 
 /* ---- pools -------------------------------------------------------------- */
 
@@ -115,13 +119,9 @@ struct cr_pool *cr_pool_new(struct cr_pool_conf *pc)
 
 static void pool_free(struct cr_pool *pool)
 {
-	char dir[PATH_MAX];
-
 	cr_cgwatch_remove(pool->watch);
-	if (cr_layout_proto_dir(dir, sizeof dir, pool->name) == 0)
-		cr_cgroup_rmdir(dir);
-	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
-		cr_cgroup_rmdir(dir);
+	if (cr_layout_remove_pool(pool->name) < 0)
+		cr_sv.left_behind++;
 	TAILQ_REMOVE(&cr_sv.pools, pool, link);
 	ev_timer_stop(cr_sv.loop, &pool->retry);
 	cr_pool_conf_unref(pool->conf);
@@ -208,173 +208,8 @@ int cr_supervisor_freeze(const char *name, int on)
 	return 0;
 }
 
-/* ---- events from the prototypes ----------------------------------------- */
-
-static void on_proto_ready(struct cr_proto *p)
-{
-	struct cr_pool *pool = p->owner;
-
-	if (pool->proto == p)
-		pool->proto_ready_at = ev_now(cr_sv.loop);
-	cr_pool_mark_dirty(pool);
-}
-
-static struct cr_worker *worker_by_serial(struct cr_proto *p, uint32_t serial)
-{
-	struct cr_pool *pool = p->owner;
-	struct cr_worker *w;
-
-	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->proto == p && w->serial == serial && w->pid == 0)
-			return w;
-	return NULL;
-}
-
-static void on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan)
-{
-	struct cr_worker *w = worker_by_serial(p, serial);
-	struct cr_who who = { .pool = p->conf->name, .pid = pid };
-
-	if (!w) {
-		/* we gave up on it: not ours to keep running */
-		cr_warn(&who, "prototype spawned a worker nobody waits for, killing it");
-		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
-		close(pidfd);
-		close(chan);
-		return;
-	}
-	cr_worker_started(w, pid, pidfd, chan);
-}
-
-static void on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
-{
-	struct cr_worker *w = worker_by_serial(p, serial);
-	struct cr_who who = { .pool = p->conf->name, .pid = p->pid, .worker = w ? w->id : 0 };
-	struct cr_pool *pool = p->owner;
-	char detail[160];
-
-	cr_error(&who, "prototype: unable to fork a worker: %s", strerror(err));
-	/* its cgroup is empty, unless a worker was forked whose answer could
-	 * not be had (corrald out of fds): then that is killed first */
-	if (w)
-		cr_worker_gone(w);
-	snprintf(detail, sizeof detail, "the prototype was unable to fork a worker: %s", strerror(err));
-	cr_pool_failure(pool, 0, "worker", detail);
-	cr_pool_mark_dirty(pool);
-}
-
-static void on_exited(struct cr_proto *p, pid_t pid, int status)
-{
-	struct cr_worker *w = cr_worker_by_pid(p, pid);
-	struct cr_who who = { .pool = p->conf->name, .pid = pid };
-
-	if (!w) {
-		/* a worker's first process, after MAINPID= named another */
-		cr_debug(&who, "prototype reaped a process that is no worker's main one");
-		return;
-	}
-	cr_worker_exited(w, status);
-}
-
-static const struct cr_proto_ops proto_ops = {
-	.ready = on_proto_ready,
-	.spawned = on_spawned,
-	.spawn_failed = on_spawn_failed,
-	.exited = on_exited,
-};
-
-/* ---- prototypes --------------------------------------------------------- */
-
-static void proto_unlink(struct cr_proto *p)
-{
-	for (struct cr_proto **pp = &cr_sv.protos; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			return;
-		}
-	}
-}
-
-/* Workers whose prototype is gone are corrald's children now. */
-static void adopt_workers(struct cr_proto *p)
-{
-	struct cr_pool *pool = p->owner;
-	struct cr_worker *w, *tmp;
-
-	TAILQ_FOREACH_SAFE(w, &pool->workers, link, tmp) {
-		if (w->proto != p)
-			continue;
-		if (w->pid == 0) {
-			/* its answer never came: if it was forked, its cgroup
-			 * holds it; kill and remove that like any worker's */
-			cr_worker_gone(w);
-			continue;
-		}
-		w->proto = NULL;
-	}
-}
-
-static void proto_reaped(struct cr_proto *p, int status)
-{
-	struct cr_pool *pool = p->owner;
-	struct cr_who who = { .pool = pool->name, .pid = p->pid };
-	char how[96];
-
-	p->reaped = 1;
-	cr_proto_close(cr_sv.loop, p);	/* reads what it said before dying */
-	adopt_workers(p);
-	cr_text_wait_status(how, sizeof how, status);
-	/* a prototype we retired is no longer the pool's; one that had been
-	 * ready for its start window is replaced at once, like a worker */
-	if (pool->proto == p) {
-		ev_tstamp now = ev_now(cr_sv.loop);
-		pool->proto = NULL;
-		cr_warn(&who, "prototype exited unexpectedly (%s)", how);
-		if (pool->proto_ready_at > 0 && now - pool->proto_ready_at >= pool->conf->start_window) {
-			cr_info(&who, "starting a new prototype now");
-		} else {
-			char detail[160];
-			snprintf(detail, sizeof detail, "the prototype %s", how);
-			cr_pool_failure(pool, 0, "prototype", detail);
-		}
-		pool->proto_ready_at = 0;
-	} else {
-		cr_debug(&who, "prototype %s", how);
-	}
-	proto_unlink(p);
-	cr_proto_free(p);
-	cr_pool_mark_dirty(pool);
-}
-
-static void proto_start(struct cr_pool *pool)
-{
-	struct cr_who who = cr_pool_who(pool);
-	struct cr_proto *p = NULL;
-	char dir[PATH_MAX];
-	int cgfd, rc;
-
-	if ((rc = cr_layout_proto_dir(dir, sizeof dir, pool->name)) < 0 ||
-	    (rc = cr_cgroup_mkdir(dir)) < 0 || (rc = cgfd = cr_cgroup_open(dir)) < 0) {
-		cr_error(&who, "cgroup: unable to open the prototype's cgroup %s: %s", dir, strerror(-rc));
-	} else {
-		p = cr_proto_start(cr_sv.loop, &proto_ops, pool, pool->conf, pool->generation, cgfd);
-		if (!p)
-			cr_error(&who, "unable to start the prototype: %s", strerror(errno));
-		close(cgfd);
-	}
-	if (!p) {
-		cr_pool_failure(pool, 0, "prototype", "unable to start the prototype");
-		return;
-	}
-	p->next = cr_sv.protos;
-	cr_sv.protos = p;
-	pool->proto = p;
-	pool->proto_ready_at = 0;
-	who.pid = p->pid;
-	cr_info(&who, "prototype started");
-}
-
 /* ---- reconcile: what should be, from what is ---------------------------- */
+
 
 /* The retry timer always says when the next attempt is: a shorter wait
  * replaces a longer one. */
@@ -439,11 +274,11 @@ static void reconcile(struct cr_pool *pool)
 		pool->proto = NULL;
 		cr_proto_kill(p);	/* read on until it is reaped */
 	}
-	if (may_spawn && !pool->proto) {
+	if (may_spawn && !pool->proto && !cr_pool_has_protos(pool)) {
 		if (ev_now(cr_sv.loop) < pool->not_before) {
 			arm_retry(pool);
 		} else {
-			proto_start(pool);
+			cr_pool_proto_start(pool);
 			if (!pool->proto)
 				arm_retry(pool);
 		}
@@ -480,16 +315,6 @@ static void reconcile(struct cr_pool *pool)
 	}
 }
 
-/* Prototypes of the pool not yet reaped, current or retired: the pool
- * must outlive them (proto_reaped() uses it). */
-static int pool_has_protos(const struct cr_pool *pool)
-{
-	for (const struct cr_proto *p = cr_sv.protos; p; p = p->next)
-		if (p->owner == pool)
-			return 1;
-	return 0;
-}
-
 static int everything_stopped(void)
 {
 	struct cr_pool *pool;
@@ -512,7 +337,7 @@ static void reconcile_dirty(void)
 			pool->dirty = 0;
 			reconcile(pool);
 			if (pool->state == POOL_REMOVED && TAILQ_EMPTY(&pool->workers) && !pool->proto &&
-			    !pool_has_protos(pool)) {
+			    !cr_pool_has_protos(pool)) {
 				struct cr_who who = cr_pool_who(pool);
 				cr_info(&who, "pool removed");
 				pool_free(pool);
@@ -607,10 +432,33 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	begin_stop(sigabbrev_np(sig->signum));
 }
 
+/* What would not die: corrald names it when it exits (cr_supervisor_finish)
+ * and exits with status 3. */
+static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	cr_error(NULL, "stop: not everything is gone %.0fs after the last KILL; giving up on what is left",
+		 STOP_GRACE);
+	cr_sv.left_behind++;
+	ev_break(loop, EVBREAK_ALL);
+}
+
 static void begin_stop(const char *why)
 {
 	struct cr_pool *pool;
+	struct cr_worker *w;
+	ev_tstamp longest = 0;
 
+	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
+		if (pool->conf->stop_timeout > longest)
+			longest = pool->conf->stop_timeout;
+		TAILQ_FOREACH(w, &pool->workers, link)
+			if (w->conf->stop_timeout > longest)
+				longest = w->conf->stop_timeout;
+	}
+	ev_timer_init(&S.deadline, deadline_cb, longest + STOP_GRACE, 0);
+	ev_timer_start(cr_sv.loop, &S.deadline);
 	cr_info(NULL, "stopping (%s)", why);
 	cr_manager_stopping();
 	cr_sv.stopping = 1;
@@ -625,18 +473,13 @@ static void begin_stop(const char *why)
 
 static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
 {
-	struct cr_proto *p;
 	struct cr_worker *w;
 	struct cr_who who = { .pid = c->rpid };
 
 	(void)loop;
 	(void)revents;
-	for (p = cr_sv.protos; p; p = p->next) {
-		if (p->pid == c->rpid) {
-			proto_reaped(p, c->rstatus);
-			return;
-		}
-	}
+	if (cr_pool_proto_reaped(c->rpid, c->rstatus))
+		return;
 	w = cr_worker_by_pid(NULL, c->rpid);
 	if (w) {
 		cr_worker_exited(w, c->rstatus);
@@ -656,10 +499,33 @@ void cr_supervisor_activate(struct cr_config *conf)
 	cr_supervisor_queue("config", NULL);
 }
 
-void cr_supervisor_finish(void)
+/* At exit, what still runs in a pool's cgroup (a start that failed half
+ * way, a stop that gave up) is killed, and given a bounded while to go. */
+static void kill_the_rest(void)
+{
+	struct cr_pool *pool;
+	char dir[PATH_MAX];
+	int left = 0;
+
+	TAILQ_FOREACH(pool, &cr_sv.pools, link)
+		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 && cr_cgroup_populated(dir) > 0) {
+			cr_cgroup_kill(dir);
+			left = 1;
+		}
+	for (int i = 0; left && i < 100; i++) {
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+		left = 0;
+		TAILQ_FOREACH(pool, &cr_sv.pools, link)
+			if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 && cr_cgroup_populated(dir) > 0)
+				left = 1;
+	}
+}
+
+int cr_supervisor_finish(void)
 {
 	struct cr_pool *pool;
 
+	kill_the_rest();
 	while ((pool = TAILQ_FIRST(&cr_sv.pools))) {
 		while (!TAILQ_EMPTY(&pool->workers))
 			cr_worker_free(TAILQ_FIRST(&pool->workers));
@@ -676,6 +542,7 @@ void cr_supervisor_finish(void)
 	cr_manager_finish();
 	cr_cgwatch_finish();
 	if (cr_sv.loop) {
+		ev_timer_stop(cr_sv.loop, &S.deadline);
 		ev_prepare_stop(cr_sv.loop, &S.prepare);
 		ev_idle_stop(cr_sv.loop, &S.more);
 		ev_child_stop(cr_sv.loop, &S.child);
@@ -684,6 +551,7 @@ void cr_supervisor_finish(void)
 	}
 	cr_config_free(cr_sv.conf);
 	cr_sv.conf = NULL;
+	return cr_sv.left_behind;
 }
 
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose)
@@ -702,6 +570,7 @@ int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbos
 	ev_prepare_init(&S.prepare, prepare_cb);
 	ev_prepare_start(loop, &S.prepare);
 	ev_idle_init(&S.more, more_cb);
+	ev_timer_init(&S.deadline, deadline_cb, 0, 0);
 	cr_manager_init(loop);
 	if ((rc = cr_cgwatch_init(loop)) < 0) {
 		cr_error(NULL, "unable to create an inotify instance: %s", strerror(-rc));

@@ -9,8 +9,11 @@ struct cr_pool;
 
 /* Takes ownership of conf and starts every pool. */
 int cr_supervisor_start(struct ev_loop *loop, struct cr_config *conf, int verbose);
-/* Frees what is left once the loop has returned. */
-void cr_supervisor_finish(void);
+/* Frees what is left once the loop has returned, killing what still runs
+ * in the pools' cgroups. The number of things left behind (a cgroup that
+ * could not be removed, a stop that gave up on what would not die), each
+ * logged with what is in it. */
+int cr_supervisor_finish(void);
 
 /* A running pool by name (not one that a reload removed), or NULL. */
 struct cr_pool *cr_supervisor_pool(const char *name);

@@ -497,6 +497,33 @@ local function normalize_pool(name, p, raw, environ)
   return n
 end
 
+-- Config and plugin code runs inside corrald (phases "config" and
+-- "plugin"); hooks run in the prototype and workers. What would end
+-- corrald (leaving every worker running) or block its loop for as long as
+-- a command runs is refused there, wherever it is reached from (os, require
+-- "os", require "_G", package.loaded): the library tables are changed in
+-- place. The hooks keep them whole. Trusted code can still do anything
+-- through ffi; this is against a careless call, not a jail.
+local function refused_in_corrald(lib, name, why)
+  local real = lib[name]
+  if type(real) ~= "function" then return end
+  local full = (lib == os and "os." or "io.") .. name
+  lib[name] = function(...)
+    local phase = core.phase()
+    if phase == "config" or phase == "plugin" then
+      error(("%s: not allowed in %s code, which runs inside corrald: %s (it is allowed in "
+        .. "the hooks prefork, setup and start)"):format(full, phase, why), 2)
+    end
+    return real(...)
+  end
+end
+if not package.loaded["corral.config.refused"] then
+  package.loaded["corral.config.refused"] = true
+  refused_in_corrald(os, "exit", "it would end corrald and leave every worker running")
+  refused_in_corrald(os, "execute", "it would block corrald until the command ends")
+  refused_in_corrald(io, "popen", "reading from it or closing it would block corrald")
+end
+
 -- The environment config files run in: the config API over safe globals.
 local function base_globals()
   local g = {}
@@ -506,7 +533,8 @@ local function base_globals()
     g[k] = _G[k]
   end
   g.string, g.table, g.math, g.bit = string, table, math, bit
-  g.os = { getenv = os.getenv, time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
+  g.os = { getenv = os.getenv, time = os.time, date = os.date, clock = os.clock, difftime = os.difftime,
+    exit = os.exit }
   g.io = { open = io.open, lines = io.lines }
   g._VERSION = _VERSION
   g.corral = require "corral"
