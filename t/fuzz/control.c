@@ -17,7 +17,7 @@
 /* -ENOENT, -ESRCH, -ERANGE, -EOPNOTSUPP, -EIO or success, from the name */
 static int outcome(const char *pool)
 {
-	static const int rcs[] = { 0, -ENOENT, -ESRCH, -ERANGE, -EOPNOTSUPP, -EIO, 3 };
+	static const int rcs[] = { 0, -ENOENT, -ESRCH, -ERANGE, -EOPNOTSUPP, -EIO, -EMFILE, 3 };
 
 	return pool && *pool ? rcs[(unsigned char)pool[0] % (sizeof rcs / sizeof *rcs)] : 0;
 }
@@ -84,6 +84,12 @@ int cr_unix_listen(const char *path, int flags, int live_ok, mode_t mode, gid_t 
 void cr_unix_unlink(const char *path)
 {
 	(void)path;
+}
+
+/* commands.c: why the last scale was refused for want of fds */
+const char *cr_pool_scale_refusal(void)
+{
+	return "pool \"x\": too many workers for the open files limit";
 }
 
 int cr_reload(char *msg, size_t msglen)
