@@ -202,7 +202,7 @@ static char *field(const char *json, const char *key)
  * whatever is on the other end of the socket). */
 static void print_text(FILE *f, const char *text)
 {
-	char *safe = cr_text_escape_dup(text, 1);
+	char *safe = cr_text_escape_dup(text, CR_TEXT_KEEP_TAB | CR_TEXT_KEEP_NEWLINE);
 
 	fputs(safe ? safe : "(out of memory)", f);
 	free(safe);

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 enum cr_level cr_log_level = CR_INFO;
 int cr_log_journal;
@@ -121,31 +122,11 @@ int cr_log_detect_journal(void)
 
 /* ---- escaping ------------------------------------------------------------ */
 
-/* src into dst (size > 0, NUL-terminated), control characters as \xNN
- * but tab (harmless, and Lua's tracebacks indent with it); cut where dst
- * is full, never within an escape. The length. */
-static size_t escape(char *dst, size_t size, const char *src)
+/* src into dst, as a terminal cannot act on it (text.c); tabs stay:
+ * harmless, and Lua's tracebacks indent with them. */
+static void escape(char *dst, size_t size, const char *src)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	for (; *src; src++) {
-		unsigned char c = (unsigned char)*src;
-		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			if (n + 4 >= size)
-				break;
-			dst[n++] = '\\';
-			dst[n++] = 'x';
-			dst[n++] = hex[c >> 4];
-			dst[n++] = hex[c & 15];
-		} else {
-			if (n + 1 >= size)
-				break;
-			dst[n++] = (char)c;
-		}
-	}
-	dst[n] = 0;
-	return n;
+	cr_text_escape(dst, size, src, CR_TEXT_KEEP_TAB);
 }
 
 /* ---- the rate limit ------------------------------------------------------ */

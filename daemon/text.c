@@ -80,7 +80,7 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-size_t cr_text_escape(char *buf, size_t n, const char *s, int keep_lines)
+size_t cr_text_escape(char *buf, size_t n, const char *s, int keep)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t len = 0, kept = 0;
@@ -90,7 +90,7 @@ size_t cr_text_escape(char *buf, size_t n, const char *s, int keep_lines)
 		char e[8];
 		size_t k = 0, u;
 
-		if ((*p == '\n' || *p == '\t') && keep_lines) {
+		if ((*p == '\t' && (keep & CR_TEXT_KEEP_TAB)) || (*p == '\n' && (keep & CR_TEXT_KEEP_NEWLINE))) {
 			e[k++] = (char)*p++;
 		} else if (*p < 0x20 || *p == 0x7f) {
 			const char *named = *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : *p == '\r' ? "\\r"
@@ -122,12 +122,12 @@ size_t cr_text_escape(char *buf, size_t n, const char *s, int keep_lines)
 	return len;
 }
 
-char *cr_text_escape_dup(const char *s, int keep_lines)
+char *cr_text_escape_dup(const char *s, int keep)
 {
-	size_t len = cr_text_escape(NULL, 0, s, keep_lines);
+	size_t len = cr_text_escape(NULL, 0, s, keep);
 	char *out = malloc(len + 1);
 
 	if (out)
-		cr_text_escape(out, len + 1, s, keep_lines);
+		cr_text_escape(out, len + 1, s, keep);
 	return out;
 }

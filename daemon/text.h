@@ -17,11 +17,13 @@ void cr_text_wait_status(char *buf, size_t n, int status);
 int cr_text_signal(const char *name);
 /* s with what a terminal would act on escaped: control characters (C0,
  * DEL, and C1 as UTF-8) become \n \t \r \e \xNN or \u00NN, bytes that are
- * not UTF-8 \xNN; with keep_lines, newlines and tabs stay. Writes at most
- * n bytes with the NUL, cut before an escape that does not fit; returns
- * the length of the whole result, as snprintf does. */
-size_t cr_text_escape(char *buf, size_t n, const char *s, int keep_lines);
+ * not UTF-8 \xNN; but what keep says (CR_TEXT_KEEP_*) stays. Writes at
+ * most n bytes with the NUL, cut before an escape that does not fit;
+ * returns the length of the whole result, as snprintf does. */
+#define CR_TEXT_KEEP_TAB 1
+#define CR_TEXT_KEEP_NEWLINE 2
+size_t cr_text_escape(char *buf, size_t n, const char *s, int keep);
 /* The same, allocated (free it); NULL when out of memory. */
-char *cr_text_escape_dup(const char *s, int keep_lines);
+char *cr_text_escape_dup(const char *s, int keep);
 
 #endif

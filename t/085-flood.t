@@ -6,7 +6,7 @@
 # sending notifications as fast as they can do not keep a third one's
 # READY=1 from being seen, nor make corrald log without bound (a flood of
 # ERRNO= lines, one info line each before). A STATUS= with an escape
-# sequence and a newline is logged with them escaped (\xNN).
+# sequence and a newline is logged with them escaped (\n, \e, \xNN: as corralctl status shows them).
 
 use strict;
 use warnings;
@@ -98,9 +98,9 @@ $t->wait_control;
 $t->wait_log(qr/ info pool ready \(1\/1 workers\) pool=esc$/, name => 'esc: ready');
 my ($status) = $t->log_lines(qr/ debug notify: STATUS=a.* pool=esc /);
 is(($status // '') =~ s/^\S+ //r =~ s/ worker=.*//r,
-   "debug notify: STATUS=a\\x1b]0;pwned\\x07\tb\\x7fc\\x01d pool=esc",
+   "debug notify: STATUS=a\\e]0;pwned\\x07\tb\\x7fc\\x01d pool=esc",
    'STATUS= logged with its control characters escaped (but tab)');
-ok(scalar $t->log_lines(qr/ info line one\\x0awarn forged line\\x1b\[31m pool=esc worker=1 pid=\d+$/),
+ok(scalar $t->log_lines(qr/ info line one\\nwarn forged line\\e\[31m pool=esc worker=1 pid=\d+$/),
    'a worker\'s log line with a newline and an escape: one line, escaped');
 ok(!$t->log_lines(qr/^warn forged/), 'no forged line');
 
