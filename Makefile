@@ -157,7 +157,7 @@ FUZZ_CFLAGS = -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -DCR_VERSION='"$(VERSION)"'
 # the whole daemon but main.c, for corral.core's bindings.
 fuzz_all_daemon = $(filter-out main,$(SRC:daemon/%.c=%))
 fuzz_d_json = json
-fuzz_d_notify = notify log unixmsg
+fuzz_d_notify = notify log text unixmsg
 fuzz_d_control = json text log
 fuzz_d_units = $(fuzz_all_daemon)
 fuzz_t_units = lua

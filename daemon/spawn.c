@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -227,6 +228,29 @@ static int place_fds(const struct cr_pool_conf *pc, int chan)
 	return 3 + (int)n;
 }
 
+/* The output file, opened as root: not through a symlink in its last
+ * component, nor a regular file with another name elsewhere (a hard
+ * link), either of which a pool's user who can write the directory could
+ * put there to have root append to a file of its choosing. */
+static int open_output_file(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		close(fd);
+		return -EMLINK;
+	}
+	return fd;
+}
+
 /* stdout and stderr: the journal (a stream per worker, tagged with the
  * pool), corrald's own, /dev/null, or a file opened before privileges
  * are dropped (as systemd does). */
@@ -244,7 +268,7 @@ static int set_output(const struct cr_pool_conf *pc)
 	else if (!strcmp(out, "null"))
 		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	else
-		fd = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		fd = open_output_file(out);
 	if (fd < 0) {
 		errno = fd < -1 ? -fd : errno;
 		return -1;
