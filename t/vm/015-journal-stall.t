@@ -40,10 +40,11 @@ $journald = unit_props('systemd-journald.service', 'MainPID')->{MainPID};
 ok($journald && $journald > 1, "systemd-journald runs (pid " . ($journald // '?') . ')');
 kill 'STOP', $journald;
 my $from = $restarts->();
-# some 3 lines a restart: 1000 restarts are far more than journald's
-# socket holds
+# some 3 lines a restart: 300 restarts are more than journald's socket
+# holds (net.unix.max_dgram_qlen, 512); up to 1000 are let happen, as
+# many as a busy machine gets through in 90 s
 my ($slowest, $ok, $t0) = (0, 1, time);
-while (time - $t0 < 60) {
+while (time - $t0 < 90) {
     my $p0 = time;
     my ($prc) = corralctl('ping');
     my $took = time - $p0;
@@ -53,7 +54,7 @@ while (time - $t0 < 60) {
 }
 my $done = $restarts->() - $from;
 ok($ok, sprintf 'with journald stopped, corralctl ping answers within 5s every time (slowest %.2fs)', $slowest);
-cmp_ok($done, '>=', 1000, "and the crash-looping workers were restarted $done times");
+cmp_ok($done, '>=', 300, "and the crash-looping workers were restarted $done times");
 kill 'CONT', $journald;
 undef $journald;
 
