@@ -143,11 +143,10 @@ static int evict(int only_others)
 
 /* Whether the peer may control corrald: root, our own user, or a member
  * of the configured group (its primary group or one in /proc's list). */
-static int peer_allowed(const struct ucred *cr)
+static int peer_allowed(int fd, const struct ucred *cr)
 {
-	char path[64], line[4096];
-	FILE *f;
-	int ok = 0;
+	gid_t groups[NGROUPS_MAX];
+	socklen_t len = sizeof groups;
 
 	if (cr->uid == 0 || cr->uid == geteuid())
 		return 1;
@@ -155,22 +154,15 @@ static int peer_allowed(const struct ucred *cr)
 		return 0;
 	if (cr->gid == C.gid)
 		return 1;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)cr->pid);
-	if (!(f = fopen(path, "re")))
+	/* the groups the client had when it connected, taken by the kernel
+	 * with its credentials: not read from /proc/PID, whose pid may be
+	 * another process's by now */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
 		return 0;
-	while (!ok && fgets(line, sizeof line, f)) {
-		if (strncmp(line, "Groups:", 7))
-			continue;
-		for (char *p = line + 7, *end; *p; p = end) {
-			long g = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			if ((gid_t)g == C.gid)
-				ok = 1;
-		}
-	}
-	fclose(f);
-	return ok;
+	for (size_t i = 0; i < len / sizeof *groups; i++)
+		if (groups[i] == C.gid)
+			return 1;
+	return 0;
 }
 
 static void reply_error(struct cr_buf *b, const char *code, const char *fmt, ...)
@@ -626,7 +618,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		c->fd = fd;
 		c->since = ev_now(loop);
 		c->peer = peer;
-		c->allowed = known && peer_allowed(&peer);
+		c->allowed = known && peer_allowed(fd, &peer);
 		c->privileged = known && (peer.uid == 0 || peer.uid == geteuid());
 		ev_io_init(&c->io, conn_cb, fd, EV_READ);
 		c->io.data = c;
