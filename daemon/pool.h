@@ -49,6 +49,8 @@ struct cr_worker {
 	struct cr_pool_conf *conf;	/* the definition it was made from */
 	struct cr_proto *proto;		/* its parent; NULL once adopted by corrald */
 	unsigned id, generation;
+	int surge;			/* spawned above the target during a rolling
+					 * replacement: temporary, see reconcile() */
 	uint32_t serial;
 	pid_t pid;			/* its main process; moves on MAINPID= */
 	pid_t forked;			/* what the prototype forked, and reaps */
@@ -149,7 +151,9 @@ void cr_pool_reset_failures(struct cr_pool *pool);
 struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id);
 
 /* ---- worker.c ---- */
-void cr_worker_spawn(struct cr_pool *pool);
+/* A worker with that id (free: cr_pool_free_id); surge: a temporary one. */
+void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge);
+unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above);
 void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan);
 void cr_worker_ready(struct cr_worker *w);
 void cr_worker_stop(struct cr_worker *w);

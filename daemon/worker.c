@@ -109,26 +109,28 @@ void cr_worker_free(struct cr_worker *w)
 	free(w);
 }
 
-/* The lowest id no live worker of the pool uses: one pass over a bitmap
- * of the ids up to the number of workers (some id in 1..n+1 is free). */
-static unsigned free_id(struct cr_pool *pool)
+/* The lowest id above `above` that no worker of the pool holds: an id is
+ * held until its worker's record is freed (its cgroup, named by the id,
+ * empty and removed). One pass over a bitmap of the ids up to above plus
+ * the number of workers (one of them is free). */
+unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above)
 {
+	unsigned n = above + pool->nworkers + 1, id;
 	unsigned char *used;
 	struct cr_worker *w;
-	unsigned id;
 
-	used = calloc(pool->nworkers / 8 + 1, 1);
+	used = calloc(n / 8 + 1, 1);
 	if (!used) {
 		/* out of memory: any id above all others is free too */
-		id = 0;
+		id = above;
 		TAILQ_FOREACH(w, &pool->workers, link)
 			id = w->id > id ? w->id : id;
 		return id + 1;
 	}
 	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->id >= 1 && w->id <= pool->nworkers)
+		if (w->id >= 1 && w->id <= n)
 			used[(w->id - 1) / 8] |= (unsigned char)(1u << ((w->id - 1) % 8));
-	for (id = 1; id <= pool->nworkers; id++)
+	for (id = above + 1; id < n; id++)
 		if (!(used[(id - 1) / 8] & (1u << ((id - 1) % 8))))
 			break;
 	free(used);
@@ -168,7 +170,7 @@ static void abort_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void main_cb(struct ev_loop *loop, ev_io *io, int revents);
 
-void cr_worker_spawn(struct cr_pool *pool)
+void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 {
 	struct cr_who who = cr_pool_who(pool);
 	struct cr_worker *w = calloc(1, sizeof *w);
@@ -183,7 +185,8 @@ void cr_worker_spawn(struct cr_pool *pool)
 	w->conf = cr_pool_conf_ref(pool->conf);
 	w->proto = pool->proto;
 	w->generation = pool->generation;
-	w->id = free_id(pool);
+	w->id = id;
+	w->surge = surge;
 	w->serial = ++pool->next_serial;
 	w->pidfd = w->chan = w->watch = -1;
 	w->state = W_SPAWNING;
