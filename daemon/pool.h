@@ -66,6 +66,9 @@ struct cr_worker {
 	ev_tstamp ready_at;		/* 0 until ready; its start window runs from here */
 	int has_exec_error;
 	int early_ready;
+	const char *stop_reason;	/* why corral ended it (an exit reason,
+					 * see worker_ended), or NULL */
+	int signalled;			/* the last signal the operator sent it */
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
 	ev_timer ready_timer;		/* pool's ready_timeout until ready */
 	char *status;			/* its last STATUS= */
@@ -77,6 +80,7 @@ TAILQ_HEAD(cr_worker_list, cr_worker);
 struct cr_slot {
 	unsigned restarts;
 	char last_exit[112];
+	const char *reason;		/* of the last exit: a static string */
 };
 
 struct cr_pool {
@@ -94,6 +98,7 @@ struct cr_pool {
 	struct cr_worker_list workers;
 	unsigned nworkers;
 	uint32_t next_serial;
+	const char *rolling_reason;	/* why old workers are being replaced */
 	/* Start failures (an exit before ready or within start_window):
 	 * backoff and the crash limit. Other exits are replaced at once. */
 	unsigned streak;		/* consecutive start failures, for backoff */
@@ -156,8 +161,12 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge);
 unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above);
 void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan);
 void cr_worker_ready(struct cr_worker *w);
-void cr_worker_stop(struct cr_worker *w);
-/* The watchdog or ready_timeout ran out: abort it, as systemd does. */
+/* Exit reasons: crashed, oom, watchdog, requested, reload, stopping,
+ * exited (a clean exit nobody asked for); recycled is for plugins. */
+void cr_worker_stop(struct cr_worker *w);	/* reason: requested */
+void cr_worker_stop_for(struct cr_worker *w, const char *reason);
+/* The watchdog or ready_timeout ran out: abort it, as systemd does
+ * (reason: watchdog, unless one was set). */
 void cr_worker_abort(struct cr_worker *w, const char *why);
 void cr_worker_kill(struct cr_worker *w);
 void cr_worker_exited(struct cr_worker *w, int status);

@@ -266,6 +266,18 @@ static void count_ids(struct cr_pool *pool, unsigned want, struct ids *c)
 /* Scale down: ids above want go (all at once). One current worker above,
  * already born, stays while 1..want are not all new and ready: a surge
  * worker, or one that an exit not restarted left above the target. */
+/* Why reconcile() stops a worker it no longer wants. */
+static const char *unwanted(const struct cr_pool *pool, const struct cr_worker *w)
+{
+	if (cr_sv.stopping)
+		return "stopping";
+	if (pool->state == POOL_REMOVED)
+		return "reload";
+	if (w->surge && pool->rolling_reason)
+		return pool->rolling_reason;
+	return "requested";	/* scale down, stop */
+}
+
 static void stop_above(struct cr_pool *pool, unsigned want, const struct ids *c)
 {
 	struct cr_worker *w, *keep = NULL;
@@ -278,7 +290,7 @@ static void stop_above(struct cr_pool *pool, unsigned want, const struct ids *c)
 				keep = w;
 	TAILQ_FOREACH(w, &pool->workers, link)
 		if (w->state < W_STOPPING && w->id > want && w != keep)
-			cr_worker_stop(w);
+			cr_worker_stop_for(w, unwanted(pool, w));
 }
 
 /* The next worker to spawn: its id, or 0 for none now. */
@@ -315,7 +327,9 @@ static void reconcile(struct cr_pool *pool)
 		if (c.old == 0 || c.cur_ready + c.old <= want)
 			break;
 		if (w->state < W_STOPPING && w->generation != pool->generation) {
-			cr_worker_stop(w);
+			/* a new definition, or the same one restarted */
+			pool->rolling_reason = w->conf == pool->conf ? "requested" : "reload";
+			cr_worker_stop_for(w, pool->rolling_reason);
 			c.old--;
 		}
 	}

@@ -74,15 +74,22 @@ static void send_stop(struct cr_worker *w)
 	ev_timer_start(cr_sv.loop, &w->kill_timer);
 }
 
-void cr_worker_stop(struct cr_worker *w)
+void cr_worker_stop_for(struct cr_worker *w, const char *reason)
 {
 	if (w->state >= W_STOPPING)
 		return;
+	if (!w->stop_reason)
+		w->stop_reason = reason;
 	cr_worker_set_state(w, W_STOPPING);
 	ev_timer_stop(cr_sv.loop, &w->watchdog);	/* it is going anyway */
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
 	if (w->pid > 0)
 		send_stop(w);	/* else once its pid arrives */
+}
+
+void cr_worker_stop(struct cr_worker *w)
+{
+	cr_worker_stop_for(w, "requested");
 }
 
 void cr_worker_free(struct cr_worker *w)
@@ -143,6 +150,8 @@ void cr_worker_abort(struct cr_worker *w, const char *why)
 
 	if (w->state >= W_STOPPING)
 		return;
+	if (!w->stop_reason)
+		w->stop_reason = "watchdog";
 	cr_warn(&who, "%s, aborting the worker", why);
 	ev_timer_stop(cr_sv.loop, &w->watchdog);
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
@@ -256,6 +265,8 @@ static void chan_violation(struct cr_worker *w, ssize_t n)
 	close(w->chan);
 	w->chan = -1;
 	if (w->state < W_STOPPING) {
+		if (!w->stop_reason)
+			w->stop_reason = "crashed";
 		cr_worker_abort(w, why);
 	} else {
 		struct cr_who who = cr_worker_who(w);
@@ -412,6 +423,18 @@ static void replace_worker(struct cr_worker *w, const char *how)
 	}
 }
 
+/* Why it ended: what corral asked for, else what the exit says. */
+static const char *exit_reason(const struct cr_worker *w, int status, const char *unknown, int oom, int failed)
+{
+	if (oom)
+		return "oom";
+	if (w->stop_reason)
+		return w->stop_reason;
+	if (!unknown && WIFSIGNALED(status) && WTERMSIG(status) == w->signalled)
+		return "requested";	/* the operator's signal did it */
+	return failed ? "crashed" : "exited";
+}
+
 /* Its main process is gone. unknown: why its wait status cannot be had
  * (status is then meaningless); an unknown end counts as a failure. */
 static void worker_ended(struct cr_worker *w, int status, const char *unknown)
@@ -423,6 +446,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 	int failed = unknown || !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	int current = pool->generation == w->generation && pool->state != POOL_REMOVED;
 	int restart, oom;
+	const char *reason;
 	struct cr_slot *slot;
 	struct cr_event ev;
 	char how[96];
@@ -435,6 +459,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		cr_text_wait_status(how, sizeof how, status);
 	}
 	oom = worker_oom_killed(w);
+	reason = exit_reason(w, status, unknown, oom, failed);
 	if (oom)
 		cr_warn(&who, "worker killed by the kernel's OOM killer (%s): its cgroup ran out of memory", how);
 	else if (expected)
@@ -453,6 +478,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 	}
 	if ((slot = cr_pool_slot(pool, w->id))) {
 		snprintf(slot->last_exit, sizeof slot->last_exit, "%s%s", oom ? "OOM-killed, " : "", how);
+		slot->reason = reason;
 		slot->restarts += restart;
 	}
 	pool->restarts += restart;
@@ -462,6 +488,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		.oom = oom, .exited = !unknown && WIFEXITED(status),
 		.code = !unknown && WIFEXITED(status) ? WEXITSTATUS(status) : 0,
 		.signal = !unknown && WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+		.reason = reason,
 	};
 	if (oom)
 		cr_queue_worker_event("oom", w, ev);
