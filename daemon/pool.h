@@ -81,6 +81,9 @@ struct cr_slot {
 	unsigned restarts;
 	char last_exit[112];
 	const char *reason;		/* of the last exit: a static string */
+	int retired;			/* its worker exited, not restarted: the
+					 * id is not refilled until the target
+					 * changes again */
 };
 
 struct cr_pool {
@@ -99,6 +102,8 @@ struct cr_pool {
 	unsigned nworkers;
 	uint32_t next_serial;
 	const char *rolling_reason;	/* why old workers are being replaced */
+	unsigned retired_target;	/* the target when ids were retired */
+	int has_retired;
 	/* Start failures (an exit before ready or within start_window):
 	 * backoff and the crash limit. Other exits are replaced at once. */
 	unsigned streak;		/* consecutive start failures, for backoff */

@@ -235,7 +235,7 @@ static void arm_retry(struct cr_pool *pool)
  * id above N; it goes once 1..N are all new and ready. */
 struct ids {
 	unsigned cur, cur_ready, old;	/* live (not stopping) workers */
-	unsigned regular;		/* live, not a surge worker above the target */
+	unsigned regular;		/* live, with ids 1..want */
 	unsigned low_ready;		/* current and ready, with ids 1..want */
 	unsigned above;			/* current and live, ids above want */
 	int rolling;			/* an older generation is not gone yet */
@@ -251,7 +251,7 @@ static void count_ids(struct cr_pool *pool, unsigned want, struct ids *c)
 			c->rolling = 1;
 		if (w->state >= W_STOPPING)
 			continue;
-		c->regular += !w->surge || w->id <= want;
+		c->regular += w->id <= want;
 		if (w->generation != pool->generation) {
 			c->old++;
 			continue;
@@ -263,9 +263,11 @@ static void count_ids(struct cr_pool *pool, unsigned want, struct ids *c)
 	}
 }
 
-/* Scale down: ids above want go (all at once). One current worker above,
- * already born, stays while 1..want are not all new and ready: a surge
- * worker, or one that an exit not restarted left above the target. */
+/* Scale down: ids above want go (all at once). One current worker above
+ * (a surge worker, or one already born) stays while 1..want are not all
+ * new and ready: the surge worker, or one a scale down or an exit not restarted left above the
+ * target while a lower id was being replaced (that id is refilled, then
+ * it goes). */
 /* Why reconcile() stops a worker it no longer wants. */
 static const char *unwanted(const struct cr_pool *pool, const struct cr_worker *w)
 {
@@ -284,7 +286,7 @@ static void stop_above(struct cr_pool *pool, unsigned want, const struct ids *c)
 
 	if (want > 0 && (c->rolling || c->low_ready < want))
 		TAILQ_FOREACH(w, &pool->workers, link)
-			if ((w->state == W_STARTING || w->state == W_READY) &&
+			if ((w->surge || w->state == W_STARTING || w->state == W_READY) && w->state < W_STOPPING &&
 			    w->generation == pool->generation && w->id > want &&
 			    (!keep || w->id < keep->id))
 				keep = w;
@@ -319,6 +321,12 @@ static void reconcile(struct cr_pool *pool)
 	want = cr_sv.stopping || pool->state == POOL_REMOVED || pool->state == POOL_STOPPED ? 0 : pool->target;
 	may_spawn = want > 0 && pool->state != POOL_FAILED;
 
+	if (pool->has_retired && pool->target != pool->retired_target) {
+		/* the target changed since: every id is wanted again */
+		for (unsigned i = 0; i < pool->nslots; i++)
+			pool->slots[i].retired = 0;
+		pool->has_retired = 0;
+	}
 	count_ids(pool, want, &c);
 	stop_above(pool, want, &c);
 	count_ids(pool, want, &c);

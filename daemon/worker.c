@@ -116,16 +116,18 @@ void cr_worker_free(struct cr_worker *w)
 	free(w);
 }
 
-/* The lowest id above `above` that no worker of the pool holds: an id is
- * held until its worker's record is freed (its cgroup, named by the id,
- * empty and removed). One pass over a bitmap of the ids up to above plus
- * the number of workers (one of them is free). */
+/* The lowest id above `above` that no worker of the pool holds and that
+ * is not retired: an id is held until its worker's record is freed (its
+ * cgroup, named by the id, empty and removed). One pass over a bitmap of
+ * the ids up to above plus the workers and retired ids (one is free). */
 unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above)
 {
 	unsigned n = above + pool->nworkers + 1, id;
 	unsigned char *used;
 	struct cr_worker *w;
 
+	for (id = 0; pool->has_retired && id < pool->nslots; id++)
+		n += pool->slots[id].retired;	/* retired ids are not free */
 	used = calloc(n / 8 + 1, 1);
 	if (!used) {
 		/* out of memory: any id above all others is free too */
@@ -137,6 +139,9 @@ unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above)
 	TAILQ_FOREACH(w, &pool->workers, link)
 		if (w->id >= 1 && w->id <= n)
 			used[(w->id - 1) / 8] |= (unsigned char)(1u << ((w->id - 1) % 8));
+	for (id = 1; pool->has_retired && id <= n && id <= pool->nslots; id++)
+		if (pool->slots[id - 1].retired)
+			used[(id - 1) / 8] |= (unsigned char)(1u << ((id - 1) % 8));
 	for (id = above + 1; id < n; id++)
 		if (!(used[(id - 1) / 8] & (1u << ((id - 1) % 8))))
 			break;
@@ -471,8 +476,14 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		  (pc->restart == CR_RESTART_ALWAYS ||
 		   (pc->restart == CR_RESTART_ON_FAILURE && failed));
 	if (!expected && !restart && current && pool->target > 0) {
-		/* not to be replaced: the pool runs one fewer until reload */
+		/* not to be replaced: the pool runs one fewer until reload,
+		 * and this id is not refilled (a hole in 1..N) till then */
 		pool->target--;
+		if ((slot = cr_pool_slot(pool, w->id))) {
+			slot->retired = 1;
+			pool->retired_target = pool->target;
+			pool->has_retired = 1;
+		}
 		cr_info(&who, "worker not restarted (restart = %s)",
 			pc->restart == CR_RESTART_NEVER ? "never" : "on-failure");
 	}

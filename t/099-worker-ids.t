@@ -96,6 +96,9 @@ sub check_ids {
         my $s = settled($pool);
         if (!$s) {
             $ok = fail("$what: $pool settles");
+            my $p = ($t->status || {})->{$pool} || {};
+            diag("$pool: $p->{state}, target $p->{target}, workers "
+                 . join(' ', map { "$_->{id}:$_->{state}" } @{ $p->{workers} || [] }));
             next;
         }
         my ($target, @w) = @$s;
