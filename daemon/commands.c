@@ -119,8 +119,10 @@ int cr_pool_signal(const char *name, unsigned id, int sig)
 	TAILQ_FOREACH(w, &pool->workers, link) {
 		if ((id && w->id != id) || w->state >= W_GONE || w->pidfd < 0)
 			continue;
-		if (pidfd_send_signal(w->pidfd, sig, NULL, 0) == 0)
+		if (pidfd_send_signal(w->pidfd, sig, NULL, 0) == 0) {
+			w->signalled = sig;	/* an exit by it was asked for */
 			n++;
+		}
 	}
 	return id && n == 0 ? -ESRCH : n;
 }

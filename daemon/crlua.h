@@ -88,6 +88,7 @@ struct cr_event {
 	unsigned worker;
 	pid_t pid;
 	int exited, code, signal, oom;
+	const char *reason;	/* worker_exited, oom: a static string, or NULL */
 };
 
 /* Calls the active state's handlers for ev, inside corrald's budget. */

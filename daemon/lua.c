@@ -237,6 +237,10 @@ static int push_event(lua_State *L)
 	if (!strcmp(ev->name, "worker_exited") || !strcmp(ev->name, "oom")) {
 		lua_pushboolean(L, ev->oom);
 		lua_setfield(L, -2, "oom");
+		if (ev->reason) {
+			lua_pushstring(L, ev->reason);
+			lua_setfield(L, -2, "reason");
+		}
 	}
 	return 2;
 }

@@ -49,6 +49,8 @@ struct cr_worker {
 	struct cr_pool_conf *conf;	/* the definition it was made from */
 	struct cr_proto *proto;		/* its parent; NULL once adopted by corrald */
 	unsigned id, generation;
+	int surge;			/* spawned above the target during a rolling
+					 * replacement: temporary, see reconcile() */
 	uint32_t serial;
 	pid_t pid;			/* its main process; moves on MAINPID= */
 	pid_t forked;			/* what the prototype forked, and reaps */
@@ -64,6 +66,9 @@ struct cr_worker {
 	ev_tstamp ready_at;		/* 0 until ready; its start window runs from here */
 	int has_exec_error;
 	int early_ready;
+	const char *stop_reason;	/* why corral ended it (an exit reason,
+					 * see worker_ended), or NULL */
+	int signalled;			/* the last signal the operator sent it */
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
 	ev_timer ready_timer;		/* pool's ready_timeout until ready */
 	char *status;			/* its last STATUS= */
@@ -75,6 +80,10 @@ TAILQ_HEAD(cr_worker_list, cr_worker);
 struct cr_slot {
 	unsigned restarts;
 	char last_exit[112];
+	const char *reason;		/* of the last exit: a static string */
+	int retired;			/* its worker exited, not restarted: the
+					 * id is not refilled until the target
+					 * changes again */
 };
 
 struct cr_pool {
@@ -92,6 +101,9 @@ struct cr_pool {
 	struct cr_worker_list workers;
 	unsigned nworkers;
 	uint32_t next_serial;
+	const char *rolling_reason;	/* why old workers are being replaced */
+	unsigned retired_target;	/* the target when ids were retired */
+	int has_retired;
 	/* Start failures (an exit before ready or within start_window):
 	 * backoff and the crash limit. Other exits are replaced at once. */
 	unsigned streak;		/* consecutive start failures, for backoff */
@@ -149,11 +161,17 @@ void cr_pool_reset_failures(struct cr_pool *pool);
 struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id);
 
 /* ---- worker.c ---- */
-void cr_worker_spawn(struct cr_pool *pool);
+/* A worker with that id (free: cr_pool_free_id); surge: a temporary one. */
+void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge);
+unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above);
 void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan);
 void cr_worker_ready(struct cr_worker *w);
-void cr_worker_stop(struct cr_worker *w);
-/* The watchdog or ready_timeout ran out: abort it, as systemd does. */
+/* Exit reasons: crashed, oom, watchdog, requested, reload, stopping,
+ * exited (a clean exit nobody asked for); recycled is for plugins. */
+void cr_worker_stop(struct cr_worker *w);	/* reason: requested */
+void cr_worker_stop_for(struct cr_worker *w, const char *reason);
+/* The watchdog or ready_timeout ran out: abort it, as systemd does
+ * (reason: watchdog, unless one was set). */
 void cr_worker_abort(struct cr_worker *w, const char *why);
 void cr_worker_kill(struct cr_worker *w);
 void cr_worker_exited(struct cr_worker *w, int status);

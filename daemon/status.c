@@ -252,6 +252,10 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 					cr_buf_json_string(b, slot->last_exit);
 				else
 					cr_buf_lit(b, "null");
+				if (slot && slot->last_exit[0] && slot->reason)
+					cr_buf_printf(b, ",\"last_exit_reason\":\"%s\"", slot->reason);
+				else
+					cr_buf_lit(b, ",\"last_exit_reason\":null");
 				cr_buf_lit(b, ",\"status\":");
 				if (w->status)
 					cr_buf_json_string(b, w->status);
@@ -274,9 +278,14 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 					cr_buf_printf(b, "its exit is not reported yet%s",
 						      w->proto && w->proto == pool->proto && pwhy[0]
 						      ? ": the prototype is not answering" : "");
+				else if (w->status || !slot || !slot->last_exit[0])
+					add_escaped(b, w->status ? w->status : "");
+				else if (slot->reason) {
+					cr_buf_printf(b, "%s: ", slot->reason);
+					add_escaped(b, slot->last_exit);
+				}
 				else
-					add_escaped(b, w->status ? w->status
-						    : slot && slot->last_exit[0] ? slot->last_exit : "");
+					add_escaped(b, slot->last_exit);
 				cr_buf_lit(b, "\n");
 			}
 		}

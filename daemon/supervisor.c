@@ -226,47 +226,122 @@ static void arm_retry(struct cr_pool *pool)
 	ev_timer_start(cr_sv.loop, &pool->retry);
 }
 
+/* Ids: a pool with target N runs ids 1..N once settled. An id is held
+ * until its worker's cgroup (named by it) is empty and removed, so a
+ * replacement takes the id of the worker it replaces: at once when the
+ * worker's main process was all there was (the common case), else once
+ * what it left is killed. While an older generation is still there (a
+ * rolling replacement, or old workers draining) one surge worker takes an
+ * id above N; it goes once 1..N are all new and ready. */
+struct ids {
+	unsigned cur, cur_ready, old;	/* live (not stopping) workers */
+	unsigned regular;		/* live, with ids 1..want */
+	unsigned low_ready;		/* current and ready, with ids 1..want */
+	unsigned above;			/* current and live, ids above want */
+	int rolling;			/* an older generation is not gone yet */
+};
+
+static void count_ids(struct cr_pool *pool, unsigned want, struct ids *c)
+{
+	struct cr_worker *w;
+
+	memset(c, 0, sizeof *c);
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		if (w->generation != pool->generation && w->state < W_GONE)
+			c->rolling = 1;
+		if (w->state >= W_STOPPING)
+			continue;
+		c->regular += w->id <= want;
+		if (w->generation != pool->generation) {
+			c->old++;
+			continue;
+		}
+		c->cur++;
+		c->cur_ready += w->state == W_READY;
+		c->low_ready += w->state == W_READY && w->id <= want;
+		c->above += w->id > want;
+	}
+}
+
+/* Scale down: ids above want go (all at once). One current worker above
+ * (a surge worker, or one already born) stays while 1..want are not all
+ * new and ready: the surge worker, or one a scale down or an exit not restarted left above the
+ * target while a lower id was being replaced (that id is refilled, then
+ * it goes). */
+/* Why reconcile() stops a worker it no longer wants. */
+static const char *unwanted(const struct cr_pool *pool, const struct cr_worker *w)
+{
+	if (cr_sv.stopping)
+		return "stopping";
+	if (pool->state == POOL_REMOVED)
+		return "reload";
+	if (w->surge && pool->rolling_reason)
+		return pool->rolling_reason;
+	return "requested";	/* scale down, stop */
+}
+
+static void stop_above(struct cr_pool *pool, unsigned want, const struct ids *c)
+{
+	struct cr_worker *w, *keep = NULL;
+
+	if (want > 0 && (c->rolling || c->low_ready < want))
+		TAILQ_FOREACH(w, &pool->workers, link)
+			if ((w->surge || w->state == W_STARTING || w->state == W_READY) && w->state < W_STOPPING &&
+			    w->generation == pool->generation && w->id > want &&
+			    (!keep || w->id < keep->id))
+				keep = w;
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->state < W_STOPPING && w->id > want && w != keep)
+			cr_worker_stop_for(w, unwanted(pool, w));
+}
+
+/* The next worker to spawn: its id, or 0 for none now. */
+static unsigned next_id(struct cr_pool *pool, unsigned want, const struct ids *c, int *surge)
+{
+	unsigned id = cr_pool_free_id(pool, 0);
+
+	*surge = 0;
+	if (id <= want)
+		return c->regular < want ? id : 0;
+	/* 1..want all held: only a surge worker, while an old generation goes */
+	if (!c->rolling || c->above > 0 || c->cur + c->old > want)
+		return 0;
+	*surge = 1;
+	return cr_pool_free_id(pool, want);
+}
+
 static void reconcile(struct cr_pool *pool)
 {
 	struct cr_worker *w, *tmp;
-	unsigned want, cur = 0, cur_ready = 0, old = 0, room;
-	int may_spawn;
+	unsigned want, id, n = 0;
+	struct ids c;
+	int may_spawn, surge;
 	struct cr_who who = cr_pool_who(pool);
 
 	want = cr_sv.stopping || pool->state == POOL_REMOVED || pool->state == POOL_STOPPED ? 0 : pool->target;
 	may_spawn = want > 0 && pool->state != POOL_FAILED;
 
-	TAILQ_FOREACH(w, &pool->workers, link) {
-		if (w->state >= W_STOPPING)
-			continue;
-		if (w->generation == pool->generation) {
-			cur++;
-			cur_ready += w->state == W_READY;
-		} else {
-			old++;
-		}
+	if (pool->has_retired && pool->target != pool->retired_target) {
+		/* the target changed since: every id is wanted again */
+		for (unsigned i = 0; i < pool->nslots; i++)
+			pool->slots[i].retired = 0;
+		pool->has_retired = 0;
 	}
-
-	/* scale down: the newest surplus workers go first */
-	TAILQ_FOREACH_REVERSE_SAFE(w, &pool->workers, cr_worker_list, link, tmp) {
-		if (cur <= want)
-			break;
-		if (w->state < W_STOPPING && w->generation == pool->generation) {
-			if (w->state == W_READY)
-				cur_ready--;
-			cr_worker_stop(w);
-			cur--;
-		}
-	}
+	count_ids(pool, want, &c);
+	stop_above(pool, want, &c);
+	count_ids(pool, want, &c);
 	/* rolling replacement: an old worker goes once a new one is ready */
 	TAILQ_FOREACH_SAFE(w, &pool->workers, link, tmp) {
-		if (old == 0 || cur_ready + old <= want)
+		if (c.old == 0 || c.cur_ready + c.old <= want)
 			break;
 		if (w->state < W_STOPPING && w->generation != pool->generation) {
-			cr_worker_stop(w);
-			old--;
+			/* a new definition, or the same one restarted */
+			pool->rolling_reason = w->conf == pool->conf ? "requested" : "reload";
+			cr_worker_stop_for(w, pool->rolling_reason);
+			c.old--;
 		}
 	}
+	count_ids(pool, want, &c);
 
 	/* the prototype: one of the current generation while workers are wanted */
 	if (pool->proto && (pool->proto->generation != pool->generation || !may_spawn)) {
@@ -286,31 +361,26 @@ static void reconcile(struct cr_pool *pool)
 
 	if (ev_now(cr_sv.loop) >= pool->not_before)
 		pool->immediate = 0;
-	if (may_spawn && pool->freeze == THAWED && pool->proto &&
-	    pool->proto->state == CR_PROTO_READY && cur < want) {
-		/* during a rolling replacement, one worker above the count */
-		room = want + (old > 0) - (cur + old);
-		if (room > want - cur)
-			room = want - cur;
-		for (; room > 0 && pool->proto && pool->proto->inflight < MAX_INFLIGHT; room--) {
-			/* backing off (maybe since the last spawn failed): only
-			 * workers that were up and ended are replaced now */
-			if (ev_now(cr_sv.loop) < pool->not_before) {
-				if (!pool->immediate) {
-					arm_retry(pool);
-					break;
-				}
-				pool->immediate--;
+	while (may_spawn && n++ <= want && pool->freeze == THAWED && pool->proto && pool->proto->state == CR_PROTO_READY &&
+	       pool->proto->inflight < MAX_INFLIGHT && (id = next_id(pool, want, &c, &surge))) {
+		/* backing off (maybe since the last spawn failed): only
+		 * workers that were up and ended are replaced now */
+		if (ev_now(cr_sv.loop) < pool->not_before) {
+			if (!pool->immediate) {
+				arm_retry(pool);
+				break;
 			}
-			cr_worker_spawn(pool);
+			pool->immediate--;
 		}
+		cr_worker_spawn(pool, id, surge);
+		count_ids(pool, want, &c);
 	}
 
-	if (cur_ready >= want && old == 0 && want > 0 && pool->state == POOL_STARTING) {
-		cr_info(&who, "pool ready (%u/%u workers)", cur_ready, want);
+	if (c.cur_ready >= want && c.old == 0 && want > 0 && pool->state == POOL_STARTING) {
+		cr_info(&who, "pool ready (%u/%u workers)", c.cur_ready, want);
 		cr_pool_set_state(pool, POOL_RUNNING);
 		cr_queue_pool_event("pool_ready", pool);
-	} else if (cur_ready < want && pool->state == POOL_RUNNING) {
+	} else if (c.cur_ready < want && pool->state == POOL_RUNNING) {
 		cr_pool_set_state(pool, POOL_STARTING);	/* one went missing */
 	}
 }

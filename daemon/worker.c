@@ -74,15 +74,22 @@ static void send_stop(struct cr_worker *w)
 	ev_timer_start(cr_sv.loop, &w->kill_timer);
 }
 
-void cr_worker_stop(struct cr_worker *w)
+void cr_worker_stop_for(struct cr_worker *w, const char *reason)
 {
 	if (w->state >= W_STOPPING)
 		return;
+	if (!w->stop_reason)
+		w->stop_reason = reason;
 	cr_worker_set_state(w, W_STOPPING);
 	ev_timer_stop(cr_sv.loop, &w->watchdog);	/* it is going anyway */
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
 	if (w->pid > 0)
 		send_stop(w);	/* else once its pid arrives */
+}
+
+void cr_worker_stop(struct cr_worker *w)
+{
+	cr_worker_stop_for(w, "requested");
 }
 
 void cr_worker_free(struct cr_worker *w)
@@ -109,26 +116,33 @@ void cr_worker_free(struct cr_worker *w)
 	free(w);
 }
 
-/* The lowest id no live worker of the pool uses: one pass over a bitmap
- * of the ids up to the number of workers (some id in 1..n+1 is free). */
-static unsigned free_id(struct cr_pool *pool)
+/* The lowest id above `above` that no worker of the pool holds and that
+ * is not retired: an id is held until its worker's record is freed (its
+ * cgroup, named by the id, empty and removed). One pass over a bitmap of
+ * the ids up to above plus the workers and retired ids (one is free). */
+unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above)
 {
+	unsigned n = above + pool->nworkers + 1, id;
 	unsigned char *used;
 	struct cr_worker *w;
-	unsigned id;
 
-	used = calloc(pool->nworkers / 8 + 1, 1);
+	for (id = 0; pool->has_retired && id < pool->nslots; id++)
+		n += pool->slots[id].retired;	/* retired ids are not free */
+	used = calloc(n / 8 + 1, 1);
 	if (!used) {
 		/* out of memory: any id above all others is free too */
-		id = 0;
+		id = above;
 		TAILQ_FOREACH(w, &pool->workers, link)
 			id = w->id > id ? w->id : id;
 		return id + 1;
 	}
 	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->id >= 1 && w->id <= pool->nworkers)
+		if (w->id >= 1 && w->id <= n)
 			used[(w->id - 1) / 8] |= (unsigned char)(1u << ((w->id - 1) % 8));
-	for (id = 1; id <= pool->nworkers; id++)
+	for (id = 1; pool->has_retired && id <= n && id <= pool->nslots; id++)
+		if (pool->slots[id - 1].retired)
+			used[(id - 1) / 8] |= (unsigned char)(1u << ((id - 1) % 8));
+	for (id = above + 1; id < n; id++)
 		if (!(used[(id - 1) / 8] & (1u << ((id - 1) % 8))))
 			break;
 	free(used);
@@ -141,6 +155,8 @@ void cr_worker_abort(struct cr_worker *w, const char *why)
 
 	if (w->state >= W_STOPPING)
 		return;
+	if (!w->stop_reason)
+		w->stop_reason = "watchdog";
 	cr_warn(&who, "%s, aborting the worker", why);
 	ev_timer_stop(cr_sv.loop, &w->watchdog);
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
@@ -168,7 +184,7 @@ static void abort_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void main_cb(struct ev_loop *loop, ev_io *io, int revents);
 
-void cr_worker_spawn(struct cr_pool *pool)
+void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 {
 	struct cr_who who = cr_pool_who(pool);
 	struct cr_worker *w = calloc(1, sizeof *w);
@@ -183,7 +199,8 @@ void cr_worker_spawn(struct cr_pool *pool)
 	w->conf = cr_pool_conf_ref(pool->conf);
 	w->proto = pool->proto;
 	w->generation = pool->generation;
-	w->id = free_id(pool);
+	w->id = id;
+	w->surge = surge;
 	w->serial = ++pool->next_serial;
 	w->pidfd = w->chan = w->watch = -1;
 	w->state = W_SPAWNING;
@@ -253,6 +270,8 @@ static void chan_violation(struct cr_worker *w, ssize_t n)
 	close(w->chan);
 	w->chan = -1;
 	if (w->state < W_STOPPING) {
+		if (!w->stop_reason)
+			w->stop_reason = "crashed";
 		cr_worker_abort(w, why);
 	} else {
 		struct cr_who who = cr_worker_who(w);
@@ -409,6 +428,18 @@ static void replace_worker(struct cr_worker *w, const char *how)
 	}
 }
 
+/* Why it ended: what corral asked for, else what the exit says. */
+static const char *exit_reason(const struct cr_worker *w, int status, const char *unknown, int oom, int failed)
+{
+	if (oom)
+		return "oom";
+	if (w->stop_reason)
+		return w->stop_reason;
+	if (!unknown && WIFSIGNALED(status) && WTERMSIG(status) == w->signalled)
+		return "requested";	/* the operator's signal did it */
+	return failed ? "crashed" : "exited";
+}
+
 /* Its main process is gone. unknown: why its wait status cannot be had
  * (status is then meaningless); an unknown end counts as a failure. */
 static void worker_ended(struct cr_worker *w, int status, const char *unknown)
@@ -420,6 +451,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 	int failed = unknown || !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	int current = pool->generation == w->generation && pool->state != POOL_REMOVED;
 	int restart, oom;
+	const char *reason;
 	struct cr_slot *slot;
 	struct cr_event ev;
 	char how[96];
@@ -432,6 +464,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		cr_text_wait_status(how, sizeof how, status);
 	}
 	oom = worker_oom_killed(w);
+	reason = exit_reason(w, status, unknown, oom, failed);
 	if (oom)
 		cr_warn(&who, "worker killed by the kernel's OOM killer (%s): its cgroup ran out of memory", how);
 	else if (expected)
@@ -443,13 +476,20 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		  (pc->restart == CR_RESTART_ALWAYS ||
 		   (pc->restart == CR_RESTART_ON_FAILURE && failed));
 	if (!expected && !restart && current && pool->target > 0) {
-		/* not to be replaced: the pool runs one fewer until reload */
+		/* not to be replaced: the pool runs one fewer until reload,
+		 * and this id is not refilled (a hole in 1..N) till then */
 		pool->target--;
+		if ((slot = cr_pool_slot(pool, w->id))) {
+			slot->retired = 1;
+			pool->retired_target = pool->target;
+			pool->has_retired = 1;
+		}
 		cr_info(&who, "worker not restarted (restart = %s)",
 			pc->restart == CR_RESTART_NEVER ? "never" : "on-failure");
 	}
 	if ((slot = cr_pool_slot(pool, w->id))) {
 		snprintf(slot->last_exit, sizeof slot->last_exit, "%s%s", oom ? "OOM-killed, " : "", how);
+		slot->reason = reason;
 		slot->restarts += restart;
 	}
 	pool->restarts += restart;
@@ -459,6 +499,7 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		.oom = oom, .exited = !unknown && WIFEXITED(status),
 		.code = !unknown && WIFEXITED(status) ? WEXITSTATUS(status) : 0,
 		.signal = !unknown && WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+		.reason = reason,
 	};
 	if (oom)
 		cr_queue_worker_event("oom", w, ev);

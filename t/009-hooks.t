@@ -235,10 +235,12 @@ $mark = $t->mark;
 $t->write_config(config(workers => 4, foo => 'qux'));
 $t->reload;
 $t->wait_log(qr/ info reload done: 0 added, 1 changed, 0 removed, 2 unchanged/, since => $mark);
-$t->wait_for(sub { (grep { $_->[4] == 2 } recs('start')) == 4 }, 10, 'four generation-2 workers started');
+# ids 1..4 replaced one by one, beside a surge worker (id 5) that then goes
+$t->wait_for(sub { my %i = map { $_->[3] => 1 } grep { $_->[4] == 2 } recs('start'); 4 == grep { $i{$_} } 1 .. 4 },
+             10, 'generation-2 workers 1..4 started');
 my @gen2 = grep { $_->[4] == 2 } recs('start');
 my %gen2_ids = map { $_->[3] => 1 } @gen2;
-is(scalar keys %gen2_ids, 4, 'generation 2: four distinct worker ids');
+is(join(' ', grep { $gen2_ids{$_} } 1 .. 4), '1 2 3 4', 'generation 2: worker ids 1..4');
 ok(!grep({ $_->[9] ne 'qux' } @gen2), 'generation 2 workers see the new env');
 ok(!grep({ $_->[9] ne 'bar' } grep { $_->[4] == 1 } recs('start')), 'generation 1 workers saw the old env');
 $t->wait_for(sub { recs('prefork') == 3 }, 10, 'the changed pool ran prefork in a new prototype');

@@ -226,11 +226,11 @@ my $mark = $t->mark;
 my %ex = $t->started_workers('ex');
 my $ex1 = $ex{1} // 0;
 $t->write_file('exit.1', '');
-$t->wait_log(qr/ info rec1: event code=3 event=worker_exited oom=false pid=$ex1 pool=ex worker=1$/, since => $mark,
+$t->wait_log(qr/ info rec1: event code=3 event=worker_exited oom=false pid=$ex1 pool=ex reason=crashed worker=1$/, since => $mark,
              name => 'worker_exited with code=3, no signal');
 my $victim = $p{1};
 kill 'KILL', $victim;
-$t->wait_log(qr/ info rec1: event event=worker_exited oom=false pid=$victim pool=p signal=9 worker=1$/, since => $mark,
+$t->wait_log(qr/ info rec1: event event=worker_exited oom=false pid=$victim pool=p reason=crashed signal=9 worker=1$/, since => $mark,
              name => 'worker_exited with signal=9, no code');
 my ($started) = $t->wait_log(qr/ info rec1: event event=worker_started pid=\d+ pool=p worker=1$/, since => $mark,
                              name => 'worker_started for the replacement');
@@ -322,7 +322,7 @@ my $stop_at = index($text, 'rec3: event event=stop');
 ok($stop_at >= 0, 'stop event');
 ok($stop_at < index($text, ' info stopped'), 'stop event before "stopped"');
 for my $id (sort keys %p) {
-    like($text, qr/ info rec3: event event=worker_exited oom=false pid=$p{$id} pool=p signal=15 worker=$id$/m,
+    like($text, qr/ info rec3: event event=worker_exited oom=false pid=$p{$id} pool=p reason=stopping signal=15 worker=$id$/m,
          "worker_exited at stop: p worker $id, signal=15");
 }
 

@@ -110,7 +110,7 @@ $st ||= {};
 
 my @POOL_KEYS = qw(name state ready total target restarts generation start_failures restart_in failure
                    last_failure memory_current cpu_usage_usec prototype workers);
-my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit status memory_current cpu_usage_usec);
+my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit last_exit_reason status memory_current cpu_usage_usec);
 
 # jq: a list of what is wrong with the types, empty when all is right.
 my $JQ_TYPES = <<'EOF';
@@ -133,7 +133,7 @@ def check(cond; msg): if cond then empty else msg end;
       (("id","pid","generation","restarts") as $k | check($w[$k] | int; "\($i): \($k)")),
       check([$w.state] | inside(["spawning","starting","ready","stopping","exited"]); "\($i): state"),
       check(($w.uptime | type) == "number" and $w.uptime >= 0; "\($i): uptime"),
-      (("last_exit","status") as $k | check(($w[$k] | type) == "string" or $w[$k] == null; "\($i): \($k)")),
+      (("last_exit","last_exit_reason","status") as $k | check(($w[$k] | type) == "string" or $w[$k] == null; "\($i): \($k)")),
       (("memory_current","cpu_usage_usec") as $k | check(($w[$k] | int) or $w[$k] == null; "\($i): \($k)")),
       check(($w | keys) == ($worker_keys | sort); "\($i): members \($w | keys)"))) ]
 EOF

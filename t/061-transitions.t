@@ -230,11 +230,11 @@ my @SCENARIOS = (
         ctl_ok('restart', 'note/1');
         $t->wait_log(qr/ info worker stopped \(killed by signal 15 \(TERM\)\) pool=note worker=1 pid=\d+$/,
                      since => $mark{$_[0]}, name => 'note: worker 1 stopped before it was ready');
-        wait_pool('note', 'starting', '2:starting', 'its replacement waits for READY=1');
+        wait_pool('note', 'starting', '1:starting', 'its replacement, with its id, waits for READY=1');
     } ],
     [ 'READY=1' => sub {
         $t->write_file('go.note', '');
-        wait_pool('note', 'running', '2:ready');
+        wait_pool('note', 'running', '1:ready');
     } ],
     [ 'start a failed pool' => sub {
         ctl_ok('start', 'crash');
@@ -304,9 +304,9 @@ my @SCENARIOS = (
                      name => 'drain: back while it drained: the same pool, changed, not a new one');
         ok(!$t->log_lines(qr/ info pool removed pool=drain$/), 'drain: it was never done removing');
         ok(pid_alive($drain), 'drain: the old worker still drains');
-        wait_pool('drain', 'running', '1:stopping 2:ready', 'a new worker beside the draining one');
+        wait_pool('drain', 'running', '1:stopping 2:ready', 'a surge worker (id 2) beside the draining one');
         kill 'KILL', $drain;
-        wait_pool('drain', 'running', '2:ready', 'the draining worker killed');
+        wait_pool('drain', 'running', '1:ready', 'the draining worker killed: id 1 back, the surge worker gone');
     } ],
 );
 

@@ -127,6 +127,8 @@ local handlers = {}        -- event -> { { fn = f, owner = name }, ... }
 local callbacks = {}       -- timer / PSI trigger id -> { fn = f, owner = name, every = bool }
 corral._owner = "config"   -- who is registering: "config" or "plugin NAME"
 
+-- worker_exited and oom carry `reason` (crashed, exited, oom, watchdog,
+-- requested, reload, stopping; recycled is for plugins): see plugins.md.
 local events = {
   config = true, stop = true, reload = true,
   pool_ready = true, pool_failed = true, frozen = true, thawed = true,
