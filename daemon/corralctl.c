@@ -448,6 +448,7 @@ static double parse_duration(const char *s)
 /* ---- messages and progress ---------------------------------------------- */
 
 static int progress_shown;
+static char progress_last[1024];
 
 static void progress_clear(void)
 {
@@ -479,9 +480,12 @@ static void progress(const char *msg)
 {
 	struct winsize ws;
 	size_t width = 80, len;
-	char *safe = cr_text_escape_dup(msg, 0);
+	char *safe;
 
-	if (!safe)
+	if (progress_shown && !strcmp(msg, progress_last))
+		return;	/* as it is on the screen */
+	snprintf(progress_last, sizeof progress_last, "%s", msg);
+	if (!(safe = cr_text_escape_dup(msg, 0)))
 		return;
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
 		width = ws.ws_col;
@@ -740,7 +744,8 @@ static int ready_check(const struct waiting *w, const struct jval *p, char *msg,
 		return DONE;
 	if (!strcmp(state, "running") && (w->kind == WAIT_WORKER ? !worker_left : settled == nw))
 		return DONE;
-	snprintf(msg, n, "%s: %u/%u ready", name, (unsigned)jnum(p, "ready", 0), (unsigned)jnum(p, "target", 0));
+	/* ready of the current generation: a restart counts the new ones */
+	snprintf(msg, n, "%s: %zu/%u ready", name, settled, (unsigned)jnum(p, "target", 0));
 	if (old)
 		append(msg, n, ", %zu old", old);
 	if (leaving)
