@@ -83,11 +83,23 @@ _corralctl()
 				;;
 			--socket=*) sock=${w#--socket=} ;;
 			-s?*) sock=${w#-s} ;;
+			--timeout)
+				# its DURATION, or "=" DURATION
+				[[ ${COMP_WORDS[i + 1]} == "=" ]] && ((i++))
+				((i++))
+				;;
 			-*) ;;
 			*) cmd=$w ;;
 			esac
-		elif [[ $w != --json && $w != --all-at-once ]]; then
-			args+=("$w")
+		else
+			case $w in
+			--json | --all-at-once | --no-wait | --timeout=*) ;;
+			--timeout)
+				[[ ${COMP_WORDS[i + 1]} == "=" ]] && ((i++))
+				((i++))
+				;;
+			*) args+=("$w") ;;
+			esac
 		fi
 	done
 	[[ -z $sock ]] && sock=${CORRAL_SOCKET-}
@@ -107,13 +119,20 @@ _corralctl()
 		fi
 	fi
 
+	# a DURATION after --timeout: a few to start from
+	if [[ $prev == --timeout ]] ||
+		[[ $prev == "=" && ${COMP_WORDS[COMP_CWORD - 2]} == --timeout ]]; then
+		mapfile -t COMPREPLY < <(compgen -W "10s 30s 90s 5m" -- "$cur")
+		return
+	fi
+
 	if [[ $cur == -* ]]; then
 		if [[ -z $cmd ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "-s --socket --json --all-at-once --help" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "-s --socket --json --all-at-once --no-wait --timeout --help" -- "$cur")
 		elif [[ $cmd == restart ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "--json --all-at-once" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "--json --all-at-once --no-wait --timeout" -- "$cur")
 		elif [[ $cmd != help ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "--json" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "--json --no-wait --timeout" -- "$cur")
 		fi
 		return
 	fi

@@ -3,24 +3,46 @@
  * JSON request from the arguments, prints the answer (or, with --json, the
  * raw JSON line) and exits with a code scripts can test:
  *   0 ok, 1 failed, 2 bad request or usage, 3 not found, 4 refused,
- *   5 corrald not running.
+ *   5 corrald not running, 6 timed out, 7 a pool failed while waited on.
+ * stop, start, restart, scale and reload then wait until what they asked
+ * for is true, asking for the status again and again (the protocol is one
+ * request per connection; corrald needs nothing more); --no-wait returns
+ * at once. --timeout bounds the whole command, connections included: a
+ * stopped or stuck corrald makes it fail, never hang.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
 #include "text.h"
 
 #define DEFAULT_SOCKET "/run/corral/control.sock"
+/* long enough for a rolling restart of a big pool, short enough that a
+ * script learns that something is wrong */
+#define DEFAULT_TIMEOUT 90.0
 
-enum { EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_NOT_RUNNING };
+enum {
+	EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_NOT_RUNNING,
+	EXIT_TIMEOUT, EXIT_POOL_FAILED
+};
+
+/* What the command line asked for, beyond the command. */
+struct ctl {
+	const char *path;
+	int json, all, wait;
+	double timeout;		/* seconds */
+	double deadline;	/* on the monotonic clock */
+};
 
 static const struct {
 	const char *name, *args, *help;
@@ -40,12 +62,17 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: corralctl [-s SOCKET] [--json] COMMAND [ARGS]\n\n");
+	fprintf(f, "usage: corralctl [-s SOCKET] [--json] [--no-wait] [--timeout DURATION] COMMAND [ARGS]\n\n");
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		fprintf(f, "  %-8s %-26s %s\n", commands[i].name, commands[i].args, commands[i].help);
 	fprintf(f, "\nThe socket: -s/--socket, else $CORRAL_SOCKET, else %s.\n"
+		"stop, start, restart, scale and reload wait until done: the pool stopped\n"
+		"and its processes gone, the workers ready, the old ones gone (--no-wait:\n"
+		"return at once). --timeout DURATION (default %gs; 500ms, 30s, 2m)\n"
+		"bounds the whole command, connections included.\n"
 		"Exit codes: 0 ok, 1 failed, 2 bad request, 3 not found, 4 refused,\n"
-		"5 corrald not running. `corralctl help COMMAND` explains one.\n", DEFAULT_SOCKET);
+		"5 corrald not running, 6 timed out, 7 the pool failed while waited on.\n"
+		"`corralctl help COMMAND` explains one.\n", DEFAULT_SOCKET, DEFAULT_TIMEOUT);
 }
 
 static int command_help(const char *name)
@@ -160,17 +187,14 @@ static void add_utf8(struct cr_buf *b, unsigned v)
 	}
 }
 
-/* The value of a top-level string field of the answer, unescaped. */
-static char *field(const char *json, const char *key)
+/* A JSON string from p, past its opening quote, unescaped into out; p
+ * ends past the closing quote. -1 when the text ends first. */
+static int read_string(const char **pp, struct cr_buf *out)
 {
-	char pat[64];
 	const char *p;
-	struct cr_buf out = { 0 };
 
-	snprintf(pat, sizeof pat, "\"%s\":\"", key);
-	if (!(p = strstr(json, pat)))
-		return NULL;
-	for (p += strlen(pat); *p && *p != '"'; p++) {
+	cr_buf_lit(out, "");	/* "" rather than NULL when empty */
+	for (p = *pp; *p && *p != '"'; p++) {
 		char ch = *p;
 		if (ch == '\\' && p[1]) {
 			p++;
@@ -184,17 +208,179 @@ static char *field(const char *json, const char *key)
 				unsigned v = 0;
 				if (sscanf(p + 1, "%4x", &v) == 1)
 					p += 4;
-				add_utf8(&out, v);
+				add_utf8(out, v);
 				continue;
 			}
 			default: ch = *p;
 			}
 		}
-		cr_buf_add(&out, &ch, 1);
+		cr_buf_add(out, &ch, 1);
 	}
-	if (!out.data)
-		cr_buf_lit(&out, "");
+	*pp = *p ? p + 1 : p;
+	return *p ? 0 : -1;
+}
+
+/* The value of a top-level string field of the answer, unescaped. */
+static char *field(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+	struct cr_buf out = { 0 };
+
+	snprintf(pat, sizeof pat, "\"%s\":\"", key);
+	if (!(p = strstr(json, pat)))
+		return NULL;
+	p += strlen(pat);
+	read_string(&p, &out);
 	return out.data ? out.data : strdup("");
+}
+
+/* ---- the status answer, read whole: what a wait decides on ------------- */
+
+struct jval {
+	enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } type;
+	double num;		/* a number; a boolean as 0 or 1 */
+	char *str;		/* a string */
+	char *key;		/* its name, as a member of an object */
+	struct jval *items;	/* an array's or an object's */
+	size_t n;
+};
+
+#define JSON_DEPTH 16
+
+static void jfree(struct jval *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		jfree(&v->items[i]);
+	free(v->items);
+	free(v->str);
+	free(v->key);
+}
+
+static void skip_space(const char **p)
+{
+	while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')
+		(*p)++;
+}
+
+static int parse_value(const char **p, struct jval *v, int depth);
+
+/* The items of an array or object, from its opening bracket. */
+static int parse_items(const char **p, struct jval *v, int depth, char close)
+{
+	(*p)++;
+	skip_space(p);
+	if (**p == close) {
+		(*p)++;
+		return 0;
+	}
+	for (;;) {
+		struct jval item = { 0 }, *grown;
+		skip_space(p);
+		if (close == '}') {
+			struct cr_buf key = { 0 };
+			if (**p != '"')
+				return -1;
+			(*p)++;
+			if (read_string(p, &key) < 0 || key.failed) {
+				cr_buf_free(&key);
+				return -1;
+			}
+			item.key = key.data;
+			skip_space(p);
+			if (**p != ':') {
+				jfree(&item);
+				return -1;
+			}
+			(*p)++;
+		}
+		if (parse_value(p, &item, depth + 1) < 0 ||
+		    !(grown = realloc(v->items, (v->n + 1) * sizeof *grown))) {
+			jfree(&item);
+			return -1;
+		}
+		v->items = grown;
+		v->items[v->n++] = item;
+		skip_space(p);
+		if (**p == close) {
+			(*p)++;
+			return 0;
+		}
+		if (**p != ',')
+			return -1;
+		(*p)++;
+	}
+}
+
+static int parse_value(const char **p, struct jval *v, int depth)
+{
+	char *end;
+
+	if (depth > JSON_DEPTH)
+		return -1;
+	skip_space(p);
+	switch (**p) {
+	case '{':
+		v->type = J_OBJ;
+		return parse_items(p, v, depth, '}');
+	case '[':
+		v->type = J_ARR;
+		return parse_items(p, v, depth, ']');
+	case '"': {
+		struct cr_buf b = { 0 };
+		(*p)++;
+		v->type = J_STR;
+		if (read_string(p, &b) < 0 || b.failed) {
+			cr_buf_free(&b);
+			return -1;
+		}
+		v->str = b.data;
+		return 0;
+	}
+	}
+	if (!strncmp(*p, "null", 4) || !strncmp(*p, "true", 4) || !strncmp(*p, "false", 5)) {
+		v->type = **p == 'n' ? J_NULL : J_BOOL;
+		v->num = **p == 't';
+		*p += **p == 'f' ? 5 : 4;
+		return 0;
+	}
+	v->type = J_NUM;
+	v->num = strtod(*p, &end);
+	if (end == *p)
+		return -1;
+	*p = end;
+	return 0;
+}
+
+static const struct jval *jget(const struct jval *o, const char *key)
+{
+	for (size_t i = 0; o && o->type == J_OBJ && i < o->n; i++)
+		if (!strcmp(o->items[i].key, key))
+			return &o->items[i];
+	return NULL;
+}
+
+/* A member's value as a string, a number, a truth: or what is given
+ * when it is missing or of another type. */
+static const char *jstr(const struct jval *o, const char *key, const char *missing)
+{
+	const struct jval *v = jget(o, key);
+
+	return v && v->type == J_STR ? v->str : missing;
+}
+
+static double jnum(const struct jval *o, const char *key, double missing)
+{
+	const struct jval *v = jget(o, key);
+
+	return v && (v->type == J_NUM || v->type == J_BOOL) ? v->num : missing;
+}
+
+static size_t jlen(const struct jval *o, const char *key)
+{
+	const struct jval *v = jget(o, key);
+
+	return v && v->type == J_ARR ? v->n : 0;
 }
 
 /* Text from corrald, to a terminal perhaps: what the terminal would act
@@ -208,61 +394,484 @@ static void print_text(FILE *f, const char *text)
 	free(safe);
 }
 
-static int talk(const char *path, int argc, char **argv, int all, int json);
+/* ---- time ---------------------------------------------------------------- */
 
-int main(int argc, char **argv)
+static double now(void)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "all-at-once", no_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = getenv("CORRAL_SOCKET");
-	int json = 0, all = 0, opt, code;
+	struct timespec ts;
 
-	while ((opt = getopt_long(argc, argv, "+s:jah", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's': path = optarg; break;
-		case 'j': json = 1; break;
-		case 'a': all = 1; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_BAD;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "90", "500ms", "1.5s", "2m", "1m30s", as the configuration writes
+ * durations: seconds, or -1 when it is none. */
+static double parse_duration(const char *s)
+{
+	static const struct {
+		const char *unit;
+		double seconds;
+	} units[] = {
+		{ "us", 1e-6 }, { "ms", 1e-3 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 },
+	};
+	double total = 0;
+	const char *p = s;
+
+	while (*p) {
+		size_t digits = strspn(p, "0123456789."), len, i;
+		char *end;
+		double v;
+
+		if (!digits)
+			return -1;
+		v = strtod(p, &end);
+		if (end != p + digits)
+			return -1;	/* "1.2.3", or what strtod reads beyond digits */
+		for (len = 0; end[len] >= 'a' && end[len] <= 'z'; len++)
+			;
+		if (!len) {
+			if (p != s || *end)
+				return -1;	/* a bare number is seconds, alone */
+			return v;
 		}
+		for (i = 0; i < sizeof units / sizeof *units; i++)
+			if (strlen(units[i].unit) == len && !strncmp(units[i].unit, end, len))
+				break;
+		if (i == sizeof units / sizeof *units)
+			return -1;
+		total += v * units[i].seconds;
+		p = end + len;
 	}
-	/* options after the command too: corralctl restart web --all-at-once */
-	for (int i = optind; i < argc; i++) {
-		if (!strcmp(argv[i], "--all-at-once") || !strcmp(argv[i], "--json")) {
-			if (argv[i][2] == 'a')
-				all = 1;
-			else
-				json = 1;
-			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
-			argc--;
-			i--;
-		}
+	return p == s ? -1 : total;
+}
+
+/* ---- messages and progress ---------------------------------------------- */
+
+static int progress_shown;
+static char progress_last[1024];
+
+static void progress_clear(void)
+{
+	if (progress_shown)
+		fputs("\r\033[K", stderr);
+	progress_shown = 0;
+}
+
+/* "corralctl: " and the message on stderr, escaped (it may hold what a
+ * worker said), on a line of its own. */
+__attribute__((format(printf, 1, 2)))
+static void complain(const char *fmt, ...)
+{
+	char buf[1024], *safe;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	safe = cr_text_escape_dup(buf, 0);
+	progress_clear();
+	fprintf(stderr, "corralctl: %s\n", safe ? safe : buf);
+	free(safe);
+}
+
+/* What a wait is at, on one line rewritten in place on a terminal: cut
+ * to its width, as a longer line would wrap and \r not go back over it. */
+static void progress(const char *msg)
+{
+	struct winsize ws;
+	size_t width = 80, len;
+	char *safe;
+
+	if (progress_shown && !strcmp(msg, progress_last))
+		return;	/* as it is on the screen */
+	snprintf(progress_last, sizeof progress_last, "%s", msg);
+	if (!(safe = cr_text_escape_dup(msg, 0)))
+		return;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
+		width = ws.ws_col;
+	len = strlen(safe);
+	if (len >= width) {
+		len = width - 1;
+		while (len > 0 && ((unsigned char)safe[len] & 0xc0) == 0x80)
+			len--;	/* not in the middle of a character */
 	}
-	if (optind >= argc) {
-		usage(stderr);
+	fprintf(stderr, "\r%.*s\033[K", (int)len, safe);
+	fflush(stderr);
+	progress_shown = 1;
+	free(safe);
+}
+
+/* ---- one request, one answer ---------------------------------------------- */
+
+/* The socket's SO_SNDTIMEO or SO_RCVTIMEO: what is left until the
+ * deadline. -1 when nothing is. */
+static int time_left(int fd, int opt, const struct ctl *c)
+{
+	double left = c->deadline - now();
+	struct timeval tv;
+
+	if (left <= 0)
+		return -1;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	if (!tv.tv_sec && !tv.tv_usec)
+		tv.tv_usec = 1;	/* 0 would wait for ever */
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
+	return 0;
+}
+
+static int timed_out(const struct ctl *c, const char *what)
+{
+	char d[32];
+
+	cr_text_duration(d, sizeof d, c->timeout);
+	complain("%s within %s (--timeout)", what, d);
+	return EXIT_TIMEOUT;
+}
+
+/* Sends req on a new connection and reads the whole answer into resp,
+ * all before the deadline: EXIT_OK, or an exit code and why on stderr. */
+static int request(const struct ctl *c, const struct cr_buf *req, struct cr_buf *resp)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, code = EXIT_OK, werr = 0;
+
+	if (strlen(c->path) >= sizeof sa.sun_path) {
+		complain("socket path too long: %s", c->path);
 		return EXIT_BAD;
 	}
-	if (!strcmp(argv[optind], "help"))
-		return optind + 1 < argc ? command_help(argv[optind + 1]) : (usage(stdout), EXIT_OK);
-	if (!path || !*path)
-		path = DEFAULT_SOCKET;
-	code = talk(path, argc - optind, argv + optind, all, json);
+	strcpy(sa.sun_path, c->path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		complain("unable to make a socket: %s", strerror(errno));
+		return EXIT_FAILED;
+	}
+	/* with corrald's backlog full (it is stopped, or stuck), connect()
+	 * waits as long as a send may */
+	if (time_left(fd, SO_SNDTIMEO, c) < 0) {
+		code = timed_out(c, "corrald did not answer");
+		goto out;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (errno == EAGAIN || errno == EINPROGRESS) {
+			code = timed_out(c, "corrald did not accept the connection");
+		} else if (errno == EACCES || errno == EPERM) {
+			complain("%s: %s (not allowed to use corrald's control socket)", c->path, strerror(errno));
+			code = EXIT_REFUSED;
+		} else {
+			complain("corrald is not running (unable to connect to %s: %s)", c->path, strerror(errno));
+			code = EXIT_NOT_RUNNING;
+		}
+		goto out;
+	}
+	if (send(fd, req->data, req->len, MSG_NOSIGNAL) != (ssize_t)req->len) {
+		/* corrald may have answered and closed first (busy): read on */
+		werr = errno;
+		shutdown(fd, SHUT_WR);
+	}
+	for (;;) {
+		char buf[65536];
+		ssize_t n;
+
+		if (time_left(fd, SO_RCVTIMEO, c) < 0) {
+			code = timed_out(c, "corrald did not answer");
+			goto out;
+		}
+		n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			code = timed_out(c, "corrald did not answer");
+			goto out;
+		}
+		if (n <= 0)
+			break;
+		cr_buf_add(resp, buf, (size_t)n);
+	}
+	if ((!resp->data || resp->failed) && werr) {
+		complain("unable to send the request: %s", strerror(werr));
+		code = werr == EAGAIN ? EXIT_TIMEOUT : EXIT_NOT_RUNNING;
+	} else if (!resp->data || resp->failed) {
+		complain("corrald closed the connection without an answer");
+		code = EXIT_FAILED;
+	}
+out:
+	close(fd);
 	return code;
 }
 
-static int talk(const char *path, int argc, char **argv, int all, int json)
+/* The exit code that the answer's "code" maps to. */
+static int answer_code(const char *answer)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct cr_buf req = { 0 }, resp = { 0 };
-	char *text, *codestr;
-	int fd = -1, rc, code, werr = 0;
+	char *s = field(answer, "code");
+	int code = !s ? EXIT_FAILED
+		 : !strcmp(s, "ok") ? EXIT_OK
+		 : !strcmp(s, "bad-request") ? EXIT_BAD
+		 : !strcmp(s, "not-found") ? EXIT_NOT_FOUND
+		 : !strcmp(s, "refused") ? EXIT_REFUSED : EXIT_FAILED;
 
-	rc = build_request(&req, argc, argv, all, json);
+	free(s);
+	return code;
+}
+
+static void print_answer(const char *answer, int code, int json)
+{
+	char *text;
+
+	if (json) {
+		fputs(answer, stdout);
+		fflush(stdout);	/* before a wait */
+	} else if (code != EXIT_OK) {
+		text = field(answer, "error");
+		fputs("corralctl: ", stderr);
+		print_text(stderr, text ? text : "failed");
+		fputc('\n', stderr);
+		free(text);
+	} else if ((text = field(answer, "text")) || (text = field(answer, "message")) ||
+		   (text = field(answer, "version"))) {
+		print_text(stdout, text);
+		if (text[0] && text[strlen(text) - 1] != '\n')
+			putchar('\n');
+		fflush(stdout);
+		free(text);
+	} else if (strstr(answer, "\"pong\":true")) {
+		puts("pong");
+	} else if ((text = strstr(answer, "\"signalled\":"))) {
+		printf("signalled %d worker%s\n", atoi(text + 12), atoi(text + 12) == 1 ? "" : "s");
+	}
+}
+
+/* ---- waiting until it is done ---------------------------------------------- */
+
+enum wait_kind { WAIT_NONE, WAIT_STOPPED, WAIT_STARTED, WAIT_SCALED, WAIT_RESTARTED, WAIT_WORKER, WAIT_RELOADED };
+
+struct waiting {
+	enum wait_kind kind;
+	char pool[128];
+	unsigned long worker;	/* restart POOL/ID */
+};
+
+enum { NOT_YET, DONE, POOL_FAILED, GAVE_UP };
+
+/* What a command waits for, from its arguments (checked already). */
+static void what_to_wait_for(int argc, char **argv, struct waiting *w)
+{
+	const char *cmd = argv[0];
+
+	memset(w, 0, sizeof *w);
+	if (argc > 1 && split_target(argv[1], w->pool, sizeof w->pool, &w->worker) < 0)
+		return;
+	w->kind = !strcmp(cmd, "stop") ? WAIT_STOPPED
+		: !strcmp(cmd, "start") ? WAIT_STARTED
+		: !strcmp(cmd, "scale") ? WAIT_SCALED
+		: !strcmp(cmd, "restart") ? (w->worker ? WAIT_WORKER : WAIT_RESTARTED)
+		: !strcmp(cmd, "reload") ? WAIT_RELOADED : WAIT_NONE;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void append(char *msg, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(msg);
+	va_list ap;
+
+	if (len + 1 >= n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg + len, n - len, fmt, ap);
+	va_end(ap);
+}
+
+/* stop: the pool stopped, no worker left, nor its prototype, nor any
+ * process in its cgroup ("populated", which a retired prototype or what
+ * a worker left keeps true after the lists are empty). */
+static int stopped_check(const struct jval *p, char *msg, size_t n)
+{
+	const char *name = jstr(p, "name", "?"), *state = jstr(p, "state", "?");
+	const struct jval *proto = jget(p, "prototype");
+	size_t left = jlen(p, "workers");
+	int stopped = !strcmp(state, "stopped") || !strcmp(state, "stopping");
+
+	proto = proto && proto->type == J_OBJ ? proto : NULL;
+	if (stopped && !left && !proto && jnum(p, "populated", 0) != 1)
+		return DONE;
+	if (!stopped)
+		snprintf(msg, n, "%s: %s, not stopped", name, state);
+	else if (left)
+		snprintf(msg, n, "%s: stopping, %zu worker%s left", name, left, left == 1 ? "" : "s");
+	else if (proto)
+		snprintf(msg, n, "%s: stopping, its prototype left", name);
+	else
+		snprintf(msg, n, "%s: stopping, processes left in its cgroup", name);
+	return NOT_YET;
+}
+
+/* start, scale, restart, reload: the pool running, its workers all
+ * ready and of its generation, the ones it stopped gone (for a worker's
+ * restart: that worker gone and the pool running). A stopped pool stays
+ * so (but for start, which meant to change that), and so does a frozen
+ * one after a reload. */
+static int ready_check(const struct waiting *w, const struct jval *p, char *msg, size_t n)
+{
+	const char *name = jstr(p, "name", "?"), *state = jstr(p, "state", "?");
+	const struct jval *ws = jget(p, "workers");
+	double gen = jnum(p, "generation", 0), next = jnum(p, "restart_in", -1);
+	size_t nw = jlen(p, "workers"), settled = 0, leaving = 0, old = 0;
+	int worker_left = 0;
+
+	for (size_t i = 0; i < nw; i++) {
+		const struct jval *x = &ws->items[i];
+		const char *st = jstr(x, "state", "");
+		int going = !strcmp(st, "stopping") || !strcmp(st, "exited");
+		settled += !strcmp(st, "ready") && jnum(x, "generation", -1) == gen;
+		leaving += going;
+		old += !going && jnum(x, "generation", -1) != gen;
+		worker_left |= going && jnum(x, "id", 0) == (double)w->worker;
+	}
+	if (!strcmp(state, "failed")) {
+		snprintf(msg, n, "%s failed: %s", name, jstr(p, "failure", "no reason given"));
+		return POOL_FAILED;
+	}
+	if (!strcmp(state, "stopping")) {
+		snprintf(msg, n, "corrald is stopping");
+		return GAVE_UP;
+	}
+	if (!strcmp(state, "stopped")) {
+		if (w->kind != WAIT_STARTED)
+			return DONE;
+		snprintf(msg, n, "%s was stopped again", name);
+		return GAVE_UP;
+	}
+	if (!strcmp(state, "frozen") && w->kind == WAIT_RELOADED)
+		return DONE;
+	if (!strcmp(state, "running") && (w->kind == WAIT_WORKER ? !worker_left : settled == nw))
+		return DONE;
+	/* ready of the current generation: a restart counts the new ones */
+	snprintf(msg, n, "%s: %zu/%u ready", name, settled, (unsigned)jnum(p, "target", 0));
+	if (old)
+		append(msg, n, ", %zu old", old);
+	if (leaving)
+		append(msg, n, ", %zu stopping", leaving);
+	if (!strcmp(state, "frozen"))
+		append(msg, n, ", frozen");
+	if (next >= 0) {
+		char d[32];
+		cr_text_duration(d, sizeof d, next);
+		append(msg, n, ", next start in %s (last failure: %s)", d, jstr(p, "last_failure", "?"));
+	}
+	return NOT_YET;
+}
+
+/* Every pool of the answer as the command wants it: DONE; or NOT_YET,
+ * what those that are not yet are at in msg; or one never will be:
+ * POOL_FAILED or GAVE_UP, why in msg. */
+static int pools_check(const struct waiting *w, const struct jval *pools, char *msg, size_t n)
+{
+	int result = DONE;
+
+	msg[0] = 0;
+	for (size_t i = 0; i < pools->n; i++) {
+		char one[512] = "";
+		int r = w->kind == WAIT_STOPPED ? stopped_check(&pools->items[i], one, sizeof one)
+			: ready_check(w, &pools->items[i], one, sizeof one);
+		if (r == POOL_FAILED || r == GAVE_UP) {
+			snprintf(msg, n, "%s", one);
+			return r;
+		}
+		if (r == NOT_YET) {
+			append(msg, n, "%s%s", result == NOT_YET ? "; " : "", one);
+			result = NOT_YET;
+		}
+	}
+	return result;
+}
+
+/* One status request: what it says of the wait, or an exit code below
+ * 0 (negated), said on stderr. */
+static int poll_status(const struct ctl *c, const struct waiting *w, const struct cr_buf *req,
+		       char *msg, size_t n)
+{
+	struct cr_buf resp = { 0 };
+	struct jval answer = { 0 };
+	const struct jval *pools;
+	const char *p;
+	int r;
+
+	if ((r = request(c, req, &resp)) != EXIT_OK) {
+		r = -r;
+	} else if ((r = answer_code(resp.data)) != EXIT_OK) {
+		char *error = field(resp.data, "error");
+		complain("%s", error ? error : "status failed");
+		free(error);
+		r = -r;
+	} else {
+		p = resp.data;
+		if (parse_value(&p, &answer, 0) < 0 || !(pools = jget(&answer, "pools")) || pools->type != J_ARR) {
+			complain("corrald's status answer is not understood");
+			r = -EXIT_FAILED;
+		} else {
+			r = pools_check(w, pools, msg, n);
+		}
+	}
+	jfree(&answer);
+	cr_buf_free(&resp);
+	return r;
+}
+
+/* Asks for the status until it says the command is done, a pool failed
+ * or the deadline passed; shows how it goes on a terminal. */
+static int wait_done(const struct ctl *c, const struct waiting *w)
+{
+	struct cr_buf req = { 0 };
+	char msg[1024] = "";
+	double pause = 0.01, left;
+	int tty = !c->json && isatty(STDERR_FILENO), r, code = EXIT_OK;
+
+	cr_buf_lit(&req, "{\"command\":\"status\"");
+	if (w->kind != WAIT_RELOADED) {
+		cr_buf_lit(&req, ",\"pool\":");
+		cr_buf_json_string(&req, w->pool);
+	}
+	cr_buf_lit(&req, "}\n");
+	for (;;) {
+		r = poll_status(c, w, &req, msg, sizeof msg);
+		if (r < 0 || r == DONE) {
+			code = r < 0 ? -r : EXIT_OK;
+			break;
+		}
+		if (r != NOT_YET) {
+			complain("%s", msg);
+			code = r == POOL_FAILED ? EXIT_POOL_FAILED : EXIT_FAILED;
+			break;
+		}
+		if (tty)
+			progress(msg);
+		/* soon at first: most commands are done in a moment */
+		if ((left = c->deadline - now()) > 0) {
+			left = left < pause ? left : pause;
+			nanosleep(&(struct timespec){ (time_t)left, (long)((left - (double)(time_t)left) * 1e9) }, NULL);
+			pause = pause * 2 < 0.1 ? pause * 2 : 0.1;
+		}
+		if (c->deadline - now() <= 0) {
+			char d[32];
+			cr_text_duration(d, sizeof d, c->timeout);
+			complain("not done within %s (--timeout): %s", d, msg);
+			code = EXIT_TIMEOUT;
+			break;
+		}
+	}
+	progress_clear();
+	cr_buf_free(&req);
+	return code;
+}
+
+/* ---- the command line ------------------------------------------------------ */
+
+static int talk(const struct ctl *c, int argc, char **argv)
+{
+	struct cr_buf req = { 0 }, resp = { 0 };
+	struct waiting w;
+	int rc, code;
+
+	rc = build_request(&req, argc, argv, c->all, c->json);
 	if (rc == -2) {
 		fprintf(stderr, "corralctl: unknown command \"%s\" (corralctl --help lists them)\n", argv[0]);
 		code = EXIT_BAD;
@@ -276,90 +885,106 @@ static int talk(const char *path, int argc, char **argv, int all, int json)
 		code = EXIT_BAD;
 		goto out;
 	}
-	if (strlen(path) >= sizeof sa.sun_path) {
-		fprintf(stderr, "corralctl: socket path too long: %s\n", path);
-		code = EXIT_BAD;
+	if ((code = request(c, &req, &resp)) != EXIT_OK)
 		goto out;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		if (errno == EACCES || errno == EPERM) {
-			fprintf(stderr, "corralctl: %s: %s (not allowed to use corrald's control socket)\n",
-				path, strerror(errno));
-			code = EXIT_REFUSED;
-		} else {
-			fprintf(stderr, "corralctl: corrald is not running (unable to connect to %s: %s)\n",
-				path, strerror(errno));
-			code = EXIT_NOT_RUNNING;
-		}
-		goto out;
-	}
-	{
-		/* a reload may take a while (its config has 10 s); a stuck
-		 * corrald must not hang the command line */
-		struct timeval tv = { .tv_sec = 60 };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	}
-	if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
-		/* corrald may have answered and closed first (busy): read on */
-		werr = errno;
-		shutdown(fd, SHUT_WR);
-	}
-	for (;;) {
-		char buf[65536];
-		ssize_t n = read(fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			fprintf(stderr, "corralctl: corrald did not answer within 60s\n");
-			code = EXIT_FAILED;
-			goto out;
-		}
-		if (n <= 0)
-			break;
-		cr_buf_add(&resp, buf, (size_t)n);
-	}
-	if ((!resp.data || resp.failed) && werr) {
-		fprintf(stderr, "corralctl: unable to send the request: %s\n", strerror(werr));
-		code = EXIT_NOT_RUNNING;
-		goto out;
-	}
-	if (!resp.data || resp.failed) {
-		fprintf(stderr, "corralctl: corrald closed the connection without an answer\n");
-		code = EXIT_FAILED;
-		goto out;
-	}
-	codestr = field(resp.data, "code");
-	code = !codestr ? EXIT_FAILED
-	     : !strcmp(codestr, "ok") ? EXIT_OK
-	     : !strcmp(codestr, "bad-request") ? EXIT_BAD
-	     : !strcmp(codestr, "not-found") ? EXIT_NOT_FOUND
-	     : !strcmp(codestr, "refused") ? EXIT_REFUSED : EXIT_FAILED;
-	free(codestr);
-	if (json) {
-		fputs(resp.data, stdout);
-	} else if (code != EXIT_OK) {
-		text = field(resp.data, "error");
-		fputs("corralctl: ", stderr);
-		print_text(stderr, text ? text : "failed");
-		fputc('\n', stderr);
-		free(text);
-	} else if ((text = field(resp.data, "text")) || (text = field(resp.data, "message")) ||
-		   (text = field(resp.data, "version"))) {
-		print_text(stdout, text);
-		if (text[0] && text[strlen(text) - 1] != '\n')
-			putchar('\n');
-		free(text);
-	} else if (strstr(resp.data, "\"pong\":true")) {
-		puts("pong");
-	} else if ((text = strstr(resp.data, "\"signalled\":"))) {
-		printf("signalled %d worker%s\n", atoi(text + 12), atoi(text + 12) == 1 ? "" : "s");
-	}
+	code = answer_code(resp.data);
+	print_answer(resp.data, code, c->json);
+	what_to_wait_for(argc, argv, &w);
+	if (code == EXIT_OK && c->wait && w.kind != WAIT_NONE)
+		code = wait_done(c, &w);
 out:
-	if (fd >= 0)
-		close(fd);
 	cr_buf_free(&req);
 	cr_buf_free(&resp);
 	return code;
+}
+
+static int set_timeout(struct ctl *c, const char *arg)
+{
+	double t = parse_duration(arg);
+
+	if (!(t > 0) || t > 1e7) {
+		fprintf(stderr, "corralctl: --timeout: invalid duration \"%s\" "
+			"(seconds, or as 500ms, 30s, 2m, 1h; more than 0)\n", arg);
+		return -1;
+	}
+	c->timeout = t;
+	return 0;
+}
+
+/* Options after the command too: corralctl restart web --all-at-once,
+ * corralctl stop web --timeout 5s. Removes them from argv. */
+static int options_after(struct ctl *c, int *argc, char **argv, int from)
+{
+	for (int i = from; i < *argc; i++) {
+		const char *a = argv[i];
+		int used = 1;
+
+		if (!strcmp(a, "--all-at-once")) {
+			c->all = 1;
+		} else if (!strcmp(a, "--json")) {
+			c->json = 1;
+		} else if (!strcmp(a, "--no-wait")) {
+			c->wait = 0;
+		} else if (!strncmp(a, "--timeout=", 10)) {
+			if (set_timeout(c, a + 10) < 0)
+				return -1;
+		} else if (!strcmp(a, "--timeout")) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "corralctl: --timeout needs a duration\n");
+				return -1;
+			}
+			if (set_timeout(c, argv[i + 1]) < 0)
+				return -1;
+			used = 2;
+		} else {
+			continue;
+		}
+		memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
+		*argc -= used;
+		i--;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_NO_WAIT = 256, OPT_TIMEOUT };
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "all-at-once", no_argument, NULL, 'a' },
+		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl c = { .path = getenv("CORRAL_SOCKET"), .wait = 1, .timeout = DEFAULT_TIMEOUT };
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+s:jah", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': c.path = optarg; break;
+		case 'j': c.json = 1; break;
+		case 'a': c.all = 1; break;
+		case OPT_NO_WAIT: c.wait = 0; break;
+		case OPT_TIMEOUT:
+			if (set_timeout(&c, optarg) < 0)
+				return EXIT_BAD;
+			break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_BAD;
+		}
+	}
+	if (options_after(&c, &argc, argv, optind) < 0)
+		return EXIT_BAD;
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_BAD;
+	}
+	if (!strcmp(argv[optind], "help"))
+		return optind + 1 < argc ? command_help(argv[optind + 1]) : (usage(stdout), EXIT_OK);
+	if (!c.path || !*c.path)
+		c.path = DEFAULT_SOCKET;
+	c.deadline = now() + c.timeout;
+	return talk(&c, argc - optind, argv + optind);
 }

@@ -161,6 +161,7 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 		char dir[PATH_MAX], pwhy[160];
 		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
 		const char *pstate;
+		int populated = -1;
 
 		if (pool->state == POOL_REMOVED || (only && strcmp(only, pool->name)))
 			continue;
@@ -175,8 +176,10 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 		}
 		current = total - old;
 		wait = restart_in(pool, current, now);
-		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
+		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0) {
 			cr_cgroup_stats(dir, &st);
+			populated = cr_cgroup_populated(dir);
+		}
 		if (json) {
 			cr_buf_add(b, first ? "{" : ",{", first ? 1 : 2);
 			first = 0;
@@ -203,6 +206,10 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 				cr_buf_lit(b, "null");
 			json_stat(b, "memory_current", st.memory_current);
 			json_stat(b, "cpu_usage_usec", st.cpu_usage_usec);
+			/* a retired prototype, or what a worker left, may outlive
+			 * the workers list: corralctl stop waits for this */
+			cr_buf_printf(b, ",\"populated\":%s",
+				      populated < 0 ? "null" : populated ? "true" : "false");
 			if (pstate)
 				cr_buf_printf(b, ",\"prototype\":{\"pid\":%d,\"state\":\"%s\"}",
 					      (int)pool->proto->pid, pstate);

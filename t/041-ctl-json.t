@@ -109,7 +109,7 @@ ok($st, 'status --json: Perl JSON::PP decodes it') or diag($@);
 $st ||= {};
 
 my @POOL_KEYS = qw(name state ready total target restarts generation start_failures restart_in failure
-                   last_failure memory_current cpu_usage_usec prototype workers);
+                   last_failure memory_current cpu_usage_usec populated prototype workers);
 my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit last_exit_reason status memory_current cpu_usage_usec);
 
 # jq: a list of what is wrong with the types, empty when all is right.
@@ -124,6 +124,7 @@ def check(cond; msg): if cond then empty else msg end;
     check(($p.restart_in | type) == "number" and $p.restart_in >= 0 or $p.restart_in == null; "\($n): restart_in"),
     (("failure","last_failure") as $k | check(($p[$k] | type) == "string" or $p[$k] == null; "\($n): \($k)")),
     (("memory_current","cpu_usage_usec") as $k | check(($p[$k] | int) or $p[$k] == null; "\($n): \($k)")),
+    check(($p.populated | type) == "boolean" or $p.populated == null; "\($n): populated"),
     check($p.prototype == null or (($p.prototype | keys) == ["pid","state"] and ($p.prototype.pid | int) and
           ([$p.prototype.state] | inside(["starting","running","stopping","stopped","exited","not answering"])));
           "\($n): prototype"),

@@ -370,16 +370,20 @@ sub run_check {
 
 # --- the control socket ------------------------------------------------
 
-# Starts `corralctl -s SOCKET @args` without waiting; a last hash
-# argument: socket => PATH (undef: no -s), env => { NAME => value or
+# Starts `corralctl -s SOCKET --no-wait @args` without waiting; a last
+# hash argument: socket => PATH (undef: no -s), env => { NAME => value or
 # undef }, wrap => [ argv before corralctl, e.g. setpriv ... ], program =>
-# another corralctl binary. Returns a handle for ctl_wait.
+# another corralctl binary, wait => 1 (no --no-wait: stop, start, restart,
+# scale and reload wait until done, as they do by default; the tests
+# that do not ask for it wait on conditions of their own). Returns a
+# handle for ctl_wait.
 sub ctl_spawn {
     my ($self, @args) = @_;
     my %opt = ref $args[-1] eq 'HASH' ? %{ pop @args } : ();
     my $sock = exists $opt{socket} ? $opt{socket} : $self->{control};
     my @s = defined $sock ? ('-s', $sock) : ();
-    return $self->command_spawn([ @{ $opt{wrap} || [] }, $opt{program} // $CORRALCTL, @s, @args ], $opt{env});
+    my @w = $opt{wait} ? () : ('--no-wait');
+    return $self->command_spawn([ @{ $opt{wrap} || [] }, $opt{program} // $CORRALCTL, @s, @w, @args ], $opt{env});
 }
 
 # Waits for a ctl_spawn (killed after $timeout seconds, default 15):

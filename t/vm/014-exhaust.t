@@ -118,7 +118,7 @@ ok(wait_until(sub { !worker_cgroups('leaky') }, 15), 'every emptied worker of le
 ok(pong(), 'watches: corrald answers ping');
 is_deeply({ worker_pids_by_id('other') }, \%other, 'watches: the other pool kept its workers');
 ok(put("$SYS/max_user_watches", "$saved{max_user_watches}\n"), "max_user_watches set to $saved{max_user_watches}");
-($rc, $out) = corralctl('start', 'leaky');
+($rc, $out) = corralctl('--no-wait', 'start', 'leaky');    # its workers never stay ready
 ok(wait_until(sub { entries($cur, MESSAGE => qr/^cgroup: inotify watches can be had again/) }, 30),
    'watches back: corrald says so');
 ($rc, $out) = systemctl('stop', $UNIT);
@@ -135,7 +135,7 @@ ok(entries($cur, MESSAGE => qr/^cgroup: unable to create an inotify instance: To
 ($rc, $out) = corralctl('stop', 'leaky');
 ok(wait_until(sub { !worker_cgroups('leaky') }, 15), 'instances: emptied workers are still freed');
 ok(put("$SYS/max_user_instances", "$saved{max_user_instances}\n"), "max_user_instances set to $saved{max_user_instances}");
-($rc, $out) = corralctl('start', 'leaky');
+($rc, $out) = corralctl('--no-wait', 'start', 'leaky');    # its workers never stay ready
 ok(wait_until(sub { entries($cur, MESSAGE => qr/^cgroup: inotify watches can be had again/) }, 30),
    'instances back: corrald watches again');
 ($rc, $out) = systemctl('stop', $UNIT);
