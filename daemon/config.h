@@ -89,8 +89,8 @@ extern int cr_config_allow_unsafe;
  * err naming the file, its owner and mode. */
 int cr_config_open_trusted(const char *path, char *err, size_t len);
 
-/* Runs the file. On error returns NULL and sets *err to one line naming
- * file and line (free it). */
+/* Runs the file. On error returns NULL and sets *err to the errors, one
+ * line each ("FILE:LINE: ..."), in file order (free it). */
 struct cr_config *cr_config_load(const char *path, char **err);
 void cr_config_free(struct cr_config *conf);
 

@@ -133,7 +133,14 @@ int main(int argc, char **argv)
 	cr_lua_init(lua_dir(), cr_bindings_open);
 	conf = cr_config_load(file, &lerr);
 	if (!conf) {
-		fprintf(stderr, "corrald: %s\n", lerr ? lerr : "out of memory");
+		/* one line per error, as the config's checks found them */
+		for (char *line = lerr, *nl; line; line = nl ? nl + 1 : NULL) {
+			if ((nl = strchr(line, '\n')))
+				*nl = 0;
+			fprintf(stderr, "corrald: %s\n", line);
+		}
+		if (!lerr)
+			fprintf(stderr, "corrald: out of memory\n");
 		free(lerr);
 		return 1;
 	}
