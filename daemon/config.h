@@ -12,9 +12,11 @@ struct cr_lua;
 
 enum cr_restart { CR_RESTART_ALWAYS, CR_RESTART_ON_FAILURE, CR_RESTART_NEVER };
 
-/* One cgroup file a limit writes: key is how the config named it. */
+/* One cgroup file a limit writes: key is how the config named it, line
+ * where. */
 struct cr_limit {
 	char *key, *file, *value;
+	int line;
 };
 
 struct cr_limits {
@@ -29,6 +31,7 @@ struct cr_pool_conf {
 	char name[65];
 	char *file;
 	int line;
+	int command_line, directory_line;	/* of these keys, or the pool's line */
 	char **argv;		/* NULL-terminated */
 	char **envp;		/* NULL-terminated, without CORRAL_WORKER */
 	char *directory;

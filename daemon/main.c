@@ -19,6 +19,7 @@
 
 #include "bindings.h"
 #include "config.h"
+#include "confcheck.h"
 #include "control.h"
 #include "crlua.h"
 #include "fdneed.h"
@@ -145,6 +146,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (test) {
+		/* what the config names on this system: programs, directories */
+		if (cr_confcheck(conf, stderr) > 0) {
+			cr_config_free(conf);
+			return 1;
+		}
 		fprintf(stderr, "corrald: %s: configuration ok (%u pool%s)\n", file,
 			conf->npools, conf->npools == 1 ? "" : "s");
 		cr_config_free(conf);

@@ -798,7 +798,7 @@ function M.load(path)
     end
   end
 
-  local schema_of_pools = pool_schema
+  local schema_of_pools, sources = pool_schema, {}
   env.pool = function(name)
     if type(name) ~= "string" then
       fail(2, "pool", nil, ("expected a name string, got %s"):format(show(name)))
@@ -836,8 +836,10 @@ function M.load(path)
         else error(res, 0) end
       end
       if #errs > 0 then report_all(errs, what, "pool", name, 2); return end
-      n.file, n.line = where(2)
+      local source
+      n.file, n.line, source = where(2)
       conf.pools[#conf.pools + 1] = n
+      sources[n] = source
     end
   end
 
@@ -928,6 +930,14 @@ function M.load(path)
     return nil, table.concat(out, "\n")
   end
   conf.settings = conf.settings or apply(settings_schema, {})
+  -- where corrald -t reports what it checks on the system
+  for _, n in ipairs(conf.pools) do
+    local lines = key_lines(sources[n], "pool", n.name, n.line)
+    n.command_line = line_of(lines, "command", n.line)
+    n.directory_line = line_of(lines, "directory", n.line)
+    for _, l in ipairs(n.limits) do l.line = line_of(lines, l.key, n.line) end
+    for _, l in ipairs(n.worker_limits) do l.line = line_of(lines, l.key, n.line) end
+  end
   return conf
 end
 
