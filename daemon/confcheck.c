@@ -221,7 +221,8 @@ int cr_confcheck(const struct cr_config *conf, FILE *out)
 		check_limits(&f, pc, &pc->limits, mount, own);
 		check_limits(&f, pc, &pc->worker_limits, mount, own);
 	}
-	qsort(f.v, (size_t)f.n, sizeof *f.v, by_line);
+	if (f.n > 1)
+		qsort(f.v, (size_t)f.n, sizeof *f.v, by_line);
 	for (int i = 0; i < f.n; i++) {
 		fprintf(out, "corrald: %s\n", f.v[i].text);
 		free(f.v[i].text);
