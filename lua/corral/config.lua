@@ -610,12 +610,16 @@ local function where(level)
 end
 
 -- The tokens of Lua source text, each { t = "name" | "string" | "other",
--- v = text, line = N }, comments and spaces skipped as Lua skips them.
+-- v = text, line = N }, comments and spaces skipped as Lua skips them;
+-- first[N] is the index of line N's first token.
 -- Only as exact as key_lines needs: string escapes are kept loosely and
 -- a number may come out as several tokens.
 local function tokenize(src)
-  local toks, pos, line, n = {}, 1, 1, #src
-  local function add(t, v) toks[#toks + 1] = { t = t, v = v, line = line } end
+  local toks, pos, line, n = { first = {} }, 1, 1, #src
+  local function add(t, v)
+    toks[#toks + 1] = { t = t, v = v, line = line }
+    toks.first[line] = toks.first[line] or #toks
+  end
   local function newlines(a, b) line = line + select(2, src:sub(a, b):gsub("\n", "")) end
   -- a long bracket at pos ("[[", "[==["): its end and body, or nil
   local function long(at)
@@ -631,7 +635,7 @@ local function tokenize(src)
     if c == "\n" then
       line, pos = line + 1, pos + 1
     elseif c:find("^%s") then
-      pos = pos + 1
+      pos = src:match("^[ \t\r\f\v]*()", pos + 1)
     elseif src:sub(pos, pos + 1) == "--" then
       local stop = long(pos + 2) or (src:find("\n", pos, true) or n + 1) - 1
       newlines(pos, stop)
@@ -644,15 +648,13 @@ local function tokenize(src)
     elseif c == '"' or c == "'" then
       local i, buf = pos + 1, {}
       while i <= n do
+        local e = src:find(c == '"' and '["\n\\]' or "['\n\\]", i) or n + 1
+        buf[#buf + 1] = src:sub(i, e - 1)
+        i = e
         local d = src:sub(i, i)
-        if d == c or d == "\n" then break end
-        if d == "\\" then
-          buf[#buf + 1] = src:sub(i + 1, i + 1)
-          i = i + 2
-        else
-          buf[#buf + 1] = d
-          i = i + 1
-        end
+        if d ~= "\\" then break end
+        buf[#buf + 1] = src:sub(i + 1, i + 1)
+        i = i + 2
       end
       add("string", table.concat(buf))
       newlines(pos, i - 1)
@@ -770,19 +772,28 @@ function M.load(path)
       toks = h and tokenize(h:read("*a") or "") or {}
       if h then h:close() end
     end
-    for i = 1, #toks do
+    for i = toks.first[line] or #toks + 1, #toks do
       local tk = toks[i]
-      if tk.line == line and tk.t == "name" and tk.v == fname then
+      if tk.line > line then break end
+      if tk.t == "name" and tk.v == fname then
+        -- fname "name" {, fname("name") {, fname(expression) { ...
         local j = i + 1
-        if toks[j] and toks[j].v == "(" then j = j + 1 end
-        if name then
-          if not (toks[j] and toks[j].t == "string" and toks[j].v == name) then j = nil
-          else
-            j = j + 1
-            if toks[j] and toks[j].v == ")" then j = j + 1 end
-            if toks[j] and toks[j].v == "(" then j = j + 1 end
-          end
+        if name and toks[j] and toks[j].t == "string" then
+          if toks[j].v ~= name then j = nil else j = j + 1 end
+        elseif name and toks[j] and toks[j].v == "(" then
+          local depth = 0
+          repeat
+            local v = toks[j] and toks[j].v
+            if v == "(" then depth = depth + 1 elseif v == ")" then depth = depth - 1 end
+            if toks[j] and toks[j].t == "string" and depth == 1 and toks[j].v ~= name
+                and toks[j + 1] and toks[j + 1].v == ")" and toks[j - 1].v == "(" then
+              depth, j = -1, nil	-- another pool's literal name
+            else
+              j = j + 1
+            end
+          until not j or depth <= 0 or j > #toks
         end
+        if j and toks[j] and toks[j].v == "(" then j = j + 1 end
         if j and toks[j] and toks[j].v == "{" then return constructor_lines(toks, j) end
       end
     end
