@@ -268,6 +268,7 @@ static int get_limits(const struct cr_value *t, const char *key, struct cr_limit
 		l->v[i].key = get_string(item(list, i), "key");
 		l->v[i].file = get_string(item(list, i), "file");
 		l->v[i].value = get_string(item(list, i), "value");
+		l->v[i].line = (int)get_number(item(list, i), "line");
 		ok = ok && l->v[i].key && l->v[i].file && l->v[i].value;
 	}
 	return l->v && ok ? 0 : -1;
@@ -337,6 +338,8 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 	free(name);
 	pc->file = get_string(t, "file");
 	pc->line = (int)get_number(t, "line");
+	pc->command_line = (int)get_number(t, "command_line");
+	pc->directory_line = (int)get_number(t, "directory_line");
 	pc->argv = get_strv(t, "argv");
 	pc->envp = get_strv(t, "env");
 	pc->directory = get_string(t, "directory");

@@ -12,9 +12,11 @@ struct cr_lua;
 
 enum cr_restart { CR_RESTART_ALWAYS, CR_RESTART_ON_FAILURE, CR_RESTART_NEVER };
 
-/* One cgroup file a limit writes: key is how the config named it. */
+/* One cgroup file a limit writes: key is how the config named it, line
+ * where. */
 struct cr_limit {
 	char *key, *file, *value;
+	int line;
 };
 
 struct cr_limits {
@@ -29,6 +31,7 @@ struct cr_pool_conf {
 	char name[65];
 	char *file;
 	int line;
+	int command_line, directory_line;	/* of these keys, or the pool's line */
 	char **argv;		/* NULL-terminated */
 	char **envp;		/* NULL-terminated, without CORRAL_WORKER */
 	char *directory;
@@ -89,8 +92,8 @@ extern int cr_config_allow_unsafe;
  * err naming the file, its owner and mode. */
 int cr_config_open_trusted(const char *path, char *err, size_t len);
 
-/* Runs the file. On error returns NULL and sets *err to one line naming
- * file and line (free it). */
+/* Runs the file. On error returns NULL and sets *err to the errors, one
+ * line each ("FILE:LINE: ..."), in file order (free it). */
 struct cr_config *cr_config_load(const char *path, char **err);
 void cr_config_free(struct cr_config *conf);
 

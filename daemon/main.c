@@ -19,6 +19,7 @@
 
 #include "bindings.h"
 #include "config.h"
+#include "confcheck.h"
 #include "control.h"
 #include "crlua.h"
 #include "fdneed.h"
@@ -133,11 +134,23 @@ int main(int argc, char **argv)
 	cr_lua_init(lua_dir(), cr_bindings_open);
 	conf = cr_config_load(file, &lerr);
 	if (!conf) {
-		fprintf(stderr, "corrald: %s\n", lerr ? lerr : "out of memory");
+		/* one line per error, as the config's checks found them */
+		for (char *line = lerr, *nl; line; line = nl ? nl + 1 : NULL) {
+			if ((nl = strchr(line, '\n')))
+				*nl = 0;
+			fprintf(stderr, "corrald: %s\n", line);
+		}
+		if (!lerr)
+			fprintf(stderr, "corrald: out of memory\n");
 		free(lerr);
 		return 1;
 	}
 	if (test) {
+		/* what the config names on this system: programs, directories */
+		if (cr_confcheck(conf, stderr) > 0) {
+			cr_config_free(conf);
+			return 1;
+		}
 		fprintf(stderr, "corrald: %s: configuration ok (%u pool%s)\n", file,
 			conf->npools, conf->npools == 1 ? "" : "s");
 		cr_config_free(conf);

@@ -60,7 +60,7 @@ static double now(void)
 int cr_preflight(const char *path, double seconds, char **err)
 {
 	int fds[2], status;
-	char msg[1024];
+	char msg[16384];	/* up to 20 errors, a line each */
 	size_t got = 0;
 	double deadline = now() + seconds;
 	pid_t pid;

@@ -74,7 +74,12 @@ static int reload(char *msg, size_t msglen)
 	conf = cr_config_load(cr_sv.conf->file, &err);
 	if (!conf) {
 		snprintf(msg, msglen, "%s", err ? err : "out of memory");
-		cr_error(NULL, "reload failed, keeping the running configuration: %s", msg);
+		/* a log line per error: log.c would escape the newlines */
+		for (char *line = err ? err : msg, *nl; line; line = nl ? nl + 1 : NULL) {
+			if ((nl = strchr(line, '\n')))
+				*nl = 0;
+			cr_error(NULL, "reload failed, keeping the running configuration: %s", line);
+		}
 		free(err);
 		return -1;
 	}

@@ -22,9 +22,47 @@ local PROTOCOL_VARS = {
 -- (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* are set per worker by corrald.)
 
 -- Validation errors carry the key path; the pool() caller adds file:line.
+-- `at` is the key whose line the error is reported at (default: key).
 local Invalid = {}
+local function invalid_at(at, key, fmt, ...)
+  error(setmetatable({ key = key, at = at, msg = fmt:format(...) }, Invalid), 0)
+end
 local function invalid(key, fmt, ...)
-  error(setmetatable({ key = key, msg = fmt:format(...) }, Invalid), 0)
+  invalid_at(key, key, fmt, ...)
+end
+
+-- Optimal string alignment distance (Damerau-Levenshtein without
+-- repeated edits of a substring): a typo is one or two of these.
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+-- " (did you mean \"workers\"?)" for a word within two edits of one of
+-- candidates (a list or the keys of a table), else "".
+local function suggest(word, candidates)
+  if type(word) ~= "string" or #word > 64 then return "" end
+  local best, bestd = nil, 3
+  local list = candidates[1] and candidates or {}
+  if not candidates[1] then for k in pairs(candidates) do list[#list + 1] = k end end
+  table.sort(list)
+  for _, c in ipairs(list) do
+    local d = distance(word:lower(), c:lower())
+    if d < bestd and d < #c then best, bestd = c, d end
+  end
+  return best and (" (did you mean %q?)"):format(best) or ""
 end
 
 local function show(v)
@@ -70,7 +108,7 @@ function check.enum(...)
   for _, a in ipairs { ... } do allowed[a] = true; list[#list + 1] = ("%q"):format(a) end
   local expect = table.concat(list, ", ")
   return function(v, key)
-    if not allowed[v] then invalid(key, "expected one of %s, got %s", expect, show(v)) end
+    if not allowed[v] then invalid(key, "expected one of %s, got %s%s", expect, show(v), suggest(v, allowed)) end
     return v
   end
 end
@@ -176,8 +214,10 @@ function check.record(fields)
   return function(v, key)
     if type(v) ~= "table" then invalid(key, "expected a table, got %s", show(v)) end
     local out = {}
-    for k in pairs(v) do
-      if not fields[k] then invalid(key, "unknown key %s", show(k)) end
+    for _, k in ipairs(sorted_keys(v)) do
+      if not fields[k] then
+        invalid_at(type(k) == "string" and key .. "." .. k or key, key, "unknown key %s%s", show(k), suggest(k, fields))
+      end
     end
     for k, f in pairs(fields) do
       if v[k] ~= nil then out[k] = f[1](v[k], key .. "." .. k) end
@@ -256,11 +296,12 @@ function check.limits(v, key)
       if type(val) ~= "table" then invalid(key .. ".cgroup", "expected a table of file = value, got %s", show(val)) end
       for _, file in ipairs(sorted_keys(val)) do
         local fv = val[file]
+        local at = type(file) == "string" and key .. ".cgroup." .. file or key .. ".cgroup"
         if type(file) ~= "string" or not file:match("^[a-z]+%.[a-zA-Z0-9_.]+$") then
-          invalid(key .. ".cgroup", "invalid cgroup file name %s", show(file))
+          invalid_at(at, key .. ".cgroup", "invalid cgroup file name %s", show(file))
         end
         if reserved_files[file] then
-          invalid(key .. ".cgroup", "%s is managed by corral", file)
+          invalid_at(at, key .. ".cgroup", "%s is managed by corral", file)
         end
         if type(fv) ~= "string" and type(fv) ~= "number" then
           invalid(key .. ".cgroup." .. file, "expected a string or a number, got %s", show(fv))
@@ -272,7 +313,10 @@ function check.limits(v, key)
       local kind = limit_kinds[k]
       if not kind then
         local names = sorted_keys(limit_kinds)
-        invalid(key, "unknown limit %s (%s, cgroup)", show(k), table.concat(names, ", "))
+        names[#names + 1] = "cgroup"
+        local hint = suggest(k, names)
+        invalid_at(type(k) == "string" and key .. "." .. k or key, key, "unknown limit %s%s",
+          show(k), hint ~= "" and hint or " (" .. table.concat(names, ", ") .. ")")
       end
       out[#out + 1] = { key = key .. "." .. k, file = kind[1], value = kind[2](val, key .. "." .. k) }
     end
@@ -354,15 +398,31 @@ local settings_schema = {
   end, false },
 }
 
--- Apply a schema: unknown keys first (the most common typo), then fields.
-local function apply(schema, t)
+-- Apply a schema: unknown keys, then fields. Each error is added to errs
+-- (Invalid tables) and the rest still checked; without errs the first
+-- one is raised. Other errors (a bug, memory) are raised as they are.
+local function apply(schema, t, errs)
+  local function add(e)
+    if not errs then error(e, 0) end
+    errs[#errs + 1] = e
+  end
   for _, k in ipairs(sorted_keys(t)) do
-    if type(k) ~= "string" or not schema[k] then invalid(nil, "unknown key %s", show(k)) end
+    if type(k) ~= "string" or not schema[k] then
+      add(setmetatable({ at = type(k) == "string" and k or nil,
+        msg = ("unknown key %s%s"):format(show(k), suggest(k, schema)) }, Invalid))
+    end
   end
   local out = {}
   for _, k in ipairs(sorted_keys(schema)) do
     local f = schema[k]
-    if t[k] ~= nil then out[k] = f[1](t[k], k) else out[k] = f[2] end
+    if t[k] ~= nil then
+      local ok, res = pcall(f[1], t[k], k)
+      if ok then out[k] = res
+      elseif getmetatable(res) == Invalid then add(res)
+      else error(res, 0) end
+    else
+      out[k] = f[2]
+    end
   end
   return out
 end
@@ -544,10 +604,127 @@ end
 local function where(level)
   local info = debug.getinfo(level + 1, "Sl")
   if info and info.currentline and info.currentline > 0 then
-    return info.short_src, info.currentline
+    return info.short_src, info.currentline, info.source
   end
   return "?", 0
 end
+
+-- The tokens of Lua source text, each { t = "name" | "string" | "other",
+-- v = text, line = N }, comments and spaces skipped as Lua skips them;
+-- first[N] is the index of line N's first token.
+-- Only as exact as key_lines needs: string escapes are kept loosely and
+-- a number may come out as several tokens.
+local function tokenize(src)
+  local toks, pos, line, n = { first = {} }, 1, 1, #src
+  local function add(t, v)
+    toks[#toks + 1] = { t = t, v = v, line = line }
+    toks.first[line] = toks.first[line] or #toks
+  end
+  local function newlines(a, b) line = line + select(2, src:sub(a, b):gsub("\n", "")) end
+  -- a long bracket at pos ("[[", "[==["): its end and body, or nil
+  local function long(at)
+    local eq = src:match("^%[(=*)%[", at)
+    if not eq then return nil end
+    local first = at + #eq + 2
+    local e = src:find("]" .. eq .. "]", first, true)
+    if not e then return n, src:sub(first) end
+    return e + #eq + 1, src:sub(first, e - 1)
+  end
+  while pos <= n do
+    local c = src:sub(pos, pos)
+    if c == "\n" then
+      line, pos = line + 1, pos + 1
+    elseif c:find("^%s") then
+      pos = src:match("^[ \t\r\f\v]*()", pos + 1)
+    elseif src:sub(pos, pos + 1) == "--" then
+      local stop = long(pos + 2) or (src:find("\n", pos, true) or n + 1) - 1
+      newlines(pos, stop)
+      pos = stop + 1
+    elseif c == "[" and src:find("^%[=*%[", pos) then
+      local stop, body = long(pos)
+      add("string", body)
+      newlines(pos, stop)
+      pos = stop + 1
+    elseif c == '"' or c == "'" then
+      local i, buf = pos + 1, {}
+      while i <= n do
+        local e = src:find(c == '"' and '["\n\\]' or "['\n\\]", i) or n + 1
+        buf[#buf + 1] = src:sub(i, e - 1)
+        i = e
+        local d = src:sub(i, i)
+        if d ~= "\\" then break end
+        buf[#buf + 1] = src:sub(i + 1, i + 1)
+        i = i + 2
+      end
+      add("string", table.concat(buf))
+      newlines(pos, i - 1)
+      pos = i + 1
+    elseif c:find("^[%a_]") then
+      local w = src:match("^[%w_]+", pos)
+      add("name", w)
+      pos = pos + #w
+    else
+      local op = src:match("^%.%.%.?", pos) or src:match("^[=~<>]=", pos) or src:match("^::", pos)
+        or src:match("^%d[%w_.]*", pos) or c
+      add("other", op)
+      pos = pos + #op
+    end
+  end
+  return toks
+end
+
+-- The lines of the keys in a table constructor: { ["backoff.initial"] =
+-- 5, ... } for the constructor that starts at toks[i] ("{"). Keys are
+-- "name =" or "["string"] =" right after "{", "," or ";"; nested tables
+-- under a key add to its path, others (lists, code) hide theirs.
+local function constructor_lines(toks, i)
+  local lines, path, depth, pending = {}, {}, 0, false
+  for j = i, #toks do
+    local tk, prev = toks[j], toks[j - 1]
+    if tk.t == "other" and tk.v == "{" then
+      depth = depth + 1
+      path[depth] = pending
+      pending = false
+    elseif tk.t == "other" and tk.v == "}" then
+      path[depth] = nil
+      depth = depth - 1
+      if depth == 0 then break end
+    elseif depth > 0 and prev and prev.t == "other" and (prev.v == "{" or prev.v == "," or prev.v == ";") then
+      local key, value
+      if tk.t == "name" and toks[j + 1] and toks[j + 1].v == "=" then
+        key, value = tk.v, toks[j + 2]
+      elseif tk.v == "[" and toks[j + 1] and toks[j + 1].t == "string" and toks[j + 2]
+          and toks[j + 2].v == "]" and toks[j + 3] and toks[j + 3].v == "=" then
+        key, value = toks[j + 1].v, toks[j + 4]
+      end
+      local prefix = ""
+      for d = 2, depth do
+        if not path[d] then key = nil; break end
+        prefix = prefix .. path[d] .. "."
+      end
+      if key then
+        if not lines[prefix .. key] then lines[prefix .. key] = tk.line end
+        if value and value.t == "other" and value.v == "{" then pending = key end
+      end
+    end
+  end
+  return lines
+end
+
+-- The line of key (or of the nearest key above it: "env.A" -> "env") in
+-- lines, or default.
+local function line_of(lines, key, default)
+  while key and key ~= "" do
+    if lines[key] then return lines[key] end
+    local shorter = key:gsub("%[%d+%]$", "")
+    if shorter == key then shorter = key:match("^(.*)%.[^.]*$") end
+    key = shorter
+  end
+  return default
+end
+
+-- How many errors one load reports; the rest are counted.
+local MAX_ERRORS = 20
 
 -- Strip the chunk name prefix luajit puts on file errors, keep file:line.
 local function clean_message(msg)
@@ -567,34 +744,86 @@ function M.load(path)
 
   local env = setmetatable({}, { __index = base_globals() })
 
-  -- what: 'pool "web"', "settings" or nil; key: the offending key or nil.
-  local function fail(level, what, key, msg)
-    local file, line = where(level + 1)
+  -- Errors are gathered, each { file, line, seq, text }, and reported
+  -- together at the end; a Lua error in the config ends the run at once.
+  local errors = {}
+  local function report(file, line, what, key, msg)
     local parts = {}
     if what then parts[#parts + 1] = what .. ": " end
     if key then parts[#parts + 1] = key .. ": " end
-    error(("%s:%d: %s%s"):format(file, line, table.concat(parts), msg), 0)
+    errors[#errors + 1] = { file = file, line = line, seq = #errors + 1,
+      text = ("%s:%d: %s%s"):format(file, line, table.concat(parts), msg) }
+  end
+  -- what: 'pool "web"', "settings" or nil; key: the offending key or nil.
+  local function fail(level, what, key, msg)
+    local file, line = where(level + 1)
+    report(file, line, what, key, msg)
+  end
+  local function ignore() end
+
+  -- The lines of the keys of the constructor in `fname "name" { ... }`
+  -- (or `settings { ... }`) called at line: read from the file's text
+  -- only when an error needs them.
+  local toks
+  local function key_lines(source, fname, name, line)
+    if source ~= "@" .. path then return {} end
+    if not toks then
+      local h = io.open(path)
+      toks = h and tokenize(h:read("*a") or "") or {}
+      if h then h:close() end
+    end
+    for i = toks.first[line] or #toks + 1, #toks do
+      local tk = toks[i]
+      if tk.line > line then break end
+      if tk.t == "name" and tk.v == fname then
+        -- fname "name" {, fname("name") {, fname(expression) { ...
+        local j = i + 1
+        if name and toks[j] and toks[j].t == "string" then
+          if toks[j].v ~= name then j = nil else j = j + 1 end
+        elseif name and toks[j] and toks[j].v == "(" then
+          local depth = 0
+          repeat
+            local v = toks[j] and toks[j].v
+            if v == "(" then depth = depth + 1 elseif v == ")" then depth = depth - 1 end
+            if toks[j] and toks[j].t == "string" and depth == 1 and toks[j].v ~= name
+                and toks[j + 1] and toks[j + 1].v == ")" and toks[j - 1].v == "(" then
+              depth, j = -1, nil	-- another pool's literal name
+            else
+              j = j + 1
+            end
+          until not j or depth <= 0 or j > #toks
+        end
+        if j and toks[j] and toks[j].v == "(" then j = j + 1 end
+        if j and toks[j] and toks[j].v == "{" then return constructor_lines(toks, j) end
+      end
+    end
+    return {}
   end
 
-  -- Run a checker; turn Invalid into "FILE:LINE: what: key: msg".
-  local function validate(level, what, f, ...)
-    local ok, res = pcall(f, ...)
-    if ok then return res end
-    if getmetatable(res) == Invalid then fail(level + 1, what, res.key, res.msg) end
-    error(res, 0)
+  -- Report a checker's errors at the lines of their keys.
+  local function report_all(errs, what, fname, name, level)
+    local file, line, source = where(level + 1)
+    local lines = key_lines(source, fname, name, line)
+    for _, e in ipairs(errs) do
+      report(file, line_of(lines, e.at or e.key, line), what, e.key, e.msg)
+    end
   end
 
+  local schema_of_pools, sources = pool_schema, {}
   env.pool = function(name)
     if type(name) ~= "string" then
       fail(2, "pool", nil, ("expected a name string, got %s"):format(show(name)))
+      return ignore
     end
     local what = ("pool %q"):format(name)
     if not name:match("^[A-Za-z0-9_-]+$") or #name > 64 then
       fail(2, what, nil, "invalid pool name (letters, digits, \"_\" and \"-\", 1 to 64 characters)")
+      return ignore
     end
     local _, line = where(2)
     if by_name[name] then
       fail(2, what, nil, ("duplicate pool (first defined at line %d)"):format(by_name[name].line))
+      return ignore
     end
     local token = { line = line }
     by_name[name] = token
@@ -602,22 +831,36 @@ function M.load(path)
     return function(t)
       if type(t) ~= "table" then
         fail(2, what, nil, ("expected a table of options, got %s"):format(show(t)))
+        return
       end
       token.done = true
-      local p = validate(2, what, apply, pool_schema, t)
-      if not p.command and not p.start then
-        fail(2, what, "command", "missing (give the program the workers run, or a start function)")
+      local errs = {}
+      local p = apply(schema_of_pools, t, errs)
+      if #errs == 0 and not p.command and not p.start then
+        errs[1] = { key = "command", msg = "missing (give the program the workers run, or a start function)" }
       end
-      local n = validate(2, what, normalize_pool, name, p, t, environ)
-      n.file, n.line = where(2)
+      local n
+      if #errs == 0 then
+        local ok, res = pcall(normalize_pool, name, p, t, environ)
+        if ok then n = res
+        elseif getmetatable(res) == Invalid then errs[1] = res
+        else error(res, 0) end
+      end
+      if #errs > 0 then report_all(errs, what, "pool", name, 2); return end
+      local source
+      n.file, n.line, source = where(2)
       conf.pools[#conf.pools + 1] = n
+      sources[n] = source
     end
   end
 
   env.settings = function(t)
-    if type(t) ~= "table" then fail(2, "settings", nil, ("expected a table, got %s"):format(show(t))) end
-    if conf.settings then fail(2, "settings", nil, "given twice") end
-    conf.settings = validate(2, "settings", apply, settings_schema, t)
+    -- (no tail calls: where() counts this function's frame)
+    if type(t) ~= "table" then fail(2, "settings", nil, ("expected a table, got %s"):format(show(t))); return end
+    if conf.settings then fail(2, "settings", nil, "given twice"); return end
+    local errs = {}
+    conf.settings = apply(settings_schema, t, errs)
+    if #errs > 0 then report_all(errs, "settings", "settings", nil, 2) end
   end
 
   -- plugin "name" { options }: runs plugins/name.lua in an environment of
@@ -626,13 +869,15 @@ function M.load(path)
   env.plugin = function(name)
     if type(name) ~= "string" or not name:match("^[A-Za-z0-9_-]+$") then
       fail(2, "plugin", nil, ("expected a plugin name (letters, digits, _ and -), got %s"):format(show(name)))
+      return ignore
     end
     local what = ("plugin %q"):format(name)
-    if plugins_seen[name] then fail(2, what, nil, "enabled twice") end
+    if plugins_seen[name] then fail(2, what, nil, "enabled twice"); return ignore end
     plugins_seen[name] = true
     return function(options)
       if type(options) ~= "table" then
         fail(2, what, nil, ("expected a table of options, got %s"):format(show(options)))
+        return
       end
       local search, file = core.plugin_path(path), nil
       for pattern in search:gmatch("[^;]+") do
@@ -640,7 +885,7 @@ function M.load(path)
         local h = io.open(candidate)
         if h then h:close(); file = candidate; break end
       end
-      if not file then fail(2, what, nil, ("not found in %s"):format(search)) end
+      if not file then fail(2, what, nil, ("not found in %s"):format(search)); return end
       -- its code runs inside corrald: only root (or corrald's user) may write it
       local chunk, err = core.loadfile(file)
       if not chunk then error(clean_message(err), 0) end
@@ -669,13 +914,41 @@ function M.load(path)
 
   setfenv(chunk, env)
   local ok, res = core.budget_call(chunk)
-  if not ok then return nil, clean_message(res) end
-  for _, p in ipairs(pending) do
-    if not p.token.done then
-      return nil, ("%s:%d: pool %q: missing its table of options (pool %q { ... })"):format(p.file, p.token.line, p.name, p.name)
+  if not ok then
+    -- the one error that stops the run, after those found before it
+    local text = clean_message(res)
+    errors[#errors + 1] = { line = tonumber(text:match("^[^:]*:(%d+):")) or math.huge,
+      seq = #errors + 1, text = text }
+  else
+    for _, p in ipairs(pending) do
+      if not p.token.done then
+        errors[#errors + 1] = { line = p.token.line, seq = #errors + 1,
+          text = ("%s:%d: pool %q: missing its table of options (pool %q { ... })"):format(p.file, p.token.line, p.name, p.name) }
+      end
     end
   end
+  if #errors > 0 then
+    -- in file order
+    table.sort(errors, function(a, b)
+      if a.line ~= b.line then return a.line < b.line end
+      return a.seq < b.seq
+    end)
+    local out = {}
+    for i = 1, math.min(#errors, MAX_ERRORS) do out[i] = errors[i].text end
+    if #errors > MAX_ERRORS then
+      out[#out + 1] = ("%s: and %d more errors"):format(path, #errors - MAX_ERRORS)
+    end
+    return nil, table.concat(out, "\n")
+  end
   conf.settings = conf.settings or apply(settings_schema, {})
+  -- where corrald -t reports what it checks on the system
+  for _, n in ipairs(conf.pools) do
+    local lines = key_lines(sources[n], "pool", n.name, n.line)
+    n.command_line = line_of(lines, "command", n.line)
+    n.directory_line = line_of(lines, "directory", n.line)
+    for _, l in ipairs(n.limits) do l.line = line_of(lines, l.key, n.line) end
+    for _, l in ipairs(n.worker_limits) do l.line = line_of(lines, l.key, n.line) end
+  end
   return conf
 end
 

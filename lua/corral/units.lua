@@ -2,35 +2,46 @@
 -- written with. Each parser returns the value, or nil and a reason.
 local M = {}
 
+-- systemd.time(7)'s spellings, lowercased (no months or years: "M"
+-- would read as minutes here).
 local duration_units = {
   us = 1e-6, usec = 1e-6, ms = 1e-3, msec = 1e-3,
-  s = 1, sec = 1, m = 60, min = 60, h = 3600, hr = 3600, d = 86400,
+  s = 1, sec = 1, second = 1, seconds = 1,
+  m = 60, min = 60, minute = 60, minutes = 60,
+  h = 3600, hr = 3600, hour = 3600, hours = 3600,
+  d = 86400, day = 86400, days = 86400,
+  w = 604800, week = 604800, weeks = 604800,
 }
 
--- A duration in seconds: a number (seconds) or "250ms", "1.5s", "1m30s".
+-- A duration in seconds: a number (seconds) or a string of one or more
+-- NUMBER UNIT parts, summed: "250ms", "1.5s", "1m30s", "1min 30s",
+-- "5 seconds", "2h 5min". A lone number is seconds.
 function M.duration(v)
   if type(v) == "number" then
     if v ~= v or v < 0 or v == math.huge then return nil, "expected a duration >= 0" end
     return v
   end
   if type(v) ~= "string" then
-    return nil, "expected a duration (number of seconds or a string like \"250ms\")"
+    return nil, "expected a duration (number of seconds or a string like \"250ms\" or \"1min 30s\")"
   end
-  local s = v:gsub("%s+", "")
-  if s == "" then return nil, "empty duration" end
-  local total, pos = 0, 1
-  while pos <= #s do
-    local num, unit, nxt = s:match("^(%d+%.?%d*)(%a*)()", pos)
-    if not num then num, unit, nxt = s:match("^(%.%d+)(%a*)()", pos) end
+  if not v:find("%S") then return nil, "empty duration" end
+  local total, pos, parts = 0, v:match("^%s*()"), 0
+  while pos <= #v do
+    local num, nxt = v:match("^(%d+%.?%d*)()", pos)
+    if not num then num, nxt = v:match("^(%.%d+)()", pos) end
     if not num then return nil, ("invalid duration %q"):format(v) end
+    local unit, after = v:match("^%s*(%a*)()", nxt)
+    parts = parts + 1
     if unit == "" then
-      if pos ~= 1 or nxt <= #s then return nil, ("invalid duration %q: missing unit"):format(v) end
+      if parts ~= 1 or v:find("%S", after) then return nil, ("invalid duration %q: missing unit"):format(v) end
       unit = "s"
     end
     local mult = duration_units[unit:lower()]
-    if not mult then return nil, ("invalid duration %q: unknown unit %q (us, ms, s, m, h, d)"):format(v, unit) end
+    if not mult then
+      return nil, ("invalid duration %q: unknown unit %q (us, ms, s, min, h, d, w, or seconds, minutes...)"):format(v, unit)
+    end
     total = total + tonumber(num) * mult
-    pos = nxt
+    pos = v:match("^%s*()", after)
   end
   -- enough digits make math.huge, which no timer can take
   if total == math.huge then return nil, ("invalid duration %q: too large"):format(v) end

@@ -56,7 +56,7 @@ is($rc, 0, 'systemctl reload with a broken config') or diag($out);
 ok(wait_until(sub {
     $journal = substr journal($UNIT), $mark;
     journal_find($UNIT, $cursor, PRIORITY => 3,
-                 MESSAGE => qq{reload failed, keeping the running configuration: $CONF:2: pool "steady": unknown key "wrokers"});
+                 MESSAGE => qq{reload failed, keeping the running configuration: $CONF:2: pool "steady": unknown key "wrokers" (did you mean "workers"?)});
 }, 20), 'journal: reload failed, with file:line (priority err)') or diag($journal);
 is(unit_props($UNIT, 'ActiveState')->{ActiveState}, 'active', 'the unit stays active');
 is(unit_props($UNIT, 'MainPID')->{MainPID}, $main, 'same main process');

@@ -124,7 +124,7 @@ my @failed;
 ok(wait_until(sub { @failed = journal_find($UNIT, $mark, MESSAGE => qr/^reload failed/) }, 30),
    'journal: reload failed');
 is($failed[0]{MESSAGE},
-   qq{reload failed, keeping the running configuration: $CorralVM::CONF:$bad_line: pool "extra": unknown key "wrokers"},
+   qq{reload failed, keeping the running configuration: $CorralVM::CONF:$bad_line: pool "extra": unknown key "wrokers" (did you mean "workers"?)},
    'the message has file:line and the key');
 is($failed[0]{PRIORITY}, 3, 'at priority err');
 stays(sub {
