@@ -533,8 +533,9 @@ local function base_globals()
     g[k] = _G[k]
   end
   g.string, g.table, g.math, g.bit = string, table, math, bit
+  -- rename and remove: a file written atomically (a temporary, renamed)
   g.os = { getenv = os.getenv, time = os.time, date = os.date, clock = os.clock, difftime = os.difftime,
-    exit = os.exit }
+    exit = os.exit, rename = os.rename, remove = os.remove }
   g.io = { open = io.open, lines = io.lines }
   g._VERSION = _VERSION
   g.corral = require "corral"
