@@ -11,5 +11,8 @@
 int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t gid,
 		      char *err, size_t errlen);
 void cr_control_close(void);
+/* settings.monitor_group, before cr_control_listen(): its members may run
+ * the read-only commands (ping, version, status), and reach the socket. */
+void cr_control_monitor(int set, gid_t gid);
 
 #endif

@@ -348,6 +348,7 @@ local settings_schema = {
   end, "auto" },
   control = { check.absolute_path, "/run/corral/control.sock" },
   control_group = { check.group },
+  monitor_group = { check.group },
   limits_required = { function(v, key)
     if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
     return v
