@@ -113,6 +113,9 @@ install: all
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 644 doc/corralctl.1 $(DESTDIR)$(MANDIR)/man1/corralctl.1
 	install -m 644 contrib/corralctl.bash $(DESTDIR)$(BASHCOMPDIR)/corralctl
+	install -d $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 644 contrib/corralctl.zsh $(DESTDIR)$(ZSHCOMPDIR)/_corralctl
+	install -m 644 contrib/corralctl.fish $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
 	install -d $(DESTDIR)$(UNITDIR)
@@ -127,6 +130,7 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/corral.service $(DESTDIR)$(UNITDIR)/corral@.service
 	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(BINDIR)/corralctl \
 		$(DESTDIR)$(MANDIR)/man1/corralctl.1 $(DESTDIR)$(BASHCOMPDIR)/corralctl $(DESTDIR)$(MANDIR)/man8/corrald.8 \
+		$(DESTDIR)$(ZSHCOMPDIR)/_corralctl $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish \
 		$(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "left in place: $(DESTDIR)$(SYSCONFDIR)/corral (your configuration)"

@@ -6,9 +6,10 @@
 # contrib/corralctl.bash and contrib/corralctl.zsh (t/045 checks that all
 # three offer corralctl's commands). Silent when corrald is not running.
 #
-# Installed by `make install` as $(FISHCOMPDIR)/corralctl.fish (config.mk;
-# $(PREFIX)/share/fish/vendor_completions.d by default), where fish finds
-# it. From the source tree, source it in the shell.
+# Installed by `make install` as $(FISHCOMPDIR)/corralctl.fish (config.mk:
+# $(PREFIX)/share/fish/vendor_completions.d), where fish finds it (below
+# /usr/local, when $XDG_DATA_DIRS names /usr/local/share). From the source
+# tree, source it in the shell.
 
 set -l __corralctl_commands status scale restart stop start signal freeze thaw reload ping version help
 set -l __corralctl_pool_commands status scale stop start freeze thaw restart signal

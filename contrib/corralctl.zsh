@@ -8,9 +8,9 @@
 # all three offer corralctl's commands). Silent when corrald is not
 # running.
 #
-# Installed by `make install` as $(ZSHCOMPDIR)/_corralctl (config.mk;
-# $(PREFIX)/share/zsh/vendor-completions by default, where Debian's zsh
-# looks), found by compinit. From the source tree, source it after
+# Installed by `make install` as $(ZSHCOMPDIR)/_corralctl (config.mk:
+# $(PREFIX)/share/zsh/site-functions, or vendor-completions with
+# PREFIX=/usr, where Debian's zsh looks), found by compinit. From the source tree, source it after
 # compinit.
 
 # The answer of `corralctl --json status` of the corrald that the command
