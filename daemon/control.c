@@ -3,8 +3,8 @@
  * line out, then the connection closes; see doc/control.md. Clients are
  * checked with SO_PEERCRED against the socket's own rule (root, corrald's
  * user, or the configured group); members of the monitor group may run
- * the read-only commands only (READ_ONLY). A client cannot stall corrald or other
- * clients: everything is non-blocking, a request is at most MAX_REQUEST
+ * the commands that only read (read_only()). A client cannot stall
+ * corrald or other clients: everything is non-blocking, a request is at most MAX_REQUEST
  * bytes, its first byte must come within FIRST_BYTE_TIMEOUT and all of it
  * within REQUEST_TIMEOUT. A user other than root and corrald's own may
  * hold PEER_MAX connections, and all such users together UNPRIVILEGED_MAX,

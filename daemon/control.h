@@ -7,7 +7,8 @@
 #include <sys/types.h>
 
 /* Listens on path (its directory made 0755 if missing): mode 0600, or
- * 0660 and group gid when group is set. -1 with a message on error. */
+ * 0660 and group gid when group is set (or the monitor group's, when it
+ * alone is; 0666 when both are, and differ). -1 with a message on error. */
 int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t gid,
 		      char *err, size_t errlen);
 void cr_control_close(void);
