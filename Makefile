@@ -62,9 +62,10 @@ deps:
 test-deps:
 	@contrib/install-deps test
 
+# make run ARGS="-g /mine -s /tmp/mine.sock": ARGS go to corrald
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(O)/corrald -c contrib/examples/hello.lua
+	$(O)/corrald -c contrib/examples/hello.lua $(ARGS)
 
 # The host suite, then the VM suite (a real systemd and every cgroup v2
 # controller, one boot; it reports one clear skip where no VM can run).
@@ -79,8 +80,11 @@ test-host: test-deps
 $(O)/luapat-diff: t/luapat/diff.c $(O)/luapat.o $(O)/.flags
 	$(CC) $(CR_CFLAGS) -Idaemon -o $@ t/luapat/diff.c $(O)/luapat.o $(CR_LDFLAGS) $(dep_libs)
 
+# The Console formatter prints the guest's TAP as it comes: prove's default
+# when its output is not a terminal holds a file's output until it ends,
+# and the whole VM suite is one file to prove.
 test-vm: test-deps
-	prove -v t/vm/run-suite
+	prove --formatter TAP::Formatter::Console -v t/vm/run-suite
 
 # The chaos test (t/chaos/chaos.pl): DURATION seconds (default 300) of
 # random kills, reloads and control commands; SEED=N repeats a run.
@@ -109,6 +113,9 @@ install: all
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 644 doc/corralctl.1 $(DESTDIR)$(MANDIR)/man1/corralctl.1
 	install -m 644 contrib/corralctl.bash $(DESTDIR)$(BASHCOMPDIR)/corralctl
+	install -d $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 644 contrib/corralctl.zsh $(DESTDIR)$(ZSHCOMPDIR)/_corralctl
+	install -m 644 contrib/corralctl.fish $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
 	install -d $(DESTDIR)$(UNITDIR)
@@ -123,6 +130,7 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/corral.service $(DESTDIR)$(UNITDIR)/corral@.service
 	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(BINDIR)/corralctl \
 		$(DESTDIR)$(MANDIR)/man1/corralctl.1 $(DESTDIR)$(BASHCOMPDIR)/corralctl $(DESTDIR)$(MANDIR)/man8/corrald.8 \
+		$(DESTDIR)$(ZSHCOMPDIR)/_corralctl $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish \
 		$(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "left in place: $(DESTDIR)$(SYSCONFDIR)/corral (your configuration)"

@@ -10,6 +10,9 @@ BINDIR  = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share/corral
 MANDIR  = $(PREFIX)/share/man
 BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+# where Debian's zsh looks: site-functions below /usr/local, vendor-completions below /usr
+ZSHCOMPDIR = $(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
+FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR = /etc
 # systemd's unit directory (pkg-config systemd), /lib/systemd/system on Debian
 UNITDIR = $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)

@@ -415,6 +415,8 @@ struct cr_config *cr_config_load(const char *path, char **err)
 	conf->control = get_string(settings, "control");
 	conf->control_group_set = has_number(settings, "control_group");
 	conf->control_group = (gid_t)get_number(settings, "control_group");
+	conf->monitor_group_set = has_number(settings, "monitor_group");
+	conf->monitor_group = (gid_t)get_number(settings, "monitor_group");
 	conf->limits_required = get_number(settings, "limits_required") != 0;
 	if (!conf->cgroup || !conf->control)
 		goto fail_oom;

@@ -75,6 +75,8 @@ struct cr_config {
 	char *control;		/* the control socket's path */
 	int control_group_set;
 	gid_t control_group;	/* may use the control socket too */
+	int monitor_group_set;
+	gid_t monitor_group;	/* may run the read-only commands */
 	int limits_required;
 	unsigned npools;
 	struct cr_pool_conf **pools;

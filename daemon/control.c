@@ -2,8 +2,9 @@
  * control.c: the control socket. One JSON object per line in, one per
  * line out, then the connection closes; see doc/control.md. Clients are
  * checked with SO_PEERCRED against the socket's own rule (root, corrald's
- * user, or the configured group). A client cannot stall corrald or other
- * clients: everything is non-blocking, a request is at most MAX_REQUEST
+ * user, or the configured group); members of the monitor group may run
+ * the commands that only read (read_only()). A client cannot stall
+ * corrald or other clients: everything is non-blocking, a request is at most MAX_REQUEST
  * bytes, its first byte must come within FIRST_BYTE_TIMEOUT and all of it
  * within REQUEST_TIMEOUT. A user other than root and corrald's own may
  * hold PEER_MAX connections, and all such users together UNPRIVILEGED_MAX,
@@ -71,6 +72,7 @@ struct conn {
 	struct cr_buf out;
 	size_t sent;
 	int allowed;
+	int monitor;		/* not allowed, but a member of the monitor group */
 	int privileged;		/* root or corrald's user: no share to keep to */
 	int answering;		/* its request is read: it is not evicted */
 	int draining;		/* the request was too large: drop what comes */
@@ -89,6 +91,8 @@ static struct {
 	char path[PATH_MAX];
 	int group;
 	gid_t gid;
+	int monitor;		/* settings.monitor_group is set: mgid */
+	gid_t mgid;
 	struct conn *conns;
 	unsigned nconns;
 	ev_timer pause;		/* accept() failed: resting */
@@ -141,28 +145,43 @@ static int evict(int only_others)
 	return 1;
 }
 
+/* Whether the peer is a member of gid: its primary group, or one of the
+ * supplementary groups it had when it connected (SO_PEERGROUPS, taken by
+ * the kernel with its credentials: not read from /proc/PID, whose pid
+ * may be another process's by now). */
+static int peer_member(int fd, const struct ucred *cr, gid_t gid)
+{
+	gid_t few[64], *groups = few;
+	socklen_t len = sizeof few;
+	int ok = 0;
+
+	if (cr->gid == gid)
+		return 1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0 &&
+	    (errno != ERANGE || !(groups = malloc(len)) ||	/* len: what all of them take */
+	     getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0))
+		goto out;
+	for (size_t i = 0; i < len / sizeof *groups; i++)
+		ok |= groups[i] == gid;
+out:
+	if (groups != few)
+		free(groups);
+	return ok;
+}
+
 /* Whether the peer may control corrald: root, our own user, or a member
- * of the configured group (its primary group or one in /proc's list). */
+ * of the configured group. */
 static int peer_allowed(int fd, const struct ucred *cr)
 {
-	gid_t groups[NGROUPS_MAX];
-	socklen_t len = sizeof groups;
-
 	if (cr->uid == 0 || cr->uid == geteuid())
 		return 1;
-	if (!C.group)
-		return 0;
-	if (cr->gid == C.gid)
-		return 1;
-	/* the groups the client had when it connected, taken by the kernel
-	 * with its credentials: not read from /proc/PID, whose pid may be
-	 * another process's by now */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return 0;
-	for (size_t i = 0; i < len / sizeof *groups; i++)
-		if (groups[i] == C.gid)
-			return 1;
-	return 0;
+	return C.group && peer_member(fd, cr, C.gid);
+}
+
+/* What members of the monitor group may run: what only reads */
+static int read_only(const char *cmd)
+{
+	return !strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "status");
 }
 
 static void reply_error(struct cr_buf *b, const char *code, const char *fmt, ...)
@@ -229,7 +248,7 @@ static void handle(struct conn *c, const char *req, size_t n)
 	unsigned id;
 	int rc;
 
-	if (!c->allowed) {
+	if (!c->allowed && !c->monitor) {
 		reply_error(b, "refused", "permission denied: uid %d is not allowed to control corrald",
 			    (int)c->peer.uid);
 		return;
@@ -277,6 +296,11 @@ static void handle(struct conn *c, const char *req, size_t n)
 		;
 	if (k == sizeof known / sizeof *known) {
 		reply_error(b, "bad-request", "unknown command \"%s\"", cmd);
+		return;
+	}
+	if (!c->allowed && !read_only(cmd)) {
+		reply_error(b, "refused", "permission denied: uid %d, of settings.monitor_group, may only run "
+			    "ping, version and status, not %s", (int)c->peer.uid, cmd);
 		return;
 	}
 	if (!strcmp(cmd, "ping")) {
@@ -620,6 +644,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		c->peer = peer;
 		c->allowed = known && peer_allowed(fd, &peer);
 		c->privileged = known && (peer.uid == 0 || peer.uid == geteuid());
+		c->monitor = known && !c->allowed && C.monitor && peer_member(fd, &peer, C.mgid);
 		ev_io_init(&c->io, conn_cb, fd, EV_READ);
 		c->io.data = c;
 		ev_io_start(loop, &c->io);
@@ -633,11 +658,30 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+void cr_control_monitor(int set, gid_t gid)
+{
+	C.monitor = set;
+	C.mgid = gid;
+}
+
+/* The socket file's mode and group: 0600; 0660 for the one group set
+ * (control's, else monitor's); 0666 when both are, and differ: then only
+ * the credentials keep others out, as they do for every request. */
+static mode_t socket_mode(gid_t *gid)
+{
+	*gid = C.group ? C.gid : C.monitor ? C.mgid : (gid_t)-1;
+	if (C.group && C.monitor && C.gid != C.mgid)
+		return 0666;
+	return C.group || C.monitor ? 0660 : 0600;
+}
+
 int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t gid,
 		      char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	char why[512];
+	mode_t mode;
+	gid_t sgid;
 
 	C.loop = loop;
 	C.group = group;
@@ -649,8 +693,8 @@ int cr_control_listen(struct ev_loop *loop, const char *path, int group, gid_t g
 	}
 	snprintf(C.path, sizeof C.path, "%s", path);
 	/* mode and group set without a race: see cr_unix_listen() */
-	C.fd = cr_unix_listen(path, SOCK_NONBLOCK, 0, group ? 0660 : 0600, group ? gid : (gid_t)-1, 128,
-			      why, sizeof why);
+	mode = socket_mode(&sgid);
+	C.fd = cr_unix_listen(path, SOCK_NONBLOCK, 0, mode, sgid, 128, why, sizeof why);
 	if (C.fd == -EADDRINUSE) {
 		snprintf(err, errlen, "control: %s is in use by a running corrald", path);
 		C.fd = -1;

@@ -215,6 +215,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cr_reload_init(loop);
+	cr_control_monitor(conf->monitor_group_set, conf->monitor_group);
 	if (cr_control_listen(loop, control ? control : conf->control, conf->control_group_set,
 			      conf->control_group, err, sizeof err) < 0) {
 		cr_error(NULL, "%s", err);

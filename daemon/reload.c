@@ -100,6 +100,10 @@ static int reload(char *msg, size_t msglen)
 	    conf->control_group != cr_sv.conf->control_group)
 		cr_warn(NULL, "reload: settings.control or control_group changed; "
 			"the control socket stays as it is until corrald restarts");
+	if (conf->monitor_group_set != cr_sv.conf->monitor_group_set ||
+	    conf->monitor_group != cr_sv.conf->monitor_group)
+		cr_warn(NULL, "reload: settings.monitor_group changed; "
+			"the control socket keeps the old one until corrald restarts");
 	/* from here on nothing can fail: the new config is whole */
 	TAILQ_FOREACH(pool, &cr_sv.pools, link)
 		pool->in_new_config = 0;

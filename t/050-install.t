@@ -24,7 +24,8 @@ for my $f (qw(share/corral/lua/corral/config.lua share/corral/lua/corral/init.lu
               share/corral/lua/corral/units.lua share/corral/plugins/pool-stats.lua
               share/corral/examples/hello.lua share/man/man8/corrald.8
               share/man/man5/corral.lua.5 share/man/man1/corralctl.1
-              share/bash-completion/completions/corralctl etc/corral/corral.lua
+              share/bash-completion/completions/corralctl share/zsh/site-functions/_corralctl
+              share/fish/vendor_completions.d/corralctl.fish etc/corral/corral.lua
               units/corral.service units/corral@.service)) {
     ok(-f "$p/$f", "$f installed");
 }
@@ -56,6 +57,8 @@ SKIP: {
 $out = `make -C '$root' --no-print-directory uninstall @vars 2>&1`;
 is($?, 0, 'make uninstall succeeds') or diag $out;
 ok(!-e "$p/sbin/corrald" && !-e "$p/bin/corralctl" && !-e "$p/share/corral", 'uninstall removes what install put');
+ok(!-e "$p/share/zsh/site-functions/_corralctl" && !-e "$p/share/fish/vendor_completions.d/corralctl.fish",
+   'uninstall removes the zsh and fish completions');
 ok(-f "$p/etc/corral/corral.lua", 'uninstall leaves the configuration');
 
 done_testing;

@@ -392,6 +392,7 @@ local settings_schema = {
   end, "auto" },
   control = { check.absolute_path, "/run/corral/control.sock" },
   control_group = { check.group },
+  monitor_group = { check.group },
   limits_required = { function(v, key)
     if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
     return v
@@ -593,8 +594,9 @@ local function base_globals()
     g[k] = _G[k]
   end
   g.string, g.table, g.math, g.bit = string, table, math, bit
+  -- rename and remove: a file written atomically (a temporary, renamed)
   g.os = { getenv = os.getenv, time = os.time, date = os.date, clock = os.clock, difftime = os.difftime,
-    exit = os.exit }
+    exit = os.exit, rename = os.rename, remove = os.remove }
   g.io = { open = io.open, lines = io.lines }
   g._VERSION = _VERSION
   g.corral = require "corral"
