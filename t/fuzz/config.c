@@ -45,7 +45,7 @@ static const char *const words[] = {
 	"syslog_identifier", "ready_timeout", "prefork", "setup", "start", "prefork_timeout", "limits",
 	"worker_limits",
 	/* settings */
-	"log_level", "cgroup", "control", "control_group", "limits_required",
+	"log_level", "cgroup", "control", "control_group", "monitor_group", "limits_required",
 	/* inside backoff, crash_limit, plugins */
 	"initial", "max", "reset", "failures", "interval",
 	/* limits */
