@@ -37,8 +37,8 @@ my $plugin = <<'EOF';
 local options = ...
 local function record(kind, ev)
   local f = assert(io.open(options.file, "a"))
-  f:write(("%s pool=%s worker=%s pid=%s oom=%s\n"):format(kind, ev.pool, tostring(ev.worker),
-    tostring(ev.pid), tostring(ev.oom)))
+  f:write(("%s pool=%s worker=%s pid=%s oom=%s reason=%s\n"):format(kind, ev.pool, tostring(ev.worker),
+    tostring(ev.pid), tostring(ev.oom), tostring(ev.reason)))
   f:close()
 end
 corral.on("oom", function(ev) record("oom", ev) end)
@@ -70,8 +70,8 @@ ok(!pid_alive($hog), 'the worker is dead');
 my $events;
 ok(wait_until(sub { ($events = slurp("$DIR/events") // '') =~ /^oom / }, 20), 'the plugin\'s on("oom") ran')
     or diag($events);
-like($events, qr/^oom pool=hog worker=1 pid=$hog oom=true$/m, 'on("oom"): pool, worker, pid, oom = true');
-like($events, qr/^exited pool=hog worker=1 pid=$hog oom=true$/m, 'on("worker_exited") says oom = true too');
+like($events, qr/^oom pool=hog worker=1 pid=$hog oom=true reason=oom$/m, 'on("oom"): pool, worker, pid, oom = true, reason oom');
+like($events, qr/^exited pool=hog worker=1 pid=$hog oom=true reason=oom$/m, 'on("worker_exited") says oom = true and reason oom too');
 unlike($events, qr/worker=2/, 'no event for worker 2');
 
 # The replacement may get another id: worker 1's id stays taken until its
