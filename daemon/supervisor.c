@@ -58,7 +58,9 @@
 #define MAX_ROUNDS 64
 
 /* A stop waits this long after the last KILL is due (the longest
- * stop_timeout) for what was killed to go; then it gives up on the rest. */
+ * stop_timeout) for what was killed to go, and again as long as workers
+ * keep going (thousands take a while on a loaded machine); once a grace
+ * passes with nothing gone, it gives up on the rest. */
 #define STOP_GRACE 5.0
 
 static struct {
@@ -67,6 +69,7 @@ static struct {
 	ev_prepare prepare;
 	ev_idle more;			/* events left after MAX_ROUNDS */
 	ev_timer deadline;		/* of a stop */
+	unsigned stop_left;		/* workers and prototypes at its last check */
 } S;
 
 /* ---- pools -------------------------------------------------------------- */
@@ -504,10 +507,30 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 /* What would not die: corrald names it when it exits (cr_supervisor_finish)
  * and exits with status 3. */
+static unsigned stop_left(void)
+{
+	const struct cr_pool *pool;
+	const struct cr_proto *p;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(pool, &cr_sv.pools, link)
+		n += pool->nworkers;
+	for (p = cr_sv.protos; p; p = p->next)
+		n++;
+	return n;
+}
+
 static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	(void)t;
+	unsigned left = stop_left();
+
 	(void)revents;
+	if (left < S.stop_left) {
+		S.stop_left = left;	/* still going: another grace */
+		ev_timer_set(t, STOP_GRACE, 0);
+		ev_timer_start(loop, t);
+		return;
+	}
 	cr_error(NULL, "stop: not everything is gone %.0fs after the last KILL; giving up on what is left",
 		 STOP_GRACE);
 	cr_sv.left_behind++;
@@ -529,6 +552,7 @@ static void begin_stop(const char *why)
 	}
 	ev_timer_init(&S.deadline, deadline_cb, longest + STOP_GRACE, 0);
 	ev_timer_start(cr_sv.loop, &S.deadline);
+	S.stop_left = stop_left();
 	cr_info(NULL, "stopping (%s)", why);
 	cr_manager_stopping();
 	cr_sv.stopping = 1;

@@ -372,6 +372,13 @@ sub leftovers {
     } all_pids();
 }
 
+# corrald's last $n warnings and errors since the test began
+sub last_warnings {
+    my ($n) = @_;
+    my @j = journal_find($UNIT, $began, SYSLOG_IDENTIFIER => 'corrald', PRIORITY => qr/^[0-4]$/);
+    return @j > $n ? @j[-$n .. -1] : @j;
+}
+
 # Every test file ends with done(): corral.service, if it still runs,
 # stops with Result=success (corrald exits 0, nothing left for systemd to
 # kill); no alert in corrald's journal since the test began; no process
@@ -385,7 +392,8 @@ sub done {
         my $p = unit_props($UNIT, qw(Result ExecMainStatus));
         ok($rc == 0 && $p->{Result} eq 'success' && $p->{ExecMainStatus} == 0,
            'at the end: corral.service stops cleanly (corrald exits 0)')
-            or diag("systemctl stop: exit $rc $out; Result=$p->{Result} ExecMainStatus=$p->{ExecMainStatus}");
+            or diag("systemctl stop: exit $rc $out; Result=$p->{Result} ExecMainStatus=$p->{ExecMainStatus}\n"
+                    . join "\n", map { "  corrald: " . ($_->{MESSAGE} // '') } last_warnings(15));
     }
     my @alerts = journal_find($UNIT, $began, SYSLOG_IDENTIFIER => 'corrald', PRIORITY => qr/^[01]$/);
     ok(!@alerts, "no alert in corrald's journal") or diag(join "\n", map { $_->{MESSAGE} } @alerts);
