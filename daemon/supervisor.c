@@ -376,7 +376,10 @@ static void reconcile(struct cr_pool *pool)
 			pool->immediate--;
 		}
 		cr_worker_spawn(pool, id, surge);
-		count_ids(pool, want, &c);
+		/* what count_ids() would find now, without a pass over them all */
+		c.cur++;
+		c.regular += id <= want;
+		c.above += id > want;
 	}
 
 	if (c.cur_ready >= want && c.old == 0 && want > 0 && pool->state == POOL_STARTING) {
