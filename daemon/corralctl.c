@@ -3,7 +3,8 @@
  * JSON request from the arguments, prints the answer (or, with --json, the
  * raw JSON line) and exits with a code scripts can test:
  *   0 ok, 1 failed, 2 bad request or usage, 3 not found, 4 refused,
- *   5 corrald not running, 6 timed out, 7 a pool failed while waited on.
+ *   5 corrald not running, 6 timed out, 7 a pool failed while waited on,
+ *   8 the pool is failed (status POOL, is-ready), 9 not ready (is-ready).
  * stop, start, restart, scale and reload then wait until what they asked
  * for is true, asking for the status again and again (the protocol is one
  * request per connection; corrald needs nothing more); --no-wait returns
@@ -33,13 +34,13 @@
 
 enum {
 	EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_NOT_RUNNING,
-	EXIT_TIMEOUT, EXIT_POOL_FAILED
+	EXIT_TIMEOUT, EXIT_POOL_FAILED, EXIT_IS_FAILED, EXIT_NOT_READY
 };
 
 /* What the command line asked for, beyond the command. */
 struct ctl {
 	const char *path;
-	int json, all, wait;
+	int json, all, wait, quiet;
 	double timeout;		/* seconds */
 	double deadline;	/* on the monotonic clock */
 };
@@ -48,6 +49,7 @@ static const struct {
 	const char *name, *args, *help;
 } commands[] = {
 	{ "status", "[POOL]", "pools and workers: state, readiness, restarts, memory, CPU" },
+	{ "is-ready", "[POOL]", "exit 0 if POOL (every pool) runs with all its workers ready" },
 	{ "scale", "POOL N", "run N workers in POOL (until the next reload)" },
 	{ "restart", "POOL[/ID] [--all-at-once]", "a rolling restart of POOL (new prototype first), or one worker" },
 	{ "stop", "POOL", "stop POOL and keep it stopped until started" },
@@ -62,7 +64,7 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: corralctl [-s SOCKET] [--json] [--no-wait] [--timeout DURATION] COMMAND [ARGS]\n\n");
+	fprintf(f, "usage: corralctl [-s SOCKET] [--json] [-q] [--no-wait] [--timeout DURATION] COMMAND [ARGS]\n\n");
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		fprintf(f, "  %-8s %-26s %s\n", commands[i].name, commands[i].args, commands[i].help);
 	fprintf(f, "\nThe socket: -s/--socket, else $CORRAL_SOCKET, else %s.\n"
@@ -70,8 +72,10 @@ static void usage(FILE *f)
 		"and its processes gone, the workers ready, the old ones gone (--no-wait:\n"
 		"return at once). --timeout DURATION (default %gs; 500ms, 30s, 2m)\n"
 		"bounds the whole command, connections included.\n"
+		"-q/--quiet: is-ready prints nothing.\n"
 		"Exit codes: 0 ok, 1 failed, 2 bad request, 3 not found, 4 refused,\n"
-		"5 corrald not running, 6 timed out, 7 the pool failed while waited on.\n"
+		"5 corrald not running, 6 timed out, 7 the pool failed while waited on,\n"
+		"8 the pool is failed (status POOL, is-ready), 9 not ready (is-ready).\n"
 		"`corralctl help COMMAND` explains one.\n", DEFAULT_SOCKET, DEFAULT_TIMEOUT);
 }
 
@@ -113,15 +117,15 @@ static int build_request(struct cr_buf *b, int argc, char **argv, int all_at_onc
 	unsigned long id = 0;
 
 	cr_buf_lit(b, "{\"command\":");
-	cr_buf_json_string(b, cmd);
-	if (!strcmp(cmd, "status")) {
+	cr_buf_json_string(b, !strcmp(cmd, "is-ready") ? "status" : cmd);
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "is-ready")) {
 		if (argc > 2)
 			return -1;
 		if (argc == 2) {
 			cr_buf_lit(b, ",\"pool\":");
 			cr_buf_json_string(b, argv[1]);
 		}
-		if (!json)
+		if (!json && !strcmp(cmd, "status"))
 			cr_buf_lit(b, ",\"format\":\"text\"");
 	} else if (!strcmp(cmd, "reload") || !strcmp(cmd, "ping") || !strcmp(cmd, "version")) {
 		if (argc != 1)
@@ -863,6 +867,102 @@ static int wait_done(const struct ctl *c, const struct waiting *w)
 	return code;
 }
 
+/* ---- what the answer says, besides what print_answer prints ---------------- */
+
+/* The answer, parsed, with its "pools" array: NULL (said on stderr) when
+ * it is not understood. */
+static const struct jval *answer_pools(const char *answer, struct jval *v)
+{
+	const struct jval *pools;
+	const char *p = answer;
+
+	if (parse_value(&p, v, 0) < 0 || !(pools = jget(v, "pools")) || pools->type != J_ARR) {
+		complain("corrald's status answer is not understood");
+		return NULL;
+	}
+	return pools;
+}
+
+/* status POOL: a failed pool is an exit status of its own, as systemctl
+ * is-failed has it. */
+static int status_code(const char *answer)
+{
+	struct jval v = { 0 };
+	const struct jval *pools = answer_pools(answer, &v);
+	int code = !pools ? EXIT_FAILED
+		 : pools->n == 1 && !strcmp(jstr(&pools->items[0], "state", ""), "failed") ? EXIT_IS_FAILED
+		 : EXIT_OK;
+
+	jfree(&v);
+	return code;
+}
+
+/* is-ready: a word per pool, "ready" or the state it is in (with the
+ * pool's name first when no pool was named); EXIT_OK when all are ready,
+ * else EXIT_IS_FAILED when one is failed, else EXIT_NOT_READY. */
+static int is_ready(const struct ctl *c, const char *answer, int named)
+{
+	struct jval v = { 0 };
+	const struct jval *pools = answer_pools(answer, &v);
+	struct cr_buf out = { 0 };
+	int code = EXIT_OK;
+
+	if (!pools) {
+		jfree(&v);
+		return EXIT_FAILED;
+	}
+	cr_buf_lit(&out, "{\"ok\":true,\"code\":\"ok\",\"pools\":[");
+	for (size_t i = 0; i < pools->n; i++) {
+		const struct jval *pool = &pools->items[i];
+		const char *name = jstr(pool, "name", "?"), *state = jstr(pool, "state", "?");
+		int ready = !strcmp(state, "running");	/* all its workers ready */
+
+		if (!ready && code != EXIT_IS_FAILED)
+			code = !strcmp(state, "failed") ? EXIT_IS_FAILED : EXIT_NOT_READY;
+		cr_buf_printf(&out, "%s{\"name\":", i ? "," : "");
+		cr_buf_json_string(&out, name);
+		cr_buf_printf(&out, ",\"ready\":%s,\"state\":", ready ? "true" : "false");
+		cr_buf_json_string(&out, state);
+		cr_buf_lit(&out, "}");
+		if (c->quiet || c->json)
+			continue;
+		if (!named) {
+			print_text(stdout, name);
+			putchar(' ');
+		}
+		print_text(stdout, ready ? "ready" : state);
+		putchar('\n');
+	}
+	cr_buf_printf(&out, "],\"ready\":%s}\n", code == EXIT_OK ? "true" : "false");
+	if (c->json && !c->quiet && out.data)
+		fputs(out.data, stdout);
+	cr_buf_free(&out);
+	jfree(&v);
+	return code;
+}
+
+/* reload: the pools of each kind, under the summary line. */
+static void print_reload(const char *answer)
+{
+	static const char *const kinds[] = { "added", "changed", "removed", "rescaled" };
+	struct jval v = { 0 };
+	const struct jval *r;
+	const char *p = answer;
+
+	if (parse_value(&p, &v, 0) == 0 && (r = jget(&v, "reload")) && r->type == J_OBJ) {
+		for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+			const struct jval *list = jget(r, kinds[k]);
+			for (size_t i = 0; list && list->type == J_ARR && i < list->n; i++) {
+				printf(i ? ", " : "  %s: ", kinds[k]);
+				print_text(stdout, list->items[i].type == J_STR ? list->items[i].str : "?");
+				if (i + 1 == list->n)
+					putchar('\n');
+			}
+		}
+	}
+	jfree(&v);
+}
+
 /* ---- the command line ------------------------------------------------------ */
 
 static int talk(const struct ctl *c, int argc, char **argv)
@@ -888,7 +988,15 @@ static int talk(const struct ctl *c, int argc, char **argv)
 	if ((code = request(c, &req, &resp)) != EXIT_OK)
 		goto out;
 	code = answer_code(resp.data);
+	if (!strcmp(argv[0], "is-ready") && code == EXIT_OK) {
+		code = is_ready(c, resp.data, argc > 1);
+		goto out;
+	}
 	print_answer(resp.data, code, c->json);
+	if (code == EXIT_OK && !strcmp(argv[0], "status") && argc > 1)
+		code = status_code(resp.data);
+	if (code == EXIT_OK && !strcmp(argv[0], "reload") && !c->json)
+		print_reload(resp.data);
 	what_to_wait_for(argc, argv, &w);
 	if (code == EXIT_OK && c->wait && w.kind != WAIT_NONE)
 		code = wait_done(c, &w);
@@ -923,6 +1031,8 @@ static int options_after(struct ctl *c, int *argc, char **argv, int from)
 			c->all = 1;
 		} else if (!strcmp(a, "--json")) {
 			c->json = 1;
+		} else if (!strcmp(a, "--quiet")) {
+			c->quiet = 1;
 		} else if (!strcmp(a, "--no-wait")) {
 			c->wait = 0;
 		} else if (!strncmp(a, "--timeout=", 10)) {
@@ -953,6 +1063,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "all-at-once", no_argument, NULL, 'a' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
@@ -961,11 +1072,12 @@ int main(int argc, char **argv)
 	struct ctl c = { .path = getenv("CORRAL_SOCKET"), .wait = 1, .timeout = DEFAULT_TIMEOUT };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+s:jah", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+s:jaqh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': c.path = optarg; break;
 		case 'j': c.json = 1; break;
 		case 'a': c.all = 1; break;
+		case 'q': c.quiet = 1; break;
 		case OPT_NO_WAIT: c.wait = 0; break;
 		case OPT_TIMEOUT:
 			if (set_timeout(&c, optarg) < 0)
