@@ -435,17 +435,7 @@ static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 		exit_members(b, &r->exit);
 		cr_buf_lit(b, "}");
 	}
-	cr_buf_lit(b, "],\"workers\":[");
-	for (size_t i = 0; i < nrows; i++) {
-		if (!rows[i].w)
-			continue;
-		if (!first)
-			cr_buf_lit(b, ",");
-		first = 0;
-		worker_json(b, pool, rows[i].w, now);
-	}
 	cr_buf_lit(b, "],\"vacant\":[");
-	first = 1;
 	for (size_t i = 0; i < nrows; i++) {
 		struct cr_slot *slot;
 		if (rows[i].w)
@@ -461,6 +451,17 @@ static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 		cr_buf_lit(b, ",\"last_exit\":");
 		exit_json(b, slot);
 		cr_buf_lit(b, "}");
+	}
+	/* workers last: the shell completions take the ids after it */
+	cr_buf_lit(b, "],\"workers\":[");
+	first = 1;
+	for (size_t i = 0; i < nrows; i++) {
+		if (!rows[i].w)
+			continue;
+		if (!first)
+			cr_buf_lit(b, ",");
+		first = 0;
+		worker_json(b, pool, rows[i].w, now);
 	}
 	cr_buf_lit(b, "]}");
 }
