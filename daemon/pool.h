@@ -93,7 +93,8 @@ struct cr_stamp {
 struct cr_exit {
 	struct cr_stamp at;
 	const char *reason;		/* crashed, oom, ...: a static string */
-	const char *unknown;		/* why the wait status is not known, or NULL */
+	const char *unknown;		/* why the wait status is not known (a
+					 * static string), or NULL */
 	int code;			/* the exit status, when signal is 0 */
 	int signal, core, oom;
 	const char *step;		/* a start that failed before it ran: the
