@@ -48,6 +48,10 @@ pool "doomed" {
   command = { "/bin/sh", "-c", "exit 1" }, backoff = quick, crash_limit = { failures = 3, interval = "60s" },
 }
 pool "gated" { command = "/bin/sleep 1000", ready = "notify" }
+pool "once" {
+  command = { "/bin/sh", "-c", "while [ ! -e %TMP%/done.\$CORRAL_WORKER ]; do /bin/sleep 0.05; done; exit 0" },
+  workers = 2, restart = "never", start_window = "0s",
+}
 EOF
 }
 
@@ -176,6 +180,17 @@ like($all, qr/^  (?:running|reloading) since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC;
      'status web: its state since when');
 stamp_ok(pool_json('web')->{since}, 'web: since');
 
+# --- an id not restarted (restart = "never"): retired ------------------------------
+
+$t->wait_for(sub { my $p = pool_json('once'); $p && $p->{state} eq 'running' }, 15, 'once: running');
+$t->write_file('done.1', '');
+my $once = wait_pool('once', 'worker 1 exited, not restarted', sub { @{ $_[0]{vacant} || [] } == 1 });
+is_deeply([ @{ obj($once->{vacant}[0]) }{qw(id state)} ], [ 1, 'retired' ], 'once: id 1 is a retired row');
+is(obj(obj($once->{vacant}[0])->{last_exit})->{reason}, 'exited', 'once: its last exit: exited');
+like($t->ctl('status', 'once')->{out}, qr/^\s+1\s+-\s+retired\s.*not restarted \(restart policy\); last: exited: exited with status 0$/m,
+     'status once: row 1 says why it has no worker');
+unlink $t->path('done.1');    # its next worker 1 (after the reload) stays
+
 # --- is-ready ------------------------------------------------------------------------------
 
 $t->wait_for(sub { my $p = pool_json('web'); $p && $p->{state} eq 'running' }, 15, 'web: running after the restart');
@@ -199,12 +214,12 @@ $r = $t->ctl('--json', '--no-wait', 'reload');
 is($r->{code}, 0, '--json reload: exit 0');
 my $ans = eval { $JSON->decode($r->{out}) } || {};
 is_deeply(obj($ans->{reload}), { added => ['extra'], changed => [], removed => [],
-                            unchanged => [qw(web coded flap noexec doomed gated)], rescaled => [] },
+                            unchanged => [qw(web coded flap noexec doomed gated once)], rescaled => ['once'] },
           '--json reload: the object says what happened to each pool') or diag($r->{out});
-like($ans->{message} // '', qr/^1 added, 0 changed, 0 removed, 6 unchanged/, '--json reload: the message still there');
+like($ans->{message} // '', qr/^1 added, 0 changed, 0 removed, 7 unchanged \(some rescaled\)$/, '--json reload: the message still there');
 $t->write_config(config());
 $r = $t->ctl('--no-wait', 'reload');
-like($r->{out}, qr/^0 added, 0 changed, 1 removed, 6 unchanged\n  removed: extra\n\z/, 'reload: the pools removed, by name');
+like($r->{out}, qr/^0 added, 0 changed, 1 removed, 7 unchanged\n  removed: extra\n\z/, 'reload: the pools removed, by name');
 $t->write_config(config(qq(pool "broken" { wrokers = 1 }\n)));
 $r = $t->ctl('--json', 'reload');
 is($r->{code}, 1, '--json reload of a bad config: exit 1');
