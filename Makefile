@@ -19,9 +19,9 @@ CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	$(dep_cflags) $(SANFLAGS) $(CFLAGS)
 CR_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
-SRC = $(filter-out daemon/corralctl.c,$(wildcard daemon/*.c))
+SRC = $(filter-out daemon/corralctl.c daemon/ctljson.c,$(wildcard daemon/*.c))
 OBJ = $(SRC:daemon/%.c=$(O)/%.o)
-CTL_OBJ = $(O)/corralctl.o $(O)/json.o $(O)/text.o
+CTL_OBJ = $(O)/corralctl.o $(O)/ctljson.o $(O)/json.o $(O)/text.o
 HDR = $(wildcard daemon/*.h)
 
 all: $(O)/corrald $(O)/corralctl $(O)/corral.service $(O)/corral@.service

@@ -39,7 +39,8 @@ _corralctl_pools()
 		sed -n 's/^{"name":"\([A-Za-z0-9_-]*\)".*/\1/p'
 }
 
-# POOL/ID for each worker of one pool, one per line.
+# POOL/ID for each worker of one pool, one per line: the ids of its
+# "workers", the last member of a pool (a " in a string is escaped).
 _corralctl_workers()
 {
 	local pool=$3 line
@@ -50,6 +51,7 @@ _corralctl_workers()
 		while IFS= read -r line; do
 			[[ $line == "{\"name\":\"$pool\""* ]] && printf '%s\n' "$line"
 		done |
+		sed 's/.*"workers":\[//' |
 		grep -o '"id":[0-9]*' |
 		sed "s|\"id\":|$pool/|"
 }
@@ -59,7 +61,7 @@ _corralctl()
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=
 	local prog=${COMP_WORDS[0]} sock='' cmd='' i w
 	local -a args=()
-	local commands="status scale restart stop start signal freeze thaw reload ping version help"
+	local commands="status is-ready scale restart stop start signal freeze thaw reload ping version help"
 	local signals="HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
 		STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS"
 
@@ -93,7 +95,7 @@ _corralctl()
 			esac
 		else
 			case $w in
-			--json | --all-at-once | --no-wait | --timeout=*) ;;
+			--json | --all-at-once | --no-wait | --quiet | --timeout=*) ;;
 			--timeout)
 				[[ ${COMP_WORDS[i + 1]} == "=" ]] && ((i++))
 				((i++))
@@ -128,9 +130,11 @@ _corralctl()
 
 	if [[ $cur == -* ]]; then
 		if [[ -z $cmd ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "-s --socket --json --all-at-once --no-wait --timeout --help" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "-s --socket --json --quiet --all-at-once --no-wait --timeout --help" -- "$cur")
 		elif [[ $cmd == restart ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "--json --all-at-once --no-wait --timeout" -- "$cur")
+		elif [[ $cmd == is-ready ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "--json --quiet --timeout" -- "$cur")
 		elif [[ $cmd != help ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "--json --no-wait --timeout" -- "$cur")
 		fi
@@ -146,7 +150,7 @@ _corralctl()
 	help:0)
 		mapfile -t COMPREPLY < <(compgen -W "$commands" -- "$cur")
 		;;
-	status:0 | scale:0 | stop:0 | start:0 | freeze:0 | thaw:0)
+	status:0 | is-ready:0 | scale:0 | stop:0 | start:0 | freeze:0 | thaw:0)
 		mapfile -t COMPREPLY < <(compgen -W "$(_corralctl_pools "$prog" "$sock")" -- "$cur")
 		;;
 	restart:0 | signal:0)

@@ -11,8 +11,8 @@
 # /usr/local, when $XDG_DATA_DIRS names /usr/local/share). From the source
 # tree, source it in the shell.
 
-set -l __corralctl_commands status scale restart stop start signal freeze thaw reload ping version help
-set -l __corralctl_pool_commands status scale stop start freeze thaw restart signal
+set -l __corralctl_commands status is-ready scale restart stop start signal freeze thaw reload ping version help
+set -l __corralctl_pool_commands status is-ready scale stop start freeze thaw restart signal
 
 # The answer of `corralctl --json status` of the corrald that the command
 # line talks to; nothing when there is none.
@@ -55,7 +55,7 @@ function __corralctl_workers
     set -l pool (string split -m 1 / -- (commandline -ct))[1]
     string match -qr '^[A-Za-z0-9_-]+$' -- $pool; or return
     __corralctl_status | string replace -a '{"name":"' \n'{"name":"' | string match -- "{\"name\":\"$pool\"*" |
-        string match -ar '"id":[0-9]+' | string replace '"id":' "$pool/"
+        string replace -r '.*"workers":\[' '' | string match -ar '"id":[0-9]+' | string replace '"id":' "$pool/"
 end
 
 # The command given so far (the first word that is not an option or the
@@ -113,9 +113,11 @@ complete -c corralctl -n 'not __corralctl_arg 0 help' -l json -d 'print the JSON
 complete -c corralctl -n '__corralctl_needs_command; or contains -- (__corralctl_command) restart' -l all-at-once -d 'restart every worker at once'
 complete -c corralctl -n 'not __corralctl_arg 0 help' -l no-wait -d 'return at once, without waiting'
 complete -c corralctl -n 'not __corralctl_arg 0 help' -l timeout -x -a '10s 30s 90s 5m' -d 'how long to wait for corrald and the command'
+complete -c corralctl -n '__corralctl_needs_command; or contains -- (__corralctl_command) is-ready' -s q -l quiet -d 'is-ready prints nothing'
 complete -c corralctl -n __corralctl_needs_command -l help -d usage
 
 complete -c corralctl -n __corralctl_needs_command -a status -d 'pools and workers: state, readiness, restarts, memory, CPU'
+complete -c corralctl -n __corralctl_needs_command -a is-ready -d 'exit 0 if POOL (every pool) runs with all its workers ready'
 complete -c corralctl -n __corralctl_needs_command -a scale -d 'run N workers in POOL (until the next reload)'
 complete -c corralctl -n __corralctl_needs_command -a restart -d 'a rolling restart of POOL, or one worker'
 complete -c corralctl -n __corralctl_needs_command -a stop -d 'stop POOL and keep it stopped until started'

@@ -43,7 +43,7 @@ _corralctl_worker_names() {
 	_corralctl_status "$1" "$2" | sed 's/{"name":"/\n&/g' |
 		while IFS= read -r line; do
 			[[ $line == "{\"name\":\"$pool\""* ]] && print -r -- "$line"
-		done | grep -o '"id":[0-9]*' | sed "s|\"id\":|$pool/|"
+		done | sed 's/.*"workers":\[//' | grep -o '"id":[0-9]*' | sed "s|\"id\":|$pool/|"
 }
 
 # A pool, or after POOL/ a worker of it.
@@ -63,6 +63,7 @@ _corralctl() {
 	local -A opt_args
 	local -a commands=(
 		'status:pools and workers: state, readiness, restarts, memory, CPU'
+		'is-ready:exit 0 if POOL (every pool) runs with all its workers ready'
 		'scale:run N workers in POOL (until the next reload)'
 		'restart:a rolling restart of POOL, or one worker'
 		'stop:stop POOL and keep it stopped until started'
@@ -85,6 +86,7 @@ _corralctl() {
 	_arguments -C -S \
 		'(-s --socket)'{-s+,--socket=}'[the control socket]:socket:_files' \
 		'--json[print the JSON answer]' \
+		'(-q --quiet)'{-q,--quiet}'[is-ready prints nothing]' \
 		'--all-at-once[restart every worker at once]' \
 		$waitopts \
 		'(- *)--help[usage]' \
@@ -104,6 +106,9 @@ _corralctl() {
 			;;
 		status | scale | stop | start | freeze | thaw)
 			_arguments '--json[print the JSON answer]' $waitopts '1:pool:_corralctl_target' && ret=0
+			;;
+		is-ready)
+			_arguments '--json[print the JSON answer]' '--quiet[print nothing]' '1:pool:_corralctl_target' && ret=0
 			;;
 		restart)
 			local _corralctl_workers=1

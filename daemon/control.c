@@ -326,14 +326,21 @@ static void handle(struct conn *c, const char *req, size_t n)
 		cr_buf_lit(b, "}");
 	} else if (!strcmp(cmd, "reload")) {
 		char msg[1024];
-		rc = cr_reload(msg, sizeof msg);
-		if (rc < 0) {
-			reply_error(b, "failed", "%s", msg);
-		} else {
+		struct cr_buf detail = { 0 };
+		rc = cr_reload(msg, sizeof msg, &detail);
+		/* the sentence for people, and what it says as an object */
+		if (rc < 0)
+			cr_buf_lit(b, "{\"ok\":false,\"code\":\"failed\",\"error\":");
+		else
 			cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\",\"message\":");
-			cr_buf_json_string(b, msg);
-			cr_buf_lit(b, "}");
-		}
+		cr_buf_json_string(b, msg);
+		cr_buf_lit(b, ",\"reload\":");
+		if (detail.data && !detail.failed)
+			cr_buf_add(b, detail.data, detail.len);
+		else
+			cr_buf_lit(b, "null");
+		cr_buf_lit(b, "}");
+		cr_buf_free(&detail);
 	} else if (!pool) {
 		reply_error(b, "bad-request", "%s: missing \"pool\"", cmd);
 	} else if (!strcmp(cmd, "scale")) {

@@ -3,7 +3,8 @@
  * JSON request from the arguments, prints the answer (or, with --json, the
  * raw JSON line) and exits with a code scripts can test:
  *   0 ok, 1 failed, 2 bad request or usage, 3 not found, 4 refused,
- *   5 corrald not running, 6 timed out, 7 a pool failed while waited on.
+ *   5 corrald not running, 6 timed out, 7 a pool failed while waited on,
+ *   8 the pool is failed (status POOL, is-ready), 9 not ready (is-ready).
  * stop, start, restart, scale and reload then wait until what they asked
  * for is true, asking for the status again and again (the protocol is one
  * request per connection; corrald needs nothing more); --no-wait returns
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctljson.h"
 #include "json.h"
 #include "text.h"
 
@@ -33,13 +35,13 @@
 
 enum {
 	EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_NOT_RUNNING,
-	EXIT_TIMEOUT, EXIT_POOL_FAILED
+	EXIT_TIMEOUT, EXIT_POOL_FAILED, EXIT_IS_FAILED, EXIT_NOT_READY
 };
 
 /* What the command line asked for, beyond the command. */
 struct ctl {
 	const char *path;
-	int json, all, wait;
+	int json, all, wait, quiet;
 	double timeout;		/* seconds */
 	double deadline;	/* on the monotonic clock */
 };
@@ -48,6 +50,7 @@ static const struct {
 	const char *name, *args, *help;
 } commands[] = {
 	{ "status", "[POOL]", "pools and workers: state, readiness, restarts, memory, CPU" },
+	{ "is-ready", "[POOL]", "exit 0 if POOL (every pool) runs with all its workers ready" },
 	{ "scale", "POOL N", "run N workers in POOL (until the next reload)" },
 	{ "restart", "POOL[/ID] [--all-at-once]", "a rolling restart of POOL (new prototype first), or one worker" },
 	{ "stop", "POOL", "stop POOL and keep it stopped until started" },
@@ -62,7 +65,7 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: corralctl [-s SOCKET] [--json] [--no-wait] [--timeout DURATION] COMMAND [ARGS]\n\n");
+	fprintf(f, "usage: corralctl [-s SOCKET] [--json] [-q] [--no-wait] [--timeout DURATION] COMMAND [ARGS]\n\n");
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		fprintf(f, "  %-8s %-26s %s\n", commands[i].name, commands[i].args, commands[i].help);
 	fprintf(f, "\nThe socket: -s/--socket, else $CORRAL_SOCKET, else %s.\n"
@@ -70,8 +73,10 @@ static void usage(FILE *f)
 		"and its processes gone, the workers ready, the old ones gone (--no-wait:\n"
 		"return at once). --timeout DURATION (default %gs; 500ms, 30s, 2m)\n"
 		"bounds the whole command, connections included.\n"
+		"-q/--quiet: is-ready prints nothing.\n"
 		"Exit codes: 0 ok, 1 failed, 2 bad request, 3 not found, 4 refused,\n"
-		"5 corrald not running, 6 timed out, 7 the pool failed while waited on.\n"
+		"5 corrald not running, 6 timed out, 7 the pool failed while waited on,\n"
+		"8 the pool is failed (status POOL, is-ready), 9 not ready (is-ready).\n"
 		"`corralctl help COMMAND` explains one.\n", DEFAULT_SOCKET, DEFAULT_TIMEOUT);
 }
 
@@ -113,15 +118,15 @@ static int build_request(struct cr_buf *b, int argc, char **argv, int all_at_onc
 	unsigned long id = 0;
 
 	cr_buf_lit(b, "{\"command\":");
-	cr_buf_json_string(b, cmd);
-	if (!strcmp(cmd, "status")) {
+	cr_buf_json_string(b, !strcmp(cmd, "is-ready") ? "status" : cmd);
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "is-ready")) {
 		if (argc > 2)
 			return -1;
 		if (argc == 2) {
 			cr_buf_lit(b, ",\"pool\":");
 			cr_buf_json_string(b, argv[1]);
 		}
-		if (!json)
+		if (!json && !strcmp(cmd, "status"))
 			cr_buf_lit(b, ",\"format\":\"text\"");
 	} else if (!strcmp(cmd, "reload") || !strcmp(cmd, "ping") || !strcmp(cmd, "version")) {
 		if (argc != 1)
@@ -162,225 +167,6 @@ static int build_request(struct cr_buf *b, int argc, char **argv, int all_at_onc
 	}
 	cr_buf_lit(b, "}\n");
 	return 0;
-}
-
-/* A code point as UTF-8 (a surrogate, which corrald never sends alone,
- * as U+FFFD). */
-static void add_utf8(struct cr_buf *b, unsigned v)
-{
-	char u[3];
-
-	if (v >= 0xd800 && v <= 0xdfff)
-		v = 0xfffd;
-	if (v < 0x80) {
-		u[0] = (char)v;
-		cr_buf_add(b, u, 1);
-	} else if (v < 0x800) {
-		u[0] = (char)(0xc0 | v >> 6);
-		u[1] = (char)(0x80 | (v & 0x3f));
-		cr_buf_add(b, u, 2);
-	} else {
-		u[0] = (char)(0xe0 | v >> 12);
-		u[1] = (char)(0x80 | (v >> 6 & 0x3f));
-		u[2] = (char)(0x80 | (v & 0x3f));
-		cr_buf_add(b, u, 3);
-	}
-}
-
-/* A JSON string from p, past its opening quote, unescaped into out; p
- * ends past the closing quote. -1 when the text ends first. */
-static int read_string(const char **pp, struct cr_buf *out)
-{
-	const char *p;
-
-	cr_buf_lit(out, "");	/* "" rather than NULL when empty */
-	for (p = *pp; *p && *p != '"'; p++) {
-		char ch = *p;
-		if (ch == '\\' && p[1]) {
-			p++;
-			switch (*p) {
-			case 'n': ch = '\n'; break;
-			case 't': ch = '\t'; break;
-			case 'r': ch = '\r'; break;
-			case 'b': ch = '\b'; break;
-			case 'f': ch = '\f'; break;
-			case 'u': {
-				unsigned v = 0;
-				if (sscanf(p + 1, "%4x", &v) == 1)
-					p += 4;
-				add_utf8(out, v);
-				continue;
-			}
-			default: ch = *p;
-			}
-		}
-		cr_buf_add(out, &ch, 1);
-	}
-	*pp = *p ? p + 1 : p;
-	return *p ? 0 : -1;
-}
-
-/* The value of a top-level string field of the answer, unescaped. */
-static char *field(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
-	struct cr_buf out = { 0 };
-
-	snprintf(pat, sizeof pat, "\"%s\":\"", key);
-	if (!(p = strstr(json, pat)))
-		return NULL;
-	p += strlen(pat);
-	read_string(&p, &out);
-	return out.data ? out.data : strdup("");
-}
-
-/* ---- the status answer, read whole: what a wait decides on ------------- */
-
-struct jval {
-	enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } type;
-	double num;		/* a number; a boolean as 0 or 1 */
-	char *str;		/* a string */
-	char *key;		/* its name, as a member of an object */
-	struct jval *items;	/* an array's or an object's */
-	size_t n;
-};
-
-#define JSON_DEPTH 16
-
-static void jfree(struct jval *v)
-{
-	for (size_t i = 0; i < v->n; i++)
-		jfree(&v->items[i]);
-	free(v->items);
-	free(v->str);
-	free(v->key);
-}
-
-static void skip_space(const char **p)
-{
-	while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')
-		(*p)++;
-}
-
-static int parse_value(const char **p, struct jval *v, int depth);
-
-/* The items of an array or object, from its opening bracket. */
-static int parse_items(const char **p, struct jval *v, int depth, char close)
-{
-	(*p)++;
-	skip_space(p);
-	if (**p == close) {
-		(*p)++;
-		return 0;
-	}
-	for (;;) {
-		struct jval item = { 0 }, *grown;
-		skip_space(p);
-		if (close == '}') {
-			struct cr_buf key = { 0 };
-			if (**p != '"')
-				return -1;
-			(*p)++;
-			if (read_string(p, &key) < 0 || key.failed) {
-				cr_buf_free(&key);
-				return -1;
-			}
-			item.key = key.data;
-			skip_space(p);
-			if (**p != ':') {
-				jfree(&item);
-				return -1;
-			}
-			(*p)++;
-		}
-		if (parse_value(p, &item, depth + 1) < 0 ||
-		    !(grown = realloc(v->items, (v->n + 1) * sizeof *grown))) {
-			jfree(&item);
-			return -1;
-		}
-		v->items = grown;
-		v->items[v->n++] = item;
-		skip_space(p);
-		if (**p == close) {
-			(*p)++;
-			return 0;
-		}
-		if (**p != ',')
-			return -1;
-		(*p)++;
-	}
-}
-
-static int parse_value(const char **p, struct jval *v, int depth)
-{
-	char *end;
-
-	if (depth > JSON_DEPTH)
-		return -1;
-	skip_space(p);
-	switch (**p) {
-	case '{':
-		v->type = J_OBJ;
-		return parse_items(p, v, depth, '}');
-	case '[':
-		v->type = J_ARR;
-		return parse_items(p, v, depth, ']');
-	case '"': {
-		struct cr_buf b = { 0 };
-		(*p)++;
-		v->type = J_STR;
-		if (read_string(p, &b) < 0 || b.failed) {
-			cr_buf_free(&b);
-			return -1;
-		}
-		v->str = b.data;
-		return 0;
-	}
-	}
-	if (!strncmp(*p, "null", 4) || !strncmp(*p, "true", 4) || !strncmp(*p, "false", 5)) {
-		v->type = **p == 'n' ? J_NULL : J_BOOL;
-		v->num = **p == 't';
-		*p += **p == 'f' ? 5 : 4;
-		return 0;
-	}
-	v->type = J_NUM;
-	v->num = strtod(*p, &end);
-	if (end == *p)
-		return -1;
-	*p = end;
-	return 0;
-}
-
-static const struct jval *jget(const struct jval *o, const char *key)
-{
-	for (size_t i = 0; o && o->type == J_OBJ && i < o->n; i++)
-		if (!strcmp(o->items[i].key, key))
-			return &o->items[i];
-	return NULL;
-}
-
-/* A member's value as a string, a number, a truth: or what is given
- * when it is missing or of another type. */
-static const char *jstr(const struct jval *o, const char *key, const char *missing)
-{
-	const struct jval *v = jget(o, key);
-
-	return v && v->type == J_STR ? v->str : missing;
-}
-
-static double jnum(const struct jval *o, const char *key, double missing)
-{
-	const struct jval *v = jget(o, key);
-
-	return v && (v->type == J_NUM || v->type == J_BOOL) ? v->num : missing;
-}
-
-static size_t jlen(const struct jval *o, const char *key)
-{
-	const struct jval *v = jget(o, key);
-
-	return v && v->type == J_ARR ? v->n : 0;
 }
 
 /* Text from corrald, to a terminal perhaps: what the terminal would act
@@ -602,7 +388,7 @@ out:
 /* The exit code that the answer's "code" maps to. */
 static int answer_code(const char *answer)
 {
-	char *s = field(answer, "code");
+	char *s = cr_jv_field(answer, "code");
 	int code = !s ? EXIT_FAILED
 		 : !strcmp(s, "ok") ? EXIT_OK
 		 : !strcmp(s, "bad-request") ? EXIT_BAD
@@ -621,13 +407,13 @@ static void print_answer(const char *answer, int code, int json)
 		fputs(answer, stdout);
 		fflush(stdout);	/* before a wait */
 	} else if (code != EXIT_OK) {
-		text = field(answer, "error");
+		text = cr_jv_field(answer, "error");
 		fputs("corralctl: ", stderr);
 		print_text(stderr, text ? text : "failed");
 		fputc('\n', stderr);
 		free(text);
-	} else if ((text = field(answer, "text")) || (text = field(answer, "message")) ||
-		   (text = field(answer, "version"))) {
+	} else if ((text = cr_jv_field(answer, "text")) || (text = cr_jv_field(answer, "message")) ||
+		   (text = cr_jv_field(answer, "version"))) {
 		print_text(stdout, text);
 		if (text[0] && text[strlen(text) - 1] != '\n')
 			putchar('\n');
@@ -638,6 +424,19 @@ static void print_answer(const char *answer, int code, int json)
 	} else if ((text = strstr(answer, "\"signalled\":"))) {
 		printf("signalled %d worker%s\n", atoi(text + 12), atoi(text + 12) == 1 ? "" : "s");
 	}
+}
+
+/* The answer, parsed, with its "pools" array: NULL (said on stderr) when
+ * it is not understood. */
+static const struct jval *answer_pools(const char *answer, struct jval *v)
+{
+	const struct jval *pools;
+
+	if (cr_jv_parse(answer, v) < 0 || !(pools = cr_jv_get(v, "pools")) || pools->type != J_ARR) {
+		complain("corrald's status answer is not understood");
+		return NULL;
+	}
+	return pools;
 }
 
 /* ---- waiting until it is done ---------------------------------------------- */
@@ -685,13 +484,13 @@ static void append(char *msg, size_t n, const char *fmt, ...)
  * a worker left keeps true after the lists are empty). */
 static int stopped_check(const struct jval *p, char *msg, size_t n)
 {
-	const char *name = jstr(p, "name", "?"), *state = jstr(p, "state", "?");
-	const struct jval *proto = jget(p, "prototype");
-	size_t left = jlen(p, "workers");
+	const char *name = cr_jv_str(p, "name", "?"), *state = cr_jv_str(p, "state", "?");
+	const struct jval *proto = cr_jv_get(p, "prototype");
+	size_t left = cr_jv_len(p, "workers");
 	int stopped = !strcmp(state, "stopped") || !strcmp(state, "stopping");
 
 	proto = proto && proto->type == J_OBJ ? proto : NULL;
-	if (stopped && !left && !proto && jnum(p, "populated", 0) != 1)
+	if (stopped && !left && !proto && cr_jv_num(p, "populated", 0) != 1)
 		return DONE;
 	if (!stopped)
 		snprintf(msg, n, "%s: %s, not stopped", name, state);
@@ -711,23 +510,23 @@ static int stopped_check(const struct jval *p, char *msg, size_t n)
  * one after a reload. */
 static int ready_check(const struct waiting *w, const struct jval *p, char *msg, size_t n)
 {
-	const char *name = jstr(p, "name", "?"), *state = jstr(p, "state", "?");
-	const struct jval *ws = jget(p, "workers");
-	double gen = jnum(p, "generation", 0), next = jnum(p, "restart_in", -1);
-	size_t nw = jlen(p, "workers"), settled = 0, leaving = 0, old = 0;
+	const char *name = cr_jv_str(p, "name", "?"), *state = cr_jv_str(p, "state", "?");
+	const struct jval *ws = cr_jv_get(p, "workers");
+	double gen = cr_jv_num(p, "generation", 0), next = cr_jv_num(p, "restart_in", -1);
+	size_t nw = cr_jv_len(p, "workers"), settled = 0, leaving = 0, old = 0;
 	int worker_left = 0;
 
 	for (size_t i = 0; i < nw; i++) {
 		const struct jval *x = &ws->items[i];
-		const char *st = jstr(x, "state", "");
+		const char *st = cr_jv_str(x, "state", "");
 		int going = !strcmp(st, "stopping") || !strcmp(st, "exited");
-		settled += !strcmp(st, "ready") && jnum(x, "generation", -1) == gen;
+		settled += !strcmp(st, "ready") && cr_jv_num(x, "generation", -1) == gen;
 		leaving += going;
-		old += !going && jnum(x, "generation", -1) != gen;
-		worker_left |= going && jnum(x, "id", 0) == (double)w->worker;
+		old += !going && cr_jv_num(x, "generation", -1) != gen;
+		worker_left |= going && cr_jv_num(x, "id", 0) == (double)w->worker;
 	}
 	if (!strcmp(state, "failed")) {
-		snprintf(msg, n, "%s failed: %s", name, jstr(p, "failure", "no reason given"));
+		snprintf(msg, n, "%s failed: %s", name, cr_jv_str(p, "failure", "no reason given"));
 		return POOL_FAILED;
 	}
 	if (!strcmp(state, "stopping")) {
@@ -745,7 +544,7 @@ static int ready_check(const struct waiting *w, const struct jval *p, char *msg,
 	if (!strcmp(state, "running") && (w->kind == WAIT_WORKER ? !worker_left : settled == nw))
 		return DONE;
 	/* ready of the current generation: a restart counts the new ones */
-	snprintf(msg, n, "%s: %zu/%u ready", name, settled, (unsigned)jnum(p, "target", 0));
+	snprintf(msg, n, "%s: %zu/%u ready", name, settled, (unsigned)cr_jv_num(p, "target", 0));
 	if (old)
 		append(msg, n, ", %zu old", old);
 	if (leaving)
@@ -755,7 +554,7 @@ static int ready_check(const struct waiting *w, const struct jval *p, char *msg,
 	if (next >= 0) {
 		char d[32];
 		cr_text_duration(d, sizeof d, next);
-		append(msg, n, ", next start in %s (last failure: %s)", d, jstr(p, "last_failure", "?"));
+		append(msg, n, ", next start in %s (last failure: %s)", d, cr_jv_str(p, "last_failure", "?"));
 	}
 	return NOT_YET;
 }
@@ -792,26 +591,20 @@ static int poll_status(const struct ctl *c, const struct waiting *w, const struc
 	struct cr_buf resp = { 0 };
 	struct jval answer = { 0 };
 	const struct jval *pools;
-	const char *p;
 	int r;
 
 	if ((r = request(c, req, &resp)) != EXIT_OK) {
 		r = -r;
 	} else if ((r = answer_code(resp.data)) != EXIT_OK) {
-		char *error = field(resp.data, "error");
+		char *error = cr_jv_field(resp.data, "error");
 		complain("%s", error ? error : "status failed");
 		free(error);
 		r = -r;
 	} else {
-		p = resp.data;
-		if (parse_value(&p, &answer, 0) < 0 || !(pools = jget(&answer, "pools")) || pools->type != J_ARR) {
-			complain("corrald's status answer is not understood");
-			r = -EXIT_FAILED;
-		} else {
-			r = pools_check(w, pools, msg, n);
-		}
+		pools = answer_pools(resp.data, &answer);
+		r = pools ? pools_check(w, pools, msg, n) : -EXIT_FAILED;
 	}
-	jfree(&answer);
+	cr_jv_free(&answer);
 	cr_buf_free(&resp);
 	return r;
 }
@@ -863,6 +656,87 @@ static int wait_done(const struct ctl *c, const struct waiting *w)
 	return code;
 }
 
+/* ---- what the answer says, besides what print_answer prints ---------------- */
+
+/* status POOL: a failed pool is an exit status of its own, as systemctl
+ * is-failed has it. */
+static int status_code(const char *answer)
+{
+	struct jval v = { 0 };
+	const struct jval *pools = answer_pools(answer, &v);
+	int code = !pools ? EXIT_FAILED
+		 : pools->n == 1 && !strcmp(cr_jv_str(&pools->items[0], "state", ""), "failed") ? EXIT_IS_FAILED
+		 : EXIT_OK;
+
+	cr_jv_free(&v);
+	return code;
+}
+
+/* is-ready: a word per pool, "ready" or the state it is in (with the
+ * pool's name first when no pool was named); EXIT_OK when all are ready,
+ * else EXIT_IS_FAILED when one is failed, else EXIT_NOT_READY. */
+static int is_ready(const struct ctl *c, const char *answer, int named)
+{
+	struct jval v = { 0 };
+	const struct jval *pools = answer_pools(answer, &v);
+	struct cr_buf out = { 0 };
+	int code = EXIT_OK;
+
+	if (!pools) {
+		cr_jv_free(&v);
+		return EXIT_FAILED;
+	}
+	cr_buf_lit(&out, "{\"ok\":true,\"code\":\"ok\",\"pools\":[");
+	for (size_t i = 0; i < pools->n; i++) {
+		const struct jval *pool = &pools->items[i];
+		const char *name = cr_jv_str(pool, "name", "?"), *state = cr_jv_str(pool, "state", "?");
+		int ready = !strcmp(state, "running");	/* all its workers ready */
+
+		if (!ready && code != EXIT_IS_FAILED)
+			code = !strcmp(state, "failed") ? EXIT_IS_FAILED : EXIT_NOT_READY;
+		cr_buf_printf(&out, "%s{\"name\":", i ? "," : "");
+		cr_buf_json_string(&out, name);
+		cr_buf_printf(&out, ",\"ready\":%s,\"state\":", ready ? "true" : "false");
+		cr_buf_json_string(&out, state);
+		cr_buf_lit(&out, "}");
+		if (c->quiet || c->json)
+			continue;
+		if (!named) {
+			print_text(stdout, name);
+			putchar(' ');
+		}
+		print_text(stdout, ready ? "ready" : state);
+		putchar('\n');
+	}
+	cr_buf_printf(&out, "],\"ready\":%s}\n", code == EXIT_OK ? "true" : "false");
+	if (c->json && !c->quiet && out.data)
+		fputs(out.data, stdout);
+	cr_buf_free(&out);
+	cr_jv_free(&v);
+	return code;
+}
+
+/* reload: the pools of each kind, under the summary line. */
+static void print_reload(const char *answer)
+{
+	static const char *const kinds[] = { "added", "changed", "removed", "rescaled" };
+	struct jval v = { 0 };
+	const struct jval *r;
+
+	if (cr_jv_parse(answer, &v) == 0 && (r = cr_jv_get(&v, "reload")) && r->type == J_OBJ) {
+		for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+			const struct jval *list = cr_jv_get(r, kinds[k]);
+			for (size_t i = 0; list && list->type == J_ARR && i < list->n; i++) {
+				printf(i ? ", " : "  %s: ", kinds[k]);
+				print_text(stdout, list->items[i].type == J_STR ? list->items[i].str : "?");
+				if (i + 1 == list->n)
+					putchar('\n');
+			}
+		}
+	}
+	cr_jv_free(&v);
+}
+
 /* ---- the command line ------------------------------------------------------ */
 
 static int talk(const struct ctl *c, int argc, char **argv)
@@ -888,7 +762,15 @@ static int talk(const struct ctl *c, int argc, char **argv)
 	if ((code = request(c, &req, &resp)) != EXIT_OK)
 		goto out;
 	code = answer_code(resp.data);
+	if (!strcmp(argv[0], "is-ready") && code == EXIT_OK) {
+		code = is_ready(c, resp.data, argc > 1);
+		goto out;
+	}
 	print_answer(resp.data, code, c->json);
+	if (code == EXIT_OK && !strcmp(argv[0], "status") && argc > 1)
+		code = status_code(resp.data);
+	if (code == EXIT_OK && !strcmp(argv[0], "reload") && !c->json)
+		print_reload(resp.data);
 	what_to_wait_for(argc, argv, &w);
 	if (code == EXIT_OK && c->wait && w.kind != WAIT_NONE)
 		code = wait_done(c, &w);
@@ -923,6 +805,8 @@ static int options_after(struct ctl *c, int *argc, char **argv, int from)
 			c->all = 1;
 		} else if (!strcmp(a, "--json")) {
 			c->json = 1;
+		} else if (!strcmp(a, "--quiet")) {
+			c->quiet = 1;
 		} else if (!strcmp(a, "--no-wait")) {
 			c->wait = 0;
 		} else if (!strncmp(a, "--timeout=", 10)) {
@@ -953,6 +837,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "all-at-once", no_argument, NULL, 'a' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
@@ -961,11 +846,12 @@ int main(int argc, char **argv)
 	struct ctl c = { .path = getenv("CORRAL_SOCKET"), .wait = 1, .timeout = DEFAULT_TIMEOUT };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+s:jah", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+s:jaqh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': c.path = optarg; break;
 		case 'j': c.json = 1; break;
 		case 'a': c.all = 1; break;
+		case 'q': c.quiet = 1; break;
 		case OPT_NO_WAIT: c.wait = 0; break;
 		case OPT_TIMEOUT:
 			if (set_timeout(&c, optarg) < 0)

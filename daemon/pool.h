@@ -65,6 +65,9 @@ struct cr_worker {
 	ev_tstamp started;
 	ev_tstamp ready_at;		/* 0 until ready; its start window runs from here */
 	int has_exec_error;
+	const char *start_step;		/* with has_exec_error: the step that
+					 * failed (cr_spawn_step_name) */
+	int start_err;			/* and its errno */
 	int early_ready;
 	const char *stop_reason;	/* why corral ended it (an exit reason,
 					 * see worker_ended), or NULL */
@@ -76,11 +79,34 @@ struct cr_worker {
 
 TAILQ_HEAD(cr_worker_list, cr_worker);
 
+/* Worker exits a pool keeps for status (recent_exits). */
+#define CR_RECENT 10
+
+/* A moment, for status: the wall clock (shown in UTC) and the monotonic
+ * clock (to compare, whatever the wall clock does); wall 0: never. */
+struct cr_stamp {
+	double wall, mono;
+};
+
+/* How a worker ended, for status: its exit status or signal, or why
+ * that is not known, and why it ended (an exit reason). */
+struct cr_exit {
+	struct cr_stamp at;
+	const char *reason;		/* crashed, oom, ...: a static string */
+	const char *unknown;		/* why the wait status is not known (a
+					 * static string), or NULL */
+	int code;			/* the exit status, when signal is 0 */
+	int signal, core, oom;
+	const char *step;		/* a start that failed before it ran: the
+					 * step (cr_spawn_step_name), or NULL */
+	int err;			/* and the step's errno */
+};
+
 /* Per worker id, for status: restarts and how the last one ended. */
 struct cr_slot {
 	unsigned restarts;
-	char last_exit[112];
-	const char *reason;		/* of the last exit: a static string */
+	char last_exit[112];		/* as the log says it */
+	struct cr_exit exit;		/* exit.at.wall 0: none yet */
 	int retired;			/* its worker exited, not restarted: the
 					 * id is not refilled until the target
 					 * changes again */
@@ -120,6 +146,13 @@ struct cr_pool {
 	char failure[256];		/* why the pool is FAILED */
 	struct cr_slot *slots;
 	unsigned nslots, restarts;
+	struct cr_stamp since;		/* its state (or freezing) last changed */
+	/* the last CR_RECENT worker exits, oldest first from recent_next */
+	struct cr_recent {
+		unsigned id;
+		struct cr_exit exit;
+	} recent[CR_RECENT];
+	unsigned nrecent, recent_next;
 };
 
 TAILQ_HEAD(cr_pool_list, cr_pool);
@@ -159,6 +192,10 @@ void cr_events_drop(void);
 void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what, const char *detail);
 void cr_pool_reset_failures(struct cr_pool *pool);
 struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id);
+struct cr_stamp cr_stamp_now(void);
+/* A worker's exit: into its id's slot and the pool's recent exits. */
+void cr_pool_record_exit(struct cr_pool *pool, unsigned id, const struct cr_exit *ex, int restarted,
+			 const char *how);
 
 /* ---- worker.c ---- */
 /* A worker with that id (free: cr_pool_free_id); surge: a temporary one. */

@@ -5,7 +5,8 @@
  * count changed), given new limits in place, replaced by a new generation
  * (rolling, never below its count), or removed (drained). Reloads come
  * from SIGHUP, corralctl, and plugins (after their handler returns, as
- * the reload replaces the Lua state it runs in).
+ * the reload replaces the Lua state it runs in). corralctl is told what
+ * happened to each pool, or the errors, as a JSON object.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "config.h"
 #include "fdneed.h"
+#include "json.h"
 #include "layout.h"
 #include "log.h"
 #include "manager.h"
@@ -22,7 +24,7 @@
 #include "reload.h"
 #include "sockets.h"
 
-static int reload(char *msg, size_t msglen);
+static int reload(char *msg, size_t msglen, struct cr_buf *detail);
 
 static struct {
 	struct ev_loop *loop;
@@ -45,35 +47,84 @@ static void apply_worker_limits(struct cr_pool *pool)
 	}
 }
 
-int cr_reload(char *msg, size_t msglen)
+/* {"errors":["line",...]}: an error, a line each. */
+static void errors_json(struct cr_buf *detail, const char *err)
+{
+	const char *line = err, *nl;
+
+	if (!detail)
+		return;
+	cr_buf_lit(detail, "{\"errors\":[");
+	for (; line; line = nl ? nl + 1 : NULL) {
+		char one[1024];
+		size_t len;
+		nl = strchr(line, '\n');
+		len = nl ? (size_t)(nl - line) : strlen(line);
+		snprintf(one, sizeof one, "%.*s", (int)(len < sizeof one ? len : sizeof one - 1), line);
+		if (line != err)
+			cr_buf_lit(detail, ",");
+		cr_buf_json_string(detail, one);
+	}
+	cr_buf_lit(detail, "]}");
+}
+
+int cr_reload(char *msg, size_t msglen, struct cr_buf *detail)
 {
 	char buf[1024];
 	int rc;
 
 	if (cr_sv.stopping) {
 		snprintf(msg ? msg : buf, msg ? msglen : sizeof buf, "corrald is stopping");
+		errors_json(detail, "corrald is stopping");
 		return -1;
 	}
 	cr_manager_reloading();
-	rc = reload(msg ? msg : buf, msg ? msglen : sizeof buf);
+	rc = reload(msg ? msg : buf, msg ? msglen : sizeof buf, detail);
 	/* done, good or bad: the running configuration is whole again; before
 	 * the first READY=1, that one still waits for the pools */
 	cr_manager_reloaded();
 	return rc;
 }
 
-/* 0 with a summary in msg, or -1 with the error in msg. */
-static int reload(char *msg, size_t msglen)
+/* A pool's name into one of the lists of the answer. */
+static void listed(struct cr_buf *list, const char *name)
+{
+	if (list->len)
+		cr_buf_lit(list, ",");
+	cr_buf_json_string(list, name);
+}
+
+/* {"added":[...],"changed":[...],...}: what happened to each pool. */
+static void outcome_json(struct cr_buf *detail, struct cr_buf lists[5])
+{
+	static const char *const names[5] = { "added", "changed", "removed", "unchanged", "rescaled" };
+
+	for (int i = 0; i < 5; i++) {
+		if (detail)
+			cr_buf_printf(detail, "%s\"%s\":[%.*s]", i ? "," : "{", names[i], (int)lists[i].len,
+				      lists[i].data ? lists[i].data : "");
+		cr_buf_free(&lists[i]);
+	}
+	if (detail)
+		cr_buf_lit(detail, "}");
+}
+
+/* 0 with a summary in msg, or -1 with the error in msg; the same in
+ * detail as JSON (when not NULL). */
+static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 {
 	struct cr_config *conf;
 	struct cr_pool *pool;
 	unsigned added = 0, changed = 0, removed = 0, unchanged = 0, scaled = 0;
 	char *err = NULL, errbuf[512];
+	/* the names: added, changed, removed, unchanged (rescaled ones too), rescaled */
+	struct cr_buf lists[5] = { { 0 } };
 
 	cr_info(NULL, "reload requested");
 	conf = cr_config_load(cr_sv.conf->file, &err);
 	if (!conf) {
 		snprintf(msg, msglen, "%s", err ? err : "out of memory");
+		errors_json(detail, msg);
 		/* a log line per error: log.c would escape the newlines */
 		for (char *line = err ? err : msg, *nl; line; line = nl ? nl + 1 : NULL) {
 			if ((nl = strchr(line, '\n')))
@@ -88,6 +139,7 @@ static int reload(char *msg, size_t msglen)
 	    cr_layout_controllers(conf, errbuf, sizeof errbuf) < 0 ||
 	    cr_sockets_open(conf, errbuf, sizeof errbuf) < 0) {
 		snprintf(msg, msglen, "%s", errbuf);
+		errors_json(detail, errbuf);
 		cr_error(NULL, "reload failed, keeping the running configuration: %s", errbuf);
 		cr_config_free(conf);
 		return -1;
@@ -119,14 +171,18 @@ static int reload(char *msg, size_t msglen)
 			}
 			pool->in_new_config = 1;
 			added++;
+			listed(&lists[0], pool->name);
 			continue;
 		}
 		pool->in_new_config = 1;
 		if (pool->state != POOL_REMOVED && cr_pool_conf_same(pool->conf, pc)) {
-			if (pool->target != pc->workers)
+			if (pool->target != pc->workers) {
 				scaled++;
-			else
+				listed(&lists[4], pool->name);
+			} else {
 				unchanged++;
+			}
+			listed(&lists[3], pool->name);
 			cr_pool_set_conf(pool, pc);
 			/* a failed pool gets its chance again on reload */
 			if (pool->state == POOL_FAILED)
@@ -141,6 +197,7 @@ static int reload(char *msg, size_t msglen)
 			if (pool->state == POOL_STOPPED || pool->state == POOL_REMOVED)
 				cr_pool_set_state(pool, POOL_STARTING);
 			changed++;
+			listed(&lists[1], pool->name);
 		}
 		cr_pool_mark_dirty(pool);
 	}
@@ -148,6 +205,7 @@ static int reload(char *msg, size_t msglen)
 		if (!pool->in_new_config && pool->state != POOL_REMOVED) {
 			cr_pool_set_state(pool, POOL_REMOVED);
 			removed++;
+			listed(&lists[2], pool->name);
 			cr_pool_mark_dirty(pool);
 		}
 	}
@@ -157,6 +215,7 @@ static int reload(char *msg, size_t msglen)
 	snprintf(msg, msglen, "%u added, %u changed, %u removed, %u unchanged%s",
 		 added, changed, removed, unchanged + scaled, scaled ? " (some rescaled)" : "");
 	cr_info(NULL, "reload done: %s", msg);
+	outcome_json(detail, lists);
 	cr_supervisor_activate(conf);
 	cr_supervisor_queue("reload", NULL);
 	return 0;
@@ -168,7 +227,7 @@ static void hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)sig;
 	(void)revents;
 	if (!cr_sv.stopping)
-		cr_reload(NULL, 0);
+		cr_reload(NULL, 0, NULL);
 }
 
 static void later_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -176,7 +235,7 @@ static void later_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	(void)revents;
 	ev_idle_stop(loop, w);
 	if (!cr_sv.stopping)
-		cr_reload(NULL, 0);
+		cr_reload(NULL, 0, NULL);
 }
 
 void cr_reload_later(void)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "crlua.h"
@@ -108,6 +109,17 @@ void cr_pool_set_state(struct cr_pool *pool, enum pool_state to)
 	}
 	cr_debug(&who, "transition: pool %s -> %s", pool_state_names[pool->state], pool_state_names[to]);
 	pool->state = to;
+	pool->since = cr_stamp_now();
+}
+
+struct cr_stamp cr_stamp_now(void)
+{
+	struct timespec wall, mono;
+
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return (struct cr_stamp){ (double)wall.tv_sec + (double)wall.tv_nsec / 1e9,
+				  (double)mono.tv_sec + (double)mono.tv_nsec / 1e9 };
 }
 
 /* ---- dirty marks and events --------------------------------------------- */
@@ -267,4 +279,20 @@ struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id)
 		pool->nslots = n;
 	}
 	return &pool->slots[id - 1];
+}
+
+void cr_pool_record_exit(struct cr_pool *pool, unsigned id, const struct cr_exit *ex, int restarted,
+			 const char *how)
+{
+	struct cr_slot *slot = cr_pool_slot(pool, id);
+
+	if (slot) {
+		snprintf(slot->last_exit, sizeof slot->last_exit, "%s%s", ex->oom ? "OOM-killed, " : "", how);
+		slot->exit = *ex;
+		slot->restarts += restarted;
+	}
+	pool->recent[pool->recent_next] = (struct cr_recent){ .id = id, .exit = *ex };
+	pool->recent_next = (pool->recent_next + 1) % CR_RECENT;
+	if (pool->nrecent < CR_RECENT)
+		pool->nrecent++;
 }

@@ -1,8 +1,13 @@
 /*
- * status.c: the status report: every running pool with its state and
- * counts, and every worker with its pid, state, uptime, restarts, memory
- * and CPU (from its cgroup), last STATUS= or how it last ended; as JSON
- * for corralctl --json and plugins, or as the table corralctl prints.
+ * status.c: the status report: every running pool with its state, since
+ * when, its counts and its recent worker exits, and a row per worker id,
+ * sorted: a worker with its pid, state, uptime, restarts, memory and CPU
+ * (from its cgroup), last STATUS= or how it last ended, and the ids the
+ * pool wants that have no worker (waiting out a backoff, failed), with
+ * how their last worker ended; as JSON for corralctl --json and plugins,
+ * or as the table corralctl prints. Moments are given as UTC and on the
+ * monotonic clock; exits as objects in JSON, as the log says them in the
+ * table.
  * It only reads the supervisor's state, and checks it against the
  * processes: a worker that died while its prototype (which reaps it and
  * reports its exit) is stopped is shown as exited, not ready, and the
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -140,12 +146,429 @@ static void json_stat(struct cr_buf *b, const char *key, long long v)
 		cr_buf_printf(b, ",\"%s\":%lld", key, v);
 }
 
+static void json_or_null(struct cr_buf *b, const char *s)
+{
+	if (s)
+		cr_buf_json_string(b, s);
+	else
+		cr_buf_lit(b, "null");
+}
+
+/* ---- moments and exits ---------------------------------------------------- */
+
+/* The wall clock part of a stamp, in UTC, as fmt (strftime) says. */
+static void stamp_utc(char *buf, size_t n, const struct cr_stamp *s, const char *fmt)
+{
+	time_t t = (time_t)s->wall;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, n, fmt, &tm))
+		snprintf(buf, n, "?");
+}
+
+/* {"iso":"2026-12-05T13:45:01.123Z","mono":1234.567}, or null for never. */
+static void stamp_json(struct cr_buf *b, const struct cr_stamp *s)
+{
+	char iso[40];
+	int ms;
+
+	if (!s->wall) {
+		cr_buf_lit(b, "null");
+		return;
+	}
+	stamp_utc(iso, sizeof iso, s, "%Y-%m-%dT%H:%M:%S");
+	ms = (int)((s->wall - (double)(time_t)s->wall) * 1000);
+	cr_buf_printf(b, "{\"iso\":\"%s.%03dZ\",\"mono\":%.3f}", iso, ms > 999 ? 999 : ms, s->mono);
+}
+
+/* "3h 2min", as systemctl says how long ago. */
+static void ago(char *buf, size_t n, double s)
+{
+	long long t = (long long)(s < 0 ? 0 : s);
+
+	if (s < 1)
+		snprintf(buf, n, "%.0fms", s < 0 ? 0 : s * 1e3);
+	else if (t < 60)
+		snprintf(buf, n, "%llds", t);
+	else if (t < 3600)
+		snprintf(buf, n, "%lldmin %llds", t / 60, t % 60);
+	else if (t < 86400)
+		snprintf(buf, n, "%lldh %lldmin", t / 3600, t % 3600 / 60);
+	else
+		snprintf(buf, n, "%lldd %lldh", t / 86400, t % 86400 / 3600);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The members of an exit object, without its braces: "code" or "signal"
+ * (with "name" and "core") or "unknown", then "oom", "reason", the failed
+ * start "step" and its "error" when it failed before it ran, and "at". */
+static void exit_members(struct cr_buf *b, const struct cr_exit *ex)
+{
+	if (ex->unknown) {
+		cr_buf_lit(b, "\"unknown\":");
+		cr_buf_json_string(b, ex->unknown);
+	} else if (ex->signal) {
+		cr_buf_printf(b, "\"signal\":%d,\"name\":", ex->signal);
+		json_or_null(b, sigabbrev_np(ex->signal));
+		cr_buf_printf(b, ",\"core\":%s", ex->core ? "true" : "false");
+	} else {
+		cr_buf_printf(b, "\"code\":%d", ex->code);
+	}
+	cr_buf_printf(b, ",\"oom\":%s,\"reason\":", ex->oom ? "true" : "false");
+	json_or_null(b, ex->reason);
+	if (ex->step) {
+		cr_buf_lit(b, ",\"step\":");
+		cr_buf_json_string(b, ex->step);
+		cr_buf_lit(b, ",\"error\":");
+		json_or_null(b, ex->err > 0 ? strerror(ex->err) : NULL);
+	}
+	cr_buf_lit(b, ",\"at\":");
+	stamp_json(b, &ex->at);
+}
+
+static void exit_json(struct cr_buf *b, const struct cr_slot *slot)
+{
+	if (!slot || !slot->exit.at.wall) {
+		cr_buf_lit(b, "null");
+		return;
+	}
+	cr_buf_lit(b, "{");
+	exit_members(b, &slot->exit);
+	cr_buf_lit(b, "}");
+}
+
+/* How the last worker of an id ended, for the table: "crashed: exited
+ * with status 127 (unable to exec: No such file or directory)". */
+static void exit_text(struct cr_buf *b, const struct cr_slot *slot)
+{
+	const struct cr_exit *ex = &slot->exit;
+
+	if (ex->reason)
+		cr_buf_printf(b, "%s: ", ex->reason);
+	add_escaped(b, slot->last_exit);
+	if (ex->step)
+		cr_buf_printf(b, " (unable to %s%s%s)", ex->step, ex->err > 0 ? ": " : "",
+			      ex->err > 0 ? strerror(ex->err) : "");
+}
+
+/* A recent exit, short: "13:45:01 web/2 crashed (signal KILL)". */
+static void recent_text(struct cr_buf *b, const struct cr_pool *pool, const struct cr_recent *r)
+{
+	const struct cr_exit *ex = &r->exit;
+	char t[16];
+
+	stamp_utc(t, sizeof t, &ex->at, "%H:%M:%S");
+	cr_buf_printf(b, "%s %s/%u %s (", t, pool->name, r->id, ex->reason ? ex->reason : "exited");
+	if (ex->unknown)
+		cr_buf_lit(b, "status unknown");
+	else if (ex->signal)
+		cr_buf_printf(b, "signal %s", sigabbrev_np(ex->signal) ? sigabbrev_np(ex->signal) : "?");
+	else
+		cr_buf_printf(b, "status %d", ex->code);
+	if (ex->step)
+		cr_buf_printf(b, ", unable to %s", ex->step);
+	cr_buf_lit(b, ")");
+}
+
+/* ---- rows: a worker, or an id the pool wants that has none ---------------- */
+
+struct row {
+	unsigned id;
+	struct cr_worker *w;	/* NULL: a vacant id */
+};
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	if (!x->w || !y->w)
+		return !x->w - !y->w;
+	return x->w->serial < y->w->serial ? -1 : x->w->serial > y->w->serial;
+}
+
+/* Whether the pool wants workers now: its vacant ids are then shown. */
+static int wants_workers(const struct cr_pool *pool)
+{
+	return !cr_sv.stopping && pool->target > 0 &&
+	       (pool->state == POOL_STARTING || pool->state == POOL_RUNNING || pool->state == POOL_FAILED);
+}
+
+/* Every worker of the pool, and the ids 1..target that no worker holds
+ * while it wants them, sorted by id: a new array (free it), or NULL and
+ * b failed when out of memory. */
+static struct row *pool_rows(const struct cr_pool *pool, struct cr_buf *b, size_t *n)
+{
+	unsigned vacant = wants_workers(pool) ? pool->target : 0;
+	struct row *rows = malloc((pool->nworkers + vacant + 1) * sizeof *rows);
+	unsigned char *held = calloc(vacant + 1, 1);
+	struct cr_worker *w;
+
+	*n = 0;
+	if (!rows || !held) {
+		free(rows);
+		free(held);
+		b->failed = 1;
+		return NULL;
+	}
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		rows[(*n)++] = (struct row){ w->id, w };
+		if (w->id <= vacant)
+			held[w->id] = 1;
+	}
+	for (unsigned id = 1; id <= vacant; id++)
+		if (!held[id])
+			rows[(*n)++] = (struct row){ id, NULL };
+	free(held);
+	qsort(rows, *n, sizeof *rows, row_cmp);
+	return rows;
+}
+
+/* What a vacant id waits for. */
+static const char *vacant_state(const struct cr_pool *pool, const struct cr_slot *slot, double wait)
+{
+	if (pool->state == POOL_FAILED)
+		return "failed";
+	if (slot && slot->retired)
+		return "retired";
+	return wait >= 0 ? "backoff" : "waiting";
+}
+
+/* ---- one pool ---------------------------------------------------------------- */
+
+struct pool_view {
+	unsigned ready, total, old, current;
+	double wait;			/* restart_in, or -1 */
+	const char *state, *pstate;	/* shown; the prototype's */
+	char pwhy[160];
+	struct cr_cgroup_stats st;
+	int populated;
+};
+
+static void pool_view(struct cr_pool *pool, ev_tstamp now, struct pool_view *v)
+{
+	struct cr_worker *w;
+	char dir[PATH_MAX];
+
+	memset(v, 0, sizeof *v);
+	v->st = (struct cr_cgroup_stats){ -1, -1, -1, -1, -1, -1, -1 };
+	v->populated = -1;
+	v->pstate = proto_shown(pool->proto, now, v->pwhy, sizeof v->pwhy);
+	TAILQ_FOREACH(w, &pool->workers, link) {
+		if (w->state >= W_STOPPING || exit_unreported(w))
+			continue;
+		v->total++;
+		v->ready += w->state == W_READY;
+		v->old += w->generation != pool->generation;
+	}
+	v->current = v->total - v->old;
+	v->wait = restart_in(pool, v->current, now);
+	v->state = shown_state(pool, v->ready, v->old);
+	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0) {
+		cr_cgroup_stats(dir, &v->st);
+		v->populated = cr_cgroup_populated(dir);
+	}
+}
+
+static void worker_json(struct cr_buf *b, struct cr_pool *pool, struct cr_worker *w, ev_tstamp now)
+{
+	struct cr_slot *slot = cr_pool_slot(pool, w->id);
+	struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
+	char dir[PATH_MAX];
+	const char *state = exit_unreported(w) ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
+
+	if (cr_worker_dir(w, dir, sizeof dir) == 0)
+		cr_cgroup_stats(dir, &ws);
+	cr_buf_printf(b, "{\"id\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+		      "\"uptime\":%.3f,\"restarts\":%u,\"last_exit\":",
+		      w->id, (int)w->pid, state, w->generation,
+		      w->pid > 0 ? now - w->started : 0, slot ? slot->restarts : 0);
+	exit_json(b, slot);
+	cr_buf_lit(b, ",\"status\":");
+	json_or_null(b, w->status);
+	json_stat(b, "memory_current", ws.memory_current);
+	json_stat(b, "cpu_usage_usec", ws.cpu_usage_usec);
+	cr_buf_lit(b, "}");
+}
+
+static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v,
+		      const struct row *rows, size_t nrows, ev_tstamp now)
+{
+	int first = 1;
+
+	cr_buf_lit(b, "{\"name\":");
+	cr_buf_json_string(b, pool->name);
+	cr_buf_printf(b, ",\"state\":\"%s\",\"since\":", v->state);
+	stamp_json(b, &pool->since);
+	cr_buf_printf(b, ",\"ready\":%u,\"total\":%u,\"target\":%u,\"restarts\":%u,\"generation\":%u",
+		      v->ready, v->total, pool->target, pool->restarts, pool->generation);
+	cr_buf_printf(b, ",\"start_failures\":%u", pool->start_failures);
+	if (v->wait >= 0)
+		cr_buf_printf(b, ",\"restart_in\":%.3f", v->wait);
+	else
+		cr_buf_lit(b, ",\"restart_in\":null");
+	cr_buf_lit(b, ",\"failure\":");
+	json_or_null(b, pool->state == POOL_FAILED && pool->failure[0] ? pool->failure : NULL);
+	cr_buf_lit(b, ",\"last_failure\":");
+	json_or_null(b, pool->last_failure[0] ? pool->last_failure : NULL);
+	json_stat(b, "memory_current", v->st.memory_current);
+	json_stat(b, "cpu_usage_usec", v->st.cpu_usage_usec);
+	/* a retired prototype, or what a worker left, may outlive the
+	 * workers list: corralctl stop waits for this */
+	cr_buf_printf(b, ",\"populated\":%s", v->populated < 0 ? "null" : v->populated ? "true" : "false");
+	if (v->pstate)
+		cr_buf_printf(b, ",\"prototype\":{\"pid\":%d,\"state\":\"%s\"}", (int)pool->proto->pid, v->pstate);
+	else
+		cr_buf_lit(b, ",\"prototype\":null");
+	cr_buf_lit(b, ",\"recent_exits\":[");
+	for (unsigned i = 0; i < pool->nrecent; i++) {
+		const struct cr_recent *r = &pool->recent[(pool->recent_next + CR_RECENT - pool->nrecent + i) % CR_RECENT];
+		cr_buf_printf(b, "%s{\"id\":%u,", i ? "," : "", r->id);
+		exit_members(b, &r->exit);
+		cr_buf_lit(b, "}");
+	}
+	cr_buf_lit(b, "],\"vacant\":[");
+	for (size_t i = 0; i < nrows; i++) {
+		struct cr_slot *slot;
+		if (rows[i].w)
+			continue;
+		slot = cr_pool_slot(pool, rows[i].id);
+		cr_buf_printf(b, "%s{\"id\":%u,\"state\":\"%s\",\"restarts\":%u,\"restart_in\":", first ? "" : ",",
+			      rows[i].id, vacant_state(pool, slot, v->wait), slot ? slot->restarts : 0);
+		first = 0;
+		if (v->wait >= 0 && pool->state != POOL_FAILED)
+			cr_buf_printf(b, "%.3f", v->wait);
+		else
+			cr_buf_lit(b, "null");
+		cr_buf_lit(b, ",\"last_exit\":");
+		exit_json(b, slot);
+		cr_buf_lit(b, "}");
+	}
+	/* workers last: the shell completions take the ids after it */
+	cr_buf_lit(b, "],\"workers\":[");
+	first = 1;
+	for (size_t i = 0; i < nrows; i++) {
+		if (!rows[i].w)
+			continue;
+		if (!first)
+			cr_buf_lit(b, ",");
+		first = 0;
+		worker_json(b, pool, rows[i].w, now);
+	}
+	cr_buf_lit(b, "]}");
+}
+
+static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v,
+			struct cr_worker *w, ev_tstamp now)
+{
+	struct cr_slot *slot = cr_pool_slot(pool, w->id);
+	struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
+	char dir[PATH_MAX], upt[32], mem[16], cpu[24];
+	int dead = exit_unreported(w);
+	const char *state = dead ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
+
+	if (cr_worker_dir(w, dir, sizeof dir) == 0)
+		cr_cgroup_stats(dir, &ws);
+	cr_text_duration(upt, sizeof upt, w->pid > 0 ? now - w->started : 0);
+	cr_text_bytes(mem, sizeof mem, ws.memory_current);
+	if (ws.cpu_usage_usec >= 0)
+		snprintf(cpu, sizeof cpu, "%.2fs", (double)ws.cpu_usage_usec / 1e6);
+	else
+		snprintf(cpu, sizeof cpu, "-");
+	cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  ", w->id, (int)w->pid, state, upt,
+		      slot ? slot->restarts : 0, mem, cpu);
+	if (dead)
+		cr_buf_printf(b, "its exit is not reported yet%s",
+			      w->proto && w->proto == pool->proto && v->pwhy[0] ? ": the prototype is not answering" : "");
+	else if (w->status || !slot || !slot->exit.at.wall)
+		add_escaped(b, w->status ? w->status : "");
+	else
+		exit_text(b, slot);
+	cr_buf_lit(b, "\n");
+}
+
+static void vacant_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v, unsigned id)
+{
+	struct cr_slot *slot = cr_pool_slot(pool, id);
+	const char *state = vacant_state(pool, slot, v->wait);
+	char d[32];
+
+	cr_buf_printf(b, "  %4u %8s %-9s %8s %8u %8s %9s  ", id, "-", state, "-", slot ? slot->restarts : 0, "-", "-");
+	if (!strcmp(state, "backoff")) {
+		cr_text_duration(d, sizeof d, v->wait);
+		cr_buf_printf(b, "restart in %s", d);
+	} else if (!strcmp(state, "failed")) {
+		cr_buf_lit(b, "not restarted: the pool failed");
+	} else if (!strcmp(state, "retired")) {
+		cr_buf_lit(b, "not restarted (restart policy)");
+	} else {
+		cr_buf_lit(b, "waiting to start");
+	}
+	if (slot && slot->exit.at.wall) {
+		cr_buf_lit(b, "; last: ");
+		exit_text(b, slot);
+	}
+	cr_buf_lit(b, "\n");
+}
+
+static void pool_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v,
+		      const struct row *rows, size_t nrows, ev_tstamp now)
+{
+	char r[24], when[40], d[32];
+
+	snprintf(r, sizeof r, "%u/%u", v->ready, pool->target);
+	cr_buf_printf(b, "%-20s %-10s %7s %7u %6u %8u\n", pool->name, v->state, r, v->total, pool->target,
+		      pool->restarts);
+	stamp_utc(when, sizeof when, &pool->since, "%Y-%m-%d %H:%M:%S UTC");
+	ago(d, sizeof d, mono_now() - pool->since.mono);
+	cr_buf_printf(b, "  %s since %s; %s ago\n", v->state, when, d);
+	if (pool->state == POOL_FAILED && pool->failure[0]) {
+		cr_buf_lit(b, "  failed: ");
+		add_escaped(b, pool->failure);
+		cr_buf_lit(b, "\n");
+	} else if (v->wait >= 0) {
+		cr_text_duration(d, sizeof d, v->wait);
+		cr_buf_printf(b, "  restart in %s (backoff after %u start failure%s in a row; last: ",
+			      d, pool->streak, pool->streak == 1 ? "" : "s");
+		add_escaped(b, pool->last_failure);
+		cr_buf_lit(b, ")\n");
+	}
+	if (v->pwhy[0])
+		cr_buf_printf(b, "  prototype %d not answering: %s\n", (int)pool->proto->pid, v->pwhy);
+	if (pool->nrecent) {
+		unsigned show = pool->nrecent < 3 ? pool->nrecent : 3;
+		cr_buf_lit(b, "  recent: ");
+		for (unsigned i = 0; i < show; i++) {
+			unsigned at = (pool->recent_next + CR_RECENT - show + i) % CR_RECENT;
+			if (i)
+				cr_buf_lit(b, "; ");
+			recent_text(b, pool, &pool->recent[at]);
+		}
+		cr_buf_lit(b, "\n");
+	}
+	cr_buf_printf(b, "  %4s %8s %-9s %8s %8s %8s %9s  %s\n", "ID", "PID", "STATE",
+		      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
+	for (size_t i = 0; i < nrows; i++) {
+		if (rows[i].w)
+			worker_text(b, pool, v, rows[i].w, now);
+		else
+			vacant_text(b, pool, v, rows[i].id);
+	}
+}
+
 /* status [POOL]: as JSON (the "pools" array of the response) or as the
  * table corralctl prints. -ENOENT for an unknown pool. */
 int cr_status_report(struct cr_buf *b, const char *only, int json)
 {
 	struct cr_pool *pool;
-	struct cr_worker *w;
 	int first = 1, found = 0;
 	ev_tstamp now = ev_now(cr_sv.loop);
 
@@ -156,148 +579,25 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 	else
 		cr_buf_printf(b, "%-20s %-10s %7s %7s %6s %8s\n", "POOL", "STATE", "READY", "WORKERS", "TARGET", "RESTARTS");
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
-		unsigned ready = 0, total = 0, old = 0, current = 0;
-		double wait;
-		char dir[PATH_MAX], pwhy[160];
-		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
-		const char *pstate;
-		int populated = -1;
+		struct pool_view v;
+		struct row *rows;
+		size_t nrows;
 
 		if (pool->state == POOL_REMOVED || (only && strcmp(only, pool->name)))
 			continue;
 		found = 1;
-		pstate = proto_shown(pool->proto, now, pwhy, sizeof pwhy);
-		TAILQ_FOREACH(w, &pool->workers, link) {
-			if (w->state >= W_STOPPING || exit_unreported(w))
-				continue;
-			total++;
-			ready += w->state == W_READY;
-			old += w->generation != pool->generation;
-		}
-		current = total - old;
-		wait = restart_in(pool, current, now);
-		if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0) {
-			cr_cgroup_stats(dir, &st);
-			populated = cr_cgroup_populated(dir);
-		}
+		pool_view(pool, now, &v);
+		if (!(rows = pool_rows(pool, b, &nrows)))
+			break;
 		if (json) {
-			cr_buf_add(b, first ? "{" : ",{", first ? 1 : 2);
+			if (!first)
+				cr_buf_lit(b, ",");
 			first = 0;
-			cr_buf_lit(b, "\"name\":");
-			cr_buf_json_string(b, pool->name);
-			cr_buf_printf(b, ",\"state\":\"%s\",\"ready\":%u,\"total\":%u,\"target\":%u,"
-				      "\"restarts\":%u,\"generation\":%u",
-				      shown_state(pool, ready, old), ready, total, pool->target,
-				      pool->restarts, pool->generation);
-			cr_buf_printf(b, ",\"start_failures\":%u", pool->start_failures);
-			if (wait >= 0)
-				cr_buf_printf(b, ",\"restart_in\":%.3f", wait);
-			else
-				cr_buf_lit(b, ",\"restart_in\":null");
-			cr_buf_lit(b, ",\"failure\":");
-			if (pool->state == POOL_FAILED && pool->failure[0])
-				cr_buf_json_string(b, pool->failure);
-			else
-				cr_buf_lit(b, "null");
-			cr_buf_lit(b, ",\"last_failure\":");
-			if (pool->last_failure[0])
-				cr_buf_json_string(b, pool->last_failure);
-			else
-				cr_buf_lit(b, "null");
-			json_stat(b, "memory_current", st.memory_current);
-			json_stat(b, "cpu_usage_usec", st.cpu_usage_usec);
-			/* a retired prototype, or what a worker left, may outlive
-			 * the workers list: corralctl stop waits for this */
-			cr_buf_printf(b, ",\"populated\":%s",
-				      populated < 0 ? "null" : populated ? "true" : "false");
-			if (pstate)
-				cr_buf_printf(b, ",\"prototype\":{\"pid\":%d,\"state\":\"%s\"}",
-					      (int)pool->proto->pid, pstate);
-			else
-				cr_buf_lit(b, ",\"prototype\":null");
-			cr_buf_lit(b, ",\"workers\":[");
+			pool_json(b, pool, &v, rows, nrows, now);
 		} else {
-			char r[24];
-			snprintf(r, sizeof r, "%u/%u", ready, pool->target);
-			cr_buf_printf(b, "%-20s %-10s %7s %7u %6u %8u\n", pool->name,
-				      shown_state(pool, ready, old), r, total, pool->target, pool->restarts);
-			if (pool->state == POOL_FAILED && pool->failure[0]) {
-				cr_buf_lit(b, "  failed: ");
-				add_escaped(b, pool->failure);
-				cr_buf_lit(b, "\n");
-			} else if (wait >= 0) {
-				char d[32];
-				cr_text_duration(d, sizeof d, wait);
-				cr_buf_printf(b, "  restart in %s (backoff after %u start failure%s in a row; last: ",
-					      d, pool->streak, pool->streak == 1 ? "" : "s");
-				add_escaped(b, pool->last_failure);
-				cr_buf_lit(b, ")\n");
-			}
-			if (pwhy[0])
-				cr_buf_printf(b, "  prototype %d not answering: %s\n", (int)pool->proto->pid, pwhy);
-			cr_buf_printf(b, "  %4s %8s %-9s %8s %8s %8s %9s  %s\n", "ID", "PID", "STATE",
-				      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
+			pool_text(b, pool, &v, rows, nrows, now);
 		}
-		int wfirst = 1;
-		TAILQ_FOREACH(w, &pool->workers, link) {
-			struct cr_slot *slot = cr_pool_slot(pool, w->id);
-			struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
-			double up = w->pid > 0 ? now - w->started : 0;
-			int dead = exit_unreported(w);
-			const char *state = dead ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
-
-			if (cr_worker_dir(w, dir, sizeof dir) == 0)
-				cr_cgroup_stats(dir, &ws);
-			if (json) {
-				cr_buf_add(b, wfirst ? "{" : ",{", wfirst ? 1 : 2);
-				wfirst = 0;
-				cr_buf_printf(b, "\"id\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
-					      "\"uptime\":%.3f,\"restarts\":%u,\"last_exit\":",
-					      w->id, (int)w->pid, state, w->generation,
-					      up, slot ? slot->restarts : 0);
-				if (slot && slot->last_exit[0])
-					cr_buf_json_string(b, slot->last_exit);
-				else
-					cr_buf_lit(b, "null");
-				if (slot && slot->last_exit[0] && slot->reason)
-					cr_buf_printf(b, ",\"last_exit_reason\":\"%s\"", slot->reason);
-				else
-					cr_buf_lit(b, ",\"last_exit_reason\":null");
-				cr_buf_lit(b, ",\"status\":");
-				if (w->status)
-					cr_buf_json_string(b, w->status);
-				else
-					cr_buf_lit(b, "null");
-				json_stat(b, "memory_current", ws.memory_current);
-				json_stat(b, "cpu_usage_usec", ws.cpu_usage_usec);
-				cr_buf_lit(b, "}");
-			} else {
-				char upt[32], mem[16], cpu[24];
-				cr_text_duration(upt, sizeof upt, up);
-				cr_text_bytes(mem, sizeof mem, ws.memory_current);
-				if (ws.cpu_usage_usec >= 0)
-					snprintf(cpu, sizeof cpu, "%.2fs", (double)ws.cpu_usage_usec / 1e6);
-				else
-					snprintf(cpu, sizeof cpu, "-");
-				cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  ", w->id, (int)w->pid, state, upt,
-					      slot ? slot->restarts : 0, mem, cpu);
-				if (dead)
-					cr_buf_printf(b, "its exit is not reported yet%s",
-						      w->proto && w->proto == pool->proto && pwhy[0]
-						      ? ": the prototype is not answering" : "");
-				else if (w->status || !slot || !slot->last_exit[0])
-					add_escaped(b, w->status ? w->status : "");
-				else if (slot->reason) {
-					cr_buf_printf(b, "%s: ", slot->reason);
-					add_escaped(b, slot->last_exit);
-				}
-				else
-					add_escaped(b, slot->last_exit);
-				cr_buf_lit(b, "\n");
-			}
-		}
-		if (json)
-			cr_buf_lit(b, "]}");
+		free(rows);
 	}
 	if (json)
 		cr_buf_lit(b, "]");
@@ -305,4 +605,3 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 		cr_buf_printf(b, "(no pools)\n");
 	return 0;
 }
-

@@ -105,6 +105,7 @@ struct cr_pool *cr_pool_new(struct cr_pool_conf *pc)
 	TAILQ_INIT(&pool->workers);
 	pool->generation = 1;
 	pool->state = POOL_STARTING;
+	pool->since = cr_stamp_now();
 	pool->watch = -1;
 	ev_timer_init(&pool->retry, retry_cb, 0, 0);
 	pool->retry.data = pool;
@@ -178,6 +179,7 @@ static void freeze_cb(void *data)
 	if ((pool->freeze == FREEZING) != (frozen != 0))
 		return;
 	pool->freeze = frozen ? FROZEN : THAWED;
+	pool->since = cr_stamp_now();	/* status shows frozen as a state */
 	cr_cgwatch_remove(pool->watch);
 	pool->watch = -1;
 	cr_info(&who, "pool %s", frozen ? "frozen" : "thawed");

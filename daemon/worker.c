@@ -296,6 +296,8 @@ static void worker_read_chan(struct cr_worker *w)
 			return;
 		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_ERROR && !w->has_exec_error) {
 			w->has_exec_error = 1;
+			w->start_step = cr_spawn_step_name(m.step);	/* for status */
+			w->start_err = m.err;
 			/* CR_STEP_HOOK: the worker logged the hook's error itself */
 			if (m.step == CR_STEP_EXEC)
 				cr_error(&who, "unable to exec \"%s\": %s",
@@ -487,11 +489,13 @@ static void worker_ended(struct cr_worker *w, int status, const char *unknown)
 		cr_info(&who, "worker not restarted (restart = %s)",
 			pc->restart == CR_RESTART_NEVER ? "never" : "on-failure");
 	}
-	if ((slot = cr_pool_slot(pool, w->id))) {
-		snprintf(slot->last_exit, sizeof slot->last_exit, "%s%s", oom ? "OOM-killed, " : "", how);
-		slot->reason = reason;
-		slot->restarts += restart;
-	}
+	cr_pool_record_exit(pool, w->id, &(struct cr_exit){
+		.at = cr_stamp_now(), .reason = reason, .unknown = unknown, .oom = oom,
+		.code = !unknown && WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+		.signal = !unknown && WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+		.core = !unknown && WIFSIGNALED(status) && WCOREDUMP(status),
+		.step = w->has_exec_error ? w->start_step : NULL, .err = w->start_err,
+	}, restart, how);
 	pool->restarts += restart;
 	if (restart)
 		replace_worker(w, oom ? "was OOM-killed" : how);

@@ -385,7 +385,7 @@ $t->scenario('reload adds a pool', { fds => 0 }, sub {
     $t->write_config($CONFIG . $ADDED);
     my $mark = $t->mark;
     my $r = ctl_ok('reload', 'reload');
-    like($r->{out}, qr/^1 added, 0 changed, 0 removed, 4 unchanged(?: \(some rescaled\))?\n\z/,
+    like($r->{out}, qr/^1 added, 0 changed, 0 removed, 4 unchanged(?: \(some rescaled\))?\n  added: added\n(?:  rescaled: web\n)?\z/,
          'reload: prints what changed');
     $t->wait_log(qr/ info reload done: 1 added, /, since => $mark);
     $t->wait_for(sub { $t->workers('added') == 2 }, 10, 'reload: the added pool runs');

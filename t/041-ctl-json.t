@@ -108,14 +108,20 @@ my $st = eval { $JSON->decode($r->{out}) };
 ok($st, 'status --json: Perl JSON::PP decodes it') or diag($@);
 $st ||= {};
 
-my @POOL_KEYS = qw(name state ready total target restarts generation start_failures restart_in failure
-                   last_failure memory_current cpu_usage_usec populated prototype workers);
-my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit last_exit_reason status memory_current cpu_usage_usec);
+my @POOL_KEYS = qw(name state since ready total target restarts generation start_failures restart_in failure
+                   last_failure memory_current cpu_usage_usec populated prototype recent_exits workers vacant);
+my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit status memory_current cpu_usage_usec);
+my @EXIT_KEYS = qw(code signal name core unknown oom reason step error at);
+my @VACANT_KEYS = qw(id state restarts restart_in last_exit);
 
 # jq: a list of what is wrong with the types, empty when all is right.
 my $JQ_TYPES = <<'EOF';
 def int: type == "number" and . == floor and . >= 0;
 def check(cond; msg): if cond then empty else msg end;
+def stamp: type == "object" and (keys == ["iso","mono"]) and (.iso | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{3}Z$"))
+           and (.mono | type) == "number";
+def exit_obj: type == "object" and (.at | stamp) and ((.reason | type) == "string") and ((.oom | type) == "boolean")
+              and ((.code | int) or ((.signal | int) and (.core | type) == "boolean") or ((.unknown | type) == "string"));
 [ check(.ok == true; "ok"), check(.code == "ok"; "code"), check((.pools | type) == "array"; "pools"),
   (.pools[] as $p | ($p.name | tostring) as $n |
     check(($p.name | type) == "string"; "\($n): name"),
@@ -125,6 +131,11 @@ def check(cond; msg): if cond then empty else msg end;
     (("failure","last_failure") as $k | check(($p[$k] | type) == "string" or $p[$k] == null; "\($n): \($k)")),
     (("memory_current","cpu_usage_usec") as $k | check(($p[$k] | int) or $p[$k] == null; "\($n): \($k)")),
     check(($p.populated | type) == "boolean" or $p.populated == null; "\($n): populated"),
+    check($p.since | stamp; "\($n): since"),
+    check(($p.recent_exits | type) == "array" and all($p.recent_exits[]; exit_obj and (.id | int)); "\($n): recent_exits"),
+    check(($p.vacant | type) == "array" and all($p.vacant[]; (.id | int) and (.restarts | int)
+          and ([.state] | inside(["backoff","waiting","failed","retired"])) and (keys == ($vacant_keys | sort))
+          and (.last_exit == null or (.last_exit | exit_obj))); "\($n): vacant"),
     check($p.prototype == null or (($p.prototype | keys) == ["pid","state"] and ($p.prototype.pid | int) and
           ([$p.prototype.state] | inside(["starting","running","stopping","stopped","exited","not answering"])));
           "\($n): prototype"),
@@ -134,7 +145,8 @@ def check(cond; msg): if cond then empty else msg end;
       (("id","pid","generation","restarts") as $k | check($w[$k] | int; "\($i): \($k)")),
       check([$w.state] | inside(["spawning","starting","ready","stopping","exited"]); "\($i): state"),
       check(($w.uptime | type) == "number" and $w.uptime >= 0; "\($i): uptime"),
-      (("last_exit","last_exit_reason","status") as $k | check(($w[$k] | type) == "string" or $w[$k] == null; "\($i): \($k)")),
+      check(($w.status | type) == "string" or $w.status == null; "\($i): status"),
+      check($w.last_exit == null or ($w.last_exit | exit_obj); "\($i): last_exit"),
       (("memory_current","cpu_usage_usec") as $k | check(($w[$k] | int) or $w[$k] == null; "\($i): \($k)")),
       check(($w | keys) == ($worker_keys | sort); "\($i): members \($w | keys)"))) ]
 EOF
@@ -144,6 +156,7 @@ SKIP: {
     my $r2 = filter($r->{out}, $jq, '-c',
                     '--argjson', 'pool_keys', "'" . $JSON->encode(\@POOL_KEYS) . "'",
                     '--argjson', 'worker_keys', "'" . $JSON->encode(\@WORKER_KEYS) . "'",
+                    '--argjson', 'vacant_keys', "'" . $JSON->encode(\@VACANT_KEYS) . "'",
                     '-f', $t->path('types.jq'));
     is($r2->{code}, 0, 'jq runs the type checks') or diag($r2->{err});
     is($r2->{out}, "[]\n", 'status --json: every member there, with its documented type (jq)');
@@ -225,8 +238,9 @@ $t->scenario('a worker killed', sub {
         $s->{web}{ready} == 2 && $t->workers('web') == 2;
     }, 10, 'web: the killed worker is replaced');
     is($s->{web}{restarts}, 1, 'web: restarts 1 after a kill');
-    my @killed = grep { ($_->{last_exit} // '') eq 'killed by signal 9 (KILL)' } @{ $s->{web}{workers} };
-    is(scalar @killed, 1, 'web: one worker has last_exit "killed by signal 9 (KILL)"');
+    my @killed = grep { $_->{last_exit} && ($_->{last_exit}{signal} // 0) == 9 } @{ $s->{web}{workers} };
+    is(scalar @killed, 1, 'web: one worker has last_exit {"signal":9,...}');
+    is($killed[0] && $killed[0]{last_exit}{name}, 'KILL', 'web: its last_exit name KILL');
     is($killed[0] && $killed[0]{restarts}, 1, 'web: and restarts 1');
     is($killed[0] && $killed[0]{id}, $id, 'web: on the id of the killed worker');
 });
@@ -277,6 +291,7 @@ my $bad = json_of(2, '--json signal with a bad signal', 'signal', 'web', 'NOPE')
 is($bad->{code}, 'bad-request', '--json bad signal: code bad-request');
 my $reload = json_of(0, '--json reload', 'reload');
 like($reload->{message} // '', qr/^0 added, 0 changed, 0 removed, 4 unchanged/, '--json reload: message');
+is_deeply([ sort @{ ($reload->{reload} || {})->{unchanged} || [] } ], [ qw(binary idle notify web) ], '--json reload: reload.unchanged');
 $t->wait_for(sub { $t->workers('web') == 2 }, 10, 'reload: web back to its 2 workers');
 # (binary's worker went with the reload)
 $t->checkpoint('--json of the other commands', fds => 0);
@@ -328,7 +343,8 @@ $t->scenario('the raw protocol', sub {
 SKIP: {
     my $doc = CorralTest::slurp("$FindBin::Bin/../doc/control.md");
     skip 'doc/control.md is not there', 1 unless defined $doc;
-    my @missing = grep { $doc !~ /`\Q$_\E`|"\Q$_\E":/ } @POOL_KEYS, @WORKER_KEYS, qw(ok code error pong version signalled message text pools);
+    my @missing = grep { $doc !~ /`\Q$_\E`|"\Q$_\E":/ } @POOL_KEYS, @WORKER_KEYS, @EXIT_KEYS, @VACANT_KEYS,
+        qw(ok code error pong version signalled message text pools reload iso mono added changed removed unchanged rescaled errors);
     ok(!@missing, 'doc/control.md documents every member of the answers') or diag("missing: @missing");
 }
 

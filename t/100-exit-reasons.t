@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # Exit reasons: every worker_exited event carries `reason`, and status
-# gives the last exit's as last_exit_reason. A plugin records each
+# gives the last exit's as last_exit's reason. A plugin records each
 # worker_exited (pool, worker, reason) to a file; each reason is brought
 # about and seen:
 #   crashed    a worker killed with KILL by someone else than corral
@@ -87,7 +87,7 @@ kill 'KILL', pid_of('c', 1);
 seen('c', 1, 'crashed', 'kill -9 from outside');
 ready('c', 3);
 my ($w1) = grep { $_->{id} == 1 } @{ $t->status->{c}{workers} };
-is($w1->{last_exit_reason}, 'crashed', 'status: last_exit_reason of c/1 is crashed');
+is($w1->{last_exit}{reason}, 'crashed', 'status: last_exit reason of c/1 is crashed');
 like($t->ctl('status', 'c')->{out}, qr/ crashed: killed by signal 9 \(KILL\)/, 'status text: the reason before the last exit');
 
 ctl_ok('restart', 'c/2');
