@@ -111,6 +111,8 @@ complete -c corralctl -f
 complete -c corralctl -n __corralctl_needs_command -s s -l socket -r -F -d 'the control socket'
 complete -c corralctl -n 'not __corralctl_arg 0 help' -l json -d 'print the JSON answer'
 complete -c corralctl -n '__corralctl_needs_command; or contains -- (__corralctl_command) restart' -l all-at-once -d 'restart every worker at once'
+complete -c corralctl -n 'not __corralctl_arg 0 help' -l no-wait -d 'return at once, without waiting'
+complete -c corralctl -n 'not __corralctl_arg 0 help' -l timeout -x -a '10s 30s 90s 5m' -d 'how long to wait for corrald and the command'
 complete -c corralctl -n __corralctl_needs_command -l help -d usage
 
 complete -c corralctl -n __corralctl_needs_command -a status -d 'pools and workers: state, readiness, restarts, memory, CPU'

@@ -78,11 +78,15 @@ _corralctl() {
 	local -a signals=(HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
 		STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS)
 
+	local -a waitopts=('--no-wait[return at once, without waiting]'
+		'--timeout=[how long to wait for corrald and the command]:duration:(10s 30s 90s 5m)')
+
 	local _corralctl_prog=${words[1]:-corralctl}
 	_arguments -C -S \
 		'(-s --socket)'{-s+,--socket=}'[the control socket]:socket:_files' \
 		'--json[print the JSON answer]' \
 		'--all-at-once[restart every worker at once]' \
+		$waitopts \
 		'(- *)--help[usage]' \
 		'1:command:->command' \
 		'*::argument:->args' && ret=0
@@ -99,20 +103,20 @@ _corralctl() {
 			(( CURRENT == 2 )) && _describe -t commands 'corralctl command' commands && ret=0
 			;;
 		status | scale | stop | start | freeze | thaw)
-			_arguments '--json[print the JSON answer]' '1:pool:_corralctl_target' && ret=0
+			_arguments '--json[print the JSON answer]' $waitopts '1:pool:_corralctl_target' && ret=0
 			;;
 		restart)
 			local _corralctl_workers=1
 			_arguments '--json[print the JSON answer]' '--all-at-once[restart every worker at once]' \
-				'1:pool or POOL/ID:_corralctl_target' && ret=0
+				$waitopts '1:pool or POOL/ID:_corralctl_target' && ret=0
 			;;
 		signal)
 			local _corralctl_workers=1
-			_arguments '--json[print the JSON answer]' '1:pool or POOL/ID:_corralctl_target' \
+			_arguments '--json[print the JSON answer]' $waitopts '1:pool or POOL/ID:_corralctl_target' \
 				"2:signal:(${signals[*]})" && ret=0
 			;;
 		reload | ping | version)
-			_arguments '--json[print the JSON answer]' && ret=0
+			_arguments '--json[print the JSON answer]' $waitopts && ret=0
 			;;
 		esac
 		;;

@@ -146,7 +146,7 @@ for my $sh (qw(bash zsh fish)) {
     my @opts = $c->($ctl, '--');
     ok((grep { $_ eq '--socket' } @opts) && (grep { $_ eq '--json' } @opts), "$sh: options are completed")
         or diag "got: @opts";
-    is_deeply([ $c->($ctl, 'restart', '--') ], [ '--all-at-once', '--json' ], "$sh: restart's options");
+    is_deeply([ $c->($ctl, 'restart', '--') ], [ '--all-at-once', '--json', '--no-wait', '--timeout' ], "$sh: restart's options");
     is_deeply([ $c->($ctl, '-s', $sock, 'scale', '') ], [ 'jobs-2', 'web' ],
               "$sh: pool names come from the running corrald (-s)");
     {
