@@ -5,8 +5,13 @@
  * (CORRAL_POOL=, CORRAL_WORKER=, CORRAL_PID=, PRIORITY=). No buffering and
  * no allocation: safe in a forked child, which inherits the choice.
  *
- * A log must not stop corrald: when stderr is a pipe whose reader lags,
- * corrald writes through a non-blocking file description of its own
+ * Text lines start with the time, RFC 3339 local with the offset and
+ * milliseconds (2026-12-05T14:45:01.123+01:00): logs are kept for days,
+ * and read beside others.
+ *
+ * A log must not stop corrald: when stderr is a pipe whose reader lags
+ * (or a terminal that does), corrald writes through a non-blocking file
+ * description of its own
  * (opened again through /proc, so that stderr's own, shared with others,
  * stays as it is); lines that cannot be written (a full pipe, a full
  * disk) are counted, and the next line that can be says how many. The
