@@ -169,6 +169,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a logrotate's USR1 before output.c listens must not end us; the
+	 * prototypes and workers put every signal back to its default */
+	signal(SIGUSR1, SIG_IGN);
 	/* a pool of a thousand workers holds a few fds each in corrald */
 	cr_spawn_raise_nofile();
 	if (cr_fdneed_config(conf, err, sizeof err) < 0) {
