@@ -416,7 +416,8 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 	if (use_pipe(pc, out, &logfd) < 0)
 		fail(chan, CR_STEP_OUTPUT);
 	/* nothing of the prototype's stays open: the pool's sockets become
-	 * fds 3..3+n-1 (LISTEN_FDS), the channel the one after them */
+	 * fds 3..3+n-1 (LISTEN_FDS), the channel the one after them, and
+	 * with inherit corrald's stderr the next (both close-on-exec) */
 	if ((chan = place_fds(pc, chan, &logfd)) < 0)
 		fail(-chan - 1, CR_STEP_STDIN);
 	if (logfd >= 0)
