@@ -29,6 +29,7 @@ pool "web" {
   workers = 2, output = "inherit",
 }
 pool "part" { command = { "/bin/sh", "-c", "printf 'no newline'; exec /bin/sleep 1000" }, output = "inherit" }
+pool "long" { command = { "/bin/sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x; echo; exec /bin/sleep 1000" }, output = "inherit" }
 EOF
 $t->start;
 $t->wait_log(qr/^$TS info corrald \S+ starting /, name => 'corrald\'s lines start with the date, time and offset');
@@ -38,6 +39,8 @@ for my $id (1, 2) {
                  name => "worker $id: escapes escaped, UTF-8 and tab kept");
 }
 ok(!$t->log_lines(qr/web\/1 \| hello from 2|web\/2 \| hello from 1/), 'each line is its worker\'s');
+$t->wait_log(qr/^$TS long\/1 \| x{904}$/, name => 'long: the end of a line of 5000 bytes');
+is(scalar $t->log_lines(qr/^$TS long\/1 \| x{4096}$/), 1, 'long: cut after 4096 bytes, each part prefixed');
 ok($t->log !~ /\e|\a/, 'no escape or bell byte reached the log');
 $t->wait_for(sub { $t->workers('part') == 1 }, 10, 'part: its worker runs');
 ok(!$t->log_lines(qr/no newline/), 'part: a line without newline waits for the rest');
@@ -53,6 +56,10 @@ pool "ticker" {
   command = { "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.02; done" },
   output = "%TMP%/out.log",
 }
+pool "split" {
+  command = { "/bin/sh", "-c", "while :; do printf \"begin $CORRAL_WORKER \"; sleep 0.005; echo \"end $CORRAL_WORKER\"; done" },
+  workers = 2, output = "%TMP%/split.log",
+}
 EOF
 $f->start;
 my ($out, $old) = ($f->path('out.log'), $f->path('out.log.1'));
@@ -66,7 +73,7 @@ $f->wait_for(sub { @{ (ticks($out))[0] } >= 3 }, 10, 'the worker\'s lines are in
 rename $out, $old or die "rename: $!";
 $mark = $f->mark;
 $f->signal('USR1');
-$f->wait_log(qr/ info reopened 1 output file$/, since => $mark, name => 'SIGUSR1: corrald says it reopened the file');
+$f->wait_log(qr/ info reopened 2 output files$/, since => $mark, name => 'SIGUSR1: corrald says it reopened both files');
 $f->wait_for(sub { @{ (ticks($out))[0] } >= 3 }, 10, 'new lines go to a new file');
 my ($a, $a_whole) = ticks($old);
 my ($b, $b_whole) = ticks($out);
@@ -74,6 +81,14 @@ ok($a_whole && $b_whole, 'both files hold whole lines only');
 is($b->[0], $a->[-1] + 1, "the new file goes on where the old one ended (tick $a->[-1], then $b->[0])");
 is_deeply($a, [ 1 .. $a->[-1] ], 'the old file has every earlier line');
 is((stat $out)[2] & 07777, 0640, 'the new file is created 0640');
+# two workers, each writing its lines in two parts: whole lines in the file
+my $split = $f->path('split.log');
+$f->wait_for(sub { my $n = () = (CorralTest::slurp($split) // '') =~ /\n/g; $n >= 100 }, 10, 'split: lines of both workers');
+my $text = CorralTest::slurp($split);
+$text =~ s/[^\n]*\z//;
+my @bad = grep { !/^begin (\d) end \1$/ } split /\n/, $text;
+ok(!@bad, 'split: each line whole, of one worker (' . scalar(() = $text =~ /\n/g) . ' lines)') or diag(join "\n", @bad[0 .. ($#bad < 5 ? $#bad : 5)]);
+ok($text =~ /^begin 1 /m && $text =~ /^begin 2 /m, 'split: both workers wrote');
 $f->check_invariants;
 
 # --- a flood into a pipe nobody reads -----------------------------------------
