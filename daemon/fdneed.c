@@ -6,7 +6,8 @@
  * limit: running out later would fail spawns one by one, far from why.
  *
  * What corrald holds (worker.c, proto.c): per worker its pidfd, and its
- * channel while it starts, or for good when its body is Lua (start);
+ * channel while it starts, or for good when its body is Lua (start), and
+ * the pipe of its output when corrald pumps it (output.c);
  * per pool its prototype's socket and pidfd (and a retired one's while it
  * goes) and its listening sockets. The base is corrald's own: stdio, the
  * log, the event loop, inotify, the notify and control sockets and up to
@@ -18,6 +19,7 @@
 
 #include "config.h"
 #include "fdneed.h"
+#include "output.h"
 #include "pool.h"
 
 #define FDS_BASE 192
@@ -33,7 +35,11 @@ static unsigned long long pool_need(const struct cr_pool_conf *pc, unsigned work
 	/* channels: every worker's with a Lua body, else those starting */
 	unsigned long long chans = pc->ref_start != CR_NOREF ? w : w < INFLIGHT ? w : INFLIGHT;
 
-	return FDS_PER_POOL + pc->nlisten + w + chans;
+	/* its output's pipes, and the file they go to */
+	unsigned long long out = cr_output_kind(pc) == CR_OUTPUT_DIRECT ? 0
+			       : w + (cr_output_kind(pc) == CR_OUTPUT_FILE);
+
+	return FDS_PER_POOL + pc->nlisten + w + chans + out;
 }
 
 static unsigned long long limit(void)

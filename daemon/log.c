@@ -5,8 +5,13 @@
  * (CORRAL_POOL=, CORRAL_WORKER=, CORRAL_PID=, PRIORITY=). No buffering and
  * no allocation: safe in a forked child, which inherits the choice.
  *
- * A log must not stop corrald: when stderr is a pipe whose reader lags,
- * corrald writes through a non-blocking file description of its own
+ * Text lines start with the time, RFC 3339 local with the offset and
+ * milliseconds (2026-12-05T14:45:01.123+01:00): logs are kept for days,
+ * and read beside others.
+ *
+ * A log must not stop corrald: when stderr is a pipe whose reader lags
+ * (or a terminal that does), corrald writes through a non-blocking file
+ * description of its own
  * (opened again through /proc, so that stderr's own, shared with others,
  * stays as it is); lines that cannot be written (a full pipe, a full
  * disk) are counted, and the next line that can be says how many. The
@@ -50,15 +55,19 @@ int cr_log_journal;
 static struct {
 	int fd;			/* corrald's own, non-blocking, or -1 */
 	pid_t pid;		/* whose: children write to stderr */
+	int cfd;		/* a worker's: corrald's stderr, kept (or -1) */
+	pid_t cpid;		/* whose */
 	int tried;
 	unsigned long dropped;
 	int jfd;		/* the journal's socket, or -1 */
 	pid_t jpid;		/* whose */
 	unsigned long jdropped;
-} L = { .fd = -1, .jfd = -1 };
+} L = { .fd = -1, .cfd = -1, .jfd = -1 };
 
-/* Where this process writes its lines: for corrald, with stderr a pipe,
- * a non-blocking description of that pipe of its own. */
+/* Where this process writes its lines: for corrald, with stderr a pipe
+ * or a terminal, a non-blocking description of it of its own (a regular
+ * file's must be shared: its offset); for a worker whose stderr goes
+ * through corrald (output.c), corrald's stderr as it kept it. */
 static int log_fd(void)
 {
 	struct stat st;
@@ -66,10 +75,42 @@ static int log_fd(void)
 	if (!L.tried) {
 		L.tried = 1;
 		L.pid = getpid();
-		if (!cr_log_journal && fstat(STDERR_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
-			L.fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (!cr_log_journal && fstat(STDERR_FILENO, &st) == 0 &&
+		    (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)))
+			L.fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	}
-	return L.fd >= 0 && L.pid == getpid() ? L.fd : STDERR_FILENO;
+	if (L.pid == getpid())
+		return L.fd >= 0 ? L.fd : STDERR_FILENO;
+	return L.cfd >= 0 && L.cpid == getpid() ? L.cfd : STDERR_FILENO;
+}
+
+int cr_log_stderr_fd(void)
+{
+	return log_fd();
+}
+
+void cr_log_keep_stderr(int fd)
+{
+	L.cfd = fd;
+	L.cpid = getpid();
+}
+
+/* RFC 3339 local time with its offset and milliseconds:
+ * 2026-12-05T14:45:01.123+01:00 */
+size_t cr_log_stamp(char *buf, size_t n)
+{
+	struct timespec ts;
+	struct tm tm;
+	char off[8];
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(off, sizeof off, "%z", &tm);	/* +0100 */
+	r = snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ld%.3s:%.2s", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts.tv_nsec / 1000000, off, off + 3);
+	return r < 0 ? 0 : (size_t)r < n ? (size_t)r : n - 1;
 }
 
 /* Whether this process is corrald (the first to log), not a child. */
@@ -349,16 +390,12 @@ static void to_journal(enum cr_level level, const struct cr_who *who, const char
 
 static void to_stderr(enum cr_level level, const struct cr_who *who, const char *msg)
 {
-	char line[LINE_MAX_];
+	char line[LINE_MAX_], stamp[40];
 	size_t n = 0, room = sizeof line - 1;
-	struct timespec ts;
-	struct tm tm;
 	int r, fd;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	r = snprintf(line, room, "%02d:%02d:%02d.%03ld %s %s", tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], msg);
+	cr_log_stamp(stamp, sizeof stamp);
+	r = snprintf(line, room, "%s %s %s", stamp, level_names[level], msg);
 	n = r < 0 ? 0 : (size_t)r;
 	if (who && n < room && who->pool) {
 		r = snprintf(line + n, room - n, " pool=%s", who->pool);
@@ -378,9 +415,8 @@ static void to_stderr(enum cr_level level, const struct cr_who *who, const char 
 	fd = log_fd();
 	if (own() && L.dropped) {
 		char note[128];
-		int k = snprintf(note, sizeof note, "%02d:%02d:%02d.%03ld warn %lu log lines dropped: "
-				 "stderr took no more\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-				 ts.tv_nsec / 1000000, L.dropped);
+		int k = snprintf(note, sizeof note, "%s warn %lu log lines dropped: "
+				 "stderr took no more\n", stamp, L.dropped);
 		if (k > 0 && write_line(fd, note, (size_t)k) == 0)
 			L.dropped = 0;
 	}

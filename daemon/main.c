@@ -27,6 +27,7 @@
 #include "log.h"
 #include "manager.h"
 #include "notify.h"
+#include "output.h"
 #include "proctitle.h"
 #include "reload.h"
 #include "sockets.h"
@@ -93,7 +94,8 @@ static void usage(FILE *f)
 		"  --allow-unsafe-config\n"
 		"           run config and plugin files that users other than root (or\n"
 		"           corrald's) may write: for development only\n"
-		"signals: HUP reloads the configuration, TERM or INT stops\n");
+		"signals: HUP reloads the configuration, TERM or INT stops, USR1 reopens\n"
+		"         the pools' output files\n");
 }
 
 int main(int argc, char **argv)
@@ -167,6 +169,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a logrotate's USR1 before output.c listens must not end us; the
+	 * prototypes and workers put every signal back to its default */
+	signal(SIGUSR1, SIG_IGN);
 	/* a pool of a thousand workers holds a few fds each in corrald */
 	cr_spawn_raise_nofile();
 	if (cr_fdneed_config(conf, err, sizeof err) < 0) {
@@ -207,6 +212,7 @@ int main(int argc, char **argv)
 	 * control socket asks it */
 	cr_timers_init(loop, cr_lua_fire);
 	cr_notify_init(loop);
+	cr_output_init(loop);
 	code = 1;
 	if (cr_supervisor_start(loop, conf, verbose) < 0)
 		goto out;
@@ -228,6 +234,7 @@ out:
 	cr_control_close();
 	cr_reload_finish();
 	left = cr_supervisor_finish();
+	cr_output_finish();
 	cr_timers_finish();
 	cr_notify_close();
 	cr_notify_finish();

@@ -75,6 +75,7 @@ struct cr_worker {
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
 	ev_timer ready_timer;		/* pool's ready_timeout until ready */
 	char *status;			/* its last STATUS= */
+	struct cr_output *output;	/* the pipe of its stdout/stderr (output.c), or NULL */
 };
 
 TAILQ_HEAD(cr_worker_list, cr_worker);

@@ -36,6 +36,7 @@
 #include "config.h"
 #include "crlua.h"
 #include "log.h"
+#include "output.h"
 #include "proctitle.h"
 #include "proto.h"
 #include "spawn.h"
@@ -45,7 +46,8 @@
 enum cr_msg_type {
 	CR_MSG_READY = 1,	/* proto -> corrald: serving */
 	CR_MSG_SPAWN,		/* corrald -> proto: fork worker `worker` */
-	CR_MSG_SPAWNED,		/* proto -> corrald: pid, fds [pidfd, channel] */
+	CR_MSG_SPAWNED,		/* proto -> corrald: pid, fds [pidfd, channel]
+				 * and, when pumped (output.c), its output's pipe */
 	CR_MSG_SPAWN_FAILED,	/* proto -> corrald: status = errno */
 	CR_MSG_EXITED,		/* proto -> corrald: pid, status = wait status */
 };
@@ -61,7 +63,7 @@ struct cr_proto_msg {
 #define PROTO_SOCK 3
 
 /* Descriptors a message of ours may carry. */
-#define MAX_FDS 2
+#define MAX_FDS 3
 
 /* One message and its descriptors. Returns the bytes read, 0 at EOF,
  * -1/errno; a message that is not whole comes back as -2 with its
@@ -96,31 +98,48 @@ static void proto_spawn(const struct cr_pool_conf *pc, unsigned generation,
 			const struct cr_proto_msg *req, int cgroup_fd)
 {
 	struct cr_proto_msg m = { .serial = req->serial, .worker = req->worker };
-	int chan[2], pidfd, fds[2];
+	int chan[2], pidfd, fds[3], out[2] = { -1, -1 }, e;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
 		goto fail;
+	/* its output through corrald: the read end non-blocking (corrald's
+	 * side), the write end as a terminal would be */
+	if (cr_output_kind(pc) != CR_OUTPUT_DIRECT &&
+	    (pipe2(out, O_CLOEXEC) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0))
+		goto fail_chan;
 	pid = cr_spawn_clone(&pidfd, cgroup_fd);
-	if (pid < 0) {
-		close(chan[0]);
-		close(chan[1]);
-		goto fail;
-	}
+	if (pid < 0)
+		goto fail_chan;
 	if (pid == 0) {
 		close(chan[0]);
 		close(cgroup_fd);
-		cr_spawn_worker(pc, req->worker, generation, chan[1]);
+		if (out[0] >= 0)
+			close(out[0]);
+		cr_spawn_worker(pc, req->worker, generation, chan[1], out[1]);
 	}
 	close(chan[1]);
 	m.type = CR_MSG_SPAWNED;
 	m.pid = pid;
 	fds[0] = pidfd;
 	fds[1] = chan[0];
-	proto_send(&m, fds, 2);
+	fds[2] = out[0];
+	if (out[1] >= 0)
+		close(out[1]);
+	proto_send(&m, fds, out[0] >= 0 ? 3 : 2);
 	close(pidfd);
 	close(chan[0]);
+	if (out[0] >= 0)
+		close(out[0]);
 	return;
+fail_chan:
+	e = errno;
+	close(chan[0]);
+	close(chan[1]);
+	for (int i = 0; i < 2; i++)
+		if (out[i] >= 0)
+			close(out[i]);
+	errno = e;
 fail:
 	m.type = CR_MSG_SPAWN_FAILED;
 	m.status = errno;
@@ -304,9 +323,9 @@ static int proto_read(struct cr_proto *p)
 			return -1;
 		if (n == 0)
 			return -1;
-		if (m.type == CR_MSG_SPAWNED && x.nfds == 2) {
+		if (m.type == CR_MSG_SPAWNED && (x.nfds == 2 || x.nfds == 3)) {
 			p->inflight--;
-			p->ops->spawned(p, m.serial, m.pid, x.fds[0], x.fds[1]);
+			p->ops->spawned(p, m.serial, m.pid, x.fds[0], x.fds[1], x.nfds == 3 ? x.fds[2] : -1);
 			continue;
 		}
 		cr_unixmsg_close_fds(&x);
@@ -318,7 +337,7 @@ static int proto_read(struct cr_proto *p)
 			p->ops->ready(p);
 			break;
 		case CR_MSG_SPAWNED:
-			cr_alert(&who, "prototype: spawn answer carried %d fds, not 2", x.nfds);
+			cr_alert(&who, "prototype: spawn answer carried %d fds, not 2 or 3", x.nfds);
 			break;
 		case CR_MSG_SPAWN_FAILED:
 			p->inflight--;

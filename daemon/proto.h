@@ -15,8 +15,9 @@ enum cr_proto_state { CR_PROTO_STARTING, CR_PROTO_READY, CR_PROTO_GONE };
  * while the prototype is being closed is reported too. */
 struct cr_proto_ops {
 	void (*ready)(struct cr_proto *p);
-	/* pidfd and chan are the owner's from then on */
-	void (*spawned)(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan);
+	/* pidfd, chan and out (its output's pipe, or -1: output.c) are the
+	 * owner's from then on */
+	void (*spawned)(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan, int out);
 	void (*spawn_failed)(struct cr_proto *p, uint32_t serial, int err);
 	/* a worker it forked exited, with this wait status */
 	void (*exited)(struct cr_proto *p, pid_t pid, int status);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "layout.h"
 #include "log.h"
+#include "output.h"
 #include "pool.h"
 #include "proto.h"
 #include "text.h"
@@ -51,7 +52,7 @@ static struct cr_worker *worker_by_serial(struct cr_proto *p, uint32_t serial)
 	return NULL;
 }
 
-static void on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan)
+static void on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd, int chan, int out)
 {
 	struct cr_worker *w = worker_by_serial(p, serial);
 	struct cr_who who = { .pool = p->conf->name, .pid = pid };
@@ -62,8 +63,12 @@ static void on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd
 		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
 		close(pidfd);
 		close(chan);
+		if (out >= 0)
+			close(out);
 		return;
 	}
+	if (out >= 0)
+		w->output = cr_output_attach(out, w->conf, w->id);
 	cr_worker_started(w, pid, pidfd, chan);
 }
 

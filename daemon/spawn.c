@@ -30,6 +30,7 @@
 #include "crlua.h"
 #include "log.h"
 #include "notify.h"
+#include "output.h"
 #include "spawn.h"
 #include "unixmsg.h"
 
@@ -207,54 +208,57 @@ static int set_environment(const struct cr_pool_conf *pc, unsigned id)
 }
 
 /* Moves everything to fresh fds above the target range first, then into
- * place: no move can clobber an fd still to be moved. Returns the
- * channel's new fd, or -(old chan) - 1 on error. */
-static int place_fds(const struct cr_pool_conf *pc, int chan)
+ * place: no move can clobber an fd still to be moved. *logfd (corrald's
+ * stderr kept for corral's own lines, or -1) goes after the channel,
+ * close-on-exec. Returns the channel's new fd, or -(old chan) - 1 on
+ * error. */
+static int place_fds(const struct cr_pool_conf *pc, int chan, int *logfd)
 {
 	unsigned n = pc->nlisten;
-	int hi[n + 1], c;
+	int hi[n + 1], c, l = -1;
 
 	for (unsigned i = 0; i < n; i++)
-		if ((hi[i] = fcntl(pc->listen_fds[i], F_DUPFD_CLOEXEC, (int)n + 4)) < 0)
+		if ((hi[i] = fcntl(pc->listen_fds[i], F_DUPFD_CLOEXEC, (int)n + 5)) < 0)
 			return -chan - 1;
-	if ((c = fcntl(chan, F_DUPFD_CLOEXEC, (int)n + 4)) < 0)
+	if ((c = fcntl(chan, F_DUPFD_CLOEXEC, (int)n + 5)) < 0)
 		return -chan - 1;
+	if (*logfd >= 0 && (l = fcntl(*logfd, F_DUPFD_CLOEXEC, (int)n + 5)) < 0)
+		return -c - 1;
 	for (unsigned i = 0; i < n; i++)
 		if (dup2(hi[i], 3 + (int)i) < 0)	/* dup2: not close-on-exec */
 			return -c - 1;
 	if (dup3(c, 3 + (int)n, O_CLOEXEC) < 0)
 		return -c - 1;
-	close_range(4 + n, ~0U, 0);
+	if (l >= 0 && dup3(l, 4 + (int)n, O_CLOEXEC) < 0)
+		return -c - 1;
+	*logfd = l >= 0 ? 4 + (int)n : -1;
+	close_range(l >= 0 ? 5 + n : 4 + n, ~0U, 0);
 	return 3 + (int)n;
 }
 
-/* The output file, opened as root: not through a symlink in its last
- * component, nor a regular file with another name elsewhere (a hard
- * link), either of which a pool's user who can write the directory could
- * put there to have root append to a file of its choosing. */
-static int open_output_file(const char *path)
+/* The pipe to corrald as stdout and stderr; for inherit, corrald's
+ * stderr is kept (*logfd) for corral's own lines (a Lua worker's), which
+ * go there as they are, not as the worker's output. */
+static int use_pipe(const struct cr_pool_conf *pc, int out, int *logfd)
 {
-	struct stat st;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
-		close(fd);
-		return -EMLINK;
-	}
-	return fd;
+	*logfd = -1;
+	if (out < 0)
+		return 0;
+	if (cr_output_kind(pc) == CR_OUTPUT_TERMINAL &&
+	    (*logfd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) < 0)
+		return -1;
+	if (dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
+		return -1;
+	close(out);
+	return 0;
 }
 
 /* stdout and stderr: the journal (a stream per worker, tagged with the
- * pool), corrald's own, /dev/null, or a file opened before privileges
- * are dropped (as systemd does). */
-static int set_output(const struct cr_pool_conf *pc)
+ * pool), /dev/null, or the pipe corrald reads (output.c) for inherit and
+ * a file. The file is corrald's to open, but the worker tries it first,
+ * as root (systemd's way): one it cannot open is this worker's failed
+ * start, said through its channel, not lines dropped later. */
+static int set_output(const struct cr_pool_conf *pc, int pumped)
 {
 	const char *out = pc->output;
 	int fd;
@@ -268,12 +272,12 @@ static int set_output(const struct cr_pool_conf *pc)
 	else if (!strcmp(out, "null"))
 		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	else
-		fd = open_output_file(out);
+		fd = cr_output_open_file(out);
 	if (fd < 0) {
 		errno = fd < -1 ? -fd : errno;
 		return -1;
 	}
-	if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+	if (!pumped && (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0))
 		return -1;
 	close(fd);
 	return 0;
@@ -391,10 +395,11 @@ int cr_spawn_ready(void)
 	return cr_chan_send(self.chan, CR_CHAN_READY, 0, 0);
 }
 
-void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan)
+void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan,
+		     int out)
 {
 	char *const *argv = pc->argv;
-	int fd, e;
+	int fd, e, logfd;
 
 	if (reset_signals() < 0)
 		fail(chan, CR_STEP_SIGNALS);
@@ -408,11 +413,16 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_STDIN);
 	if (fd != STDIN_FILENO)
 		close(fd);
+	if (use_pipe(pc, out, &logfd) < 0)
+		fail(chan, CR_STEP_OUTPUT);
 	/* nothing of the prototype's stays open: the pool's sockets become
-	 * fds 3..3+n-1 (LISTEN_FDS), the channel the one after them */
-	if ((chan = place_fds(pc, chan)) < 0)
+	 * fds 3..3+n-1 (LISTEN_FDS), the channel the one after them, and
+	 * with inherit corrald's stderr the next (both close-on-exec) */
+	if ((chan = place_fds(pc, chan, &logfd)) < 0)
 		fail(-chan - 1, CR_STEP_STDIN);
-	if (set_output(pc) < 0)
+	if (logfd >= 0)
+		cr_log_keep_stderr(logfd);
+	if (set_output(pc, out >= 0) < 0)
 		fail(chan, CR_STEP_OUTPUT);
 	if (chdir(pc->directory) < 0)
 		fail(chan, CR_STEP_CHDIR);

@@ -27,9 +27,10 @@ const char *cr_spawn_step_name(int step);
 
 /* In a new worker: reset the process, drop privileges, then run the
  * pool's Lua hooks or exec its command. Never returns; a failure before
- * the worker's own code is reported on chan. */
+ * the worker's own code is reported on chan. out: the pipe corrald reads
+ * its output from (output.c), to be its stdout and stderr, or -1. */
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation,
-		     int chan) __attribute__((noreturn));
+		     int chan, int out) __attribute__((noreturn));
 
 /* In a Lua worker (its body runs in this process): whether its stop
  * signal came; a sleep that a stop request cuts short (whether it did);

@@ -23,6 +23,7 @@
 #include "crlua.h"
 #include "layout.h"
 #include "log.h"
+#include "output.h"
 #include "pool.h"
 #include "proto.h"
 #include "spawn.h"
@@ -105,6 +106,7 @@ void cr_worker_free(struct cr_worker *w)
 	ev_timer_stop(cr_sv.loop, &w->watchdog);
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
 	free(w->status);
+	cr_output_detach(w->output);
 	if (w->chan >= 0) {
 		ev_io_stop(cr_sv.loop, &w->chan_io);
 		close(w->chan);

@@ -112,8 +112,8 @@ for my $pool (qw(alpha beta)) {
         is($st->{ppid}, $proto, "$pool: worker $w is a child of the prototype");
         is($st->{session}, $w, "$pool: worker $w in its own session");
         is(readlink("/proc/$w/fd/0"), '/dev/null', "$pool: worker $w stdin is /dev/null");
-        is(readlink("/proc/$w/fd/1"), $t->path('log'), "$pool: worker $w stdout is corrald's");
-        is(readlink("/proc/$w/fd/2"), $t->path('log'), "$pool: worker $w stderr is corrald's");
+        like(readlink("/proc/$w/fd/1"), qr/^pipe:/, "$pool: worker $w stdout is a pipe to corrald");
+        is(readlink("/proc/$w/fd/2"), readlink("/proc/$w/fd/1"), "$pool: worker $w stderr is the same pipe");
         opendir my $dh, "/proc/$w/fd";
         my @fds = sort { $a <=> $b } grep { /^\d+$/ } readdir $dh;
         is("@fds", '0 1 2', "$pool: worker $w has only fds 0 1 2");

@@ -107,7 +107,7 @@ is($popt, 3, 'prefork: pool.options.workers as written');
 is($pworkers, 3, 'prefork: pool.workers');
 is($pcmd, 'nil', 'prefork: pool.command is nil for a pool without command');
 is($pstate, 'nil', 'prefork: pool.state is nil before prefork returns');
-$t->wait_log(qr/^\d\d:\d\d:\d\d\.\d{3} info hello from prefork pool=lw pid=$proto$/,
+$t->wait_log(qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d info hello from prefork pool=lw pid=$proto$/,
              name => 'corral.info in prefork logs with pool and the prototype pid');
 
 # --- setup and start: once per worker, in the worker, in order -------------
@@ -153,7 +153,7 @@ for my $id (sort keys %w) {
     my $pid = $w{$id};
     like(proc_cmdline($pid), qr{^corral: worker lw/$id\0*$}, "worker $id titled 'corral: worker lw/$id'");
     is_deeply([ lua_worker_title($pid) ], [ 'lw', $id ], "title names pool and id of worker $id");
-    $t->wait_log(qr/^\d\d:\d\d:\d\d\.\d{3} notice hello from start $id pool=lw worker=$id pid=$pid$/,
+    $t->wait_log(qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d notice hello from start $id pool=lw worker=$id pid=$pid$/,
                  name => "worker:log in worker $id logs with pool, worker and pid");
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 # Where workers' stdout and stderr go: output = "null" (/dev/null), a file
-# (appended to, created 0640, both streams, every worker), "inherit" and
-# "auto" without a journal (corrald's own stderr), a file that cannot be
-# opened (an error naming it, as an exec failure). "journal" needs journald,
+# (appended to, created 0640, both streams, every worker, through a pipe
+# corrald reads), "inherit" and "auto" without a journal (corrald's own
+# stderr, each line prefixed "pool/id | ", through a pipe too), a file
+# that cannot be opened (an error naming it, as an exec failure). "journal" needs journald,
 # which only the VM suite has. Bad values are config errors.
 
 use strict;
@@ -32,7 +33,6 @@ EOF
 $t->write_file('file.log', "written before\n", 0600);
 $t->start;
 
-my $log = $t->path('log');
 $t->wait_for(sub { $t->workers('null') == 1 && $t->workers('file') == 2 && $t->workers('inherit') == 1 && $t->workers('auto') == 1 },
              10, 'workers up');
 
@@ -44,8 +44,8 @@ is(readlink("/proc/$null/fd/2"), '/dev/null', 'null: stderr is /dev/null');
 # a file: both streams of both workers, appended
 my $file = $t->path('file.log');
 for my $w ($t->workers('file')) {
-    is(readlink("/proc/$w/fd/1"), $file, "file: worker $w stdout is the file");
-    is(readlink("/proc/$w/fd/2"), $file, "file: worker $w stderr is the file");
+    like(readlink("/proc/$w/fd/1"), qr/^pipe:/, "file: worker $w stdout is a pipe to corrald");
+    is(readlink("/proc/$w/fd/2"), readlink("/proc/$w/fd/1"), "file: worker $w stderr is the same pipe");
 }
 $t->wait_for(sub {
     my $text = CorralTest::slurp($file) // '';
@@ -54,15 +54,16 @@ $t->wait_for(sub {
 like(CorralTest::slurp($file), qr/\Awritten before\n/, 'file: appended to, what was there is kept');
 is((stat $file)[2] & 07777, 0600, 'file: an existing file keeps its mode');
 
-# inherit, and auto without a journal: corrald's stderr (here the log)
+# inherit, and auto without a journal: corrald's stderr (here the log),
+# through a pipe, each line with its time and "pool/id | "
 for my $pool (qw(inherit auto)) {
     my ($w) = $t->workers($pool);
-    is(readlink("/proc/$w/fd/1"), $log, "$pool: stdout is corrald's");
-    is(readlink("/proc/$w/fd/2"), $log, "$pool: stderr is corrald's");
-    $t->wait_log(qr/^out $pool 1$/);
-    $t->wait_log(qr/^err $pool 1$/);
+    like(readlink("/proc/$w/fd/1"), qr/^pipe:/, "$pool: stdout is a pipe to corrald");
+    is(readlink("/proc/$w/fd/2"), readlink("/proc/$w/fd/1"), "$pool: stderr is the same pipe");
+    $t->wait_log(qr/^\S+ $pool\/1 \| out $pool 1$/);
+    $t->wait_log(qr/^\S+ $pool\/1 \| err $pool 1$/);
 }
-ok(!$t->log_lines(qr/^(out|err) (null|file) /), 'null and file output stay out of corrald\'s log');
+ok(!$t->log_lines(qr/(out|err) (null|file) /), 'null and file output stay out of corrald\'s log');
 
 # a file that cannot be opened: the worker fails before exec, and says why
 $t->wait_log(qr/ error unable to open the output: No such file or directory pool=badfile worker=1 pid=\d+$/);
@@ -88,9 +89,6 @@ $t->wait_for(sub {
     !grep { index($text, "$_\n") < 0 } map { ("out file $_", "err file $_") } @ids;
 }, 10, "reload: the new workers (@ids) write to the new file");
 is((stat $new)[2] & 07777, 0640, 'a new output file is created with mode 0640');
-for my $w ($t->workers('file')) {
-    is(readlink("/proc/$w/fd/1"), $new, "reload: worker $w writes to the new file");
-}
 is(CorralTest::slurp($file), $old_text, 'reload: nothing of the new workers in the old file');
 
 $t->check_invariants;

@@ -3,8 +3,8 @@
 # provoked at least once on a real corrald (run with -v), and each is
 # checked for its debug line:
 #
-#   HH:MM:SS.mmm debug transition: worker FROM -> TO pool=P worker=N pid=N
-#   HH:MM:SS.mmm debug transition: pool FROM -> TO pool=P
+#   TIME debug transition: worker FROM -> TO pool=P worker=N pid=N
+#   TIME debug transition: pool FROM -> TO pool=P
 #
 # (pid= is left out while a worker has none). An illegal transition is an
 # alert, which the invariants after the test catch.
@@ -319,7 +319,7 @@ for my $s (@SCENARIOS) {
 
 # --- the lines -------------------------------------------------------------------
 
-my $TS = qr/^\d\d:\d\d:\d\d\.\d{3} /;
+my $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d /;
 my $WHO = qr/ pool=([A-Za-z0-9_-]+)(?: worker=\d+)?(?: pid=\d+)?$/;
 
 # A transition's debug line for $pool since $since.

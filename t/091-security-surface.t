@@ -234,7 +234,7 @@ my %corrald_fds = reverse %{ fd_map($corrald) };
 ok(grep({ m{kept-open\.txt$} } keys %corrald_fds), 'corrald holds the file its config left open');
 for my $tag (qw(exec lua)) {
     my ($w) = $t->workers($tag) or next;
-    my $want = $tag eq 'lua' ? '0 1 2 3 4' : '0 1 2 3';
+    my $want = $tag eq 'lua' ? '0 1 2 3 4 5' : '0 1 2 3';
     my $fds;
     # perl may still hold its script for a moment: wait for it to settle
     $t->wait_for(sub { $fds = fd_map($w); join(' ', sort { $a <=> $b } keys %$fds) eq $want }, 5,
@@ -247,7 +247,12 @@ for my $tag (qw(exec lua)) {
         like($fds->{4} // '', qr/^socket:/, "$tag: fd 4 is a socket (its channel)");
         ok(defined $fds->{4} && !$corrald_fds{ $fds->{4} }, "$tag: fd 4 is not one of corrald's (the prototype's channel)");
         ok((fd_flags($w, 4) // 0) & $O_CLOEXEC, "$tag: fd 4 is close-on-exec");
+        # corral.log's lines go to corrald's stderr as they are, not
+        # through the pipe of the worker's output
+        is($fds->{5}, $t->path('log'), "$tag: fd 5 is corrald's stderr, for corral.log");
+        ok((fd_flags($w, 5) // 0) & $O_CLOEXEC, "$tag: fd 5 is close-on-exec");
     }
+    like($fds->{1} // '', qr/^pipe:/, "$tag: stdout is a pipe to corrald");
     ok(!grep({ m{kept-open\.txt$} } values %$fds), "$tag: the config's open file is not the worker's");
 }
 $t->checkpoint('workers as nobody');

@@ -7,16 +7,20 @@ use strict;
 use warnings;
 use Exporter qw(import);
 use Time::HiRes qw(sleep time);
+use Time::Local ();
 
 our @EXPORT_OK = qw(median ms_of wait_log write_config start_corrald stop_corrald);
 
 sub median { my @s = sort { $a <=> $b } @_; return $s[int(@s / 2)] }
 
-# Milliseconds since midnight of a log line "HH:MM:SS.mmm LEVEL ...".
+# Milliseconds since the epoch of a log line
+# "2026-12-05T14:45:01.123+01:00 LEVEL ..." (RFC 3339, local).
 sub ms_of {
     my ($line) = @_;
-    $line =~ /^(\d\d):(\d\d):(\d\d\.\d+) / or die "no time in: $line";
-    return ($1 * 3600 + $2 * 60 + $3) * 1000;
+    $line =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|([+-])(\d\d):(\d\d)) /
+        or die "no time in: $line";
+    my $off = $8 eq 'Z' ? 0 : ($9 eq '-' ? -1 : 1) * ($10 * 3600 + $11 * 60);
+    return (Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1) + ($7 // 0) - $off) * 1000;
 }
 
 # The first line of $log matching $re; dies after $timeout seconds.

@@ -29,6 +29,7 @@ use IO::Select;
 use IO::Socket::UNIX;
 use Test::More;
 use Time::HiRes qw(sleep time);
+use Time::Local ();
 
 use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline pid_alive proc_age lua_worker_title
                   worker_identity find_workers find_prototypes descends_from describe fd_targets
@@ -56,11 +57,13 @@ my @instances;       # every CorralTest made, for done() and END
 # proc_cmdline, pid_alive, cgroup_of, describe, ...) are CorralProc's,
 # imported here: CorralTest::slurp and the exports below still work.
 
-# Seconds since midnight of a log line "HH:MM:SS.mmm LEVEL ...".
+# The time of a log line "2026-12-05T14:45:01.123+01:00 LEVEL ..." (RFC
+# 3339, local with its offset) in seconds since the epoch.
 sub log_time {
     my ($line) = @_;
-    $line =~ /^(\d\d):(\d\d):(\d\d\.\d+) / or return undef;
-    return $1 * 3600 + $2 * 60 + $3;
+    $line =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|([+-])(\d\d):(\d\d)) / or return undef;
+    my $off = $8 eq 'Z' ? 0 : ($9 eq '-' ? -1 : 1) * ($10 * 3600 + $11 * 60);
+    return Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1) + ($7 // 0) - $off;
 }
 
 # The full path of an executable found in the standard PATH, or undef.
