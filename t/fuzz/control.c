@@ -4,7 +4,7 @@
  * newline). handle() is static and tangled with the socket code, so the
  * file is included whole, and the commands it dispatches to are stubs
  * here whose answers depend on the pool name, so that every reply path
- * runs. Beyond not crashing: every reply is one flat JSON object that
+ * runs. Beyond not crashing: every reply is one JSON object (nested values only in its members) that
  * cr_json_parse_object reads back, with "ok" a boolean and "code" one of
  * the documented codes, whatever bytes the request held.
  */
@@ -92,9 +92,11 @@ const char *cr_pool_scale_refusal(void)
 	return "pool \"x\": too many workers for the open files limit";
 }
 
-int cr_reload(char *msg, size_t msglen)
+int cr_reload(char *msg, size_t msglen, struct cr_buf *detail)
 {
 	snprintf(msg, msglen, "reloaded \"x\"\n\\");
+	if (detail)
+		cr_buf_lit(detail, "{\"added\":[\"x\\n\"],\"changed\":[],\"removed\":[],\"unchanged\":[],\"rescaled\":[]}");
 	return 0;
 }
 
@@ -159,46 +161,104 @@ static int reply_string(const char **p, const char *end, char *out, size_t cap)
 	return 0;
 }
 
-/* The reply: one flat object of strings, numbers, booleans and null; its
- * "ok" (-1 if absent) and "code" are returned. */
-static int read_reply(const char *p, const char *end, int *ok, char *code, size_t codelen)
+static int read_object(const char **pp, const char *end, int depth, int *ok, char *code, size_t codelen);
+
+/* A value nested in the reply (a reload's detail): strings, numbers,
+ * booleans, null, and objects and arrays of them, at most 4 deep. */
+static int read_value(const char **pp, const char *end, int depth)
 {
+	const char *p = *pp;
+	char val[64];
+
+	if (depth > 4 || p >= end)
+		return -1;
+	if (*p == '"') {
+		if (reply_string(&p, end, val, sizeof val) < 0)
+			return -1;
+	} else if (*p == '{') {
+		if (read_object(&p, end, depth + 1, NULL, NULL, 0) < 0)
+			return -1;
+	} else if (*p == '[') {
+		p++;
+		if (p < end && *p == ']') {
+			p++;
+		} else {
+			for (;;) {
+				if (read_value(&p, end, depth + 1) < 0 || p >= end)
+					return -1;
+				if (*p == ']') {
+					p++;
+					break;
+				}
+				if (*p++ != ',')
+					return -1;
+			}
+		}
+	} else if (end - p >= 4 && (!memcmp(p, "true", 4) || !memcmp(p, "null", 4))) {
+		p += 4;
+	} else if (end - p >= 5 && !memcmp(p, "false", 5)) {
+		p += 5;
+	} else if (*p == '-' || isdigit((unsigned char)*p)) {
+		while (p < end && (isdigit((unsigned char)*p) || strchr("+-.eE", *p)) && *p)
+			p++;
+	} else {
+		return -1;
+	}
+	*pp = p;
+	return 0;
+}
+
+/* An object at *pp; at the top (ok not NULL) its "ok" (-1 if absent) and
+ * "code" are returned, and they must be a boolean and a string. */
+static int read_object(const char **pp, const char *end, int depth, int *ok, char *code, size_t codelen)
+{
+	const char *p = *pp;
 	char key[64], val[64];
 
-	*ok = -1;
-	*code = 0;
+	if (ok) {
+		*ok = -1;
+		*code = 0;
+	}
 	if (p >= end || *p++ != '{')
 		return -1;
+	if (!ok && p < end && *p == '}') {
+		*pp = p + 1;
+		return 0;
+	}
 	for (;;) {
 		if (reply_string(&p, end, key, sizeof key) < 0 || p >= end || *p++ != ':')
 			return -1;
-		if (p < end && *p == '"') {
+		if (ok && !strcmp(key, "code")) {
 			if (reply_string(&p, end, val, sizeof val) < 0)
 				return -1;
-			if (!strcmp(key, "code"))
-				snprintf(code, codelen, "%s", val);
-		} else if (end - p >= 4 && !memcmp(p, "true", 4)) {
-			p += 4;
-			if (!strcmp(key, "ok"))
-				*ok = 1;
-		} else if (end - p >= 5 && !memcmp(p, "false", 5)) {
-			p += 5;
-			if (!strcmp(key, "ok"))
-				*ok = 0;
-		} else if (end - p >= 4 && !memcmp(p, "null", 4)) {
-			p += 4;
-		} else if (p < end && (*p == '-' || isdigit((unsigned char)*p))) {
-			while (p < end && (isdigit((unsigned char)*p) || strchr("+-.eE", *p)) && *p)
-				p++;
-		} else {
+			snprintf(code, codelen, "%s", val);
+		} else if (ok && !strcmp(key, "ok")) {
+			if (end - p >= 4 && !memcmp(p, "true", 4))
+				*ok = 1, p += 4;
+			else if (end - p >= 5 && !memcmp(p, "false", 5))
+				*ok = 0, p += 5;
+			else
+				return -1;
+		} else if (read_value(&p, end, depth) < 0) {
 			return -1;
 		}
 		if (p < end && *p == ',') {
 			p++;
 			continue;
 		}
-		return p < end && *p == '}' && p + 1 == end ? 0 : -1;
+		if (p >= end || *p != '}')
+			return -1;
+		*pp = p + 1;
+		return 0;
 	}
+}
+
+/* The reply: one object; nested values only below its members. */
+static int read_reply(const char *p, const char *end, int *ok, char *code, size_t codelen)
+{
+	if (read_object(&p, end, 0, ok, code, codelen) < 0)
+		return -1;
+	return p == end ? 0 : -1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -222,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (strlen(c->out.data) != c->out.len)
 		fuzz_fail("a NUL byte in the reply");
 	if (read_reply(c->out.data, c->out.data + c->out.len, &ok, code, sizeof code) < 0)
-		fuzz_fail("the reply is not a flat JSON object in UTF-8: %s", c->out.data);
+		fuzz_fail("the reply is not a JSON object in UTF-8: %s", c->out.data);
 	for (k = 0; k < sizeof codes / sizeof *codes && strcmp(code, codes[k]); k++)
 		;
 	if (k == sizeof codes / sizeof *codes || ok != !strcmp(code, "ok"))
