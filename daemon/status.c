@@ -466,6 +466,14 @@ static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 	cr_buf_lit(b, "]}");
 }
 
+/* Ends a table row: no trailing blanks (an empty STATUS column). */
+static void end_row(struct cr_buf *b)
+{
+	while (b->data && b->len > 0 && b->data[b->len - 1] == ' ')
+		b->len--;
+	cr_buf_lit(b, "\n");
+}
+
 static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v,
 			struct cr_worker *w, ev_tstamp now)
 {
@@ -492,7 +500,7 @@ static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct poo
 		add_escaped(b, w->status ? w->status : "");
 	else
 		exit_text(b, slot);
-	cr_buf_lit(b, "\n");
+	end_row(b);
 }
 
 static void vacant_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v, unsigned id)
