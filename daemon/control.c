@@ -325,7 +325,7 @@ static void handle(struct conn *c, const char *req, size_t n)
 		}
 		cr_buf_lit(b, "}");
 	} else if (!strcmp(cmd, "reload")) {
-		char msg[1024];
+		char msg[8192];	/* a config's errors: up to 20 lines */
 		struct cr_buf detail = { 0 };
 		rc = cr_reload(msg, sizeof msg, &detail);
 		/* the sentence for people, and what it says as an object */

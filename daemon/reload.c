@@ -124,7 +124,7 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 	conf = cr_config_load(cr_sv.conf->file, &err);
 	if (!conf) {
 		snprintf(msg, msglen, "%s", err ? err : "out of memory");
-		errors_json(detail, msg);
+		errors_json(detail, err ? err : msg);	/* all of them: msg is cut */
 		/* a log line per error: log.c would escape the newlines */
 		for (char *line = err ? err : msg, *nl; line; line = nl ? nl + 1 : NULL) {
 			if ((nl = strchr(line, '\n')))

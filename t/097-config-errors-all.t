@@ -152,4 +152,21 @@ is(scalar @failed, 2, 'reload: one log line per error') or diag(join "\n", @fail
 like($failed[0] // '', qr/:4: pool "d": stop_timeout: invalid duration "5 parsecs"/, 'reload: the first error first');
 is(scalar $t->workers('d'), 1, 'reload: the running pool kept');
 
+# corralctl reload prints them all, the 20th and the count too (not cut
+# at some size of the answer), and the answer's object lists each one
+{
+    my $cfg = qq{pool "d" { command = "/bin/sleep 1000", watchdog = "1min 30s" }\n}
+        . join('', map { qq{pool "long_pool_name_to_make_the_error_longer_$_" { command = "/bin/sleep 1", workers = -1 }\n} } 1 .. 25);
+    $t->write_config($cfg);
+    my $r = $t->ctl('reload');
+    is($r->{code}, 1, 'corralctl reload, 25 errors: exit 1');
+    my @l = grep { /\S/ } split /\n/, $r->{err} // '';
+    like($l[19] // '', qr/long_pool_name_to_make_the_error_longer_20": workers: /, 'corralctl reload: the 20th error printed whole')
+        or diag($r->{err});
+    like($l[-1] // '', qr/and 5 more errors/, 'corralctl reload: then the count');
+    my $j = $t->ctl('--json', 'reload');
+    my ($n) = ($j->{out} // '') =~ /"errors":\[(.*)\]/;
+    is(scalar(() = ($n // '') =~ /workers: /g), 20, 'corralctl --json reload: the object lists the 20 errors');
+}
+
 $t->done;
