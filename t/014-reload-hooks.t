@@ -94,8 +94,10 @@ sub restarted {
     $t->wait_for(sub {
         $new = snapshot($pool);
         my %was = map { $_ => 1 } @{ $old->{workers} };
+        # ids 1..n: the surge worker of the rolling replacement is gone
         $new->{proto} && $new->{proto} != $old->{proto}
-            && @{ $new->{workers} } == $n && !grep { $was{$_} } @{ $new->{workers} };
+            && @{ $new->{workers} } == $n && !grep({ $was{$_} } @{ $new->{workers} })
+            && join(' ', sort { $a <=> $b } $t->worker_ids($pool)) eq join(' ', 1 .. $n);
     }, 10, "$pool: restarted (new prototype, $n new workers)");
     $t->wait_for(sub { !pid_alive($old->{proto}) }, 5, "$pool: the old prototype is gone");
     $t->wait_for(sub { !grep { pid_alive($_) } @{ $old->{workers} } }, 10, "$pool: the old workers are gone");
