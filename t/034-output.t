@@ -78,9 +78,14 @@ my @old = $t->workers('file');
 my $rmark = $t->mark;
 $t->reload;
 $t->wait_log(qr/ info reload done: /, since => $rmark);
-$t->wait_for(sub { my %o = map { $_ => 1 } @old; my @w = $t->workers('file'); @w == 2 && !grep { $o{$_} } @w },
-             10, 'reload: the file pool\'s workers were replaced');
-my @ids = $t->worker_ids('file');
+# settled once ids are 1 and 2: a surge worker of the rolling replacement
+# (a temporary id) may still be there when the old workers are gone
+$t->wait_for(sub {
+    my %o = map { $_ => 1 } @old;
+    my @w = $t->workers('file');
+    @w == 2 && !grep({ $o{$_} } @w) && $t->ids_settled('file', 2);
+}, 10, 'reload: the file pool\'s workers were replaced');
+my @ids = (1, 2);
 # the old workers are gone: what the old file holds now is final, unless a
 # new worker writes to it (ids are reused, so the lines cannot tell)
 my $old_text = CorralTest::slurp($file);

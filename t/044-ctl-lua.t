@@ -210,7 +210,7 @@ $t->scenario('corral.restart', sub {
     my $mark = $t->mark;
     returns_ok('restart web', 'corral.restart("web")');
     $t->wait_log(qr/ info restarting the pool pool=web$/, since => $mark);
-    $t->wait_for(sub { my @w = $t->workers('web'); @w == 2 && disjoint(\@old, \@w) && all_gone(\@old) }, 15,
+    $t->wait_for(sub { my @w = $t->workers('web'); @w == 2 && disjoint(\@old, \@w) && all_gone(\@old) && $t->ids_settled('web', 2) }, 15,
                  'corral.restart(pool): all workers replaced');
     my $new_proto = $t->prototype_pid('web');
     ok($new_proto && $proto && $new_proto != $proto, 'corral.restart(pool): a new prototype');
@@ -228,7 +228,7 @@ $t->scenario('corral.restart', sub {
     $mark = $t->mark;
     returns_ok('restart web nil true', 'corral.restart("web", nil, true)');
     $t->wait_log(qr/ info restarting the pool, all workers at once pool=web$/, since => $mark);
-    $t->wait_for(sub { my @w = $t->workers('web'); @w == 2 && disjoint(\@old, \@w) && all_gone(\@old) }, 15,
+    $t->wait_for(sub { my @w = $t->workers('web'); @w == 2 && disjoint(\@old, \@w) && all_gone(\@old) && $t->ids_settled('web', 2) }, 15,
                  'corral.restart(pool, nil, true): all workers replaced');
 
     returns_nil('restart web 99', 'no such worker', 'corral.restart("web", 99)');

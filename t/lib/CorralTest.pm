@@ -720,6 +720,13 @@ sub worker_ids {
     return @sorted;
 }
 
+# True when the live workers of $pool have ids 1..$n exactly: settled, with
+# no surge worker of a rolling replacement (a temporary id) left.
+sub ids_settled {
+    my ($self, $pool, $n) = @_;
+    return join(' ', $self->worker_ids($pool)) eq join(' ', 1 .. $n);
+}
+
 # id => pid for the live workers of $pool.
 sub worker_map {
     my ($self, $pool) = @_;
