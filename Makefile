@@ -3,7 +3,8 @@ include config.mk
 
 ifeq ($(SANITIZE),1)
 O = build/asan
-SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	-DCR_CHECK_COUNTS
 else
 O = build
 SANFLAGS =
@@ -17,7 +18,8 @@ dep_libs = $(shell pkg-config --libs luajit libsystemd) -lev -lm
 CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DCR_VERSION='"$(VERSION)"' -DCR_DATADIR='"$(DATADIR)"' \
 	$(dep_cflags) $(SANFLAGS) $(CFLAGS)
-CR_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+# -z now: symbols bound once at start, not again in every forked worker
+CR_LDFLAGS = -Wl,-z,now -Wl,-z,relro $(SANFLAGS) $(LDFLAGS)
 
 SRC = $(filter-out daemon/corralctl.c daemon/ctljson.c,$(wildcard daemon/*.c))
 OBJ = $(SRC:daemon/%.c=$(O)/%.o)

@@ -17,10 +17,8 @@ static struct cr_worker *live_worker(struct cr_pool *pool, unsigned id)
 {
 	struct cr_worker *w;
 
-	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->id == id && w->state < W_STOPPING && w->pid > 0)
-			return w;
-	return NULL;
+	w = cr_pool_worker(pool, id);
+	return w && w->state < W_STOPPING && w->pid > 0 ? w : NULL;
 }
 
 /* Why the last scale was refused with -EMFILE. */

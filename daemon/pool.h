@@ -45,6 +45,7 @@ enum pool_state { POOL_STARTING, POOL_RUNNING, POOL_FAILED, POOL_STOPPED, POOL_R
 
 struct cr_worker {
 	TAILQ_ENTRY(cr_worker) link;
+	struct cr_worker *pid_next;	/* worker.c's table of workers by pid */
 	struct cr_pool *pool;
 	struct cr_pool_conf *conf;	/* the definition it was made from */
 	struct cr_proto *proto;		/* its parent; NULL once adopted by corrald */
@@ -69,6 +70,7 @@ struct cr_worker {
 					 * failed (cr_spawn_step_name) */
 	int start_err;			/* and its errno */
 	int early_ready;
+	int has_memory;			/* its cgroup has memory.events */
 	const char *stop_reason;	/* why corral ended it (an exit reason,
 					 * see worker_ended), or NULL */
 	int signalled;			/* the last signal the operator sent it */
@@ -111,6 +113,19 @@ struct cr_slot {
 	int retired;			/* its worker exited, not restarted: the
 					 * id is not refilled until the target
 					 * changes again */
+	struct cr_worker *worker;	/* the record holding the id (from its
+					 * spawn until freed), or NULL */
+};
+
+/* How many workers a pool has, by generation (the current one or older),
+ * by state, and of those with ids up to `want`: kept as workers come, move
+ * and go (state.c), so that reconcile() and status never count them one
+ * by one; counted over again only when the generation or want changes. */
+struct cr_counts {
+	unsigned cur[W_NSTATES], old[W_NSTATES];
+	unsigned cur_low[W_NSTATES], old_low[W_NSTATES];	/* ids <= want */
+	unsigned want, generation;
+	int valid;
 };
 
 struct cr_pool {
@@ -147,6 +162,11 @@ struct cr_pool {
 	char failure[256];		/* why the pool is FAILED */
 	struct cr_slot *slots;
 	unsigned nslots, restarts;
+	unsigned free_hint;		/* every id below it is held or retired */
+	int has_memory;			/* its workers' cgroups have the memory
+					 * controller: 1, 0, or -1 to be looked up
+					 * (after each change to its cgroup) */
+	struct cr_counts counts;
 	struct cr_stamp since;		/* its state (or freezing) last changed */
 	/* the last CR_RECENT worker exits, oldest first from recent_next */
 	struct cr_recent {
@@ -193,6 +213,12 @@ void cr_events_drop(void);
 void cr_pool_failure(struct cr_pool *pool, ev_tstamp ran_for, const char *what, const char *detail);
 void cr_pool_reset_failures(struct cr_pool *pool);
 struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id);
+/* The worker record holding that id, or NULL. */
+struct cr_worker *cr_pool_worker(const struct cr_pool *pool, unsigned id);
+/* The pool's counts for ids up to want (counted again if stale). */
+const struct cr_counts *cr_pool_counts(struct cr_pool *pool, unsigned want);
+/* A worker record comes (+1) or goes (-1): its share of the counts. */
+void cr_pool_count(struct cr_worker *w, int sign);
 struct cr_stamp cr_stamp_now(void);
 /* A worker's exit: into its id's slot and the pool's recent exits. */
 void cr_pool_record_exit(struct cr_pool *pool, unsigned id, const struct cr_exit *ex, int restarted,

@@ -46,7 +46,9 @@ static struct cr_worker *worker_by_serial(struct cr_proto *p, uint32_t serial)
 	struct cr_pool *pool = p->owner;
 	struct cr_worker *w;
 
-	TAILQ_FOREACH(w, &pool->workers, link)
+	/* from the newest: the prototype answers in the order it was
+	 * asked, so the one waited for is among the last few */
+	TAILQ_FOREACH_REVERSE(w, &pool->workers, cr_worker_list, link)
 		if (w->proto == p && w->serial == serial && w->pid == 0)
 			return w;
 	return NULL;

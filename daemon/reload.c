@@ -39,6 +39,7 @@ static void apply_worker_limits(struct cr_pool *pool)
 	char dir[PATH_MAX];
 
 	cr_layout_pool(pool->name, &pool->conf->limits, &pool->conf->worker_limits);
+	pool->has_memory = -1;
 	TAILQ_FOREACH(w, &pool->workers, link) {
 		struct cr_who who = cr_worker_who(w);
 		if (w->state < W_GONE && w->generation == pool->generation &&
@@ -191,6 +192,7 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 		} else {
 			cr_pool_set_conf(pool, pc);
 			cr_layout_pool(pool->name, &pc->limits, &pc->worker_limits);
+			pool->has_memory = -1;
 			pool->generation++;
 			cr_pool_reset_failures(pool);
 			/* a new definition starts, back in the config or stopped */

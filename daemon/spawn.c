@@ -150,10 +150,11 @@ static int reset_signals(void)
 	return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static void exec_argv(char *const *argv)
+/* after_lua: the Lua body ran and may have changed signal handling */
+static void exec_argv(char *const *argv, int after_lua)
 {
 	fflush(NULL);
-	if (reset_signals() < 0)
+	if (after_lua && reset_signals() < 0)
 		return;
 	execvp(argv[0], argv);	/* searches the worker's own PATH */
 }
@@ -455,7 +456,7 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 	}
 	if (!argv)
 		argv = pc->argv;
-	exec_argv(argv);
+	exec_argv(argv, self.stop_signal != 0);
 	if (argv == pc->argv)
 		fail(chan, CR_STEP_EXEC);
 	/* a program of the worker's own choosing: it names it itself */

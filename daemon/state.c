@@ -92,8 +92,38 @@ int cr_worker_set_state(struct cr_worker *w, enum worker_state to)
 		return -1;
 	}
 	cr_debug(&who, "transition: worker %s -> %s", worker_state_names[w->state], worker_state_names[to]);
+	cr_pool_count(w, -1);
 	w->state = to;
+	cr_pool_count(w, 1);
 	return 0;
+}
+
+void cr_pool_count(struct cr_worker *w, int sign)
+{
+	struct cr_counts *c = &w->pool->counts;
+	int cur = w->generation == c->generation;
+
+	if (!c->valid)
+		return;
+	(cur ? c->cur : c->old)[w->state] += (unsigned)sign;
+	if (w->id <= c->want)
+		(cur ? c->cur_low : c->old_low)[w->state] += (unsigned)sign;
+}
+
+const struct cr_counts *cr_pool_counts(struct cr_pool *pool, unsigned want)
+{
+	struct cr_counts *c = &pool->counts;
+	struct cr_worker *w;
+
+	if (c->valid && c->want == want && c->generation == pool->generation)
+		return c;
+	memset(c, 0, sizeof *c);
+	c->want = want;
+	c->generation = pool->generation;
+	c->valid = 1;
+	TAILQ_FOREACH(w, &pool->workers, link)
+		cr_pool_count(w, 1);
+	return c;
 }
 
 void cr_pool_set_state(struct cr_pool *pool, enum pool_state to)
@@ -270,7 +300,7 @@ struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id)
 	if (id == 0)
 		return NULL;
 	if (id > pool->nslots) {
-		unsigned n = id + 8;
+		unsigned n = id + 8 > 2 * pool->nslots ? id + 8 : 2 * pool->nslots;
 		struct cr_slot *s = realloc(pool->slots, n * sizeof *s);
 		if (!s)
 			return NULL;
@@ -279,6 +309,11 @@ struct cr_slot *cr_pool_slot(struct cr_pool *pool, unsigned id)
 		pool->nslots = n;
 	}
 	return &pool->slots[id - 1];
+}
+
+struct cr_worker *cr_pool_worker(const struct cr_pool *pool, unsigned id)
+{
+	return id >= 1 && id <= pool->nslots ? pool->slots[id - 1].worker : NULL;
 }
 
 void cr_pool_record_exit(struct cr_pool *pool, unsigned id, const struct cr_exit *ex, int restarted,

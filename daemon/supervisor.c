@@ -111,6 +111,7 @@ struct cr_pool *cr_pool_new(struct cr_pool_conf *pc)
 	pool->retry.data = pool;
 	cr_pool_set_conf(pool, pc);
 	cr_layout_pool(pool->name, &pc->limits, &pc->worker_limits);
+	pool->has_memory = -1;
 	if (pc->crash_failures && !pool->failures) {
 		cr_pool_conf_unref(pool->conf);
 		free(pool);
@@ -246,26 +247,57 @@ struct ids {
 	int rolling;			/* an older generation is not gone yet */
 };
 
-static void count_ids(struct cr_pool *pool, unsigned want, struct ids *c)
+#ifdef CR_CHECK_COUNTS
+/* Sanitized builds: the kept counts against a pass over every worker. */
+static void check_counts(struct cr_pool *pool, unsigned want, const struct ids *k)
 {
+	struct cr_who who = cr_pool_who(pool);
 	struct cr_worker *w;
+	struct ids c;
 
-	memset(c, 0, sizeof *c);
+	memset(&c, 0, sizeof c);
 	TAILQ_FOREACH(w, &pool->workers, link) {
 		if (w->generation != pool->generation && w->state < W_GONE)
-			c->rolling = 1;
+			c.rolling = 1;
 		if (w->state >= W_STOPPING)
 			continue;
-		c->regular += w->id <= want;
+		c.regular += w->id <= want;
 		if (w->generation != pool->generation) {
-			c->old++;
+			c.old++;
 			continue;
 		}
-		c->cur++;
-		c->cur_ready += w->state == W_READY;
-		c->low_ready += w->state == W_READY && w->id <= want;
-		c->above += w->id > want;
+		c.cur++;
+		c.cur_ready += w->state == W_READY;
+		c.low_ready += w->state == W_READY && w->id <= want;
+		c.above += w->id > want;
 	}
+	if (memcmp(&c, k, sizeof c))
+		cr_alert(&who, "counts: kept %u/%u/%u/%u/%u/%u/%d, counted %u/%u/%u/%u/%u/%u/%d", k->cur,
+			 k->cur_ready, k->old, k->regular, k->low_ready, k->above, k->rolling, c.cur,
+			 c.cur_ready, c.old, c.regular, c.low_ready, c.above, c.rolling);
+}
+#endif
+
+/* The live states: not stopping, not gone. */
+static unsigned live(const unsigned *by_state)
+{
+	return by_state[W_SPAWNING] + by_state[W_STARTING] + by_state[W_READY];
+}
+
+static void count_ids(struct cr_pool *pool, unsigned want, struct ids *c)
+{
+	const struct cr_counts *n = cr_pool_counts(pool, want);
+
+	c->rolling = live(n->old) + n->old[W_STOPPING] > 0;
+	c->regular = live(n->cur_low) + live(n->old_low);
+	c->old = live(n->old);
+	c->cur = live(n->cur);
+	c->cur_ready = n->cur[W_READY];
+	c->low_ready = n->cur_low[W_READY];
+	c->above = c->cur - live(n->cur_low);
+#ifdef CR_CHECK_COUNTS
+	check_counts(pool, want, c);
+#endif
 }
 
 /* Scale down: ids above want go (all at once). One current worker above
@@ -289,6 +321,8 @@ static void stop_above(struct cr_pool *pool, unsigned want, const struct ids *c)
 {
 	struct cr_worker *w, *keep = NULL;
 
+	if (c->cur + c->old == c->regular)
+		return;	/* none above want */
 	if (want > 0 && (c->rolling || c->low_ready < want))
 		TAILQ_FOREACH(w, &pool->workers, link)
 			if ((w->surge || w->state == W_STARTING || w->state == W_READY) && w->state < W_STOPPING &&
@@ -331,6 +365,7 @@ static void reconcile(struct cr_pool *pool)
 		for (unsigned i = 0; i < pool->nslots; i++)
 			pool->slots[i].retired = 0;
 		pool->has_retired = 0;
+		pool->free_hint = 1;
 	}
 	count_ids(pool, want, &c);
 	stop_above(pool, want, &c);
@@ -431,18 +466,16 @@ static void update_manager(void)
 {
 	struct cr_manager_view v = { .all_ready = 1, .stopping = cr_sv.stopping };
 	struct cr_pool *pool;
-	struct cr_worker *w;
 	char why[128];
 
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
-		unsigned r = 0;
-		TAILQ_FOREACH(w, &pool->workers, link)
-			v.live += w->state < W_GONE;
+		const struct cr_counts *n = cr_pool_counts(pool, pool->counts.want);
+		unsigned r = n->cur[W_READY];
+
+		v.live += live(n->cur) + live(n->old) + n->cur[W_STOPPING] + n->old[W_STOPPING];
 		if (pool->state == POOL_REMOVED)
 			continue;
 		v.pools++;
-		TAILQ_FOREACH(w, &pool->workers, link)
-			r += w->state == W_READY && w->generation == pool->generation;
 		v.ready += r;
 		v.want += pool->target;
 		if (pool->state == POOL_FAILED && !v.nfailed++)

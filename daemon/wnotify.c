@@ -35,10 +35,8 @@ static struct cr_worker *worker_of_pid(pid_t pid)
 		return NULL;
 	/* a worker may speak before the prototype's answer with its pid
 	 * has reached us: its cgroup is what counts */
-	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->id == id && w->state < W_GONE)
-			return w;
-	return NULL;
+	w = cr_pool_worker(pool, id);
+	return w && w->state < W_GONE ? w : NULL;
 }
 
 static void on_message(pid_t sender, const struct cr_notify_msg *m)

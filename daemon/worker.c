@@ -93,13 +93,103 @@ void cr_worker_stop(struct cr_worker *w)
 	cr_worker_stop_for(w, "requested");
 }
 
+/* ---- workers by pid: a prototype's exit report names a pid --------------- */
+
+static struct {
+	struct cr_worker **bucket;
+	unsigned size, n;	/* size: a power of 2, or 0 */
+	int incomplete;		/* one could not be added (out of memory) */
+} by_pid;
+
+static unsigned pid_hash(pid_t pid)
+{
+	return ((unsigned)pid * 2654435761u) & (by_pid.size - 1);
+}
+
+/* Doubles the table when it gets full; if that cannot be had, the chains
+ * just grow longer. */
+static void pid_grow(void)
+{
+	unsigned size = by_pid.size ? by_pid.size * 2 : 64, old = by_pid.size;
+	struct cr_worker **b = calloc(size, sizeof *b), **ob = by_pid.bucket;
+
+	if (!b)
+		return;
+	by_pid.bucket = b;
+	by_pid.size = size;
+	for (unsigned i = 0; i < old; i++) {
+		for (struct cr_worker *w = ob[i], *next; w; w = next) {
+			next = w->pid_next;
+			w->pid_next = b[pid_hash(w->pid)];
+			b[pid_hash(w->pid)] = w;
+		}
+	}
+	free(ob);
+}
+
+static void pid_add(struct cr_worker *w)
+{
+	unsigned h;
+
+	if (by_pid.n >= by_pid.size)
+		pid_grow();
+	if (!by_pid.size) {
+		by_pid.incomplete = 1;	/* cr_worker_by_pid() searches the pools */
+		return;
+	}
+	h = pid_hash(w->pid);
+	w->pid_next = by_pid.bucket[h];
+	by_pid.bucket[h] = w;
+	by_pid.n++;
+}
+
+static void pid_remove(struct cr_worker *w)
+{
+	if (w->pid <= 0 || !by_pid.size)
+		return;
+	for (struct cr_worker **pp = &by_pid.bucket[pid_hash(w->pid)]; *pp; pp = &(*pp)->pid_next) {
+		if (*pp == w) {
+			*pp = w->pid_next;
+			by_pid.n--;
+			return;
+		}
+	}
+}
+
+struct cr_worker *cr_worker_by_pid(struct cr_proto *from, pid_t pid)
+{
+	struct cr_pool *pool;
+	struct cr_worker *w;
+
+	if (by_pid.size) {
+		for (w = by_pid.bucket[pid_hash(pid)]; w; w = w->pid_next)
+			if (w->pid == pid && w->state != W_GONE && (!from || w->proto == from))
+				return w;
+		if (!by_pid.incomplete)
+			return NULL;
+	}
+	TAILQ_FOREACH(pool, &cr_sv.pools, link)
+		TAILQ_FOREACH(w, &pool->workers, link)
+			if (w->pid == pid && w->state != W_GONE && (!from || w->proto == from))
+				return w;
+	return NULL;
+}
+
 void cr_worker_free(struct cr_worker *w)
 {
+	struct cr_pool *pool = w->pool;
+	struct cr_slot *slot = cr_pool_slot(pool, w->id);
 	char dir[PATH_MAX];
 
 	cr_cgwatch_remove(w->watch);
 	if (cr_worker_dir(w, dir, sizeof dir) == 0)
 		cr_cgroup_rmdir(dir);
+	if (slot && slot->worker == w)
+		slot->worker = NULL;
+	if (w->id < pool->free_hint)
+		pool->free_hint = w->id;
+	cr_pool_count(w, -1);
+	pid_remove(w);
 	TAILQ_REMOVE(&w->pool->workers, w, link);
 	w->pool->nworkers--;
 	ev_timer_stop(cr_sv.loop, &w->kill_timer);
@@ -118,36 +208,21 @@ void cr_worker_free(struct cr_worker *w)
 	free(w);
 }
 
-/* The lowest id above `above` that no worker of the pool holds and that
- * is not retired: an id is held until its worker's record is freed (its
- * cgroup, named by the id, empty and removed). One pass over a bitmap of
- * the ids up to above plus the workers and retired ids (one is free). */
+/* The lowest id above `above` that no worker record holds and that is
+ * not retired: an id is held until its worker's record is freed (its
+ * cgroup, named by the id, empty and removed). free_hint skips the ids
+ * known to be taken, so filling 1..N is linear. */
 unsigned cr_pool_free_id(struct cr_pool *pool, unsigned above)
 {
-	unsigned n = above + pool->nworkers + 1, id;
-	unsigned char *used;
-	struct cr_worker *w;
+	unsigned id = above + 1 > pool->free_hint ? above + 1 : pool->free_hint;
 
-	for (id = 0; pool->has_retired && id < pool->nslots; id++)
-		n += pool->slots[id].retired;	/* retired ids are not free */
-	used = calloc(n / 8 + 1, 1);
-	if (!used) {
-		/* out of memory: any id above all others is free too */
-		id = above;
-		TAILQ_FOREACH(w, &pool->workers, link)
-			id = w->id > id ? w->id : id;
-		return id + 1;
-	}
-	TAILQ_FOREACH(w, &pool->workers, link)
-		if (w->id >= 1 && w->id <= n)
-			used[(w->id - 1) / 8] |= (unsigned char)(1u << ((w->id - 1) % 8));
-	for (id = 1; pool->has_retired && id <= n && id <= pool->nslots; id++)
-		if (pool->slots[id - 1].retired)
-			used[(id - 1) / 8] |= (unsigned char)(1u << ((id - 1) % 8));
-	for (id = above + 1; id < n; id++)
-		if (!(used[(id - 1) / 8] & (1u << ((id - 1) % 8))))
+	if (id == 0)
+		id = 1;
+	for (; id <= pool->nslots; id++)
+		if (!pool->slots[id - 1].worker && !pool->slots[id - 1].retired)
 			break;
-	free(used);
+	if (above == 0)
+		pool->free_hint = id;
 	return id;
 }
 
@@ -190,6 +265,7 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 {
 	struct cr_who who = cr_pool_who(pool);
 	struct cr_worker *w = calloc(1, sizeof *w);
+	struct cr_slot *slot;
 	char dir[PATH_MAX];
 	int rc, cgfd;
 
@@ -214,8 +290,16 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 	w->ready_timer.data = w;
 	ev_io_init(&w->main_io, main_cb, 0, EV_READ);	/* its fd set when started */
 	w->main_io.data = w;
+	if (!(slot = cr_pool_slot(pool, id))) {
+		cr_error(&who, "unable to allocate a worker: out of memory");
+		cr_pool_conf_unref(w->conf);
+		free(w);
+		return;
+	}
+	slot->worker = w;
 	TAILQ_INSERT_TAIL(&pool->workers, w, link);
 	pool->nworkers++;
+	cr_pool_count(w, 1);
 
 	/* its cgroup first: it is born in it */
 	who.worker = w->id;
@@ -225,7 +309,10 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 		goto fail;
 	}
 	cr_layout_apply(dir, &w->conf->worker_limits, &who);
-	if (cr_layout_pool_has(pool->name, "memory") &&
+	if (pool->has_memory < 0)
+		pool->has_memory = cr_layout_pool_has(pool->name, "memory");
+	w->has_memory = pool->has_memory;
+	if (w->has_memory &&
 	    (rc = cr_cgroup_write(dir, "memory.oom.group", "1")) < 0)
 		cr_warn(&who, "cgroup: unable to set memory.oom.group: %s", strerror(-rc));
 	rc = cr_proto_spawn(pool->proto, w->serial, w->id, cgfd);
@@ -350,7 +437,7 @@ static int worker_oom_killed(const struct cr_worker *w)
 	char dir[PATH_MAX];
 	long long kills = 0, group = 0;
 
-	if (cr_worker_dir(w, dir, sizeof dir) < 0)
+	if (!w->has_memory || cr_worker_dir(w, dir, sizeof dir) < 0)
 		return 0;
 	cr_cgroup_key(dir, "memory.events", "oom_kill", &kills);
 	cr_cgroup_key(dir, "memory.events", "oom_group_kill", &group);
@@ -554,7 +641,9 @@ void cr_worker_set_main(struct cr_worker *w, pid_t pid, int pidfd)
 	ev_io_stop(cr_sv.loop, &w->main_io);
 	close(w->pidfd);
 	w->pidfd = pidfd;
+	pid_remove(w);
 	w->pid = pid;
+	pid_add(w);
 	if (w->proto && pid == w->forked) {
 		/* back to the prototype's child: it reports the exit, with its
 		 * status; an empty cgroup must not beat that report */
@@ -572,24 +661,13 @@ void cr_worker_set_main(struct cr_worker *w, pid_t pid, int pidfd)
 	}
 }
 
-struct cr_worker *cr_worker_by_pid(struct cr_proto *from, pid_t pid)
-{
-	struct cr_pool *pool;
-	struct cr_worker *w;
-
-	TAILQ_FOREACH(pool, &cr_sv.pools, link)
-		TAILQ_FOREACH(w, &pool->workers, link)
-			if (w->pid == pid && w->state != W_GONE && (!from || w->proto == from))
-				return w;
-	return NULL;
-}
-
 /* The prototype's answer: the worker has a pid, a pidfd and a channel. */
 void cr_worker_started(struct cr_worker *w, pid_t pid, int pidfd, int chan)
 {
 	struct cr_who who;
 
 	w->pid = w->forked = pid;
+	pid_add(w);
 	w->pidfd = pidfd;
 	w->chan = chan;
 	w->started = ev_now(cr_sv.loop);
