@@ -15,14 +15,12 @@ use warnings;
 use Fcntl qw(O_RDWR O_NONBLOCK);
 use File::Spec;
 use File::Temp qw(tempdir);
-use FindBin;
 use Getopt::Long;
 use JSON::PP ();
 use POSIX qw(mkfifo ceil :sys_wait_h);
 use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC sleep);
-use lib $FindBin::Bin;
-use Bench qw(median write_config);
 
+$| = 1;
 my %opt = (json => 'build/bench.json');
 GetOptions(\%opt, 'quick!', 'json=s', 'only=s', 'corrald=s', 'corralctl=s', 'bare=s', 'ready=s')
     && $opt{corrald} && $opt{corralctl} && $opt{bare} && $opt{ready}
@@ -66,7 +64,18 @@ sub pct {
     return $s[ceil($p / 100 * @s) - 1];
 }
 
+sub median { my @s = sort { $a <=> $b } @_; return $s[int(@s / 2)] }
+
 sub note { print STDERR "bench: @_\n" }
+
+# Writes TEXT to PATH (whole, by a rename).
+sub write_config {
+    my ($path, $text) = @_;
+    open my $fh, '>', "$path.new" or die "$path.new: $!";
+    print $fh $text;
+    close $fh or die "$path.new: $!";
+    rename "$path.new", $path or die "rename $path: $!";
+}
 
 # --- the FIFO: every worker writes "PID\n" once it is ready ---------------
 
@@ -327,8 +336,12 @@ sub fig_scale {
         $spawn_bare{$n} = median(@b);
         my %g = (n => $n, corral_ms => median(@co), bare_ms => median(@b), corral_rounds => \@co, bare_rounds => \@b);
         note sprintf("spawn %d exec'd: corral %.1f ms, bare %.1f ms", $n, $g{corral_ms}, $g{bare_ms});
-        # the pool is at N+1: status and ping, interleaved
-        my $calls = $n == $P{idle_n} ? $P{status_calls} : $P{growth_calls};
+        # the pool is at N+1: corrald's RSS before any status call
+        sleep 0.2;
+        my $pre = proc_sample($c->{pid});
+        $g{rss_before_status_kib} = $pre->{rss};
+        # status and ping, interleaved
+        my $calls = $n <= 1000 ? $P{status_calls} : $P{growth_calls};
         my (@st, @ping);
         for (1 .. $calls) {
             push @st, ctl_ok($c, '--json', 'status')->{ms};
@@ -402,8 +415,9 @@ sub fig_idle {
     bare_stop($b);
     my $mib = sub { $_[0] / 1024 };
     my $ex = { workers => $n, seconds => $P{idle_s} };
+    my $pre = { %$ex, rss_before_status_mib => $growth{$n}{rss_before_status_kib} / 1024 };
     row(id => 'idle.rss', figure => 3, unit => 'MiB', corral => $mib->($c1->{rss}), baseline => $mib->($b1->{rss}),
-        target => 'corral < 8 MiB', check => sub { $_[0]{corral} < 8 }, extra => $ex);
+        target => 'corral < 8 MiB', check => sub { $_[0]{corral} < 8 }, extra => $pre);
     row(id => 'idle.pss', figure => 3, unit => 'MiB', corral => $mib->($c1->{pss}), baseline => $mib->($b1->{pss}),
         target => undef, extra => $ex);
     row(id => 'idle.rss_per_worker', figure => 3, unit => 'KiB', corral => ($mem->{$n}{rss} - $mem->{$small}{rss}) / ($n - $small),
@@ -583,6 +597,7 @@ fig_cow() if $only{5};
 fig_churn() if $only{6};
 
 my $elapsed = now() - $t_start;
+@rows = sort { $a->{figure} <=> $b->{figure} } @rows;     # stable: in figure order
 my $report = { date => $date, kernel => $uname, cpus => $cpus, quick => $Q ? JSON::PP::true : JSON::PP::false,
                seconds => $elapsed, figures => \@rows };
 if ($opt{json}) {
