@@ -140,7 +140,7 @@ sub proc_sample {
         my @s = split ' ', slurp("$t/schedstat");
         $wake += $s[2] // 0;
     }
-    return { rss => $rss // 0, pss => $pss // 0, cpu => $f[11] + $f[12], ctx => $ctx, wake => $wake };
+    return { rss => ($rss // 0) + 0, pss => ($pss // 0) + 0, cpu => $f[11] + $f[12], ctx => $ctx, wake => $wake };
 }
 
 # --- corrald ------------------------------------------------------------
@@ -265,9 +265,23 @@ sub bare_stop {
     fifo_drain();
 }
 
+# On an error: each corrald stopped (killed if it must be, then whatever
+# is left in its cgroups), each bare told to clean up after itself.
+$SIG{INT} = $SIG{TERM} = sub { die "bench: interrupted\n" };
 END {
-    kill 'KILL', $_->{pid} for @corralds;
+    my $rc = $?;
     kill 'TERM', $_->{pid} for @bares;
+    for my $c (@{ [@corralds] }) {
+        corrald_stop($c);
+        my @left = cg_pids(cg_dir($c));
+        next unless @left;
+        kill 'KILL', @left;
+        my $end = now() + 10;
+        sleep 0.05 while cg_pids(cg_dir($c)) && now() < $end;
+        system("find ${\ cg_dir($c)} -depth -type d -exec rmdir {} + 2>/dev/null");
+    }
+    waitpid $_->{pid}, 0 for @bares;
+    $? = $rc;
 }
 
 # --- configs ------------------------------------------------------------
