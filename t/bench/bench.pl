@@ -221,11 +221,15 @@ sub corrald_stop {
     kill 'TERM', $c->{pid};
     my $end = now() + 60;
     sleep 0.02 until waitpid($c->{pid}, WNOHANG) || now() > $end;
-    if (kill 0, $c->{pid}) { kill 'KILL', $c->{pid}; waitpid $c->{pid}, 0 }
+    my $status = $?;
+    if (kill 0, $c->{pid}) { kill 'KILL', $c->{pid}; waitpid $c->{pid}, 0; $status = $? }
     @corralds = grep { $_ != $c } @corralds;
+    my $bad = $status ? "corrald $c->{k} exited with status $status" : '';
+    $bad ||= 'a sanitizer report in corrald\'s log' if slurp($c->{log}) =~ /ERROR: AddressSanitizer|runtime error:/;
     my $base = cg_dir($c);
     system("find $base -depth -type d -exec rmdir {} + 2>/dev/null") if -d $base;
     fifo_drain();
+    die "$bad:\n" . tail($c) if $bad && !$c->{ending};
 }
 
 # --- bare.c -------------------------------------------------------------
@@ -272,6 +276,7 @@ END {
     my $rc = $?;
     kill 'TERM', $_->{pid} for @bares;
     for my $c (@{ [@corralds] }) {
+        $c->{ending} = 1;
         corrald_stop($c);
         my @left = cg_pids(cg_dir($c));
         next unless @left;
