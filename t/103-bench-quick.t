@@ -54,7 +54,7 @@ my $num = qr/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/;
 for my $id (@ids) {
     my $f = $fig{$id};
     ok($f && defined $f->{corral} && $f->{corral} =~ $num && defined $f->{baseline} && $f->{baseline} =~ $num
-        && exists $f->{pass} && $f->{target} // 1, "$id: corral and baseline measured")
+        && exists $f->{pass}, "$id: corral and baseline measured")
         or diag(JSON::PP->new->canonical->encode($f // {}));
 }
 is_deeply([grep { !$before{$_} } glob "$cg/corral-bench-*"], [], 'no cgroup left behind');
