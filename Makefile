@@ -74,7 +74,7 @@ run: deps
 test: test-host test-vm
 
 test-host: test-deps
-	@$(MAKE) --no-print-directory all fuzz-replay $(O)/luapat-diff
+	@$(MAKE) --no-print-directory all fuzz-replay $(O)/luapat-diff $(BENCH_TOOLS)
 	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
 		CORRAL_FUZZ_REPLAY=$(CURDIR)/$(O) CORRAL_LUAPAT_DIFF=$(CURDIR)/$(O)/luapat-diff prove -v t/
 
@@ -95,13 +95,20 @@ chaos: test-deps
 	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
 		perl t/chaos/chaos.pl --duration $(or $(DURATION),300) $(if $(SEED),--seed $(SEED))
 
-# Speed and memory figures: medians and ratios against a baseline measured
-# in the same run (the machines are shared and noisy).
+# Speed and memory figures (t/bench/bench.pl, doc/performance.md): each
+# against a baseline measured in the same run (the machines are shared and
+# noisy). QUICK=1: a reduced run, under a minute. JSON to BENCH_JSON.
+BENCH_JSON ?= $(O)/bench.json
+BENCH_TOOLS = $(O)/bench-bare $(O)/bench-ready
 bench: deps
-	@$(MAKE) --no-print-directory all
-	$(CC) -O2 -o $(O)/forkbench t/bench/forkbench.c
-	perl t/bench/spawn.pl $(O)/corrald $(O)/forkbench 1000 5
-	perl t/bench/cow.pl $(O)/corrald 200 8 3
+	@$(MAKE) --no-print-directory all $(BENCH_TOOLS)
+	perl t/bench/bench.pl $(if $(filter 1,$(QUICK)),--quick) --json $(BENCH_JSON) \
+		--corrald $(O)/corrald --corralctl $(O)/corralctl --bare $(O)/bench-bare --ready $(O)/bench-ready
+
+# the benchmarks' baseline supervisor and worker (t/bench/bare.c, ready.c)
+$(O)/bench-%: t/bench/%.c
+	@mkdir -p $(O)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/lua/corral \
