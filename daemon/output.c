@@ -62,8 +62,9 @@ struct cr_output {
 	int paused;		/* corrald's stderr is full */
 	struct sink *sink;	/* NULL: corrald's stderr */
 	char who[96];		/* "pool/id" */
-	size_t len;
-	char buf[LINE_CAP];
+	size_t len;		/* of a line begun, not yet ended: */
+	char *part;		/* its bytes (malloc'd only while there are
+				 * any: most workers have none, most of the time) */
 };
 
 static struct {
@@ -73,6 +74,7 @@ static struct {
 	ev_signal usr1;
 	int wfd, sock;		/* corrald's stderr; whether a socket */
 	ev_io wio;		/* while it does not take the queue */
+	char rbuf[LINE_CAP];	/* the reader at work: its line begun, then what it read */
 	char *q;
 	size_t qlen, qcap;
 	unsigned long long dropped;	/* bytes stderr refused for good */
@@ -316,55 +318,86 @@ static void reader_free(struct cr_output *o)
 		close(o->fd);
 	sink_unref(o->sink);
 	LIST_REMOVE(o, link);
+	free(o->part);
 	free(o);
 }
 
-/* The whole lines in the buffer go out; with final (EOF) or a full
- * buffer, what is left too, as a line. */
+/* The whole lines in O.rbuf (o->len bytes) go out; with final (EOF) or
+ * a full buffer, what is left too, as a line. What is left stays at the
+ * start of O.rbuf. */
 static void deliver(struct cr_output *o, int final)
 {
-	char stamp[40];
+	char stamp[40], *b = O.rbuf;
 	size_t start = 0;
 	char *nl;
 
 	if (!o->len)
 		return;
 	if (o->sink) {
-		nl = memrchr(o->buf, '\n', o->len);
-		start = nl ? (size_t)(nl - o->buf) + 1 : 0;
+		nl = memrchr(b, '\n', o->len);
+		start = nl ? (size_t)(nl - b) + 1 : 0;
 		if (start)
-			sink_write(o->sink, o->buf, start, 0);
-		if (start < o->len && (final || (start == 0 && o->len == sizeof o->buf))) {
-			sink_write(o->sink, o->buf + start, o->len - start, 1);
+			sink_write(o->sink, b, start, 0);
+		if (start < o->len && (final || (start == 0 && o->len == LINE_CAP))) {
+			sink_write(o->sink, b + start, o->len - start, 1);
 			start = o->len;
 		}
 	} else {
 		cr_log_stamp(stamp, sizeof stamp);
-		while ((nl = memchr(o->buf + start, '\n', o->len - start))) {
-			terminal_line(o, stamp, o->buf + start, (size_t)(nl - o->buf) - start);
-			start = (size_t)(nl - o->buf) + 1;
+		while ((nl = memchr(b + start, '\n', o->len - start))) {
+			terminal_line(o, stamp, b + start, (size_t)(nl - b) - start);
+			start = (size_t)(nl - b) + 1;
 		}
-		if (start < o->len && (final || (start == 0 && o->len == sizeof o->buf))) {
-			terminal_line(o, stamp, o->buf + start, o->len - start);
+		if (start < o->len && (final || (start == 0 && o->len == LINE_CAP))) {
+			terminal_line(o, stamp, b + start, o->len - start);
 			start = o->len;
 		}
 		queue_flush();
 	}
-	memmove(o->buf, o->buf + start, o->len - start);
+	memmove(b, b + start, o->len - start);
 	o->len -= start;
+}
+
+/* The line begun into O.rbuf, to read or deliver after it. */
+static void part_load(struct cr_output *o)
+{
+	if (o->len)
+		memcpy(O.rbuf, o->part, o->len);
+}
+
+/* What is left in O.rbuf back into the reader's own. Out of memory, the
+ * begun line goes out as it is (a line cut in two, nothing lost). */
+static void part_keep(struct cr_output *o)
+{
+	char *p;
+
+	if (!o->len) {
+		free(o->part);
+		o->part = NULL;
+		return;
+	}
+	if (!(p = realloc(o->part, o->len))) {
+		deliver(o, 1);
+		return;
+	}
+	memcpy(p, O.rbuf, o->len);
+	o->part = p;
 }
 
 /* Reads once; 0 while the pipe may have more, -1 at EOF or an error. */
 static int reader_read(struct cr_output *o)
 {
-	ssize_t n = read(o->fd, o->buf + o->len, sizeof o->buf - o->len);
+	ssize_t n;
 
+	part_load(o);
+	n = read(o->fd, O.rbuf + o->len, LINE_CAP - o->len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 1;
 	if (n <= 0)
 		return -1;
 	o->len += (size_t)n;
 	deliver(o, 0);
+	part_keep(o);
 	return 0;
 }
 
@@ -372,7 +405,9 @@ static int reader_read(struct cr_output *o)
  * worker's goes. */
 static void reader_end(struct cr_output *o)
 {
+	part_load(o);
 	deliver(o, 1);
+	part_keep(o);
 	ev_io_stop(O.loop, &o->io);
 	close(o->fd);
 	o->fd = -1;
@@ -386,7 +421,7 @@ static void reader_drain(struct cr_output *o)
 	size_t got = 0;
 
 	while (o->fd >= 0 && got < DRAIN_MAX && reader_read(o) == 0)
-		got += sizeof o->buf;
+		got += LINE_CAP;
 	if (o->fd >= 0)
 		reader_end(o);
 }
