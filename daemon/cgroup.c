@@ -264,23 +264,97 @@ int cr_cgroup_has_controller(const char *dir, const char *file, const char *cont
 	return 0;
 }
 
-static long long read_number(const char *dir, const char *file)
+/* A small file of the cgroup sub below dirfd ("." for dirfd's own), read
+ * whole: its length, or -errno. One read is enough when it comes back
+ * short: kernfs answers a read of a file this small from one snapshot. */
+static ssize_t read_at(int dirfd, const char *sub, const char *file, char *buf, size_t n)
+{
+	char path[PATH_MAX];
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", sub, file) >= sizeof path)
+		return -ENAMETOOLONG;
+	if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	while (got < n - 1) {
+		r = read(fd, buf + got, n - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got < n - 1)
+			break;
+	}
+	close(fd);
+	buf[got] = 0;
+	return (ssize_t)got;
+}
+
+static long long number_at(int dirfd, const char *sub, const char *file)
 {
 	char buf[64];
-	ssize_t n = cr_cgroup_read(dir, file, buf, sizeof buf);
+	ssize_t n = read_at(dirfd, sub, file, buf, sizeof buf);
 
 	return n > 0 && buf[0] >= '0' && buf[0] <= '9' ? strtoll(buf, NULL, 10) : -1;
 }
 
+/* The value of "key N" in a flat-keyed file's text, or -1. */
+static long long key_in(const char *text, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+			return strtoll(line + klen + 1, NULL, 10);
+	return -1;
+}
+
+unsigned cr_cgroup_stats_enabled(int dirfd, const char *sub, const char *file)
+{
+	char buf[512], *save;
+	unsigned mask = CR_STAT_CPU;
+
+	if (read_at(dirfd, sub, file, buf, sizeof buf) < 0)
+		return mask;
+	for (char *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+		if (!strcmp(w, "memory"))
+			mask |= CR_STAT_MEMORY | CR_STAT_MEMORY_MORE;
+		else if (!strcmp(w, "pids"))
+			mask |= CR_STAT_PIDS;
+	}
+	return mask;
+}
+
+void cr_cgroup_stats_at(int dirfd, const char *sub, unsigned want, struct cr_cgroup_stats *st)
+{
+	char buf[1024];
+
+	*st = (struct cr_cgroup_stats){ -1, -1, -1, -1, -1, -1, -1 };
+	if (want & CR_STAT_MEMORY)
+		st->memory_current = number_at(dirfd, sub, "memory.current");
+	if (want & CR_STAT_MEMORY_MORE) {
+		st->memory_peak = number_at(dirfd, sub, "memory.peak");
+		if (read_at(dirfd, sub, "memory.events", buf, sizeof buf) >= 0)
+			st->oom_kills = key_in(buf, "oom_kill");
+	}
+	if (want & CR_STAT_PIDS)
+		st->pids_current = number_at(dirfd, sub, "pids.current");
+	/* every cgroup has cpu.stat: its usage keys whatever the controllers */
+	if ((want & CR_STAT_CPU) && read_at(dirfd, sub, "cpu.stat", buf, sizeof buf) >= 0) {
+		st->cpu_usage_usec = key_in(buf, "usage_usec");
+		st->cpu_user_usec = key_in(buf, "user_usec");
+		st->cpu_system_usec = key_in(buf, "system_usec");
+	}
+}
+
 void cr_cgroup_stats(const char *dir, struct cr_cgroup_stats *st)
 {
-	long long v;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-	st->memory_current = read_number(dir, "memory.current");
-	st->memory_peak = read_number(dir, "memory.peak");
-	st->pids_current = read_number(dir, "pids.current");
-	st->cpu_usage_usec = cr_cgroup_key(dir, "cpu.stat", "usage_usec", &v) == 0 ? v : -1;
-	st->cpu_user_usec = cr_cgroup_key(dir, "cpu.stat", "user_usec", &v) == 0 ? v : -1;
-	st->cpu_system_usec = cr_cgroup_key(dir, "cpu.stat", "system_usec", &v) == 0 ? v : -1;
-	st->oom_kills = cr_cgroup_key(dir, "memory.events", "oom_kill", &v) == 0 ? v : -1;
+	cr_cgroup_stats_at(fd, ".", fd < 0 ? 0 : cr_cgroup_stats_enabled(fd, ".", "cgroup.controllers"), st);
+	if (fd >= 0)
+		close(fd);
 }

@@ -40,6 +40,20 @@ struct cr_cgroup_stats {
 	long long pids_current, oom_kills;
 };
 
+/* Which stats to read, by the files they come from. */
+#define CR_STAT_CPU 1u		/* cpu.stat: every cgroup has it */
+#define CR_STAT_MEMORY 2u	/* memory.current */
+#define CR_STAT_MEMORY_MORE 4u	/* memory.peak, memory.events */
+#define CR_STAT_PIDS 8u		/* pids.current */
+
+/* The stats of dir: those its controllers give (cgroup.controllers). */
 void cr_cgroup_stats(const char *dir, struct cr_cgroup_stats *st);
+/* The stats whose files exist in the cgroup sub below dirfd ("." for
+ * dirfd's own) as file says: "cgroup.controllers" for sub itself,
+ * "cgroup.subtree_control" for its children. */
+unsigned cr_cgroup_stats_enabled(int dirfd, const char *sub, const char *file);
+/* The wanted stats of the cgroup sub below dirfd, the others -1: no
+ * file that is not there is looked for, and no path walked from "/". */
+void cr_cgroup_stats_at(int dirfd, const char *sub, unsigned want, struct cr_cgroup_stats *st);
 
 #endif

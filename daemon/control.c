@@ -311,14 +311,14 @@ static void handle(struct conn *c, const char *req, size_t n)
 		const char *format = str(&o, "format");
 		struct cr_buf text = { 0 };
 		size_t mark = b->len;
+		int with_text = format && !strcmp(format, "text");
 		cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\",\"pools\":");
-		if (cr_status_report(b, pool, 1) < 0) {
+		if (cr_status_reports(b, with_text ? &text : NULL, pool) < 0) {
 			b->len = mark;	/* drop the partial answer */
 			result(b, -ENOENT, pool, 0);
 			return;
 		}
-		if (format && !strcmp(format, "text")) {
-			cr_status_report(&text, pool, 0);
+		if (with_text) {
 			cr_buf_lit(b, ",\"text\":");
 			cr_buf_json_string(b, text.data ? text.data : "");
 			cr_buf_free(&text);

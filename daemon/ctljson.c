@@ -34,6 +34,21 @@ static void add_utf8(struct cr_buf *b, unsigned v)
 	}
 }
 
+/* The 4 hex digits of a \u escape (not sscanf: it would measure the
+ * whole rest of the answer, at every newline of a status table). */
+static int hex4(const char *p, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = (char)(p[i] | 0x20);
+		int d = p[i] >= '0' && p[i] <= '9' ? p[i] - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -1;
+		*v = *v << 4 | (unsigned)d;
+	}
+	return 0;
+}
+
 /* A JSON string from p, past its opening quote, unescaped into out; p
  * ends past the closing quote. -1 when the text ends first. */
 static int read_string(const char **pp, struct cr_buf *out)
@@ -43,6 +58,12 @@ static int read_string(const char **pp, struct cr_buf *out)
 	cr_buf_lit(out, "");	/* "" rather than NULL when empty */
 	for (p = *pp; *p && *p != '"'; p++) {
 		char ch = *p;
+		size_t run = strcspn(p, "\"\\");
+		if (run > 1) {	/* what needs no unescaping, at once */
+			cr_buf_add(out, p, run);
+			p += run - 1;
+			continue;
+		}
 		if (ch == '\\' && p[1]) {
 			p++;
 			switch (*p) {
@@ -52,9 +73,11 @@ static int read_string(const char **pp, struct cr_buf *out)
 			case 'b': ch = '\b'; break;
 			case 'f': ch = '\f'; break;
 			case 'u': {
-				unsigned v = 0;
-				if (sscanf(p + 1, "%4x", &v) == 1)
+				unsigned v;
+				if (hex4(p + 1, &v) == 0)
 					p += 4;
+				else
+					v = 0xfffd;
 				add_utf8(out, v);
 				continue;
 			}
@@ -130,12 +153,19 @@ static int parse_items(const char **p, struct jval *v, int depth, char close)
 			}
 			(*p)++;
 		}
-		if (parse_value(p, &item, depth + 1) < 0 ||
-		    !(grown = realloc(v->items, (v->n + 1) * sizeof *grown))) {
+		if (parse_value(p, &item, depth + 1) < 0) {
 			cr_jv_free(&item);
 			return -1;
 		}
-		v->items = grown;
+		/* room doubled when full (n a power of two): a long array
+		 * is not copied over and over */
+		if ((v->n & (v->n - 1)) == 0) {
+			if (!(grown = realloc(v->items, (v->n ? 2 * v->n : 1) * sizeof *grown))) {
+				cr_jv_free(&item);
+				return -1;
+			}
+			v->items = grown;
+		}
 		v->items[v->n++] = item;
 		skip_space(p);
 		if (**p == close) {

@@ -97,7 +97,12 @@ void cr_buf_json_string(struct cr_buf *b, const char *s)
 			cr_buf_printf(b, "\\u%04x", (unsigned char)s[1]);
 			s += 2;
 		} else if (c < 0x80) {
-			cr_buf_add(b, s++, 1);
+			/* a run of plain ASCII at once: a status table is long */
+			for (n = 1; (unsigned char)s[n] >= 0x20 && (unsigned char)s[n] < 0x7f && s[n] != '"' &&
+				    s[n] != '\\'; n++)
+				;
+			cr_buf_add(b, s, n);
+			s += n;
 		} else if ((n = utf8_len((const unsigned char *)s))) {
 			cr_buf_add(b, s, n);
 			s += n;

@@ -282,6 +282,8 @@ static void recent_text(struct cr_buf *b, const struct cr_pool *pool, const stru
 struct row {
 	unsigned id;
 	struct cr_worker *w;	/* NULL: a vacant id */
+	int dead;		/* a worker whose exit is not reported yet */
+	long long mem, cpu;	/* memory.current, usage_usec; -1: unknown */
 };
 
 static int row_cmp(const void *a, const void *b)
@@ -302,9 +304,56 @@ static int wants_workers(const struct cr_pool *pool)
 	       (pool->state == POOL_STARTING || pool->state == POOL_RUNNING || pool->state == POOL_FAILED);
 }
 
+/* Which workers' exits are unreported: one poll of all their pidfds
+ * (a poll each, when that fails). */
+static void find_dead(struct row *rows, size_t n)
+{
+	struct pollfd *p = calloc(n + 1, sizeof *p);
+
+	for (size_t i = 0; p && i < n; i++) {
+		const struct cr_worker *w = rows[i].w;
+		p[i].fd = w && w->state != W_GONE && w->pid > 0 && w->pidfd >= 0 ? w->pidfd : -1;
+		p[i].events = POLLIN;
+	}
+	if (p && poll(p, n, 0) >= 0) {
+		for (size_t i = 0; i < n; i++)
+			rows[i].dead = p[i].fd >= 0 && (p[i].revents & POLLIN);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			rows[i].dead = rows[i].w && exit_unreported(rows[i].w);
+	}
+	free(p);
+}
+
+/* What each worker's cgroup says: memory (where the pool's cgroup gives
+ * its workers the memory controller) and CPU, each read once, relative
+ * to the pool's cgroup. */
+static void read_usage(const struct cr_pool *pool, struct row *rows, size_t n)
+{
+	char dir[PATH_MAX], sub[16];
+	unsigned want;
+	int fd = -1;
+
+	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0)
+		fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	want = fd < 0 ? 0 : cr_cgroup_stats_enabled(fd, ".", "cgroup.subtree_control") & (CR_STAT_CPU | CR_STAT_MEMORY);
+	for (size_t i = 0; i < n; i++) {
+		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
+		if (rows[i].w && want) {
+			snprintf(sub, sizeof sub, "%u", rows[i].id);
+			cr_cgroup_stats_at(fd, sub, want, &st);
+		}
+		rows[i].mem = st.memory_current;
+		rows[i].cpu = st.cpu_usage_usec;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Every worker of the pool, and the ids 1..target that no worker holds
- * while it wants them, sorted by id: a new array (free it), or NULL and
- * b failed when out of memory. */
+ * while it wants them, sorted by id, with what each worker's process and
+ * cgroup say: a new array (free it), or NULL and b failed when out of
+ * memory. */
 static struct row *pool_rows(const struct cr_pool *pool, struct cr_buf *b, size_t *n)
 {
 	unsigned vacant = wants_workers(pool) ? pool->target : 0;
@@ -320,15 +369,17 @@ static struct row *pool_rows(const struct cr_pool *pool, struct cr_buf *b, size_
 		return NULL;
 	}
 	TAILQ_FOREACH(w, &pool->workers, link) {
-		rows[(*n)++] = (struct row){ w->id, w };
+		rows[(*n)++] = (struct row){ .id = w->id, .w = w };
 		if (w->id <= vacant)
 			held[w->id] = 1;
 	}
 	for (unsigned id = 1; id <= vacant; id++)
 		if (!held[id])
-			rows[(*n)++] = (struct row){ id, NULL };
+			rows[(*n)++] = (struct row){ .id = id, .mem = -1, .cpu = -1 };
 	free(held);
 	qsort(rows, *n, sizeof *rows, row_cmp);
+	find_dead(rows, *n);
+	read_usage(pool, rows, *n);
 	return rows;
 }
 
@@ -353,17 +404,18 @@ struct pool_view {
 	int populated;
 };
 
-static void pool_view(struct cr_pool *pool, ev_tstamp now, struct pool_view *v)
+static void pool_view(struct cr_pool *pool, const struct row *rows, size_t nrows, ev_tstamp now,
+		      struct pool_view *v)
 {
-	struct cr_worker *w;
 	char dir[PATH_MAX];
 
 	memset(v, 0, sizeof *v);
 	v->st = (struct cr_cgroup_stats){ -1, -1, -1, -1, -1, -1, -1 };
 	v->populated = -1;
 	v->pstate = proto_shown(pool->proto, now, v->pwhy, sizeof v->pwhy);
-	TAILQ_FOREACH(w, &pool->workers, link) {
-		if (w->state >= W_STOPPING || exit_unreported(w))
+	for (size_t i = 0; i < nrows; i++) {
+		const struct cr_worker *w = rows[i].w;
+		if (!w || w->state >= W_STOPPING || rows[i].dead)
 			continue;
 		v->total++;
 		v->ready += w->state == W_READY;
@@ -373,20 +425,22 @@ static void pool_view(struct cr_pool *pool, ev_tstamp now, struct pool_view *v)
 	v->wait = restart_in(pool, v->current, now);
 	v->state = shown_state(pool, v->ready, v->old);
 	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0) {
-		cr_cgroup_stats(dir, &v->st);
+		int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			unsigned want = cr_cgroup_stats_enabled(fd, ".", "cgroup.controllers");
+			cr_cgroup_stats_at(fd, ".", want & (CR_STAT_CPU | CR_STAT_MEMORY), &v->st);
+			close(fd);
+		}
 		v->populated = cr_cgroup_populated(dir);
 	}
 }
 
-static void worker_json(struct cr_buf *b, struct cr_pool *pool, struct cr_worker *w, ev_tstamp now)
+static void worker_json(struct cr_buf *b, struct cr_pool *pool, const struct row *r, ev_tstamp now)
 {
+	struct cr_worker *w = r->w;
 	struct cr_slot *slot = cr_pool_slot(pool, w->id);
-	struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
-	char dir[PATH_MAX];
-	const char *state = exit_unreported(w) ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
+	const char *state = r->dead ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
 
-	if (cr_worker_dir(w, dir, sizeof dir) == 0)
-		cr_cgroup_stats(dir, &ws);
 	cr_buf_printf(b, "{\"id\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
 		      "\"uptime\":%.3f,\"restarts\":%u,\"last_exit\":",
 		      w->id, (int)w->pid, state, w->generation,
@@ -394,8 +448,8 @@ static void worker_json(struct cr_buf *b, struct cr_pool *pool, struct cr_worker
 	exit_json(b, slot);
 	cr_buf_lit(b, ",\"status\":");
 	json_or_null(b, w->status);
-	json_stat(b, "memory_current", ws.memory_current);
-	json_stat(b, "cpu_usage_usec", ws.cpu_usage_usec);
+	json_stat(b, "memory_current", r->mem);
+	json_stat(b, "cpu_usage_usec", r->cpu);
 	cr_buf_lit(b, "}");
 }
 
@@ -461,7 +515,7 @@ static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 		if (!first)
 			cr_buf_lit(b, ",");
 		first = 0;
-		worker_json(b, pool, rows[i].w, now);
+		worker_json(b, pool, &rows[i], now);
 	}
 	cr_buf_lit(b, "]}");
 }
@@ -475,20 +529,18 @@ static void end_row(struct cr_buf *b)
 }
 
 static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_view *v,
-			struct cr_worker *w, ev_tstamp now)
+			const struct row *r, ev_tstamp now)
 {
+	struct cr_worker *w = r->w;
 	struct cr_slot *slot = cr_pool_slot(pool, w->id);
-	struct cr_cgroup_stats ws = { -1, -1, -1, -1, -1, -1, -1 };
-	char dir[PATH_MAX], upt[32], mem[16], cpu[24];
-	int dead = exit_unreported(w);
+	char upt[32], mem[16], cpu[24];
+	int dead = r->dead;
 	const char *state = dead ? cr_worker_state_name(W_GONE) : cr_worker_state_name(w->state);
 
-	if (cr_worker_dir(w, dir, sizeof dir) == 0)
-		cr_cgroup_stats(dir, &ws);
 	cr_text_duration(upt, sizeof upt, w->pid > 0 ? now - w->started : 0);
-	cr_text_bytes(mem, sizeof mem, ws.memory_current);
-	if (ws.cpu_usage_usec >= 0)
-		snprintf(cpu, sizeof cpu, "%.2fs", (double)ws.cpu_usage_usec / 1e6);
+	cr_text_bytes(mem, sizeof mem, r->mem);
+	if (r->cpu >= 0)
+		snprintf(cpu, sizeof cpu, "%.2fs", (double)r->cpu / 1e6);
 	else
 		snprintf(cpu, sizeof cpu, "-");
 	cr_buf_printf(b, "  %4u %8d %-9s %8s %8u %8s %9s  ", w->id, (int)w->pid, state, upt,
@@ -566,15 +618,13 @@ static void pool_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 		      "UPTIME", "RESTARTS", "MEMORY", "CPU", "STATUS / LAST EXIT");
 	for (size_t i = 0; i < nrows; i++) {
 		if (rows[i].w)
-			worker_text(b, pool, v, rows[i].w, now);
+			worker_text(b, pool, v, &rows[i], now);
 		else
 			vacant_text(b, pool, v, rows[i].id);
 	}
 }
 
-/* status [POOL]: as JSON (the "pools" array of the response) or as the
- * table corralctl prints. -ENOENT for an unknown pool. */
-int cr_status_report(struct cr_buf *b, const char *only, int json)
+int cr_status_reports(struct cr_buf *json, struct cr_buf *text, const char *only)
 {
 	struct cr_pool *pool;
 	int first = 1, found = 0;
@@ -583,9 +633,10 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 	if (only && !cr_supervisor_pool(only))
 		return -ENOENT;
 	if (json)
-		cr_buf_lit(b, "[");
-	else
-		cr_buf_printf(b, "%-20s %-10s %7s %7s %6s %8s\n", "POOL", "STATE", "READY", "WORKERS", "TARGET", "RESTARTS");
+		cr_buf_lit(json, "[");
+	if (text)
+		cr_buf_printf(text, "%-20s %-10s %7s %7s %6s %8s\n", "POOL", "STATE", "READY", "WORKERS", "TARGET",
+			      "RESTARTS");
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
 		struct pool_view v;
 		struct row *rows;
@@ -594,22 +645,27 @@ int cr_status_report(struct cr_buf *b, const char *only, int json)
 		if (pool->state == POOL_REMOVED || (only && strcmp(only, pool->name)))
 			continue;
 		found = 1;
-		pool_view(pool, now, &v);
-		if (!(rows = pool_rows(pool, b, &nrows)))
+		if (!(rows = pool_rows(pool, json ? json : text, &nrows)))
 			break;
+		pool_view(pool, rows, nrows, now, &v);
 		if (json) {
 			if (!first)
-				cr_buf_lit(b, ",");
+				cr_buf_lit(json, ",");
 			first = 0;
-			pool_json(b, pool, &v, rows, nrows, now);
-		} else {
-			pool_text(b, pool, &v, rows, nrows, now);
+			pool_json(json, pool, &v, rows, nrows, now);
 		}
+		if (text)
+			pool_text(text, pool, &v, rows, nrows, now);
 		free(rows);
 	}
 	if (json)
-		cr_buf_lit(b, "]");
-	else if (!found)
-		cr_buf_printf(b, "(no pools)\n");
+		cr_buf_lit(json, "]");
+	if (text && !found)
+		cr_buf_printf(text, "(no pools)\n");
 	return 0;
+}
+
+int cr_status_report(struct cr_buf *b, const char *only, int json)
+{
+	return cr_status_reports(json ? b : NULL, json ? NULL : b, only);
 }

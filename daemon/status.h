@@ -7,5 +7,8 @@ struct cr_buf;
 /* status [POOL]: as JSON (the "pools" array of corralctl's answer) or as
  * the table corralctl prints. 0, or -ENOENT for an unknown pool. */
 int cr_status_report(struct cr_buf *b, const char *pool, int json);
+/* Both at once, each worker's process and cgroup looked at once for the
+ * two: the JSON into json, the table into text (either may be NULL). */
+int cr_status_reports(struct cr_buf *json, struct cr_buf *text, const char *pool);
 
 #endif
