@@ -72,6 +72,17 @@ int cr_status_report(struct cr_buf *b, const char *pool, int json)
 	return 0;
 }
 
+int cr_status_reports(struct cr_buf *json, struct cr_buf *text, const char *pool)
+{
+	if (outcome(pool) == -ENOENT)
+		return -1;
+	if (json)
+		cr_buf_lit(json, "null");
+	if (text)
+		cr_buf_printf(text, "pool %s: \x01 \xff text\n", pool ? pool : "(all)");
+	return 0;
+}
+
 /* sockets.c: the control socket is never opened here */
 int cr_unix_listen(const char *path, int flags, int live_ok, mode_t mode, gid_t gid, int backlog,
 		   char *why, size_t n)
