@@ -144,21 +144,25 @@ EOF
 
 # Runs the load test against $t's pool "web" at $addr: reloads with a new
 # GEN (replacing every worker), kills one worker, kills all, reloads again.
+# True when web runs exactly its 2 workers, ids 1 and 2 (no surge worker of
+# the rolling replacement left, which would go next), all with GEN=$g.
+sub web_all_gen {
+    my ($t, $g) = @_;
+    return 0 unless $t->ids_settled('web', 2);
+    my @w = $t->workers('web');
+    return @w == 2 && !grep { (proc_environ($_)->{GEN} // '') ne $g } @w;
+}
+
 sub under_load {
     my ($t, $addr, $conf) = @_;
     my $gen = 1;
     my @gone;
-    my $all_gen = sub {
-        my ($g) = @_;
-        my @w = $t->workers('web');
-        return @w == 2 && !grep { (proc_environ($_)->{GEN} // '') ne $g } @w;
-    };
     my $reload = sub {
         my ($g) = @_;
         return {
             name => "reload to GEN $g replaced both workers",
             start => sub { $t->write_config($conf->($g)); $t->reload },
-            done => sub { $all_gen->($g) },
+            done => sub { web_all_gen($t, $g) },
         };
     };
     my @killed;
@@ -250,7 +254,7 @@ EOF
         my $r = client_loop($t, $unix, 200,
             { name => 'reload replaced both workers (unix)',
               start => sub { $t->write_config($conf->(20)); $t->reload },
-              done => sub { my @w = $t->workers('web'); @w == 2 && !grep { (proc_environ($_)->{GEN} // '') ne '20' } @w } });
+              done => sub { web_all_gen($t, '20') } });
         is($r->{refused}, 0, "unix: no connection refused in $r->{n} requests across a reload");
         cmp_ok(scalar @{ $r->{failed} }, '<=', 3, 'unix: (almost) every connection answered')
             or diag(join ', ', @{ $r->{failed} });
@@ -343,7 +347,7 @@ EOF
     my $mark = $t->mark;
     $t->reload;
     $t->wait_log(qr/ info reload done: /, since => $mark);
-    $t->wait_for(sub { my @w = $t->workers('web'); @w == 2 && !grep { (proc_environ($_)->{GEN} // '') ne '4' } @w },
+    $t->wait_for(sub { web_all_gen($t, '4') },
                  10, 'reload without the systemd socket: new workers');
     is((proc_environ(($t->workers('web'))[0])->{LISTEN_FDNAMES} // ''), 'admin', 'the new workers get only admin');
     ok(!$t->log_lines(qr/ sockets: closed /, $mark), 'systemd\'s socket not closed');
@@ -351,7 +355,7 @@ EOF
     $t->write_config($conf->(5));
     $mark = $t->mark;
     $t->reload;
-    $t->wait_for(sub { my @w = $t->workers('web'); @w == 2 && !grep { (proc_environ($_)->{GEN} // '') ne '5' } @w },
+    $t->wait_for(sub { web_all_gen($t, '5') },
                  10, 'reload naming it again: new workers');
     ($a, $why) = request("127.0.0.1:$port");
     like($a // $why, qr/^\d+ web 5$/, 'named again: served through systemd\'s socket');
