@@ -12,8 +12,8 @@ endif
 
 # Dependencies are looked up when a recipe needs them (recursive variables),
 # so that `make run` can install the packages first and then find them.
-dep_cflags = $(shell pkg-config --cflags luajit libsystemd)
-dep_libs = $(shell pkg-config --libs luajit libsystemd) -lev -lm
+dep_cflags = $(shell pkg-config --cflags luajit libsystemd libcap)
+dep_libs = $(shell pkg-config --libs luajit libsystemd libcap) -lev -lm
 
 CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DCR_VERSION='"$(VERSION)"' -DCR_DATADIR='"$(DATADIR)"' \

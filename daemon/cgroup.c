@@ -82,6 +82,14 @@ int cr_cgroup_mkdir(const char *dir)
 	return 0;
 }
 
+int cr_cgroup_chown(const char *dir, const char *file, uid_t uid)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	return chown(path, uid, (gid_t)-1) < 0 ? -errno : 0;
+}
+
 int cr_cgroup_rmdir(const char *dir)
 {
 	if (rmdir(dir) < 0 && errno != ENOENT)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,8 +68,13 @@ static struct {
 	int taken;		/* datagrams read since */
 	struct sender senders[SENDER_SLOTS];
 	char name[64];
+	/* the same socket by a path, for workers in a network namespace or
+	 * a root of their own (abstract names are per network namespace) */
+	int psock;
+	ev_io pio;
+	char path[108];
 	void (*on_message)(pid_t sender, const struct cr_notify_msg *m);
-} N = { .sock = -1 };
+} N = { .sock = -1, .psock = -1 };
 
 /* ---- upward ------------------------------------------------------------- */
 
@@ -363,6 +369,8 @@ static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)t;
 	(void)revents;
 	ev_io_start(loop, &N.io);
+	if (N.psock >= 0)
+		ev_io_start(loop, &N.pio);
 }
 
 static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -381,7 +389,7 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 		const char *why;
 		/* fds (BARRIER=1's pipe, FDSTORE) are closed at once: that
 		 * also releases a waiting sender */
-		ssize_t n = cr_unixmsg_recv(N.sock, buf, sizeof buf, 0, &x, MSG_DONTWAIT | MSG_TRUNC);
+		ssize_t n = cr_unixmsg_recv(io->fd, buf, sizeof buf, 0, &x, MSG_DONTWAIT | MSG_TRUNC);
 
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -405,7 +413,8 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 		N.on_message(x.cred.pid, &m);
 	}
 	/* the budget is spent and more may wait: a pause, not a spin */
-	ev_io_stop(loop, io);
+	ev_io_stop(loop, &N.io);
+	ev_io_stop(loop, &N.pio);
 	ev_timer_set(&N.pause, N.window + NOTIFY_PAUSE - now, 0);
 	ev_timer_start(loop, &N.pause);
 }
@@ -491,8 +500,64 @@ const char *cr_notify_socket(void)
 	return N.sock >= 0 ? N.name : NULL;
 }
 
+/* The directory for the path: corrald's runtime directory. */
+static const char *runtime_dir(char *buf, size_t n)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (geteuid() == 0 || !xdg || *xdg != '/')
+		snprintf(buf, n, "/run/corral");
+	else
+		snprintf(buf, n, "%s/corral", xdg);
+	return buf;
+}
+
+const char *cr_notify_path(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[80];
+	int one = 1;
+
+	if (N.psock >= 0)
+		return N.path;
+	if (N.sock < 0)
+		return NULL;
+	/* the abstract name's random part: as hard to guess, and unique */
+	runtime_dir(dir, sizeof dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		cr_error(NULL, "notify: unable to make %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if ((size_t)snprintf(N.path, sizeof N.path, "%.60s/notify-%.32s", dir, N.name + strlen("@corral/")) >=
+	    sizeof N.path)
+		return NULL;
+	memcpy(sa.sun_path, N.path, strlen(N.path) + 1);
+	unlink(N.path);	/* ours: the random name is no one else's */
+	N.psock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (N.psock < 0 || setsockopt(N.psock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
+	    bind(N.psock, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(N.path, 0666) < 0) {
+		cr_error(NULL, "notify: unable to listen on %s: %s", N.path, strerror(errno));
+		if (N.psock >= 0)
+			close(N.psock);
+		N.psock = -1;
+		return NULL;
+	}
+	cr_info(NULL, "notify: workers' socket by path is %s", N.path);
+	ev_io_init(&N.pio, notify_cb, N.psock, EV_READ);
+	ev_set_priority(&N.pio, EV_MAXPRI);
+	if (!ev_is_active(&N.pause))
+		ev_io_start(N.loop, &N.pio);
+	return N.path;
+}
+
 void cr_notify_close(void)
 {
+	if (N.psock >= 0) {
+		ev_io_stop(N.loop, &N.pio);
+		close(N.psock);
+		unlink(N.path);
+		N.psock = -1;
+	}
 	if (N.sock < 0)
 		return;
 	ev_io_stop(N.loop, &N.io);

@@ -45,6 +45,9 @@ int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const ch
 int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t sender, const struct cr_notify_msg *m));
 /* Its address for NOTIFY_SOCKET ("@corral/PID/notify"). */
 const char *cr_notify_socket(void);
+/* The same socket bound to a path (made on first use, removed at close),
+ * for workers that cannot reach an abstract name; NULL if it cannot be. */
+const char *cr_notify_path(void);
 void cr_notify_close(void);
 
 #endif

@@ -19,8 +19,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,8 @@
 #include "cgwatch.h"
 #include "config.h"
 #include "crlua.h"
+#include "isolate.h"
+#include "notify.h"
 #include "log.h"
 #include "output.h"
 #include "proctitle.h"
@@ -45,6 +50,7 @@
 
 enum cr_msg_type {
 	CR_MSG_READY = 1,	/* proto -> corrald: serving */
+	CR_MSG_GO,		/* corrald -> proto: its uid/gid maps are written */
 	CR_MSG_SPAWN,		/* corrald -> proto: fork worker `worker` */
 	CR_MSG_SPAWNED,		/* proto -> corrald: pid, fds [pidfd, channel]
 				 * and, when pumped (output.c), its output's pipe */
@@ -209,6 +215,48 @@ static void close_all_but(int low, const int *keep, unsigned n)
 	close_range((unsigned)next, ~0U, 0);
 }
 
+/* Without a user namespace the prototype stays root (it places workers
+ * in their cgroups and sets their credentials), but prefork runs with
+ * the pool's user and groups as its effective ones: what it opens and
+ * creates, it does as the pool's user. */
+static int prefork_as_user(const struct cr_pool_conf *pc)
+{
+	gid_t groups[NGROUPS_MAX];
+	int n, rc;
+
+	if ((pc->isolation.namespaces & CLONE_NEWUSER) || (!pc->set_uid && !pc->set_gid))
+		return cr_lua_prefork(pc);
+	if ((n = getgroups(NGROUPS_MAX, groups)) < 0 || setgroups((size_t)pc->ngroups, pc->groups) < 0 ||
+	    (pc->set_gid && setresgid((gid_t)-1, pc->gid, (gid_t)-1) < 0) ||
+	    (pc->set_uid && setresuid((uid_t)-1, pc->uid, (uid_t)-1) < 0)) {
+		cr_error(&(struct cr_who){ .pool = pc->name, .pid = getpid() },
+			 "prototype: unable to take the pool's user for prefork: %s", strerror(errno));
+		return -1;
+	}
+	rc = cr_lua_prefork(pc);
+	if (setresuid((uid_t)-1, getuid(), (uid_t)-1) < 0 || setresgid((gid_t)-1, getgid(), (gid_t)-1) < 0 ||
+	    setgroups((size_t)n, groups) < 0) {
+		cr_error(&(struct cr_who){ .pool = pc->name, .pid = getpid() },
+			 "prototype: unable to return from the pool's user after prefork: %s", strerror(errno));
+		return -1;
+	}
+	return rc;
+}
+
+/* Waits for corrald to write our uid/gid maps. */
+static void wait_go(int sock)
+{
+	struct cr_proto_msg m;
+	struct cr_unixmsg_extra x;
+	ssize_t n;
+
+	while ((n = msg_recv(sock, &m, &x, 0)) < 0 && errno == EINTR)
+		;
+	if (n <= 0 || m.type != CR_MSG_GO)
+		_exit(1);	/* corrald gave up on us, and said why */
+	cr_unixmsg_close_fds(&x);
+}
+
 static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsigned generation,
 						 int sock, pid_t parent)
 {
@@ -216,12 +264,16 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 	struct cr_proto_msg m = { .type = CR_MSG_READY };
 	struct pollfd pfd[2];
 	sigset_t mask;
-	int sfd, null;
+	int sfd, null, ns = cr_isolate_clone_flags(pc);
+	char err[PATH_MAX + 256];
 
 	cr_proctitle_set("corral: prototype %s", pc->name);
-	/* corrald's death ends the prototype; workers live on until killed */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+	/* corrald's death ends the prototype; workers live on until killed.
+	 * In a pid namespace of its own, its parent is not there to see (0). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ((ns & CLONE_NEWPID) ? 0 : parent))
 		_exit(1);
+	if (ns & CLONE_NEWUSER)
+		wait_go(sock);
 	setsid();	/* a Ctrl-C in corrald's terminal is corrald's alone */
 	if (cr_spawn_restore_nofile() < 0)	/* corrald's own is raised */
 		_exit(1);
@@ -249,8 +301,13 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 	if (sfd < 0)
 		_exit(1);
 
+	/* isolation, once, for every worker forked from here */
+	if (cr_isolate_prototype(pc, err, sizeof err) < 0) {
+		cr_error(&(struct cr_who){ .pool = pc->name, .pid = getpid() }, "prototype: %s", err);
+		_exit(1);
+	}
 	/* what prefork loads, every worker shares until it writes to it */
-	if (cr_lua_prefork(pc) < 0)
+	if (prefork_as_user(pc) < 0)
 		_exit(1);
 	proto_send(&m, NULL, 0);
 	pfd[0] = (struct pollfd){ .fd = PROTO_SOCK, .events = POLLIN };
@@ -287,6 +344,55 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 }
 
 /* ---- corrald's side ----------------------------------------------------- */
+
+/* ---- pids in a pid namespace ------------------------------------------- */
+
+/* The pid a pidfd refers to, as corrald's pid namespace numbers it. */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024], *at;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	at = strstr(buf, "\nPid:");
+	return at ? (pid_t)strtol(at + 5, NULL, 10) : -1;
+}
+
+static int pid_remember(struct cr_proto *p, pid_t inner, pid_t outer)
+{
+	if (p->npids == p->cap_pids) {
+		unsigned cap = p->cap_pids ? 2 * p->cap_pids : 16;
+		struct cr_pidpair *v = realloc(p->pids, cap * sizeof *v);
+		if (!v)
+			return -1;
+		p->pids = v;
+		p->cap_pids = cap;
+	}
+	p->pids[p->npids++] = (struct cr_pidpair){ inner, outer };
+	return 0;
+}
+
+/* The outer pid of an inner one, forgotten; 0 for one not a worker's
+ * (an orphan the prototype reaped as PID 1). */
+static pid_t pid_forget(struct cr_proto *p, pid_t inner)
+{
+	for (unsigned i = 0; i < p->npids; i++) {
+		if (p->pids[i].inner == inner) {
+			pid_t outer = p->pids[i].outer;
+			p->pids[i] = p->pids[--p->npids];
+			return outer;
+		}
+	}
+	return 0;
+}
 
 /* Reads every queued message and reports each to the owner. Returns -1
  * once the prototype is gone. */
@@ -325,6 +431,18 @@ static int proto_read(struct cr_proto *p)
 			return -1;
 		if (m.type == CR_MSG_SPAWNED && (x.nfds == 2 || x.nfds == 3)) {
 			p->inflight--;
+			if (p->pidns) {
+				pid_t outer = pidfd_pid(x.fds[0]);
+				if (outer <= 0 || pid_remember(p, m.pid, outer) < 0) {
+					cr_error(&who, "prototype: unable to learn the pid of worker %u outside "
+						 "its pid namespace; killing it", m.worker);
+					pidfd_send_signal(x.fds[0], SIGKILL, NULL, 0);
+					cr_unixmsg_close_fds(&x);
+					p->ops->spawn_failed(p, m.serial, ESRCH);
+					continue;
+				}
+				m.pid = outer;
+			}
 			p->ops->spawned(p, m.serial, m.pid, x.fds[0], x.fds[1], x.nfds == 3 ? x.fds[2] : -1);
 			continue;
 		}
@@ -344,6 +462,10 @@ static int proto_read(struct cr_proto *p)
 			p->ops->spawn_failed(p, m.serial, m.status);
 			break;
 		case CR_MSG_EXITED:
+			if (p->pidns && !(m.pid = pid_forget(p, m.pid))) {
+				cr_debug(&who, "prototype reaped an orphan in its pid namespace");
+				break;
+			}
 			p->ops->exited(p, m.pid, m.status);
 			break;
 		default:
@@ -451,9 +573,16 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 				struct cr_pool_conf *conf, unsigned generation, const char *cgroup)
 {
 	struct cr_proto *p;
-	int sv[2] = { -1, -1 }, pidfd, cgroup_fd;
+	int sv[2] = { -1, -1 }, pidfd, cgroup_fd, ns = cr_isolate_clone_flags(conf);
 	pid_t parent = getpid(), pid;
+	char err[256];
 
+	/* workers that cannot reach the abstract name get the path: it must
+	 * be there before the prototype is forked (it binds it in its root) */
+	if (cr_isolate_notify_by_path(conf) && cr_notify_socket() && !cr_notify_path()) {
+		errno = EADDRNOTAVAIL;
+		return NULL;
+	}
 	p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
@@ -465,9 +594,16 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		goto fail_close;
-	pid = cr_spawn_clone(&pidfd, cgroup_fd);
-	if (pid < 0)
+	pid = cr_spawn_clone_ns(&pidfd, cgroup_fd, ns);
+	if (pid < 0) {
+		if (ns)
+			cr_error(&(struct cr_who){ .pool = conf->name }, "isolation.namespaces: unable to make "
+				 "the prototype's namespaces: %s%s", strerror(errno),
+				 errno == EPERM ? " (not allowed to corrald: root, or a user namespace, is needed)"
+				 : errno == ENOSPC || errno == EUSERS ? " (the kernel's namespace limit, "
+				 "/proc/sys/user/max_*_namespaces)" : "");
 		goto fail_close;
+	}
 	if (pid == 0) {
 		close(sv[0]);
 		close(cgroup_fd);
@@ -475,6 +611,23 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 	}
 	close(sv[1]);
 	close(cgroup_fd);
+	if (ns & CLONE_NEWUSER) {
+		struct cr_proto_msg go = { .type = CR_MSG_GO };
+		if (cr_isolate_write_maps(conf, pid, err, sizeof err) < 0 ||
+		    (snprintf(err, sizeof err, "unable to tell the prototype to go on: %s", strerror(errno)),
+		     cr_unixmsg_send(sv[0], &go, sizeof go, NULL, 0, 0) < 0)) {
+			cr_error(&(struct cr_who){ .pool = conf->name, .pid = pid }, "prototype: %s", err);
+			pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+			waitpid(pid, NULL, 0);	/* ours, not reaped by the loop yet */
+			close(pidfd);
+			close(sv[0]);
+			free(p->cgroup);
+			free(p);
+			errno = EPERM;
+			return NULL;
+		}
+	}
+	p->pidns = (ns & CLONE_NEWPID) != 0;
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	p->loop = loop;
 	p->ops = ops;
@@ -566,6 +719,7 @@ void cr_proto_free(struct cr_proto *p)
 	cr_cgwatch_remove(p->watch);
 	ev_timer_stop(p->loop, &p->kill_again);
 	cr_pool_conf_unref(p->conf);
+	free(p->pids);
 	free(p->cgroup);
 	free(p);
 }

@@ -48,6 +48,11 @@ struct cr_proto {
 	int watch;			/* on cgroup.events while emptying, or -1 */
 	ev_timer kill_again;		/* while emptying */
 	int emptying, emptied;
+	/* in a pid namespace of its own: its workers' pids as it sees them
+	 * (inner) and as corrald does (outer), from spawned to exited */
+	int pidns;
+	struct cr_pidpair { pid_t inner, outer; } *pids;
+	unsigned npids, cap_pids;
 };
 
 /* Forks the prototype of a pool into the cgroup directory given, which

@@ -18,6 +18,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "layout.h"
+#include "isolate.h"
 #include "log.h"
 #include "output.h"
 #include "pool.h"
@@ -197,8 +198,16 @@ void cr_pool_proto_start(struct cr_pool *pool)
 	struct cr_who who = cr_pool_who(pool);
 	struct cr_proto *p = NULL;
 	char dir[PATH_MAX];
+	long uid;
 	int rc;
 
+	/* a prototype in a user namespace moves its workers from its cgroup
+	 * to theirs as its own uid: their common parent must let it */
+	if ((uid = cr_isolate_delegate_uid(pool->conf)) < 0)
+		uid = geteuid();
+	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 &&
+	    (rc = cr_cgroup_chown(dir, "cgroup.procs", (uid_t)uid)) < 0)
+		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld: %s", dir, uid, strerror(-rc));
 	if ((rc = cr_layout_proto_dir(dir, sizeof dir, pool->name)) < 0 ||
 	    (rc = cr_cgroup_mkdir(dir)) < 0) {
 		cr_error(&who, "cgroup: unable to make the prototype's cgroup %s: %s", dir, strerror(-rc));

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 
 #include "config.h"
 #include "crlua.h"
+#include "isolate.h"
 #include "log.h"
 #include "notify.h"
 #include "output.h"
@@ -39,12 +41,12 @@ extern char **environ;
 int cr_spawn_force_pipe_placement;
 
 /* clone3 into the cgroup; -1 with errno when the kernel cannot. */
-static pid_t clone_into(int *pidfd, int cgroup_fd)
+static pid_t clone_into(int *pidfd, int cgroup_fd, int ns_flags)
 {
 	struct clone_args args;
 
 	memset(&args, 0, sizeof args);
-	args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP;
+	args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | (uint64_t)(unsigned)ns_flags;
 	args.pidfd = (uint64_t)(uintptr_t)pidfd;
 	args.exit_signal = SIGCHLD;
 	args.cgroup = (uint64_t)cgroup_fd;
@@ -53,7 +55,7 @@ static pid_t clone_into(int *pidfd, int cgroup_fd)
 
 /* The fallback: the child waits on a pipe until the parent has written
  * it into cgroup.procs, so it runs none of its own code outside. */
-static pid_t fork_then_place(int *pidfd, int cgroup_fd)
+static pid_t fork_then_place(int *pidfd, int cgroup_fd, int ns_flags)
 {
 	int gate[2], procs, e;
 	char pidstr[24], c;
@@ -62,7 +64,8 @@ static pid_t fork_then_place(int *pidfd, int cgroup_fd)
 
 	if (pipe2(gate, O_CLOEXEC) < 0)
 		return -1;
-	pid = fork();
+	/* a fork, into new namespaces when asked */
+	pid = ns_flags ? (pid_t)syscall(SYS_clone, SIGCHLD | ns_flags, NULL, NULL, NULL, 0) : fork();
 	if (pid < 0)
 		goto fail_pipe;
 	if (pid == 0) {
@@ -102,19 +105,24 @@ fail_pipe:
 	return -1;
 }
 
-pid_t cr_spawn_clone(int *pidfd, int cgroup_fd)
+pid_t cr_spawn_clone_ns(int *pidfd, int cgroup_fd, int ns_flags)
 {
 	static int no_clone_into;
 	pid_t pid;
 
 	*pidfd = -1;
 	if (!no_clone_into && !cr_spawn_force_pipe_placement) {
-		pid = clone_into(pidfd, cgroup_fd);
-		if (pid >= 0 || (errno != ENOSYS && errno != EINVAL && errno != E2BIG))
+		pid = clone_into(pidfd, cgroup_fd, ns_flags);
+		if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && (errno != EINVAL || ns_flags)))
 			return pid;
 		no_clone_into = 1;	/* an older kernel: use the pipe from now on */
 	}
-	return fork_then_place(pidfd, cgroup_fd);
+	return fork_then_place(pidfd, cgroup_fd, ns_flags);
+}
+
+pid_t cr_spawn_clone(int *pidfd, int cgroup_fd)
+{
+	return cr_spawn_clone_ns(pidfd, cgroup_fd, 0);
 }
 
 const char *cr_spawn_step_name(int step)
@@ -126,9 +134,11 @@ const char *cr_spawn_step_name(int step)
 		[CR_STEP_SETUID] = "set user id", [CR_STEP_ENV] = "build the environment",
 		[CR_STEP_EXEC] = "exec", [CR_STEP_HOOK] = "run a hook",
 		[CR_STEP_OUTPUT] = "open the output",
+		[CR_STEP_NAMESPACE] = "make its cgroup namespace",
+		[CR_STEP_CAPS] = "set capabilities",
 	};
 
-	if (step < 0 || step > CR_STEP_OUTPUT)
+	if (step < 0 || step > CR_STEP_CAPS)
 		return "start";
 	return names[step];
 }
@@ -175,9 +185,12 @@ static int set_environment(const struct cr_pool_conf *pc, unsigned id)
 	memcpy(envp, pc->envp, n * sizeof *envp);
 	snprintf(idvar, sizeof idvar, "CORRAL_WORKER=%u", id);
 	envp[n++] = idvar;
-	/* corrald's own socket, never its service manager's */
+	/* corrald's own socket, never its service manager's: by a path
+	 * where its abstract name cannot be reached */
 	if (cr_notify_socket()) {
-		snprintf(notify, sizeof notify, "NOTIFY_SOCKET=%s", cr_notify_socket());
+		const char *sock = !cr_isolate_notify_by_path(pc) ? cr_notify_socket()
+				   : pc->isolation.rootfs ? CR_ISOLATE_NOTIFY_INSIDE : cr_notify_path();
+		snprintf(notify, sizeof notify, "NOTIFY_SOCKET=%s", sock ? sock : "");
 		envp[n++] = notify;
 	}
 	if (pc->watchdog > 0) {
@@ -337,9 +350,13 @@ void cr_spawn_raise_nofile(void)
 		 (unsigned long long)nofile_orig.rlim_cur);
 }
 
+/* Once: a pool's own rlimits, set after it, stay. */
 int cr_spawn_restore_nofile(void)
 {
-	return nofile_raised ? setrlimit(RLIMIT_NOFILE, &nofile_orig) : 0;
+	if (!nofile_raised)
+		return 0;
+	nofile_raised = 0;
+	return setrlimit(RLIMIT_NOFILE, &nofile_orig);
 }
 
 static void on_stop_signal(int sig)
@@ -409,6 +426,8 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_SIGNALS);
 	if (setsid() < 0)
 		fail(chan, CR_STEP_SESSION);
+	if (cr_isolate_worker_early(pc) < 0)
+		fail(chan, CR_STEP_NAMESPACE);
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
 		fail(chan, CR_STEP_STDIN);
@@ -427,12 +446,19 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_OUTPUT);
 	if (chdir(pc->directory) < 0)
 		fail(chan, CR_STEP_CHDIR);
-	if ((pc->set_uid || pc->set_gid) && setgroups((size_t)pc->ngroups, pc->groups) < 0)
-		fail(chan, CR_STEP_SETGROUPS);
-	if (pc->set_gid && setresgid(pc->gid, pc->gid, pc->gid) < 0)
-		fail(chan, CR_STEP_SETGID);
-	if (pc->set_uid && setresuid(pc->uid, pc->uid, pc->uid) < 0)
-		fail(chan, CR_STEP_SETUID);
+	if (cr_isolate_worker_bound(pc) < 0)
+		fail(chan, CR_STEP_CAPS);
+	/* in a user namespace the prototype took its credentials already */
+	if (!(pc->isolation.namespaces & CLONE_NEWUSER)) {
+		if ((pc->set_uid || pc->set_gid) && setgroups((size_t)pc->ngroups, pc->groups) < 0)
+			fail(chan, CR_STEP_SETGROUPS);
+		if (pc->set_gid && setresgid(pc->gid, pc->gid, pc->gid) < 0)
+			fail(chan, CR_STEP_SETGID);
+		if (pc->set_uid && setresuid(pc->uid, pc->uid, pc->uid) < 0)
+			fail(chan, CR_STEP_SETUID);
+	}
+	if (cr_isolate_worker_caps(pc) < 0)
+		fail(chan, CR_STEP_CAPS);
 	if (set_environment(pc, id) < 0)
 		fail(chan, CR_STEP_ENV);
 

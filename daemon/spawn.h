@@ -11,6 +11,8 @@ struct cr_pool_conf;
  * fork whose child waits until the parent has moved it there. Returns
  * like fork(); in the parent *pidfd holds the child's pidfd. */
 pid_t cr_spawn_clone(int *pidfd, int cgroup_fd);
+/* The same, into new namespaces (CLONE_NEW* flags). */
+pid_t cr_spawn_clone_ns(int *pidfd, int cgroup_fd, int ns_flags);
 
 /* Tests force the fallback (CORRAL_PIPE_PLACEMENT=1 in the environment). */
 extern int cr_spawn_force_pipe_placement;
@@ -21,6 +23,8 @@ enum cr_spawn_step {
 	CR_STEP_SETGROUPS, CR_STEP_SETGID, CR_STEP_SETUID, CR_STEP_ENV, CR_STEP_EXEC,
 	CR_STEP_HOOK,		/* a Lua hook failed; the worker logged why */
 	CR_STEP_OUTPUT,
+	CR_STEP_NAMESPACE,	/* its own cgroup namespace */
+	CR_STEP_CAPS,		/* keep its capabilities, drop the rest */
 };
 
 const char *cr_spawn_step_name(int step);

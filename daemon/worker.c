@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "crlua.h"
 #include "layout.h"
+#include "isolate.h"
 #include "log.h"
 #include "output.h"
 #include "pool.h"
@@ -268,6 +270,7 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 	struct cr_slot *slot;
 	char dir[PATH_MAX];
 	int rc, cgfd;
+	long uid;
 
 	if (!w) {
 		cr_error(&who, "unable to allocate a worker: out of memory");
@@ -309,6 +312,10 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 		goto fail;
 	}
 	cr_layout_apply(dir, &w->conf->worker_limits, &who);
+	/* a prototype in a user namespace places it there as its own uid */
+	if ((uid = cr_isolate_delegate_uid(w->conf)) >= 0 &&
+	    fchownat(cgfd, "cgroup.procs", (uid_t)uid, (gid_t)-1, 0) < 0)
+		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld: %s", dir, uid, strerror(errno));
 	if (pool->has_memory < 0)
 		pool->has_memory = cr_layout_pool_has(pool->name, "memory");
 	w->has_memory = pool->has_memory;

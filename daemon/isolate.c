@@ -1,0 +1,506 @@
+/*
+ * isolate.c: a pool's isolation. corrald clones the prototype into the
+ * namespaces asked for and writes its uid/gid maps; the prototype then
+ * sets up what is inside them (hostname, loopback, mounts, its root),
+ * its limits and no_new_privs, once, before prefork. Workers forked from
+ * it inherit all of that; each does only what cannot be inherited: its
+ * own cgroup namespace, and dropping its credentials and capabilities.
+ *
+ * Every failure names the config key it comes from, so that the log line
+ * says what to change.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "isolate.h"
+#include "notify.h"
+
+/* ---- corrald's side -------------------------------------------------------- */
+
+int cr_isolate_clone_flags(const struct cr_pool_conf *pc)
+{
+	/* the cgroup namespace is each worker's own, made at its birth */
+	return pc->isolation.namespaces & ~CLONE_NEWCGROUP;
+}
+
+static int has_userns(const struct cr_pool_conf *pc)
+{
+	return (pc->isolation.namespaces & CLONE_NEWUSER) != 0;
+}
+
+/* The default map: the pool's user (or group), else corrald's, as 0. */
+static struct cr_idmap default_map(const struct cr_pool_conf *pc, int gid)
+{
+	struct cr_idmap m = { .inside = 0, .count = 1 };
+
+	if (gid)
+		m.outside = pc->set_gid ? pc->gid : getegid();
+	else
+		m.outside = pc->set_uid ? pc->uid : geteuid();
+	return m;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), e;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+}
+
+static int write_map(pid_t child, const char *file, const struct cr_idmap *v, unsigned n,
+		     struct cr_idmap dflt, char *err, size_t len, const char *key)
+{
+	char path[64], text[4096];
+	size_t off = 0;
+	int rc;
+
+	if (n == 0) {
+		v = &dflt;
+		n = 1;
+	}
+	for (unsigned i = 0; i < n && off < sizeof text; i++)
+		off += (size_t)snprintf(text + off, sizeof text - off, "%u %u %u\n", v[i].inside, v[i].outside,
+					v[i].count);
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)child, file);
+	if ((rc = write_file(path, text)) < 0) {
+		snprintf(err, len, "%s: the kernel refused \"%.*s\" in %s: %s%s", key, (int)strcspn(text, "\n"),
+			 text, file, strerror(-rc),
+			 rc == -EPERM && geteuid() != 0 ? " (without root, only corrald's own id may be mapped)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+int cr_isolate_write_maps(const struct cr_pool_conf *pc, pid_t child, char *err, size_t len)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+	char path[64];
+	int rc;
+
+	if (!has_userns(pc))
+		return 0;
+	if (write_map(child, "uid_map", iso->uidmap, iso->nuidmap, default_map(pc, 0), err, len,
+		      "isolation.uidmap") < 0)
+		return -1;
+	/* without CAP_SETGID outside, the kernel takes a gid_map only once
+	 * setgroups is denied; with it, the prototype drops its groups */
+	if (geteuid() != 0) {
+		snprintf(path, sizeof path, "/proc/%d/setgroups", (int)child);
+		if ((rc = write_file(path, "deny")) < 0) {
+			snprintf(err, len, "isolation.gidmap: unable to deny setgroups: %s", strerror(-rc));
+			return -1;
+		}
+	}
+	return write_map(child, "gid_map", iso->gidmap, iso->ngidmap, default_map(pc, 1), err, len,
+			 "isolation.gidmap");
+}
+
+/* The id inside the prototype takes: 0 where the map has it, else the
+ * first one mapped. */
+static uint32_t inside_id(const struct cr_idmap *v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (v[i].inside == 0)
+			return 0;
+	return n ? v[0].inside : 0;
+}
+
+/* The outside uid of the prototype's inside one. */
+long cr_isolate_delegate_uid(const struct cr_pool_conf *pc)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+	uint32_t in;
+
+	if (!has_userns(pc))
+		return -1;
+	if (iso->nuidmap == 0)
+		return (long)default_map(pc, 0).outside;
+	in = inside_id(iso->uidmap, iso->nuidmap);
+	for (unsigned i = 0; i < iso->nuidmap; i++)
+		if (in >= iso->uidmap[i].inside && in - iso->uidmap[i].inside < iso->uidmap[i].count)
+			return (long)(iso->uidmap[i].outside + (in - iso->uidmap[i].inside));
+	return -1;
+}
+
+int cr_isolate_notify_by_path(const struct cr_pool_conf *pc)
+{
+	return (pc->isolation.namespaces & CLONE_NEWNET) || pc->isolation.rootfs;
+}
+
+/* ---- in the prototype -------------------------------------------------------- */
+
+#define FAIL(...)                                    \
+	do {                                         \
+		snprintf(err, len, __VA_ARGS__);     \
+		return -1;                           \
+	} while (0)
+
+static int mkdir_all(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* A mount point for source at target: a directory, or an empty file for
+ * a file (a bind mount needs the same kind). */
+static int make_mount_point(const char *source, const char *target)
+{
+	struct stat st;
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	if (stat(source, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return mkdir_all(target, 0755);
+	snprintf(dir, sizeof dir, "%s", target);
+	if ((slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = 0;
+		if ((rc = mkdir_all(dir, 0755)) < 0)
+			return rc;
+	}
+	fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 && errno != EEXIST)
+		return -errno;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* The flags a read-only remount must keep: inside a user namespace the
+ * kernel refuses to clear ones the host's mount has (they are locked). */
+static unsigned long kept_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+static int bind_mount(const char *source, const char *target, int readonly, const char *key, char *err, size_t len)
+{
+	int rc;
+
+	if ((rc = make_mount_point(source, target)) < 0)
+		FAIL("%s: unable to make the mount point %s: %s", key, target, strerror(-rc));
+	if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		FAIL("%s: unable to bind %s on %s: %s", key, source, target, strerror(errno));
+	if (readonly &&
+	    mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(target), NULL) < 0)
+		FAIL("%s: unable to make %s read-only: %s", key, target, strerror(errno));
+	return 0;
+}
+
+/* root: "" for the host's, else the new root's path, before pivot_root. */
+static int mount_proc(const struct cr_pool_conf *pc, const char *root, char *err, size_t len)
+{
+	char target[PATH_MAX];
+	int rc;
+
+	snprintf(target, sizeof target, "%s/proc", root);
+	if ((rc = mkdir_all(target, 0555)) < 0)
+		FAIL("isolation: unable to make %s: %s", target, strerror(-rc));
+	if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+		return 0;
+	/* a pid namespace owned by another user namespace: its /proc may
+	 * only be the host's, bound */
+	if (!(pc->isolation.namespaces & CLONE_NEWPID) && *root &&
+	    mount("/proc", target, NULL, MS_BIND | MS_REC, NULL) == 0)
+		return 0;
+	FAIL("isolation: unable to mount /proc: %s", strerror(errno));
+}
+
+static int mount_tmpfs(const char *root, const char *where, const char *mode, char *err, size_t len)
+{
+	char target[PATH_MAX];
+	int rc;
+
+	snprintf(target, sizeof target, "%s%s", root, where);
+	if ((rc = mkdir_all(target, 0755)) < 0)
+		FAIL("isolation: unable to make %s: %s", target, strerror(-rc));
+	if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, mode) < 0)
+		FAIL("isolation: unable to mount a tmpfs on %s: %s", where, strerror(errno));
+	return 0;
+}
+
+/* corrald's notify socket and the journal's sockets, reachable inside a
+ * root of the pool's own, under the /run it gets. */
+static int mount_run(const char *root, char *err, size_t len)
+{
+	char target[PATH_MAX];
+	const char *sock = cr_notify_path();
+
+	if (mount_tmpfs(root, "/run", "mode=755", err, len) < 0)
+		return -1;
+	if (sock) {
+		snprintf(target, sizeof target, "%s%s", root, CR_ISOLATE_NOTIFY_INSIDE);
+		if (bind_mount(sock, target, 0, "isolation.rootfs", err, len) < 0)
+			return -1;
+	}
+	if (access("/run/systemd/journal", F_OK) == 0) {
+		snprintf(target, sizeof target, "%s/run/systemd/journal", root);
+		if (bind_mount("/run/systemd/journal", target, 0, "isolation.rootfs", err, len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int set_up_mounts(const struct cr_pool_conf *pc, char *err, size_t len)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+	const char *root = iso->rootfs ? iso->rootfs : "";
+	char target[PATH_MAX], key[48];
+
+	/* nothing done here is seen outside, nor anything later done outside */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		FAIL("isolation.namespaces: unable to make the mounts private: %s", strerror(errno));
+	if (iso->rootfs && mount(iso->rootfs, iso->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		FAIL("isolation.rootfs: unable to bind %s: %s", iso->rootfs, strerror(errno));
+	for (unsigned i = 0; i < iso->nmounts; i++) {
+		const struct cr_mount *m = &iso->mounts[i];
+		snprintf(key, sizeof key, "isolation.mounts[%u]", i + 1);
+		snprintf(target, sizeof target, "%s%s", root, m->target);
+		if (bind_mount(m->source, target, m->readonly, key, err, len) < 0)
+			return -1;
+	}
+	if ((iso->namespaces & CLONE_NEWPID) || iso->rootfs)
+		if (mount_proc(pc, root, err, len) < 0)
+			return -1;
+	if (mount_tmpfs(root, "/tmp", "mode=1777", err, len) < 0)
+		return -1;
+	if (iso->rootfs) {
+		if (mount_run(root, err, len) < 0)
+			return -1;
+		/* the old root goes under the new one, then away: what the
+		 * workers see is the new root and nothing of the host's */
+		if (chdir(iso->rootfs) < 0)
+			FAIL("isolation.rootfs: %s: %s", iso->rootfs, strerror(errno));
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			FAIL("isolation.rootfs: pivot_root to %s: %s", iso->rootfs, strerror(errno));
+		if (umount2(".", MNT_DETACH) < 0)
+			FAIL("isolation.rootfs: unable to detach the old root: %s", strerror(errno));
+		if (chdir("/") < 0)
+			FAIL("isolation.rootfs: chdir /: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int loopback_up(char *err, size_t len)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		FAIL("isolation.network: socket: %s", strerror(errno));
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0 ||
+	    (ifr.ifr_flags |= IFF_UP | IFF_RUNNING, ioctl(s, SIOCSIFFLAGS, &ifr) < 0)) {
+		int e = errno;
+		close(s);
+		FAIL("isolation.network: unable to bring lo up: %s", strerror(e));
+	}
+	close(s);
+	return 0;
+}
+
+static const char *rlimit_name(int r)
+{
+	switch (r) {
+	case RLIMIT_AS: return "as";
+	case RLIMIT_CORE: return "core";
+	case RLIMIT_CPU: return "cpu";
+	case RLIMIT_DATA: return "data";
+	case RLIMIT_FSIZE: return "fsize";
+	case RLIMIT_LOCKS: return "locks";
+	case RLIMIT_MEMLOCK: return "memlock";
+	case RLIMIT_MSGQUEUE: return "msgqueue";
+	case RLIMIT_NICE: return "nice";
+	case RLIMIT_NOFILE: return "nofile";
+	case RLIMIT_NPROC: return "nproc";
+	case RLIMIT_RSS: return "rss";
+	case RLIMIT_RTPRIO: return "rtprio";
+	case RLIMIT_RTTIME: return "rttime";
+	case RLIMIT_SIGPENDING: return "sigpending";
+	case RLIMIT_STACK: return "stack";
+	default: return "?";
+	}
+}
+
+static int set_limits(const struct cr_pool_conf *pc, char *err, size_t len)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+
+	for (unsigned i = 0; i < iso->nrlimits; i++)
+		if (setrlimit(iso->rlimits[i].resource, &iso->rlimits[i].value) < 0)
+			FAIL("isolation.rlimits.%s: %s%s", rlimit_name(iso->rlimits[i].resource), strerror(errno),
+			     errno == EPERM ? " (raising a hard limit needs root outside any user namespace)" : "");
+	if (iso->umask >= 0)
+		umask((mode_t)iso->umask);
+	if (iso->set_nice && setpriority(PRIO_PROCESS, 0, iso->nice) < 0)
+		FAIL("isolation.nice: %s", strerror(errno));
+	if (iso->set_oom_score_adj) {
+		char v[16];
+		int rc;
+		snprintf(v, sizeof v, "%d", iso->oom_score_adj);
+		if ((rc = write_file("/proc/self/oom_score_adj", v)) < 0)
+			FAIL("isolation.oom_score_adjust: %s", strerror(-rc));
+	}
+	return 0;
+}
+
+/* Root inside the user namespace, without the groups corrald had. */
+static int become_inside_root(const struct cr_pool_conf *pc, char *err, size_t len)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+	gid_t g = inside_id(iso->gidmap, iso->ngidmap);
+	uid_t u = inside_id(iso->uidmap, iso->nuidmap);
+
+	if (setgroups(0, NULL) < 0 && errno != EPERM)	/* EPERM: denied, none kept */
+		FAIL("isolation.gidmap: unable to drop the supplementary groups: %s", strerror(errno));
+	if (setresgid(g, g, g) < 0)
+		FAIL("isolation.gidmap: unable to become gid %u inside: %s", (unsigned)g, strerror(errno));
+	if (setresuid(u, u, u) < 0)
+		FAIL("isolation.uidmap: unable to become uid %u inside: %s", (unsigned)u, strerror(errno));
+	return 0;
+}
+
+int cr_isolate_prototype(const struct cr_pool_conf *pc, char *err, size_t len)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+
+	if (has_userns(pc) && become_inside_root(pc, err, len) < 0)
+		return -1;
+	/* before the mounts: /proc/self is still the host's */
+	if (set_limits(pc, err, len) < 0)
+		return -1;
+	if ((iso->namespaces & CLONE_NEWUTS) && iso->hostname &&
+	    sethostname(iso->hostname, strlen(iso->hostname)) < 0)
+		FAIL("isolation.hostname: %s", strerror(errno));
+	if ((iso->namespaces & CLONE_NEWNET) && iso->loopback && loopback_up(err, len) < 0)
+		return -1;
+	if ((iso->namespaces & CLONE_NEWNS) && set_up_mounts(pc, err, len) < 0)
+		return -1;
+	if (iso->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		FAIL("isolation.no_new_privs: %s", strerror(errno));
+	return 0;
+}
+
+/* ---- in a worker ------------------------------------------------------------ */
+
+int cr_isolate_worker_early(const struct cr_pool_conf *pc)
+{
+	if (pc->isolation.namespaces & CLONE_NEWCGROUP)
+		return unshare(CLONE_NEWCGROUP);
+	return 0;
+}
+
+/* The capabilities a worker keeps: those listed; with a user namespace
+ * and no list, none (root inside, without its powers). -1: unchanged. */
+static int64_t kept_caps(const struct cr_pool_conf *pc)
+{
+	if (pc->isolation.set_caps)
+		return (int64_t)pc->isolation.caps;
+	return has_userns(pc) ? 0 : -1;
+}
+
+int cr_isolate_worker_bound(const struct cr_pool_conf *pc)
+{
+	int64_t keep = kept_caps(pc);
+
+	if (keep < 0)
+		return 0;
+	for (cap_value_t c = 0; c <= CAP_LAST_CAP && c < 64; c++)
+		if (!(keep & ((int64_t)1 << c)) && CAP_IS_SUPPORTED(c) && cap_drop_bound(c) < 0)
+			return -1;
+	/* the capabilities survive the change of uid that follows */
+	return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+}
+
+int cr_isolate_worker_caps(const struct cr_pool_conf *pc)
+{
+	int64_t keep = kept_caps(pc);
+	cap_value_t list[64];
+	int n = 0, rc = 0, e;
+	cap_t caps;
+
+	if (keep < 0)
+		return 0;
+	for (cap_value_t c = 0; c <= CAP_LAST_CAP && c < 64; c++)
+		if (keep & ((int64_t)1 << c))
+			list[n++] = c;
+	if (!(caps = cap_init()))
+		return -1;
+	if (n > 0 && (cap_set_flag(caps, CAP_PERMITTED, n, list, CAP_SET) < 0 ||
+		      cap_set_flag(caps, CAP_EFFECTIVE, n, list, CAP_SET) < 0 ||
+		      cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0))
+		rc = -1;
+	if (rc == 0)
+		rc = cap_set_proc(caps);
+	e = errno;
+	cap_free(caps);
+	errno = e;
+	if (rc < 0)
+		return -1;
+	/* ambient: an exec'd program keeps them too, without file caps */
+	for (int i = 0; i < n; i++)
+		if (cap_set_ambient(list[i], CAP_SET) < 0)
+			return -1;
+	return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+}
