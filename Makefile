@@ -26,7 +26,7 @@ OBJ = $(SRC:daemon/%.c=$(O)/%.o)
 CTL_OBJ = $(O)/corralctl.o $(O)/ctljson.o $(O)/json.o $(O)/text.o
 HDR = $(wildcard daemon/*.h)
 
-all: $(O)/corrald $(O)/corralctl $(O)/corral.service $(O)/corral@.service
+all: $(O)/corrald $(O)/corralctl $(O)/corral.service $(O)/corral@.service $(O)/user/corral.service
 
 $(O)/corralctl: $(O)/.deps-ok $(CTL_OBJ)
 	$(CC) -o $@ $(CTL_OBJ) $(CR_LDFLAGS)
@@ -35,6 +35,11 @@ $(O)/corralctl: $(O)/.deps-ok $(CTL_OBJ)
 $(O)/%.service: contrib/%.service.in config.mk
 	@mkdir -p $(O)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@
+
+# the user service (systemctl --user): corral.service in the user unit directory
+$(O)/user/corral.service: contrib/corral-user.service.in config.mk
+	@mkdir -p $(O)/user
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< > $@
 
 $(O)/corrald: $(O)/.deps-ok $(OBJ)
 	$(CC) -o $@ $(OBJ) $(CR_LDFLAGS) $(dep_libs)
@@ -130,6 +135,8 @@ install: all
 	install -m 644 contrib/logrotate/corral $(DESTDIR)$(DATADIR)/examples/corral.logrotate
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 644 $(O)/corral.service $(O)/corral@.service $(DESTDIR)$(UNITDIR)/
+	install -d $(DESTDIR)$(USERUNITDIR)
+	install -m 644 $(O)/user/corral.service $(DESTDIR)$(USERUNITDIR)/corral.service
 	install -d $(DESTDIR)$(DATADIR)/doc $(DESTDIR)$(DATADIR)/plugins
 	install -m 644 doc/*.md $(DESTDIR)$(DATADIR)/doc/
 	[ -z "$$(ls plugins/*.lua 2>/dev/null)" ] || install -m 644 plugins/*.lua $(DESTDIR)$(DATADIR)/plugins/
@@ -138,6 +145,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/corral.service $(DESTDIR)$(UNITDIR)/corral@.service
+	rm -f $(DESTDIR)$(USERUNITDIR)/corral.service
 	rm -f $(DESTDIR)$(SBINDIR)/corrald $(DESTDIR)$(BINDIR)/corralctl \
 		$(DESTDIR)$(MANDIR)/man1/corralctl.1 $(DESTDIR)$(BASHCOMPDIR)/corralctl $(DESTDIR)$(MANDIR)/man8/corrald.8 \
 		$(DESTDIR)$(ZSHCOMPDIR)/_corralctl $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish \

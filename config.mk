@@ -16,6 +16,8 @@ FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR = /etc
 # systemd's unit directory (pkg-config systemd), /lib/systemd/system on Debian
 UNITDIR = $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+# the user manager's unit directory, for the user service
+USERUNITDIR = $(shell pkg-config --variable=systemduserunitdir systemd 2>/dev/null || echo /usr/lib/systemd/user)
 DESTDIR =
 
 CC      = cc

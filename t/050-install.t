@@ -12,7 +12,8 @@ use Test::More;
 
 my $root = Cwd::abs_path("$FindBin::Bin/..");
 my $p = tempdir('corral-install-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my @vars = ("PREFIX=$p", "SYSCONFDIR=$p/etc", "UNITDIR=$p/units", "O=$p/build");
+my @vars = ("PREFIX=$p", "SYSCONFDIR=$p/etc", "UNITDIR=$p/units", "USERUNITDIR=$p/user-units",
+            "O=$p/build");
 
 my $out = `make -C '$root' --no-print-directory install @vars 2>&1`;
 is($?, 0, 'make install succeeds') or diag $out;
@@ -26,7 +27,7 @@ for my $f (qw(share/corral/lua/corral/config.lua share/corral/lua/corral/init.lu
               share/man/man5/corral.lua.5 share/man/man1/corralctl.1
               share/bash-completion/completions/corralctl share/zsh/site-functions/_corralctl
               share/fish/vendor_completions.d/corralctl.fish etc/corral/corral.lua
-              units/corral.service units/corral@.service)) {
+              units/corral.service units/corral@.service user-units/corral.service)) {
     ok(-f "$p/$f", "$f installed");
 }
 
@@ -42,16 +43,25 @@ like($unit, qr{^ExecStart=\Q$p\E/sbin/corrald -c \Q$p\E/etc/corral/corral.lua$}m
      'the unit runs the installed corrald on the installed config');
 like($unit, qr/^Type=notify$/m, 'Type=notify');
 like($unit, qr/^Delegate=yes$/m, 'Delegate=yes');
+open $fh, '<', "$p/user-units/corral.service" or die;
+my $user_unit = do { local $/; <$fh> };
+like($user_unit, qr{^ExecStart=\Q$p\E/sbin/corrald -c %h/\.config/corral/corral\.lua -s %t/corral/control\.sock$}m,
+     'the user unit runs the installed corrald on the user\'s config, its socket in the runtime directory');
+like($user_unit, qr/^Delegate=yes$/m, 'the user unit: Delegate=yes');
 
 SKIP: {
     my $verify = `command -v systemd-analyze 2>/dev/null`;
-    skip 'systemd-analyze is not installed', 2 unless $verify;
+    skip 'systemd-analyze is not installed', 3 unless $verify;
     local $ENV{MANPATH} = "$p/share/man";
     $out = `systemd-analyze verify '$p/units/corral.service' 2>&1`;
     is($?, 0, 'systemd-analyze verify corral.service is clean') or diag $out;
     system('cp', "$p/units/corral\@.service", "$p/units/corral\@test.service") == 0 or die;
     $out = `systemd-analyze verify '$p/units/corral\@test.service' 2>&1`;
     is($?, 0, 'systemd-analyze verify corral@test.service is clean') or diag $out;
+    # a user manager's runtime directory, which root has none of
+    mkdir "$p/xdg", 0700;
+    $out = `XDG_RUNTIME_DIR='$p/xdg' systemd-analyze --user verify '$p/user-units/corral.service' 2>&1`;
+    is($?, 0, 'systemd-analyze --user verify of the user unit is clean') or diag $out;
 }
 
 $out = `make -C '$root' --no-print-directory uninstall @vars 2>&1`;
