@@ -58,6 +58,7 @@ $(O)/.deps-ok:
 	@pkg-config --version >/dev/null 2>&1 || { echo "missing pkg-config (Debian package pkg-config; or run: make deps)" >&2; exit 1; }
 	@pkg-config --exists luajit || { echo "missing LuaJIT (Debian package libluajit-5.1-dev; or run: make deps)" >&2; exit 1; }
 	@pkg-config --exists libsystemd || { echo "missing libsystemd (Debian package libsystemd-dev; or run: make deps)" >&2; exit 1; }
+	@pkg-config --exists libcap || { echo "missing libcap (Debian package libcap-dev; or run: make deps)" >&2; exit 1; }
 	@printf '#include <ev.h>\nint main(void){return ev_version_major()<4;}\n' | \
 		$(CC) -x c - -o $(O)/.ev-check -lev 2>/dev/null || { echo "missing libev (Debian package libev-dev; or run: make deps)" >&2; exit 1; }
 	@rm -f $(O)/.ev-check

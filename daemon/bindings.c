@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <lauxlib.h>
+#include <sys/capability.h>
 
 #include "bindings.h"
 #include "cgroup.h"
@@ -183,6 +184,36 @@ static int l_getgrnam(lua_State *L)
 	if (!gr)
 		return 0;
 	lua_pushinteger(L, gr->gr_gid);
+	return 1;
+}
+
+/* corral.core.capability("cap_net_bind_service") -> 10 | nil, through
+ * libcap's table (case-insensitive); capability(10) -> its name | nil.
+ * Names only: cap_from_name would also read a number. */
+static int l_capability(lua_State *L)
+{
+	cap_value_t cap;
+	char *name;
+
+	if (lua_type(L, 1) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(L, 1);
+		if (n < 0 || n > 63 || n != (int)n || !(name = cap_to_name((cap_value_t)n)))
+			return 0;
+		/* a number libcap has no name for comes back as digits */
+		if (name[0] >= '0' && name[0] <= '9')
+			lua_pushnil(L);
+		else
+			lua_pushstring(L, name);
+		cap_free(name);
+		return 1;
+	}
+	const char *s = luaL_checkstring(L, 1);
+	if (!*s || s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")])
+		return 0;
+	/* iso.caps is a 64-bit mask */
+	if (cap_from_name(s, &cap) < 0 || cap < 0 || cap > 63)
+		return 0;
+	lua_pushinteger(L, cap);
 	return 1;
 }
 
@@ -503,6 +534,7 @@ static const struct cr_lua_fn fns[] = {
 	{ "duration", l_duration, CR_IN_ANY },
 	{ "getpwnam", l_getpwnam, CONFIG },
 	{ "getgrnam", l_getgrnam, CONFIG },
+	{ "capability", l_capability, CONFIG },
 	{ "environ", l_environ, CONFIG },
 	{ "plugin_path", l_plugin_path, CONFIG },
 	{ "loadfile", l_loadfile, CONFIG },

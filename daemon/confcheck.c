@@ -5,7 +5,9 @@
  * cgroup files that limits.cgroup writes by name. Only with -t: at start
  * and reload corrald does not touch the file systems these live on
  * (a hung mount would block it); a missing program shows there as the
- * pool's workers failing to start.
+ * pool's workers failing to start. (isolation's root and mount sources
+ * are the exception: config.c checks them at every load, isolcheck.c,
+ * so -t reports them as load errors before it gets here.)
  */
 #include <errno.h>
 #include <limits.h>

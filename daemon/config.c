@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "config.h"
 #include "crlua.h"
+#include "isolcheck.h"
 #include "log.h"
 #include "preflight.h"
 
@@ -44,6 +46,22 @@ static void free_limits(struct cr_limits *l)
 	free(l->v);
 }
 
+void cr_isolation_free(struct cr_isolation *iso)
+{
+	free(iso->uidmap);
+	free(iso->gidmap);
+	free(iso->hostname);
+	free(iso->rootfs);
+	for (unsigned i = 0; i < iso->nmounts; i++) {
+		free(iso->mounts[i].source);
+		free(iso->mounts[i].target);
+	}
+	free(iso->mounts);
+	free(iso->rlimits);
+	memset(iso, 0, sizeof *iso);
+	iso->umask = -1;
+}
+
 int cr_pool_conf_same(const struct cr_pool_conf *a, const struct cr_pool_conf *b)
 {
 	return a->fingerprint_len == b->fingerprint_len &&
@@ -56,6 +74,7 @@ void cr_pool_conf_unref(struct cr_pool_conf *pc)
 		return;
 	free_limits(&pc->limits);
 	free_limits(&pc->worker_limits);
+	cr_isolation_free(&pc->isolation);
 	free(pc->file);
 	free_strv(pc->argv);
 	free_strv(pc->envp);
@@ -309,6 +328,159 @@ static int get_groups(const struct cr_value *t, struct cr_pool_conf *pc)
 	return 0;
 }
 
+/* ---- isolation = { ... }, as config.lua normalised it ------------------------ */
+
+static const struct {
+	const char *name;
+	int flag;
+} namespace_flags[] = {
+	{ "user", CLONE_NEWUSER }, { "pid", CLONE_NEWPID }, { "mount", CLONE_NEWNS },
+	{ "net", CLONE_NEWNET }, { "uts", CLONE_NEWUTS }, { "ipc", CLONE_NEWIPC },
+	{ "cgroup", CLONE_NEWCGROUP },
+};
+
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_resources[] = {
+	{ "as", RLIMIT_AS }, { "core", RLIMIT_CORE }, { "cpu", RLIMIT_CPU },
+	{ "data", RLIMIT_DATA }, { "fsize", RLIMIT_FSIZE }, { "locks", RLIMIT_LOCKS },
+	{ "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE },
+	{ "nofile", RLIMIT_NOFILE }, { "nproc", RLIMIT_NPROC }, { "rss", RLIMIT_RSS },
+	{ "rtprio", RLIMIT_RTPRIO }, { "rttime", RLIMIT_RTTIME },
+	{ "sigpending", RLIMIT_SIGPENDING }, { "stack", RLIMIT_STACK },
+};
+
+#define COUNT_OF(a) (sizeof (a) / sizeof (a)[0])
+
+/* The flag of a namespace's name, or 0. */
+static int namespace_flag(const struct cr_value *v)
+{
+	for (size_t i = 0; v->type == CR_V_STRING && i < COUNT_OF(namespace_flags); i++)
+		if (!strcmp(v->string, namespace_flags[i].name))
+			return namespace_flags[i].flag;
+	return 0;
+}
+
+/* RLIMIT_* of a resource's name, or -1. */
+static int rlimit_resource(const struct cr_value *v)
+{
+	for (size_t i = 0; v->type == CR_V_STRING && i < COUNT_OF(rlimit_resources); i++)
+		if (!strcmp(v->string, rlimit_resources[i].name))
+			return rlimit_resources[i].resource;
+	return -1;
+}
+
+/* -1 is "infinity" */
+static rlim_t rlimit_value(double v)
+{
+	return v < 0 ? RLIM_INFINITY : (rlim_t)v;
+}
+
+static int get_idmap(const struct cr_value *t, const char *key, struct cr_idmap **map, unsigned *n)
+{
+	const struct cr_value *list = get(t, key);
+
+	*n = count(list);
+	if (!*n)
+		return 0;
+	if (!(*map = calloc(*n, sizeof **map)))
+		return -1;
+	for (unsigned i = 0; i < *n; i++) {
+		(*map)[i].inside = (uint32_t)get_number(item(list, i), "inside");
+		(*map)[i].outside = (uint32_t)get_number(item(list, i), "outside");
+		(*map)[i].count = (uint32_t)get_number(item(list, i), "count");
+	}
+	return 0;
+}
+
+static int get_mounts(const struct cr_value *t, struct cr_isolation *iso)
+{
+	const struct cr_value *list = get(t, "mounts");
+
+	iso->nmounts = count(list);
+	if (!iso->nmounts)
+		return 0;
+	if (!(iso->mounts = calloc(iso->nmounts, sizeof *iso->mounts)))
+		return -1;
+	for (unsigned i = 0; i < iso->nmounts; i++) {
+		iso->mounts[i].source = get_string(item(list, i), "source");
+		iso->mounts[i].target = get_string(item(list, i), "target");
+		iso->mounts[i].readonly = get_number(item(list, i), "readonly") != 0;
+		if (!iso->mounts[i].source || !iso->mounts[i].target)
+			return -1;
+	}
+	return 0;
+}
+
+static int get_rlimits(const struct cr_value *t, struct cr_isolation *iso)
+{
+	const struct cr_value *list = get(t, "rlimits");
+
+	iso->nrlimits = count(list);
+	if (!iso->nrlimits)
+		return 0;
+	if (!(iso->rlimits = calloc(iso->nrlimits, sizeof *iso->rlimits)))
+		return -1;
+	for (unsigned i = 0; i < iso->nrlimits; i++) {
+		const struct cr_value *r = item(list, i);
+
+		if ((iso->rlimits[i].resource = rlimit_resource(get(r, "resource"))) < 0)
+			return -1;
+		iso->rlimits[i].value.rlim_cur = rlimit_value(get_number(r, "soft"));
+		iso->rlimits[i].value.rlim_max = rlimit_value(get_number(r, "hard"));
+	}
+	return 0;
+}
+
+/* 0, or -1: out of memory (or a table config.lua would not make) */
+static int get_isolation(const struct cr_value *t, struct cr_isolation *iso)
+{
+	const struct cr_value *v = get(t, "isolation"), *l, *nnp;
+	char *network;
+
+	memset(iso, 0, sizeof *iso);
+	iso->umask = -1;
+	l = get(v, "namespaces");
+	for (unsigned i = 0; i < count(l); i++) {
+		int flag = namespace_flag(item(l, i));
+		if (!flag)
+			return -1;
+		iso->namespaces |= flag;
+	}
+	nnp = get(v, "no_new_privs");
+	iso->no_new_privs = nnp->type == CR_V_BOOLEAN ? nnp->number != 0 : 1;
+	iso->hostname = get_string(v, "hostname");
+	network = get_string(v, "network");
+	iso->loopback = network && !strcmp(network, "loopback");
+	free(network);
+	iso->rootfs = get_string(v, "rootfs");
+	/* a capabilities list, even empty, is what the workers keep */
+	l = get(v, "capabilities");
+	iso->set_caps = l->type == CR_V_TABLE;
+	for (unsigned i = 0; i < count(l); i++) {
+		double cap = item(l, i)->number;
+		if (cap < 0 || cap > 63)
+			return -1;
+		iso->caps |= UINT64_C(1) << (unsigned)cap;
+	}
+	if (has_number(v, "umask"))
+		iso->umask = (int)get_number(v, "umask");
+	if ((iso->set_nice = has_number(v, "nice")))
+		iso->nice = (int)get_number(v, "nice");
+	if ((iso->set_oom_score_adj = has_number(v, "oom_score_adjust")))
+		iso->oom_score_adj = (int)get_number(v, "oom_score_adjust");
+	if (get_idmap(v, "uidmap", &iso->uidmap, &iso->nuidmap) < 0 ||
+	    get_idmap(v, "gidmap", &iso->gidmap, &iso->ngidmap) < 0 ||
+	    get_mounts(v, iso) < 0 || get_rlimits(v, iso) < 0)
+		return -1;
+	/* a pid namespace's /proc, a root or mounts of its own are mounted
+	 * where the host does not see them */
+	if ((iso->namespaces & CLONE_NEWPID) || iso->rootfs || iso->nmounts)
+		iso->namespaces |= CLONE_NEWNS;
+	return 0;
+}
+
 static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *lua)
 {
 	struct cr_pool_conf *pc = calloc(1, sizeof *pc);
@@ -340,6 +512,10 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 	pc->line = (int)get_number(t, "line");
 	pc->command_line = (int)get_number(t, "command_line");
 	pc->directory_line = (int)get_number(t, "directory_line");
+	pc->iso_namespaces_line = (int)get_number(t, "isolation_namespaces_line");
+	pc->iso_rootfs_line = (int)get_number(t, "isolation_rootfs_line");
+	pc->iso_mounts_line = (int)get_number(t, "isolation_mounts_line");
+	pc->iso_caps_line = (int)get_number(t, "isolation_capabilities_line");
 	pc->argv = get_strv(t, "argv");
 	pc->envp = get_strv(t, "env");
 	pc->directory = get_string(t, "directory");
@@ -366,7 +542,7 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 	pc->set_gid = has_number(t, "gid");
 	pc->gid = (gid_t)get_number(t, "gid");
 
-	if (get_listen(t, pc) < 0 || get_groups(t, pc) < 0 ||
+	if (get_listen(t, pc) < 0 || get_groups(t, pc) < 0 || get_isolation(t, &pc->isolation) < 0 ||
 	    get_limits(t, "limits", &pc->limits) < 0 ||
 	    get_limits(t, "worker_limits", &pc->worker_limits) < 0 ||
 	    !pc->file || !pc->argv || !pc->envp || !pc->directory || !pc->fingerprint ||
@@ -429,6 +605,10 @@ struct cr_config *cr_config_load(const char *path, char **err)
 	for (unsigned i = 0; i < conf->npools; i++)
 		if (!(conf->pools[i] = read_pool(item(pools, i), conf->lua)))
 			goto fail_oom;
+	/* what the system shows: a reload asking for a root that is not
+	 * there is refused here, before anything running is touched */
+	if (cr_isolcheck(conf, err) < 0)
+		goto fail;
 	cr_lua_value_free(v);
 	free(v);
 	return conf;

@@ -68,7 +68,10 @@ struct cr_pool_conf {
 	int ref_object;		/* returns the pool table hooks receive (pool, worker.pool) */
 	struct cr_limits limits;	/* the pool's cgroup */
 	struct cr_limits worker_limits;	/* each worker's cgroup */
-	struct cr_isolation isolation;	/* applied in the prototype */
+	struct cr_isolation isolation;	/* isolation = { ... }; no_new_privs even without */
+	/* the lines of the isolation keys corrald checks on the system
+	 * (isolcheck.c), or the pool's */
+	int iso_namespaces_line, iso_rootfs_line, iso_mounts_line, iso_caps_line;
 };
 
 struct cr_config {

@@ -324,6 +324,267 @@ function check.limits(v, key)
   return out
 end
 
+-- isolation = { ... } (doc/isolation.md): namespaces, maps, a root of its
+-- own, credentials and process limits, applied in the prototype. Checked
+-- here as far as the config alone shows; corrald checks the rest on the
+-- system (isolcheck.c) and the kernel at the prototype's start.
+local NAMESPACES = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" }
+local NAMESPACE_SET = {}
+for _, ns in ipairs(NAMESPACES) do NAMESPACE_SET[ns] = true end
+
+-- setrlimit(2)'s resources: "size" ones take "1G", the others counts
+-- ({ min, max } where the kernel gives the number a meaning).
+local RLIMITS = {
+  as = "size", core = "size", data = "size", fsize = "size", memlock = "size",
+  msgqueue = "size", rss = "size", stack = "size",
+  cpu = "count", locks = "count", nofile = "count", nproc = "count",
+  rttime = "count", sigpending = "count", nice = { 0, 40 }, rtprio = { 0, 99 },
+}
+
+-- A list: keys 1..n only.
+local function list_of(v, key, what)
+  if type(v) ~= "table" then invalid(key, "expected a list of %s, got %s", what, show(v)) end
+  for k in pairs(v) do
+    if type(k) ~= "number" or k % 1 ~= 0 or k < 1 or k > #v then
+      invalid(key, "expected a list of %s, found key %s", what, show(k))
+    end
+  end
+  return v
+end
+
+local iso = {}
+
+function iso.namespaces(v, key)
+  list_of(v, key, "namespace names")
+  local seen = {}
+  for i, ns in ipairs(v) do
+    if not NAMESPACE_SET[ns] then
+      local hint = suggest(ns, NAMESPACE_SET)
+      invalid(key, "element %d: unknown namespace %s%s", i, show(ns),
+        hint ~= "" and hint or " (" .. table.concat(NAMESPACES, ", ") .. ")")
+    end
+    if seen[ns] then invalid(key, "%q given twice", ns) end
+    seen[ns] = true
+  end
+  -- in one order, so that a reordered list is the same pool
+  local out = {}
+  for _, ns in ipairs(NAMESPACES) do
+    if seen[ns] then out[#out + 1] = ns end
+  end
+  return out
+end
+
+-- uidmap = { { inside, outside, count }, ... }: lines of uid_map(5).
+function iso.idmap(v, key)
+  list_of(v, key, "{ inside, outside, count } ranges")
+  -- the kernel takes at most 340 lines
+  if #v > 340 then invalid(key, "at most 340 ranges, got %d", #v) end
+  local out = {}
+  for i, m in ipairs(v) do
+    local at = ("%s[%d]"):format(key, i)
+    if type(m) ~= "table" then invalid(at, "expected { inside, outside, count }, got %s", show(m)) end
+    list_of(m, at, "three integers { inside, outside, count }")
+    if #m ~= 3 then invalid(at, "expected { inside, outside, count }, got %d elements", #m) end
+    local r = {}
+    for j, name in ipairs { "inside", "outside", "count" } do
+      local x, max = m[j], j == 3 and 4294967295 or 4294967294
+      if type(x) ~= "number" or x % 1 ~= 0 or x < (j == 3 and 1 or 0) or x > max then
+        invalid(at, "%s: expected an integer from %d to %d, got %s", name, j == 3 and 1 or 0, max, show(x))
+      end
+      r[name] = x
+    end
+    for _, side in ipairs { "inside", "outside" } do
+      if r[side] + r.count > 2^32 then
+        invalid(at, "%s + count = %d: ids end at 4294967295", side, r[side] + r.count)
+      end
+    end
+    out[i] = r
+  end
+  return out
+end
+
+-- a host name as sethostname(2) takes it and resolvers read it
+function iso.hostname(v, key)
+  if type(v) ~= "string" or #v < 1 or #v > 64 then
+    invalid(key, "expected a host name of 1 to 64 characters, got %s", show(v))
+  end
+  for label in (v .. "."):gmatch("([^.]*)%.") do
+    if not label:match("^[A-Za-z0-9]$") and not label:match("^[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]$") then
+      invalid(key, "invalid host name %s (letters, digits and \"-\" in labels separated by \".\")", show(v))
+    end
+  end
+  return v
+end
+
+-- a target inside the pool's root: nothing that climbs out of it
+local function mount_target(v, key)
+  check.absolute_path(v, key)
+  if v:match("^/+$") then invalid(key, "target: \"/\" is the root (give rootfs instead)") end
+  for part in v:gmatch("[^/]+") do
+    if part == "." or part == ".." then invalid(key, "target: %s: no \".\" or \"..\" parts", show(v)) end
+  end
+  return v
+end
+
+function iso.mounts(v, key)
+  list_of(v, key, "{ source, target, \"ro\" | \"rw\" } mounts")
+  local out = {}
+  for i, m in ipairs(v) do
+    local at = ("%s[%d]"):format(key, i)
+    if type(m) ~= "table" then invalid(at, "expected { source, target, \"ro\" | \"rw\" }, got %s", show(m)) end
+    list_of(m, at, "{ source, target, \"ro\" | \"rw\" }")
+    if #m ~= 3 then invalid(at, "expected { source, target, \"ro\" | \"rw\" }, got %d elements", #m) end
+    if type(m[1]) ~= "string" or m[1]:sub(1, 1) ~= "/" then
+      invalid(at, "source: expected an absolute path, got %s", show(m[1]))
+    end
+    if type(m[2]) ~= "string" or m[2]:sub(1, 1) ~= "/" then
+      invalid(at, "target: expected an absolute path, got %s", show(m[2]))
+    end
+    if m[3] ~= "ro" and m[3] ~= "rw" then invalid(at, "expected \"ro\" or \"rw\", got %s", show(m[3])) end
+    out[i] = { source = no_nul(m[1], at), target = mount_target(m[2], at), readonly = m[3] == "ro" }
+  end
+  return out
+end
+
+function iso.boolean(v, key)
+  if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
+  return v
+end
+
+-- "CAP_NET_BIND_SERVICE", "net_bind_service", "cap_net_bind_service"
+-- -> capability numbers, in order
+function iso.capabilities(v, key)
+  list_of(v, key, "capability names")
+  local seen, out = {}, {}
+  for i, name in ipairs(v) do
+    local n = type(name) == "string" and name:match("^[%a_]+$")
+      and core.capability("cap_" .. name:lower():gsub("^cap_", ""))
+    if not n then
+      local known = {}
+      for c = 0, 63 do
+        local cname = core.capability(c)
+        if cname then known[#known + 1] = cname:upper() end
+      end
+      local word = type(name) == "string" and name:upper():gsub("^CAP_", "") or name
+      invalid(key, "element %d: unknown capability %s%s", i, show(name),
+        suggest(type(word) == "string" and "CAP_" .. word or word, known))
+    end
+    if seen[n] then invalid(key, "%s given twice", show(name)) end
+    seen[n] = true
+    out[#out + 1] = n
+  end
+  table.sort(out)
+  return out
+end
+
+local function rlimit_value(v, key, kind, what)
+  if v == "infinity" or v == "unlimited" then return -1 end
+  if kind == "size" then
+    local n, err = units.size(v)
+    if not n then invalid(key, "%s%s (or \"infinity\")", what, err) end
+    return n
+  end
+  local min, max = 0, 2^53
+  if type(kind) == "table" then min, max = kind[1], kind[2] end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < min or v > max then
+    invalid(key, "%sexpected an integer from %d to %d or \"infinity\", got %s", what, min, max, show(v))
+  end
+  return v
+end
+
+-- rlimits = { nofile = 4096, nproc = { 100, 200 } } -> { { resource =
+-- "nofile", soft = 4096, hard = 4096 }, ... } by name; -1: infinity
+function iso.rlimits(v, key)
+  if type(v) ~= "table" then invalid(key, "expected a table of NAME = value, got %s", show(v)) end
+  local out = {}
+  for _, k in ipairs(sorted_keys(v)) do
+    local kind, val, at = RLIMITS[k], v[k], type(k) == "string" and key .. "." .. k or key
+    if not kind then
+      local names = sorted_keys(RLIMITS)
+      local hint = suggest(k, RLIMITS)
+      invalid_at(at, key, "unknown resource limit %s%s", show(k),
+        hint ~= "" and hint or " (" .. table.concat(names, ", ") .. ")")
+    end
+    local soft, hard
+    if type(val) == "table" then
+      list_of(val, at, "{ soft, hard }")
+      if #val ~= 2 then invalid(at, "expected a value or { soft, hard }, got %d elements", #val) end
+      soft = rlimit_value(val[1], at, kind, "soft: ")
+      hard = rlimit_value(val[2], at, kind, "hard: ")
+      if hard ~= -1 and (soft == -1 or soft > hard) then
+        invalid(at, "the soft limit (%s) is above the hard limit (%s)", show(val[1]), show(val[2]))
+      end
+    else
+      soft = rlimit_value(val, at, kind, "")
+      hard = soft
+    end
+    out[#out + 1] = { resource = k, soft = soft, hard = hard }
+  end
+  return out
+end
+
+-- "0027" -> 23: a string, as 0027 in Lua is the number 27
+function iso.umask(v, key)
+  if type(v) ~= "string" or not v:match("^[0-7]+$") or #v > 4 or tonumber(v, 8) > 511 then
+    invalid(key, "expected an octal string from \"0000\" to \"0777\" (such as \"0027\"), got %s", show(v))
+  end
+  return tonumber(v, 8)
+end
+
+function iso.groups(v, key)
+  list_of(v, key, "group names or gids")
+  local out = {}
+  for i, g in ipairs(v) do out[i] = check.group(g, ("%s[%d]"):format(key, i)) end
+  return out
+end
+
+-- In the order they are checked in (the first error is reported).
+local ISOLATION_KEYS = {
+  { "namespaces", iso.namespaces },
+  { "uidmap", iso.idmap, needs = "user" },
+  { "gidmap", iso.idmap, needs = "user" },
+  { "hostname", iso.hostname, needs = "uts" },
+  { "network", check.enum("none", "loopback"), needs = "net" },
+  { "rootfs", check.absolute_path },
+  { "mounts", iso.mounts },
+  { "no_new_privs", iso.boolean },
+  { "capabilities", iso.capabilities },
+  { "rlimits", iso.rlimits },
+  { "umask", iso.umask },
+  { "nice", check.integer(-20, 19) },
+  { "oom_score_adjust", check.integer(-1000, 1000) },
+  { "supplementary_groups", iso.groups },
+}
+
+-- The isolation of a pool that has no table (no_new_privs for all).
+local function isolation_default()
+  return { namespaces = {}, uidmap = {}, gidmap = {}, mounts = {}, rlimits = {}, no_new_privs = true }
+end
+
+function check.isolation(v, key)
+  if type(v) ~= "table" then invalid(key, "expected a table, got %s", show(v)) end
+  local known = {}
+  for _, f in ipairs(ISOLATION_KEYS) do known[f[1]] = true end
+  for _, k in ipairs(sorted_keys(v)) do
+    if not known[k] then
+      invalid_at(type(k) == "string" and key .. "." .. k or key, key, "unknown key %s%s", show(k), suggest(k, known))
+    end
+  end
+  local out = isolation_default()
+  for _, f in ipairs(ISOLATION_KEYS) do
+    local k = f[1]
+    if v[k] ~= nil then out[k] = f[2](v[k], key .. "." .. k) end
+  end
+  local asked = {}
+  for _, ns in ipairs(out.namespaces) do asked[ns] = true end
+  for _, f in ipairs(ISOLATION_KEYS) do
+    if f.needs and v[f[1]] ~= nil and not asked[f.needs] then
+      invalid(key .. "." .. f[1], "needs %q in %s.namespaces", f.needs, key)
+    end
+  end
+  return out
+end
+
 local pool_schema = {
   command = { check.argv },
   workers = { check.integer(0, MAX_WORKERS), 1 },
@@ -379,6 +640,7 @@ local pool_schema = {
   prefork_timeout = { check.duration, 30 },
   limits = { check.limits, {} },
   worker_limits = { check.limits, {} },
+  isolation = { check.isolation },
 }
 
 local settings_schema = {
@@ -546,6 +808,15 @@ local function normalize_pool(name, p, raw, environ)
   if p.group then
     n.gid = p.group
     if not p.user then n.groups = { p.group } end
+  end
+  n.isolation = p.isolation or isolation_default()
+  local sgroups = n.isolation.supplementary_groups
+  if sgroups then
+    -- the workers' groups, in place of the user's (C keeps them in groups)
+    if not p.user and not p.group then
+      invalid("isolation.supplementary_groups", "needs user or group (without them the workers keep corrald's credentials)")
+    end
+    n.groups, n.isolation.supplementary_groups = sgroups, nil
   end
   n.fingerprint = fingerprint(n)
   -- what prefork(pool) receives, and worker.pool: the pool as written.
@@ -948,6 +1219,10 @@ function M.load(path)
     local lines = key_lines(sources[n], "pool", n.name, n.line)
     n.command_line = line_of(lines, "command", n.line)
     n.directory_line = line_of(lines, "directory", n.line)
+    -- what corrald checks of isolation on the system (isolcheck.c)
+    for _, k in ipairs { "namespaces", "rootfs", "mounts", "capabilities" } do
+      n["isolation_" .. k .. "_line"] = line_of(lines, "isolation." .. k, n.line)
+    end
     for _, l in ipairs(n.limits) do l.line = line_of(lines, l.key, n.line) end
     for _, l in ipairs(n.worker_limits) do l.line = line_of(lines, l.key, n.line) end
   end
