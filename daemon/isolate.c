@@ -279,6 +279,33 @@ static int mount_tmpfs(const char *root, const char *where, const char *mode, ch
 	return 0;
 }
 
+/* A minimal /dev for a root of the pool's own: the harmless devices,
+ * bound from the host's, a /dev/shm and the usual links. */
+static int mount_dev(const char *root, char *err, size_t len)
+{
+	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+	static const char *const links[][2] = {
+		{ "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" },
+		{ "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
+	};
+	char source[64], target[PATH_MAX];
+
+	if (mount_tmpfs(root, "/dev", "mode=755", err, len) < 0)
+		return -1;
+	for (unsigned i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+		snprintf(source, sizeof source, "/dev/%s", nodes[i]);
+		snprintf(target, sizeof target, "%s/dev/%s", root, nodes[i]);
+		if (access(source, F_OK) == 0 && bind_mount(source, target, 0, "isolation.rootfs", err, len) < 0)
+			return -1;
+	}
+	for (unsigned i = 0; i < sizeof links / sizeof *links; i++) {
+		snprintf(target, sizeof target, "%s/dev/%s", root, links[i][1]);
+		if (symlink(links[i][0], target) < 0)
+			FAIL("isolation.rootfs: unable to make %s: %s", target, strerror(errno));
+	}
+	return mount_tmpfs(root, "/dev/shm", "mode=1777", err, len);
+}
+
 /* corrald's notify socket and the journal's sockets, reachable inside a
  * root of the pool's own, under the /run it gets. */
 static int mount_run(const char *root, char *err, size_t len)
@@ -325,7 +352,7 @@ static int set_up_mounts(const struct cr_pool_conf *pc, char *err, size_t len)
 	if (mount_tmpfs(root, "/tmp", "mode=1777", err, len) < 0)
 		return -1;
 	if (iso->rootfs) {
-		if (mount_run(root, err, len) < 0)
+		if (mount_dev(root, err, len) < 0 || mount_run(root, err, len) < 0)
 			return -1;
 		/* the old root goes under the new one, then away: what the
 		 * workers see is the new root and nothing of the host's */

@@ -50,6 +50,11 @@ int cr_layout_proto_dir(char *buf, size_t n, const char *pool)
 	return (size_t)snprintf(buf, n, "%s/%s/prototype", base, pool) >= n ? -ENAMETOOLONG : 0;
 }
 
+int cr_layout_proto_aside_dir(char *buf, size_t n, const char *pool, unsigned seq)
+{
+	return (size_t)snprintf(buf, n, "%s/%s/prototype.%u", base, pool, seq) >= n ? -ENAMETOOLONG : 0;
+}
+
 int cr_layout_worker_dir(char *buf, size_t n, const char *pool, unsigned id)
 {
 	return (size_t)snprintf(buf, n, "%s/%s/%u", base, pool, id) >= n ? -ENAMETOOLONG : 0;

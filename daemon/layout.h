@@ -3,6 +3,7 @@
 #define CR_LAYOUT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct cr_config;
 struct cr_limits;
@@ -25,6 +26,9 @@ int cr_layout_remove_pool(const char *pool);
 /* <base>/<pool>, <base>/<pool>/prototype, <base>/<pool>/<id> */
 int cr_layout_pool_dir(char *buf, size_t n, const char *pool);
 int cr_layout_proto_dir(char *buf, size_t n, const char *pool);
+/* <base>/<pool>/prototype.<seq>: a prototype's while a retired one that
+ * outlives it (its workers are in its pid namespace) holds the first */
+int cr_layout_proto_aside_dir(char *buf, size_t n, const char *pool, unsigned seq);
 int cr_layout_worker_dir(char *buf, size_t n, const char *pool, unsigned id);
 
 /* Enables in <base> the controllers the config's limits need and the

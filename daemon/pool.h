@@ -239,6 +239,9 @@ void cr_worker_stop_for(struct cr_worker *w, const char *reason);
 void cr_worker_abort(struct cr_worker *w, const char *why);
 void cr_worker_kill(struct cr_worker *w);
 void cr_worker_exited(struct cr_worker *w, int status);
+/* Its main process is gone and its wait status with it (reaped by a
+ * dying pid namespace): why, for the log and status. */
+void cr_worker_lost(struct cr_worker *w, const char *why);
 /* MAINPID=: pid (pidfd, now the worker's) is its main process from now. */
 void cr_worker_set_main(struct cr_worker *w, pid_t pid, int pidfd);
 void cr_worker_gone(struct cr_worker *w);
@@ -252,6 +255,12 @@ void cr_pool_proto_start(struct cr_pool *pool);
 /* Whether the pool has a prototype not yet done: not reaped, or its cgroup
  * not yet empty. A new one waits for that; the pool must outlive it. */
 int cr_pool_has_protos(const struct cr_pool *pool);
+/* Whether one of them keeps a new one from starting: all but those set
+ * aside (a retired prototype whose workers live in its pid namespace). */
+int cr_pool_protos_block(const struct cr_pool *pool);
+/* The pool's prototype is not wanted any more: killed, or, when its
+ * workers live in its pid namespace, set aside until they are gone. */
+void cr_pool_proto_retire(struct cr_pool *pool, struct cr_proto *p);
 /* A child corrald reaped: 1 when it was a prototype. */
 int cr_pool_proto_reaped(pid_t pid, int status);
 

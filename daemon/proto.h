@@ -51,6 +51,7 @@ struct cr_proto {
 	/* in a pid namespace of its own: its workers' pids as it sees them
 	 * (inner) and as corrald does (outer), from spawned to exited */
 	int pidns;
+	int retiring;			/* the owner's: set aside, not yet killed */
 	struct cr_pidpair { pid_t inner, outer; } *pids;
 	unsigned npids, cap_pids;
 };

@@ -75,6 +75,8 @@ static void on_spawned(struct cr_proto *p, uint32_t serial, pid_t pid, int pidfd
 	cr_worker_started(w, pid, pidfd, chan);
 }
 
+static void retire_check(struct cr_proto *p);
+
 static void on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 {
 	struct cr_worker *w = worker_by_serial(p, serial);
@@ -87,6 +89,7 @@ static void on_spawn_failed(struct cr_proto *p, uint32_t serial, int err)
 	 * not be had (corrald out of fds): then that is killed first */
 	if (w)
 		cr_worker_gone(w);
+	retire_check(p);
 	snprintf(detail, sizeof detail, "the prototype was unable to fork a worker: %s", strerror(err));
 	cr_pool_failure(pool, 0, "worker", detail);
 	cr_pool_mark_dirty(pool);
@@ -103,6 +106,7 @@ static void on_exited(struct cr_proto *p, pid_t pid, int status)
 		return;
 	}
 	cr_worker_exited(w, status);
+	retire_check(p);
 }
 
 static void on_emptied(struct cr_proto *p);
@@ -127,7 +131,27 @@ static void proto_unlink(struct cr_proto *p)
 	}
 }
 
-/* Workers whose prototype is gone are corrald's children now. */
+/* Whether a worker of p has not ended yet. */
+static int proto_has_workers(const struct cr_proto *p)
+{
+	const struct cr_pool *pool = p->owner;
+	const struct cr_worker *w;
+
+	TAILQ_FOREACH(w, &pool->workers, link)
+		if (w->proto == p && w->state != W_GONE)
+			return 1;
+	return 0;
+}
+
+/* A prototype set aside goes with the last of its workers. */
+static void retire_check(struct cr_proto *p)
+{
+	if (p->retiring && p->state != CR_PROTO_GONE && !proto_has_workers(p))
+		cr_proto_kill(p);
+}
+
+/* Workers whose prototype is gone are corrald's children now; in its pid
+ * namespace they died with it, their statuses reaped there. */
 static void adopt_workers(struct cr_proto *p)
 {
 	struct cr_pool *pool = p->owner;
@@ -143,6 +167,8 @@ static void adopt_workers(struct cr_proto *p)
 			continue;
 		}
 		w->proto = NULL;
+		if (p->pidns && w->state != W_GONE)
+			cr_worker_lost(w, "killed with its prototype's pid namespace");
 	}
 }
 
@@ -193,6 +219,19 @@ static void on_emptied(struct cr_proto *p)
 	cr_pool_mark_dirty(pool);
 }
 
+/* The prototype's cgroup: <pool>/prototype, unless a retired one still
+ * holds that (cgroup v2 cannot rename it): then one of its own. */
+static int proto_dir(const struct cr_pool *pool, char *dir, size_t n)
+{
+	static unsigned seq;
+	int rc = cr_layout_proto_dir(dir, n, pool->name);
+
+	for (const struct cr_proto *p = cr_sv.protos; rc == 0 && p; p = p->next)
+		if (p->owner == pool && !strcmp(p->cgroup, dir))
+			return cr_layout_proto_aside_dir(dir, n, pool->name, ++seq);
+	return rc;
+}
+
 void cr_pool_proto_start(struct cr_pool *pool)
 {
 	struct cr_who who = cr_pool_who(pool);
@@ -208,8 +247,7 @@ void cr_pool_proto_start(struct cr_pool *pool)
 	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 &&
 	    (rc = cr_cgroup_chown(dir, "cgroup.procs", (uid_t)uid)) < 0)
 		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld: %s", dir, uid, strerror(-rc));
-	if ((rc = cr_layout_proto_dir(dir, sizeof dir, pool->name)) < 0 ||
-	    (rc = cr_cgroup_mkdir(dir)) < 0) {
+	if ((rc = proto_dir(pool, dir, sizeof dir)) < 0 || (rc = cr_cgroup_mkdir(dir)) < 0) {
 		cr_error(&who, "cgroup: unable to make the prototype's cgroup %s: %s", dir, strerror(-rc));
 	} else {
 		p = cr_proto_start(cr_sv.loop, &proto_ops, pool, pool->conf, pool->generation, dir);
@@ -237,6 +275,28 @@ int cr_pool_has_protos(const struct cr_pool *pool)
 		if (p->owner == pool)
 			return 1;
 	return 0;
+}
+
+int cr_pool_protos_block(const struct cr_pool *pool)
+{
+	for (const struct cr_proto *p = cr_sv.protos; p; p = p->next)
+		if (p->owner == pool && !p->retiring)
+			return 1;
+	return 0;
+}
+
+void cr_pool_proto_retire(struct cr_pool *pool, struct cr_proto *p)
+{
+	struct cr_who who = { .pool = pool->name, .pid = p->pid };
+
+	if (!p->pidns || p->state == CR_PROTO_GONE || !proto_has_workers(p)) {
+		cr_proto_kill(p);	/* read on until it is reaped */
+		return;
+	}
+	/* its workers end with its pid namespace, which ends with it: it
+	 * stays until they have stopped (the next one takes another cgroup) */
+	p->retiring = 1;
+	cr_debug(&who, "prototype retired: it stays until its workers have stopped");
 }
 
 int cr_pool_proto_reaped(pid_t pid, int status)

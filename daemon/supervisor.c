@@ -387,9 +387,9 @@ static void reconcile(struct cr_pool *pool)
 	if (pool->proto && (pool->proto->generation != pool->generation || !may_spawn)) {
 		struct cr_proto *p = pool->proto;
 		pool->proto = NULL;
-		cr_proto_kill(p);	/* read on until it is reaped */
+		cr_pool_proto_retire(pool, p);
 	}
-	if (may_spawn && !pool->proto && !cr_pool_has_protos(pool)) {
+	if (may_spawn && !pool->proto && !cr_pool_protos_block(pool)) {
 		if (ev_now(cr_sv.loop) < pool->not_before) {
 			arm_retry(pool);
 		} else {

@@ -613,6 +613,12 @@ void cr_worker_exited(struct cr_worker *w, int status)
 	worker_ended(w, status, NULL);
 }
 
+void cr_worker_lost(struct cr_worker *w, const char *why)
+{
+	ev_io_stop(cr_sv.loop, &w->main_io);
+	worker_ended(w, 0, why);
+}
+
 /* The main process named by MAINPID= is dead. If it is corrald's child
  * (its parent died and it was reparented here), reap it for its status;
  * else its parent reaps it and the status is not to be had. */
