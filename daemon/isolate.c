@@ -191,7 +191,7 @@ static int make_mount_point(const char *source, const char *target)
 	char *slash;
 	int fd, rc;
 
-	if (stat(source, &st) < 0)
+	if (stat(source, &st) < 0)	/* "/proc/self/fd/N": what it holds */
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return mkdir_all(target, 0755);
@@ -233,11 +233,16 @@ static unsigned long kept_flags(const char *path)
 	return f;
 }
 
-static int bind_mount(const char *source, const char *target, int readonly, const char *key, char *err, size_t len)
+/* host: the target is on the host's own tree, where nothing is created */
+static int bind_mount(const char *source, const char *target, int readonly, int host, const char *key,
+		      char *err, size_t len)
 {
 	int rc;
 
-	if ((rc = make_mount_point(source, target)) < 0)
+	if (host && access(target, F_OK) < 0)
+		FAIL("%s: %s does not exist (without a rootfs, mount points are not made on the host's "
+		     "tree, but for under /tmp)", key, target);
+	if (!host && (rc = make_mount_point(source, target)) < 0)
 		FAIL("%s: unable to make the mount point %s: %s", key, target, strerror(-rc));
 	if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 		FAIL("%s: unable to bind %s on %s: %s", key, source, target, strerror(errno));
@@ -245,6 +250,12 @@ static int bind_mount(const char *source, const char *target, int readonly, cons
 	    mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(target), NULL) < 0)
 		FAIL("%s: unable to make %s read-only: %s", key, target, strerror(errno));
 	return 0;
+}
+
+/* Whether a path inside is under the private /tmp. */
+static int under_tmp(const char *path)
+{
+	return !strncmp(path, "/tmp/", 5);
 }
 
 /* root: "" for the host's, else the new root's path, before pivot_root. */
@@ -295,7 +306,7 @@ static int mount_dev(const char *root, char *err, size_t len)
 	for (unsigned i = 0; i < sizeof nodes / sizeof *nodes; i++) {
 		snprintf(source, sizeof source, "/dev/%s", nodes[i]);
 		snprintf(target, sizeof target, "%s/dev/%s", root, nodes[i]);
-		if (access(source, F_OK) == 0 && bind_mount(source, target, 0, "isolation.rootfs", err, len) < 0)
+		if (access(source, F_OK) == 0 && bind_mount(source, target, 0, 0, "isolation.rootfs", err, len) < 0)
 			return -1;
 	}
 	for (unsigned i = 0; i < sizeof links / sizeof *links; i++) {
@@ -317,18 +328,18 @@ static int mount_run(const char *root, char *err, size_t len)
 		return -1;
 	if (sock) {
 		snprintf(target, sizeof target, "%s%s", root, CR_ISOLATE_NOTIFY_INSIDE);
-		if (bind_mount(sock, target, 0, "isolation.rootfs", err, len) < 0)
+		if (bind_mount(sock, target, 0, 0, "isolation.rootfs", err, len) < 0)
 			return -1;
 	}
 	if (access("/run/systemd/journal", F_OK) == 0) {
 		snprintf(target, sizeof target, "%s/run/systemd/journal", root);
-		if (bind_mount("/run/systemd/journal", target, 0, "isolation.rootfs", err, len) < 0)
+		if (bind_mount("/run/systemd/journal", target, 0, 0, "isolation.rootfs", err, len) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int set_up_mounts(const struct cr_pool_conf *pc, char *err, size_t len)
+static int set_up_mounts(const struct cr_pool_conf *pc, const int *sources, char *err, size_t len)
 {
 	const struct cr_isolation *iso = &pc->isolation;
 	const char *root = iso->rootfs ? iso->rootfs : "";
@@ -339,21 +350,27 @@ static int set_up_mounts(const struct cr_pool_conf *pc, char *err, size_t len)
 		FAIL("isolation.namespaces: unable to make the mounts private: %s", strerror(errno));
 	if (iso->rootfs && mount(iso->rootfs, iso->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		FAIL("isolation.rootfs: unable to bind %s: %s", iso->rootfs, strerror(errno));
-	for (unsigned i = 0; i < iso->nmounts; i++) {
-		const struct cr_mount *m = &iso->mounts[i];
-		snprintf(key, sizeof key, "isolation.mounts[%u]", i + 1);
-		snprintf(target, sizeof target, "%s%s", root, m->target);
-		if (bind_mount(m->source, target, m->readonly, key, err, len) < 0)
-			return -1;
-	}
 	if ((iso->namespaces & CLONE_NEWPID) || iso->rootfs)
 		if (mount_proc(pc, root, err, len) < 0)
 			return -1;
 	if (mount_tmpfs(root, "/tmp", "mode=1777", err, len) < 0)
 		return -1;
-	if (iso->rootfs) {
-		if (mount_dev(root, err, len) < 0 || mount_run(root, err, len) < 0)
+	if (iso->rootfs && (mount_dev(root, err, len) < 0 || mount_run(root, err, len) < 0))
+		return -1;
+	/* the config's own last: they may go into /tmp and the rest; their
+	 * sources as they were found before (a /tmp of its own hides the
+	 * host's), through the fds */
+	for (unsigned i = 0; i < iso->nmounts; i++) {
+		const struct cr_mount *m = &iso->mounts[i];
+		char source[64];
+		snprintf(key, sizeof key, "isolation.mounts[%u]", i + 1);
+		snprintf(target, sizeof target, "%s%s", root, m->target);
+		snprintf(source, sizeof source, "/proc/self/fd/%d", sources[i]);
+		if (bind_mount(source, target, m->readonly, !iso->rootfs && !under_tmp(m->target), key, err,
+			       len) < 0)
 			return -1;
+	}
+	if (iso->rootfs) {
 		/* the old root goes under the new one, then away: what the
 		 * workers see is the new root and nothing of the host's */
 		if (chdir(iso->rootfs) < 0)
@@ -462,8 +479,26 @@ int cr_isolate_prototype(const struct cr_pool_conf *pc, char *err, size_t len)
 		FAIL("isolation.hostname: %s", strerror(errno));
 	if ((iso->namespaces & CLONE_NEWNET) && iso->loopback && loopback_up(err, len) < 0)
 		return -1;
-	if ((iso->namespaces & CLONE_NEWNS) && set_up_mounts(pc, err, len) < 0)
-		return -1;
+	if (iso->namespaces & CLONE_NEWNS) {
+		int sources[iso->nmounts + 1], rc = 0;
+
+		sources[iso->nmounts] = -1;
+		unsigned n;
+		for (n = 0; n < iso->nmounts; n++) {
+			if ((sources[n] = open(iso->mounts[n].source, O_PATH | O_CLOEXEC)) < 0) {
+				snprintf(err, len, "isolation.mounts[%u]: %s: %s", n + 1, iso->mounts[n].source,
+					 strerror(errno));
+				rc = -1;
+				break;
+			}
+		}
+		if (rc == 0)
+			rc = set_up_mounts(pc, sources, err, len);
+		while (n > 0)
+			close(sources[--n]);
+		if (rc < 0)
+			return -1;
+	}
 	if (iso->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		FAIL("isolation.no_new_privs: %s", strerror(errno));
 	return 0;

@@ -303,7 +303,8 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 
 	/* isolation, once, for every worker forked from here */
 	if (cr_isolate_prototype(pc, err, sizeof err) < 0) {
-		cr_error(&(struct cr_who){ .pool = pc->name, .pid = getpid() }, "prototype: %s", err);
+		cr_error(&(struct cr_who){ .pool = pc->name, .pid = (ns & CLONE_NEWPID) ? 0 : getpid() },
+			 "prototype: %s", err);
 		_exit(1);
 	}
 	/* what prefork loads, every worker shares until it writes to it */

@@ -27,20 +27,20 @@ GetOptions(\%opt, 'quick!', 'json=s', 'only=s', 'corrald=s', 'corralctl=s', 'bar
     or die "usage: bench.pl [--quick] [--json FILE] [--only 1,2] --corrald P --corralctl P --bare P --ready P\n";
 $opt{$_} = File::Spec->rel2abs($opt{$_}) for qw(corrald corralctl bare ready);
 my $Q = $opt{quick};
-my %only = map { $_ => 1 } split /,/, $opt{only} // '1,2,3,4,5,6,7';
+my %only = map { $_ => 1 } split /,/, $opt{only} // '1,2,3,4,5,6,7,8';
 
 # The sizes of a full run and of a QUICK one.
 my %P = $Q ? (
     growth_n => [10, 100], spawn_n => [100], rounds => { 10 => 3, 100 => 3 },
     idle_n => 100, idle_s => 3, status_calls => 50, growth_calls => 20,
     respawn_trials => 30, respawn_workers => 10, cow_mib => 20, cow_workers => 10,
-    churn_workers => 10, churn_s => 2,
+    churn_workers => 10, churn_s => 2, iso_n => 50, iso_rounds => 3,
 ) : (
     growth_n => [10, 100, 1000, 5000], spawn_n => [100, 1000],
     rounds => { 10 => 5, 100 => 5, 1000 => 3, 5000 => 1 },
     idle_n => 1000, idle_s => 30, status_calls => 50, growth_calls => 20,
     respawn_trials => 200, respawn_workers => 20, cow_mib => 200, cow_workers => 50,
-    churn_workers => 10, churn_s => 10,
+    churn_workers => 10, churn_s => 10, iso_n => 200, iso_rounds => 5,
 );
 my $START_WINDOW = 1.2;     # default start_window (1s) and a margin
 my $GAP = 0.01;             # between respawn trials, for the dust to settle
@@ -601,6 +601,30 @@ sub bare_serve_churn {
     return $b;
 }
 
+# Figure 8: isolation is paid once, in the prototype. Two pools in one
+# corrald, alike but for isolation = every namespace; each taken from 1
+# to N+1 workers and back, in turn.
+sub fig_isolation {
+    my ($n, $rounds) = @P{qw(iso_n iso_rounds)};
+    my $iso = qq{isolation = { namespaces = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" },
+    mounts = { { "$dir", "$dir", "rw" } } },};
+    my $c = corrald_start(exec_pool('plain', 1, '') . exec_pool('isolated', 1, $iso));
+    fifo_read(2, 30);
+    my (%ms);
+    for my $r (1 .. $rounds) {
+        for my $pool (qw(plain isolated)) {
+            push @{ $ms{$pool} }, ctl_ok($c, '--timeout', '10m', 'scale', $pool, $n + 1)->{ms};
+            fifo_read($n, 60);
+            ctl_ok($c, '--timeout', '10m', 'scale', $pool, 1);
+            fifo_drain();
+        }
+    }
+    corrald_stop($c);
+    row(id => "isolation.spawn.$n", figure => 8, unit => 'ms', corral => median(@{ $ms{isolated} }),
+        baseline => median(@{ $ms{plain} }), target => 'ratio <= 1.2', check => sub { $_[0]{ratio} <= 1.2 },
+        extra => { isolated_rounds => $ms{isolated}, plain_rounds => $ms{plain}, workers => $n });
+}
+
 # --- main ---------------------------------------------------------------
 
 my $t_start = now();
@@ -614,6 +638,7 @@ fig_scale() if $only{1} || $only{3} || $only{4} || $only{7};
 fig_respawn() if $only{2};
 fig_cow() if $only{5};
 fig_churn() if $only{6};
+fig_isolation() if $only{8};
 
 my $elapsed = now() - $t_start;
 @rows = sort { $a->{figure} <=> $b->{figure} } @rows;     # stable: in figure order
