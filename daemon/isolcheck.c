@@ -18,6 +18,7 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "isolcheck.h"
@@ -96,6 +97,36 @@ static void cap_name(char *buf, size_t n, unsigned cap)
 		*c = (char)toupper((unsigned char)*c);
 }
 
+/* Without root (a user service), corrald gives its pools nothing it does
+ * not have: its own ids, and what a user namespace of their own allows. */
+static void check_unprivileged(struct problems *p, const struct cr_pool_conf *pc)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+	int userns = (iso->namespaces & CLONE_NEWUSER) != 0;
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+
+	if (pc->set_uid && pc->uid != uid)
+		add(p, pc, pc->line, "user", "corrald runs without root (uid %u): its workers run as its own "
+		    "user, or as root inside a user namespace (isolation.namespaces = { \"user\", ... })",
+		    (unsigned)uid);
+	else if (pc->set_gid && pc->gid != gid)
+		add(p, pc, pc->line, "group", "corrald runs without root (gid %u): its workers keep its own group",
+		    (unsigned)gid);
+	if (iso->namespaces && !userns)
+		add(p, pc, pc->iso_namespaces_line, "isolation.namespaces", "corrald runs without root: "
+		    "other namespaces need \"user\" too (a user namespace owns them)");
+	if (iso->set_caps && iso->caps && !userns)
+		add(p, pc, pc->iso_caps_line, "isolation.capabilities", "corrald runs without root: only "
+		    "a pool in a user namespace keeps capabilities (inside it)");
+	if (iso->nuidmap > 1 || (iso->nuidmap == 1 && (iso->uidmap[0].outside != uid || iso->uidmap[0].count != 1)))
+		add(p, pc, pc->iso_namespaces_line, "isolation.uidmap", "corrald runs without root: only its "
+		    "own uid (%u) may be mapped, once: { { INSIDE, %u, 1 } }", (unsigned)uid, (unsigned)uid);
+	if (iso->ngidmap > 1 || (iso->ngidmap == 1 && (iso->gidmap[0].outside != gid || iso->gidmap[0].count != 1)))
+		add(p, pc, pc->iso_namespaces_line, "isolation.gidmap", "corrald runs without root: only its "
+		    "own gid (%u) may be mapped, once: { { INSIDE, %u, 1 } }", (unsigned)gid, (unsigned)gid);
+}
+
 static void check_pool(struct problems *p, const struct cr_pool_conf *pc, const char **userns)
 {
 	const struct cr_isolation *iso = &pc->isolation;
@@ -120,6 +151,8 @@ static void check_pool(struct problems *p, const struct cr_pool_conf *pc, const 
 			add(p, pc, pc->iso_mounts_line, key, "source %s: %s", iso->mounts[i].source,
 			    strerror(errno));
 	}
+	if (geteuid() != 0)
+		check_unprivileged(p, pc);
 	/* corrald cannot give its workers what it does not have itself */
 	for (unsigned cap = 0; iso->set_caps && cap < 64; cap++) {
 		int rc;

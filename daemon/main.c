@@ -212,6 +212,7 @@ int main(int argc, char **argv)
 	 * control socket asks it */
 	cr_timers_init(loop, cr_lua_fire);
 	cr_notify_init(loop);
+	cr_notify_set_dir(control ? control : conf->control);
 	cr_output_init(loop);
 	code = 1;
 	if (cr_supervisor_start(loop, conf, verbose) < 0)

@@ -500,15 +500,21 @@ const char *cr_notify_socket(void)
 	return N.sock >= 0 ? N.name : NULL;
 }
 
-/* The directory for the path: corrald's runtime directory. */
+static char own_dir[80];
+
+void cr_notify_set_dir(const char *file_in_it)
+{
+	const char *slash = strrchr(file_in_it, '/');
+
+	if (slash && slash > file_in_it && (size_t)(slash - file_in_it) < sizeof own_dir)
+		snprintf(own_dir, sizeof own_dir, "%.*s", (int)(slash - file_in_it), file_in_it);
+}
+
+/* The directory for the path: root's runtime directory (reachable by
+ * every pool's user), else corrald's own. */
 static const char *runtime_dir(char *buf, size_t n)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-
-	if (geteuid() == 0 || !xdg || *xdg != '/')
-		snprintf(buf, n, "/run/corral");
-	else
-		snprintf(buf, n, "%s/corral", xdg);
+	snprintf(buf, n, "%s", geteuid() == 0 || !own_dir[0] ? "/run/corral" : own_dir);
 	return buf;
 }
 

@@ -48,6 +48,9 @@ const char *cr_notify_socket(void);
 /* The same socket bound to a path (made on first use, removed at close),
  * for workers that cannot reach an abstract name; NULL if it cannot be. */
 const char *cr_notify_path(void);
+/* Where that path goes without root: the directory of this file (the
+ * control socket's, corrald's own). Root's is /run/corral. */
+void cr_notify_set_dir(const char *file_in_it);
 void cr_notify_close(void);
 
 #endif

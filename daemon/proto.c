@@ -224,7 +224,7 @@ static int prefork_as_user(const struct cr_pool_conf *pc)
 	gid_t groups[NGROUPS_MAX];
 	int n, rc;
 
-	if ((pc->isolation.namespaces & CLONE_NEWUSER) || (!pc->set_uid && !pc->set_gid))
+	if ((pc->isolation.namespaces & CLONE_NEWUSER) || (!pc->set_uid && !pc->set_gid) || geteuid() != 0)
 		return cr_lua_prefork(pc);
 	if ((n = getgroups(NGROUPS_MAX, groups)) < 0 || setgroups((size_t)pc->ngroups, pc->groups) < 0 ||
 	    (pc->set_gid && setresgid((gid_t)-1, pc->gid, (gid_t)-1) < 0) ||

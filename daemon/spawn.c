@@ -448,8 +448,9 @@ void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned genera
 		fail(chan, CR_STEP_CHDIR);
 	if (cr_isolate_worker_bound(pc) < 0)
 		fail(chan, CR_STEP_CAPS);
-	/* in a user namespace the prototype took its credentials already */
-	if (!(pc->isolation.namespaces & CLONE_NEWUSER)) {
+	/* in a user namespace the prototype took its credentials already;
+	 * without root, the config may name only corrald's own (isolcheck.c) */
+	if (!(pc->isolation.namespaces & CLONE_NEWUSER) && geteuid() == 0) {
 		if ((pc->set_uid || pc->set_gid) && setgroups((size_t)pc->ngroups, pc->groups) < 0)
 			fail(chan, CR_STEP_SETGROUPS);
 		if (pc->set_gid && setresgid(pc->gid, pc->gid, pc->gid) < 0)
