@@ -230,6 +230,25 @@ is(status_field(($t->workers('nnp'))[0], 'NoNewPrivs'), '0', 'no_new_privs = fal
     is((CorralProc::proc_environ($w))->{NOTIFY_SOCKET}, '/run/corral/notify', 'rootfs: NOTIFY_SOCKET inside');
 }
 
+# ---- what a worker inherits: nothing of corrald's -------------------------------
+{
+    # PWD: /bin/sh's own (ns and rootfs run one); caps's python holds its
+    # own listening socket, so it is left out
+    my %allowed = map { $_ => 1 } qw(PATH HOME USER LOGNAME SHELL CORRAL_POOL CORRAL_WORKER NOTIFY_SOCKET
+                                     CORRAL_TEST_DIR PWD);
+    for my $pool (qw(ns rootfs plain nnp)) {
+        my ($w) = $t->workers($pool);
+        my @fds = sort { $a <=> $b } map { s{.*/}{}r } glob("/proc/$w/fd/*");
+        is("@fds", '0 1 2', "$pool: the worker has fds 0, 1, 2 and no other");
+        is(readlink("/proc/$w/fd/0"), '/dev/null', "$pool: stdin is /dev/null");
+        my @extra = grep { !$allowed{$_} } sort keys %{ CorralProc::proc_environ($w) };
+        is("@extra", '', "$pool: nothing in its environment but the pool's and corral's own");
+    }
+    my $proto = $t->prototype_pid('ns');
+    my @fds = sort { $a <=> $b } map { s{.*/}{}r } glob("/proc/$proto/fd/*");
+    is("@fds", '0 1 2 3 4', 'ns: the prototype holds its socket to corrald and its signalfd, nothing else');
+}
+
 # ---- refused by the kernel at prototype start ------------------------------------
 $t->wait_log(qr/ error prototype: isolation\.rlimits\.nofile: Operation not permitted.* pool=bad/);
 $t->wait_for(sub { my $s = $t->status('bad'); $s && $s->{bad}{state} eq 'failed' }, 20,
@@ -237,4 +256,21 @@ $t->wait_for(sub { my $s = $t->status('bad'); $s && $s->{bad}{state} eq 'failed'
 is(scalar $t->workers('bad'), 0, 'bad: no worker');
 
 $t->check_invariants;
+
+# ---- placement without clone3 (older kernels): every namespace still -------------
+{
+    my $u = CorralTest->new(env => { CORRAL_PIPE_PLACEMENT => 1 }, config => <<'EOF');
+pool "ns" {
+  command = "/bin/sleep 1000", workers = 2, user = "www-data", env_inherit = { "CORRAL_TEST_DIR" },
+  isolation = { namespaces = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" } },
+}
+EOF
+    my $c = $u->start;
+    $u->wait_for(sub { $u->workers('ns') == 2 }, 15, 'pipe placement: 2 workers in every namespace');
+    for my $w ($u->workers('ns')) {
+        like(CorralProc::cgroup_of($w) // '', qr{/ns/[12]$}, "pipe placement: worker $w in its own cgroup");
+        isnt(ns_of($w, 'pid'), ns_of($c, 'pid'), "pipe placement: worker $w in a pid namespace");
+    }
+    $u->check_invariants;
+}
 $t->done;

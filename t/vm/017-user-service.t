@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# corral as a systemd user service, without root: a test user with
-# lingering, the installed user unit (corral.service in systemd's user
+# corral as a systemd user service, without root: a test user's manager
+# (user@UID.service, as lingering starts it), the installed user unit (corral.service in systemd's user
 # unit directory) started with `systemctl --user`; corrald runs as the
 # user in the unit's delegated cgroup under user@UID.service; a plain
 # pool runs as the user, a pool in every namespace is root inside its
@@ -21,10 +21,17 @@ system('id', '-u', $USER) == 0 || system('useradd', '--create-home', '--shell', 
 my ($uid, $gid, $home) = (getpwnam($USER))[2, 3, 7];
 my $run = "/run/user/$uid";
 
-my ($rc, $out) = run_cmd('loginctl', 'enable-linger', $USER);
-is($rc, 0, 'loginctl enable-linger') or diag($out);
+# the user's manager, as user@UID.service would start it (the image has
+# neither logind nor pam_systemd): its runtime directory, then systemd
+# --user as the user, in a delegated cgroup of its own
+my $MANAGER = 'corraltest-manager.service';
+system('mkdir', '-p', $run) == 0 && system('chown', "$uid:$gid", $run) == 0 && chmod(0700, $run) or die "$run: $!";
+my ($rc, $out) = run_cmd('systemd-run', "--unit=$MANAGER", "--uid=$uid", "--gid=$gid", '-p', 'Delegate=yes',
+                         '-p', 'Type=notify', '-E', "XDG_RUNTIME_DIR=$run", '-E', "HOME=$home", '-E', "USER=$USER",
+                         '/lib/systemd/systemd', '--user');
+is($rc, 0, "the user's manager started (systemd --user)") or diag($out);
 ok(wait_until(sub { -S "$run/systemd/private" }, 60), "the user's manager runs ($run/systemd/private)")
-    or BAIL_OUT('no user manager');
+    or BAIL_OUT('no user manager: ' . `journalctl --no-pager -n 20 -u $MANAGER 2>&1`);
 
 # systemctl --user as the user, through its manager's private socket
 sub user_systemctl {
@@ -54,7 +61,7 @@ is($rc, 0, 'systemctl --user start corral') or diag($out);
 is(user_prop('ActiveState'), 'active', 'the user unit is active');
 my $main = user_prop('MainPID');
 my $cg = user_prop('ControlGroup');
-like($cg, qr{^/user\.slice/user-$uid\.slice/user\@$uid\.service/.*corral\.service$}, "in the user's manager: $cg");
+like($cg, qr{^/system\.slice/\Q$MANAGER\E/.*corral\.service$}, "in the user's manager's tree: $cg");
 my $status = slurp("/proc/$main/status") // '';
 like($status, qr/^Uid:\s+$uid\s/m, 'corrald runs as the user');
 like($status, qr/^CapEff:\s+0+$/m, 'with no capability');
@@ -93,5 +100,6 @@ is(user_prop('Result'), 'success', 'it stopped cleanly');
 ok(wait_until(sub { !pool_workers('plain') && !pool_workers('boxed') }, 20), 'no worker left');
 ok(wait_until(sub { !-d "$CorralVM::CGROOT$cg" }, 20), 'no cgroup left');
 
-run_cmd('loginctl', 'disable-linger', $USER);
+systemctl('stop', $MANAGER);
+system('rm', '-rf', $run);
 done();
