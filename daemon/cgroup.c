@@ -75,6 +75,15 @@ int cr_cgroup_delegated(const char *dir)
 	return n > 0 && v[0] == '1';
 }
 
+int cr_cgroup_owned(const char *dir)
+{
+	char procs[PATH_MAX];
+	struct stat st;
+
+	snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+	return stat(dir, &st) == 0 && st.st_uid == geteuid() && stat(procs, &st) == 0 && st.st_uid == geteuid();
+}
+
 int cr_cgroup_mkdir(const char *dir)
 {
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)

@@ -13,6 +13,9 @@ int cr_cgroup_of(pid_t pid, char *buf, size_t n);
 int cr_cgroup_delegated(const char *dir);
 
 int cr_cgroup_mkdir(const char *dir);
+/* Whether corrald's user owns the cgroup and its cgroup.procs: given to
+ * it (a delegation without the xattr that says so). */
+int cr_cgroup_owned(const char *dir);
 /* Gives a file of the cgroup to uid (a delegation). 0 or -errno. */
 int cr_cgroup_chown(const char *dir, const char *file, uid_t uid);
 int cr_cgroup_rmdir(const char *dir);

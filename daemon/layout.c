@@ -167,7 +167,9 @@ int cr_layout_init(const char *setting, char *err, size_t errlen)
 		if (len >= 8 && !strcmp(self + len - 8, "/corrald"))
 			len -= 8;
 		snprintf(own, sizeof own, "%s%.*s", mount_point, (int)len, in);
-		delegated = cr_cgroup_delegated(own);
+		/* systemd marks a delegated cgroup (an xattr); a user's
+		 * manager may not, but a cgroup a user owns was given to it */
+		delegated = cr_cgroup_delegated(own) || (geteuid() != 0 && cr_cgroup_owned(own));
 		if ((size_t)snprintf(base, sizeof base, "%s", delegated ? own : mount_point)
 		    >= sizeof base - 8) {
 			snprintf(err, errlen, "cgroup: path too long: %s", own);

@@ -57,7 +57,8 @@ EOF
 system('chown', '-R', "$uid:$gid", "$home/.config") == 0 or die;
 
 ($rc, $out) = user_systemctl('start', 'corral.service');
-is($rc, 0, 'systemctl --user start corral') or diag($out);
+is($rc, 0, 'systemctl --user start corral')
+    or diag($out . `journalctl --no-pager -n 40 _UID=$uid 2>&1` . `journalctl --no-pager -n 20 -u $MANAGER 2>&1`);
 is(user_prop('ActiveState'), 'active', 'the user unit is active');
 my $main = user_prop('MainPID');
 my $cg = user_prop('ControlGroup');
