@@ -257,6 +257,15 @@ is(scalar $t->workers('bad'), 0, 'bad: no worker');
 
 $t->check_invariants;
 
+# ---- corrald -t does not look for a rootfs pool's program on the host -------------
+{
+    $t->write_file('inside.lua', qq{pool "r" { command = "/opt/only-inside/app", isolation = { rootfs = "$dir/root" } }\n});
+    my $r = $t->run('-t', '-c', $t->path('inside.lua'));
+    is($r->{code}, 0, '-t: a program only inside the rootfs is no error');
+    like($r->{out} . $r->{err}, qr/pool "r": command: warning: not checked: it runs inside isolation\.rootfs/,
+         '-t: it says the program was not checked');
+}
+
 # ---- placement without clone3 (older kernels): every namespace still -------------
 {
     my $u = CorralTest->new(env => { CORRAL_PIPE_PLACEMENT => 1 }, config => <<'EOF');
