@@ -234,6 +234,30 @@ static unsigned long kept_flags(const char *path)
 }
 
 /* host: the target is on the host's own tree, where nothing is created */
+/* mount_setattr(2) (Linux 5.12): glibc 2.36 has no wrapper, and
+ * <linux/mount.h> fights <sys/mount.h> */
+struct attr {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+#define ATTR_RDONLY 0x00000001
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/* Read-only, the mounts below it too: a remount changes only the top
+ * one, and a bind of a tree with mounts in it would leave them writable. */
+static int make_readonly(const char *target)
+{
+	struct attr a = { .attr_set = ATTR_RDONLY };
+
+	if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &a, sizeof a) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	/* an older kernel: the top mount only */
+	return mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(target), NULL);
+}
+
 static int bind_mount(const char *source, const char *target, int readonly, int host, const char *key,
 		      char *err, size_t len)
 {
@@ -246,10 +270,34 @@ static int bind_mount(const char *source, const char *target, int readonly, int 
 		FAIL("%s: unable to make the mount point %s: %s", key, target, strerror(-rc));
 	if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 		FAIL("%s: unable to bind %s on %s: %s", key, source, target, strerror(errno));
-	if (readonly &&
-	    mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(target), NULL) < 0)
+	if (readonly && make_readonly(target) < 0)
 		FAIL("%s: unable to make %s read-only: %s", key, target, strerror(errno));
 	return 0;
+}
+
+/* Whether a path inside the new root (root + inside) goes through a
+ * symbolic link: resolved before pivot_root, it would lead onto the
+ * host's tree (an absolute link) instead of into the root. */
+static int through_link(const char *root, const char *inside)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	size_t n = strlen(root);
+
+	if (!*root)
+		return 0;
+	snprintf(path, sizeof path, "%s%s", root, inside);
+	for (char *p = path + n + 1; ; p++) {
+		if (*p == '/' || !*p) {
+			char c = *p;
+			*p = 0;
+			if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+				return 1;
+			if (!c)
+				return 0;
+			*p = c;
+		}
+	}
 }
 
 /* Whether a path inside is under the private /tmp. */
@@ -265,8 +313,10 @@ static int mount_proc(const struct cr_pool_conf *pc, const char *root, char *err
 	int rc;
 
 	snprintf(target, sizeof target, "%s/proc", root);
+	if (through_link(root, "/proc"))
+		FAIL("isolation.rootfs: /proc in it is a symbolic link");
 	if ((rc = mkdir_all(target, 0555)) < 0)
-		FAIL("isolation: unable to make %s: %s", target, strerror(-rc));
+		FAIL("isolation.namespaces: unable to make %s: %s", target, strerror(-rc));
 	if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
 		return 0;
 	/* a pid namespace owned by another user namespace: its /proc may
@@ -274,7 +324,7 @@ static int mount_proc(const struct cr_pool_conf *pc, const char *root, char *err
 	if (!(pc->isolation.namespaces & CLONE_NEWPID) && *root &&
 	    mount("/proc", target, NULL, MS_BIND | MS_REC, NULL) == 0)
 		return 0;
-	FAIL("isolation: unable to mount /proc: %s", strerror(errno));
+	FAIL("isolation.namespaces: unable to mount /proc: %s", strerror(errno));
 }
 
 static int mount_tmpfs(const char *root, const char *where, const char *mode, char *err, size_t len)
@@ -283,10 +333,12 @@ static int mount_tmpfs(const char *root, const char *where, const char *mode, ch
 	int rc;
 
 	snprintf(target, sizeof target, "%s%s", root, where);
+	if (through_link(root, where))
+		FAIL("isolation.rootfs: %s in it is a symbolic link", where);
 	if ((rc = mkdir_all(target, 0755)) < 0)
-		FAIL("isolation: unable to make %s: %s", target, strerror(-rc));
+		FAIL("isolation.namespaces: unable to make %s: %s", target, strerror(-rc));
 	if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, mode) < 0)
-		FAIL("isolation: unable to mount a tmpfs on %s: %s", where, strerror(errno));
+		FAIL("isolation.namespaces: unable to mount a tmpfs on %s: %s", where, strerror(errno));
 	return 0;
 }
 
@@ -366,6 +418,9 @@ static int set_up_mounts(const struct cr_pool_conf *pc, const int *sources, char
 		snprintf(key, sizeof key, "isolation.mounts[%u]", i + 1);
 		snprintf(target, sizeof target, "%s%s", root, m->target);
 		snprintf(source, sizeof source, "/proc/self/fd/%d", sources[i]);
+		if (through_link(root, m->target))
+			FAIL("%s: %s goes through a symbolic link in the rootfs: name the real path", key,
+			     m->target);
 		if (bind_mount(source, target, m->readonly, !iso->rootfs && !under_tmp(m->target), key, err,
 			       len) < 0)
 			return -1;
@@ -456,7 +511,17 @@ static int become_inside_root(const struct cr_pool_conf *pc, char *err, size_t l
 	gid_t g = inside_id(iso->gidmap, iso->ngidmap);
 	uid_t u = inside_id(iso->uidmap, iso->nuidmap);
 
-	if (setgroups(0, NULL) < 0 && errno != EPERM)	/* EPERM: denied, none kept */
+	char deny[16] = "";
+	int fd;
+
+	/* denied (corrald without root wrote "deny"): corrald's groups are
+	 * not root's, and cannot be dropped; else they must go */
+	if ((fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC)) >= 0) {
+		ssize_t n = read(fd, deny, sizeof deny - 1);
+		deny[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	if (setgroups(0, NULL) < 0 && !(errno == EPERM && !strncmp(deny, "deny", 4)))
 		FAIL("isolation.gidmap: unable to drop the supplementary groups: %s", strerror(errno));
 	if (setresgid(g, g, g) < 0)
 		FAIL("isolation.gidmap: unable to become gid %u inside: %s", (unsigned)g, strerror(errno));
@@ -469,10 +534,11 @@ int cr_isolate_prototype(const struct cr_pool_conf *pc, char *err, size_t len)
 {
 	const struct cr_isolation *iso = &pc->isolation;
 
-	if (has_userns(pc) && become_inside_root(pc, err, len) < 0)
-		return -1;
-	/* before the mounts: /proc/self is still the host's */
+	/* first: /proc/self is still the host's, and ours (once root inside
+	 * a user namespace, the process is no longer dumpable) */
 	if (set_limits(pc, err, len) < 0)
+		return -1;
+	if (has_userns(pc) && become_inside_root(pc, err, len) < 0)
 		return -1;
 	if ((iso->namespaces & CLONE_NEWUTS) && iso->hostname &&
 	    sethostname(iso->hostname, strlen(iso->hostname)) < 0)
@@ -528,8 +594,9 @@ int cr_isolate_worker_bound(const struct cr_pool_conf *pc)
 
 	if (keep < 0)
 		return 0;
-	for (cap_value_t c = 0; c <= CAP_LAST_CAP && c < 64; c++)
-		if (!(keep & ((int64_t)1 << c)) && CAP_IS_SUPPORTED(c) && cap_drop_bound(c) < 0)
+	/* every capability this kernel has, newer ones than the build's too */
+	for (cap_value_t c = 0; c < 64 && CAP_IS_SUPPORTED(c); c++)
+		if (!(keep & ((int64_t)1 << c)) && cap_drop_bound(c) < 0)
 			return -1;
 	/* the capabilities survive the change of uid that follows */
 	return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
@@ -544,7 +611,7 @@ int cr_isolate_worker_caps(const struct cr_pool_conf *pc)
 
 	if (keep < 0)
 		return 0;
-	for (cap_value_t c = 0; c <= CAP_LAST_CAP && c < 64; c++)
+	for (cap_value_t c = 0; c < 64; c++)
 		if (keep & ((int64_t)1 << c))
 			list[n++] = c;
 	if (!(caps = cap_init()))

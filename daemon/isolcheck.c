@@ -127,6 +127,33 @@ static void check_unprivileged(struct problems *p, const struct cr_pool_conf *pc
 		    "own gid (%u) may be mapped, once: { { INSIDE, %u, 1 } }", (unsigned)gid, (unsigned)gid);
 }
 
+/* Whether a map (or, none given, the default one: the pool's id, else
+ * corrald's) takes in outside id 0. */
+static int maps_zero(const struct cr_idmap *v, unsigned n, int set, unsigned id)
+{
+	if (n == 0)
+		return !set || id == 0;
+	for (unsigned i = 0; i < n; i++)
+		if (v[i].outside == 0)
+			return 1;
+	return 0;
+}
+
+/* Root's ids mapped into a pool's user namespace would give its
+ * processes root's power over the host's files (ownership is by id). */
+static void check_root_maps(struct problems *p, const struct cr_pool_conf *pc)
+{
+	const struct cr_isolation *iso = &pc->isolation;
+
+	if (maps_zero(iso->uidmap, iso->nuidmap, pc->set_uid, pc->uid))
+		add(p, pc, pc->iso_namespaces_line, "isolation.uidmap", "the host's root (uid 0) would be mapped "
+		    "into the pool's user namespace, and own the host's files there: name a user, or map other "
+		    "ids");
+	if (maps_zero(iso->gidmap, iso->ngidmap, pc->set_gid, pc->gid))
+		add(p, pc, pc->iso_namespaces_line, "isolation.gidmap", "the host's root group (gid 0) would be "
+		    "mapped into the pool's user namespace: name a user or group, or map other ids");
+}
+
 static void check_pool(struct problems *p, const struct cr_pool_conf *pc, const char **userns)
 {
 	const struct cr_isolation *iso = &pc->isolation;
@@ -153,8 +180,11 @@ static void check_pool(struct problems *p, const struct cr_pool_conf *pc, const 
 	}
 	if (geteuid() != 0)
 		check_unprivileged(p, pc);
-	/* corrald cannot give its workers what it does not have itself */
-	for (unsigned cap = 0; iso->set_caps && cap < 64; cap++) {
+	if (geteuid() == 0 && (iso->namespaces & CLONE_NEWUSER))
+		check_root_maps(p, pc);
+	/* corrald cannot give its workers what it does not have itself (in
+	 * a user namespace of the pool's own, they are that namespace's) */
+	for (unsigned cap = 0; iso->set_caps && !(iso->namespaces & CLONE_NEWUSER) && cap < 64; cap++) {
 		int rc;
 
 		if (!(iso->caps & (UINT64_C(1) << cap)))

@@ -221,12 +221,14 @@ static void close_all_but(int low, const int *keep, unsigned n)
  * creates, it does as the pool's user. */
 static int prefork_as_user(const struct cr_pool_conf *pc)
 {
-	gid_t groups[NGROUPS_MAX];
+	gid_t *groups;
 	int n, rc;
 
 	if ((pc->isolation.namespaces & CLONE_NEWUSER) || (!pc->set_uid && !pc->set_gid) || geteuid() != 0)
 		return cr_lua_prefork(pc);
-	if ((n = getgroups(NGROUPS_MAX, groups)) < 0 || setgroups((size_t)pc->ngroups, pc->groups) < 0 ||
+	/* on the heap: rlimits.stack may be small already */
+	if ((n = getgroups(0, NULL)) < 0 || !(groups = calloc((size_t)n + 1, sizeof *groups)) ||
+	    (n = getgroups(n, groups)) < 0 || setgroups((size_t)pc->ngroups, pc->groups) < 0 ||
 	    (pc->set_gid && setresgid((gid_t)-1, pc->gid, (gid_t)-1) < 0) ||
 	    (pc->set_uid && setresuid((uid_t)-1, pc->uid, (uid_t)-1) < 0)) {
 		cr_error(&(struct cr_who){ .pool = pc->name, .pid = getpid() },
@@ -240,6 +242,7 @@ static int prefork_as_user(const struct cr_pool_conf *pc)
 			 "prototype: unable to return from the pool's user after prefork: %s", strerror(errno));
 		return -1;
 	}
+	free(groups);
 	return rc;
 }
 
@@ -309,6 +312,9 @@ static void __attribute__((noreturn)) proto_main(struct cr_pool_conf *pc, unsign
 	}
 	/* what prefork loads, every worker shares until it writes to it */
 	if (prefork_as_user(pc) < 0)
+		_exit(1);
+	/* a change of credentials (above) clears the death signal */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		_exit(1);
 	proto_send(&m, NULL, 0);
 	pfd[0] = (struct pollfd){ .fd = PROTO_SOCK, .events = POLLIN };
@@ -434,7 +440,12 @@ static int proto_read(struct cr_proto *p)
 			p->inflight--;
 			if (p->pidns) {
 				pid_t outer = pidfd_pid(x.fds[0]);
-				if (outer <= 0 || pid_remember(p, m.pid, outer) < 0) {
+				/* gone and reaped already (an exec that failed at
+				 * once): its exit report follows; until then it
+				 * is known by a number no process has */
+				if (outer <= 0)
+					outer = -m.pid;
+				if (pid_remember(p, m.pid, outer) < 0) {
 					cr_error(&who, "prototype: unable to learn the pid of worker %u outside "
 						 "its pid namespace; killing it", m.worker);
 					pidfd_send_signal(x.fds[0], SIGKILL, NULL, 0);
@@ -581,6 +592,8 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 	/* workers that cannot reach the abstract name get the path: it must
 	 * be there before the prototype is forked (it binds it in its root) */
 	if (cr_isolate_notify_by_path(conf) && cr_notify_socket() && !cr_notify_path()) {
+		cr_error(&(struct cr_who){ .pool = conf->name }, "isolation: the pool's workers (in a network "
+			 "namespace or a rootfs) reach corrald's notify socket by a path, which could not be made");
 		errno = EADDRNOTAVAIL;
 		return NULL;
 	}
@@ -614,9 +627,12 @@ struct cr_proto *cr_proto_start(struct ev_loop *loop, const struct cr_proto_ops 
 	close(cgroup_fd);
 	if (ns & CLONE_NEWUSER) {
 		struct cr_proto_msg go = { .type = CR_MSG_GO };
-		if (cr_isolate_write_maps(conf, pid, err, sizeof err) < 0 ||
-		    (snprintf(err, sizeof err, "unable to tell the prototype to go on: %s", strerror(errno)),
-		     cr_unixmsg_send(sv[0], &go, sizeof go, NULL, 0, 0) < 0)) {
+		int rc = cr_isolate_write_maps(conf, pid, err, sizeof err);
+		if (rc == 0 && cr_unixmsg_send(sv[0], &go, sizeof go, NULL, 0, 0) < 0) {
+			snprintf(err, sizeof err, "unable to tell the prototype to go on: %s", strerror(errno));
+			rc = -1;
+		}
+		if (rc < 0) {
 			cr_error(&(struct cr_who){ .pool = conf->name, .pid = pid }, "prototype: %s", err);
 			pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
 			waitpid(pid, NULL, 0);	/* ours, not reaped by the loop yet */

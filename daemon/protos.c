@@ -246,7 +246,8 @@ void cr_pool_proto_start(struct cr_pool *pool)
 		uid = geteuid();
 	if (cr_layout_pool_dir(dir, sizeof dir, pool->name) == 0 &&
 	    (rc = cr_cgroup_chown(dir, "cgroup.procs", (uid_t)uid)) < 0)
-		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld: %s", dir, uid, strerror(-rc));
+		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld (isolation.namespaces "
+			"\"user\"): %s", dir, uid, strerror(-rc));
 	if ((rc = proto_dir(pool, dir, sizeof dir)) < 0 || (rc = cr_cgroup_mkdir(dir)) < 0) {
 		cr_error(&who, "cgroup: unable to make the prototype's cgroup %s: %s", dir, strerror(-rc));
 	} else {

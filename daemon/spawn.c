@@ -113,7 +113,7 @@ pid_t cr_spawn_clone_ns(int *pidfd, int cgroup_fd, int ns_flags)
 	*pidfd = -1;
 	if (!no_clone_into && !cr_spawn_force_pipe_placement) {
 		pid = clone_into(pidfd, cgroup_fd, ns_flags);
-		if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && (errno != EINVAL || ns_flags)))
+		if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL))
 			return pid;
 		no_clone_into = 1;	/* an older kernel: use the pipe from now on */
 	}
@@ -134,8 +134,8 @@ const char *cr_spawn_step_name(int step)
 		[CR_STEP_SETUID] = "set user id", [CR_STEP_ENV] = "build the environment",
 		[CR_STEP_EXEC] = "exec", [CR_STEP_HOOK] = "run a hook",
 		[CR_STEP_OUTPUT] = "open the output",
-		[CR_STEP_NAMESPACE] = "make its cgroup namespace",
-		[CR_STEP_CAPS] = "set capabilities",
+		[CR_STEP_NAMESPACE] = "make its cgroup namespace (isolation.namespaces)",
+		[CR_STEP_CAPS] = "set its capabilities (isolation.capabilities)",
 	};
 
 	if (step < 0 || step > CR_STEP_CAPS)

@@ -315,7 +315,8 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 	/* a prototype in a user namespace places it there as its own uid */
 	if ((uid = cr_isolate_delegate_uid(w->conf)) >= 0 &&
 	    fchownat(cgfd, "cgroup.procs", (uid_t)uid, (gid_t)-1, 0) < 0)
-		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld: %s", dir, uid, strerror(errno));
+		cr_warn(&who, "cgroup: unable to delegate %s/cgroup.procs to uid %ld (isolation.namespaces "
+			"\"user\"): %s", dir, uid, strerror(errno));
 	if (pool->has_memory < 0)
 		pool->has_memory = cr_layout_pool_has(pool->name, "memory");
 	w->has_memory = pool->has_memory;

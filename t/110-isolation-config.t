@@ -215,7 +215,7 @@ pool "web" {
     umask = "0027",
     nice = 5,
     oom_score_adjust = -500,
-    supplementary_groups = { 0 },
+    @{[ $userns ? '' : 'supplementary_groups = { 0 },' ]}
   },
 }
 pool "bare" { command = "/bin/sleep 1000", isolation = {} }
@@ -226,6 +226,24 @@ is($res->{err}, "corrald: $file:3: pool \"web\": command: warning: not checked: 
     . "which -t does not enter\ncorrald: $file: configuration ok (3 pools)\n",
    'a valid isolation table: configuration ok (the rootfs pool\'s program not looked for on the host)');
 ok(!-e $t->path('started'), 'a valid isolation table: -t starts nothing');
+
+# Root's ids into a user namespace, and groups that a user namespace drops.
+SKIP: {
+    skip 'user namespaces are disabled here', 6 unless $userns;
+    for my $c ([ 'no user: uid 0 by default', 'pool "p" { command = "/bin/sleep 1", isolation = { namespaces = { "user" } } }',
+                 qr/^corrald: \Q$file\E:1: pool "p": isolation\.uidmap: the host's root \(uid 0\) would be mapped/ ],
+               [ 'a map of uid 0', 'pool "p" { command = "/bin/sleep 1", user = "nobody", isolation = { namespaces = { "user" }, uidmap = { { 0, 0, 1 } } } }',
+                 qr/^corrald: \Q$file\E:1: pool "p": isolation\.uidmap: the host's root/ ],
+               [ 'supplementary_groups in a user namespace',
+                 'pool "p" { command = "/bin/sleep 1", user = "nobody", isolation = { namespaces = { "user" }, supplementary_groups = { "audio" } } }',
+                 qr/^corrald: \Q$file\E:1: pool "p": isolation\.supplementary_groups: not with "user"/ ]) {
+        my ($name, $line, $re) = @$c;
+        $t->write_config("$line\n");
+        my $r = $t->run_check;
+        is($r->{code}, 1, "refused: $name");
+        like($r->{err}, $re, "refused: $name: the key and why") or diag($r->{err});
+    }
+}
 
 # A reload asking for a root that is not there: refused, with the line;
 # the running pool keeps its workers. A valid isolation table changes the

@@ -68,6 +68,13 @@ chmod 0711, $dir or die "chmod: $!";
 mkdir "$dir/$_" for qw(pre root data ro);
 chmod 0777, "$dir/pre";
 symlink "usr/$_", "$dir/root/$_" for qw(bin lib lib64 sbin);
+# a link in a rootfs that leads out of it: no mount may go through it
+mkdir "$dir/root2";
+symlink '/etc', "$dir/root2/evil";
+# a tree with a mount inside, bound read-only: the inner mount read-only too
+mkdir "$dir/ro/sub";
+system('mount', '-t', 'tmpfs', 'tmpfs', "$dir/ro/sub") == 0 or die "mount tmpfs on $dir/ro/sub failed";
+END { system('umount', '-l', "$dir/ro/sub") if $dir }
 $t->write_file('ro/file', "read-only\n");
 
 my $corrald_hard = (split ' ', limit_of($$, 'Max open files'))[1];
@@ -80,7 +87,7 @@ pool "ns" {
   workers = 2, user = "www-data", env_inherit = inherit,
   isolation = {
     namespaces = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" },
-    hostname = "corral-ns", network = "loopback",
+    hostname = "corral-ns", network = "loopback", oom_score_adjust = 300,
   },
 }
 pool "caps" {
@@ -104,8 +111,13 @@ pool "rootfs" {
     mounts = { { "/usr", "/usr", "ro" }, { "$dir/data", "/data", "rw" }, { "$dir/ro", "/ro", "ro" } },
   },
 }
-pool "bad" {
+pool "link" {
   command = "/bin/sleep 1000", env_inherit = inherit,
+  crash_limit = { failures = 2, interval = "1m" }, backoff = { initial = "100ms" },
+  isolation = { rootfs = "$dir/root2", mounts = { { "$dir/data", "/evil/x", "rw" } } },
+}
+pool "bad" {
+  command = "/bin/sleep 1000", env_inherit = inherit, user = "nobody",
   crash_limit = { failures = 2, interval = "1m" }, backoff = { initial = "100ms" },
   isolation = { namespaces = { "user" }, rlimits = { nofile = { 1024, $too_high } } },
 }
@@ -140,6 +152,7 @@ $t->wait_for(sub { $t->workers('ns') == 2 && $t->workers('caps') == 1 && $t->wor
     is(status_field($w[0], 'CapEff'), '0000000000000000', 'ns: root inside, with no capability');
     is(status_field($w[0], 'CapBnd'), '0000000000000000', 'ns: and none to gain back');
     is(status_field($w[0], 'NoNewPrivs'), '1', 'ns: no_new_privs');
+    is(norm(slurp("/proc/$w[0]/oom_score_adj")), '300', 'ns: oom_score_adj, set before root inside the user namespace');
     is(norm(`$NSENTER -t $w[0] -u hostname`), 'corral-ns', 'ns: its hostname');
     my @links = grep { /\S/ } split /\n/, `$NSENTER -t $w[0] -n $IP -o link`;
     is(scalar @links, 1, 'ns: one interface') or diag(@links);
@@ -221,6 +234,8 @@ is(status_field(($t->workers('nnp'))[0], 'NoNewPrivs'), '0', 'no_new_privs = fal
     ok(-x "/proc/$w/root/usr/bin/sh", 'rootfs: /usr bound in');
     ok(!open(my $fh, '>', "/proc/$w/root/ro/new"), 'rootfs: a read-only bind refuses a write');
     like("$!", qr/Read-only file system/, 'rootfs: EROFS');
+    ok(!open($fh, '>', "/proc/$w/root/ro/sub/new"), 'rootfs: a mount inside a read-only bind is read-only too');
+    like("$!", qr/Read-only file system/, 'rootfs: EROFS there too');
     ok(open($fh, '>', "/proc/$w/root/data/new"), 'rootfs: a writable bind takes one');
     close $fh if $fh;
     ok(-e "$dir/data/new", 'rootfs: and it is the host\'s directory');
@@ -248,6 +263,10 @@ is(status_field(($t->workers('nnp'))[0], 'NoNewPrivs'), '0', 'no_new_privs = fal
     my @fds = sort { $a <=> $b } map { s{.*/}{}r } glob("/proc/$proto/fd/*");
     is("@fds", '0 1 2 3 4', 'ns: the prototype holds its socket to corrald and its signalfd, nothing else');
 }
+
+# ---- a mount through a symbolic link out of the rootfs: refused --------------------
+$t->wait_log(qr{ error prototype: isolation\.mounts\[1\]: /evil/x goes through a symbolic link in the rootfs.* pool=link});
+ok(!-e '/etc/x', 'link: nothing was made on the host through the link');
 
 # ---- refused by the kernel at prototype start ------------------------------------
 $t->wait_log(qr/ error prototype: isolation\.rlimits\.nofile: Operation not permitted.* pool=bad/);

@@ -816,6 +816,11 @@ local function normalize_pool(name, p, raw, environ)
     if not p.user and not p.group then
       invalid("isolation.supplementary_groups", "needs user or group (without them the workers keep corrald's credentials)")
     end
+    for _, ns in ipairs(n.isolation.namespaces) do
+      if ns == "user" then
+        invalid("isolation.supplementary_groups", "not with \"user\": the workers of a user namespace have no supplementary groups")
+      end
+    end
     n.groups, n.isolation.supplementary_groups = sgroups, nil
   end
   n.fingerprint = fingerprint(n)

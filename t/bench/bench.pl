@@ -606,9 +606,13 @@ sub bare_serve_churn {
 # to N+1 workers and back, in turn.
 sub fig_isolation {
     my ($n, $rounds) = @P{qw(iso_n iso_rounds)};
-    my $iso = qq{isolation = { namespaces = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" },
+    # both as nobody (a user namespace may not map root), who may write
+    # to the FIFO
+    chmod 0711, $dir;
+    chmod 0666, $FIFO;
+    my $iso = qq{user = "nobody", isolation = { namespaces = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" },
     mounts = { { "$dir", "$dir", "rw" } } },};
-    my $c = corrald_start(exec_pool('plain', 1, '') . exec_pool('isolated', 1, $iso));
+    my $c = corrald_start(exec_pool('plain', 1, 'user = "nobody",') . exec_pool('isolated', 1, $iso));
     fifo_read(2, 30);
     my (%ms);
     for my $r (1 .. $rounds) {
