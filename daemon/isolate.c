@@ -579,24 +579,27 @@ int cr_isolate_worker_early(const struct cr_pool_conf *pc)
 	return 0;
 }
 
-/* The capabilities a worker keeps: those listed; with a user namespace
- * and no list, none (root inside, without its powers). -1: unchanged. */
-static int64_t kept_caps(const struct cr_pool_conf *pc)
+/* The capabilities a worker keeps (*keep): those listed; with a user
+ * namespace and no list, none (root inside, without its powers).
+ * 0: unchanged. */
+static int kept_caps(const struct cr_pool_conf *pc, uint64_t *keep)
 {
+	*keep = pc->isolation.caps;
 	if (pc->isolation.set_caps)
-		return (int64_t)pc->isolation.caps;
-	return has_userns(pc) ? 0 : -1;
+		return 1;
+	*keep = 0;
+	return has_userns(pc);
 }
 
 int cr_isolate_worker_bound(const struct cr_pool_conf *pc)
 {
-	int64_t keep = kept_caps(pc);
+	uint64_t keep;
 
-	if (keep < 0)
+	if (!kept_caps(pc, &keep))
 		return 0;
 	/* every capability this kernel has, newer ones than the build's too */
 	for (cap_value_t c = 0; c < 64 && CAP_IS_SUPPORTED(c); c++)
-		if (!(keep & ((int64_t)1 << c)) && cap_drop_bound(c) < 0)
+		if (!(keep & (UINT64_C(1) << c)) && cap_drop_bound(c) < 0)
 			return -1;
 	/* the capabilities survive the change of uid that follows */
 	return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
@@ -604,15 +607,15 @@ int cr_isolate_worker_bound(const struct cr_pool_conf *pc)
 
 int cr_isolate_worker_caps(const struct cr_pool_conf *pc)
 {
-	int64_t keep = kept_caps(pc);
+	uint64_t keep;
 	cap_value_t list[64];
 	int n = 0, rc = 0, e;
 	cap_t caps;
 
-	if (keep < 0)
+	if (!kept_caps(pc, &keep))
 		return 0;
 	for (cap_value_t c = 0; c < 64; c++)
-		if (keep & ((int64_t)1 << c))
+		if (keep & (UINT64_C(1) << c))
 			list[n++] = c;
 	if (!(caps = cap_init()))
 		return -1;
