@@ -615,7 +615,7 @@ static int wait_done(const struct ctl *c, const struct waiting *w)
 {
 	struct cr_buf req = { 0 };
 	char msg[1024] = "";
-	double pause = 0.01, left;
+	double backoff = 0.01, pause, left;
 	int tty = !c->json && isatty(STDERR_FILENO), r, code = EXIT_OK;
 
 	cr_buf_lit(&req, "{\"command\":\"status\"");
@@ -625,7 +625,10 @@ static int wait_done(const struct ctl *c, const struct waiting *w)
 	}
 	cr_buf_lit(&req, "}\n");
 	for (;;) {
+		double t0 = now(), spent;
+
 		r = poll_status(c, w, &req, msg, sizeof msg);
+		spent = now() - t0;
 		if (r < 0 || r == DONE) {
 			code = r < 0 ? -r : EXIT_OK;
 			break;
@@ -637,11 +640,15 @@ static int wait_done(const struct ctl *c, const struct waiting *w)
 		}
 		if (tty)
 			progress(msg);
-		/* soon at first: most commands are done in a moment */
+		/* soon at first: most commands are done in a moment; never
+		 * more than a fifth of corrald's time on our status calls,
+		 * which grow with the pool (a status of 5,000 workers takes
+		 * a while) */
+		pause = 4 * spent > backoff ? (4 * spent < 2 ? 4 * spent : 2) : backoff;
 		if ((left = c->deadline - now()) > 0) {
 			left = left < pause ? left : pause;
 			nanosleep(&(struct timespec){ (time_t)left, (long)((left - (double)(time_t)left) * 1e9) }, NULL);
-			pause = pause * 2 < 0.1 ? pause * 2 : 0.1;
+			backoff = backoff * 2 < 0.1 ? backoff * 2 : 0.1;
 		}
 		if (c->deadline - now() <= 0) {
 			char d[32];
