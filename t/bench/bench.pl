@@ -27,6 +27,7 @@ GetOptions(\%opt, 'quick!', 'json=s', 'only=s', 'corrald=s', 'corralctl=s', 'bar
     or die "usage: bench.pl [--quick] [--json FILE] [--only 1,2] --corrald P --corralctl P --bare P --ready P\n";
 $opt{$_} = File::Spec->rel2abs($opt{$_}) for qw(corrald corralctl bare ready);
 my $Q = $opt{quick};
+my $READY = $opt{ready};    # replaced by a copy in $pub below
 my %only = map { $_ => 1 } split /,/, $opt{only} // '1,2,3,4,5,6,7,8';
 
 # The sizes of a full run and of a QUICK one.
@@ -46,10 +47,19 @@ my $START_WINDOW = 1.2;     # default start_window (1s) and a margin
 my $GAP = 0.01;             # between respawn trials, for the dust to settle
 
 my $dir = tempdir('corral-bench-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $FIFO = "$dir/fifo";
+# The FIFO, and a copy of the ready program, where a pool's user other
+# than root reaches them (figure 8 runs its pools as nobody): below /tmp
+# itself, whatever TMPDIR is, in a directory anyone may pass through.
+my $pub = tempdir('corral-bench-pub-XXXXXX', DIR => '/tmp', CLEANUP => 1);
+chmod 0711, $pub or die "chmod $pub: $!";
+my $FIFO = "$pub/fifo";
 mkfifo($FIFO, 0600) or die "mkfifo $FIFO: $!";
+chmod 0666, $FIFO or die "chmod $FIFO: $!";
 # Read and write: never an EOF, and a worker's open never blocks.
 sysopen(my $fifo, $FIFO, O_RDWR | O_NONBLOCK) or die "open $FIFO: $!";
+system('cp', $opt{ready}, "$pub/bench-ready") == 0 && chmod(0755, "$pub/bench-ready")
+    or die "copy $opt{ready} to $pub: $!";
+$READY = "$pub/bench-ready";
 my $fifo_buf = '';
 
 my @rows;                   # the figures, in order
@@ -241,7 +251,7 @@ sub bare_cg { return "/corral-bench-$$-bare" . ++$nbare }
 sub bare_spawn {
     my ($n) = @_;
     local $ENV{BENCH_FIFO} = $FIFO;
-    my $out = `$opt{bare} -g ${\ bare_cg()} spawn $n $opt{ready}`;
+    my $out = `$opt{bare} -g ${\ bare_cg()} spawn $n $READY`;
     die "bare spawn $n failed: $out\n" if $? || $out !~ /^([\d.]+)$/;
     fifo_drain();   # bare kills its children once ready: some never write
     return $1 + 0;
@@ -252,7 +262,7 @@ sub bare_serve {
     my ($n, @args) = @_;
     my $b = {};
     local $ENV{BENCH_FIFO} = $FIFO;
-    $b->{pid} = open($b->{out}, '-|', $opt{bare}, '-g', bare_cg(), 'serve', $n, $opt{ready}, @args)
+    $b->{pid} = open($b->{out}, '-|', $opt{bare}, '-g', bare_cg(), 'serve', $n, $READY, @args)
         // die "bare: $!";
     push @bares, $b;
     my $line = readline($b->{out}) // die "bare serve $n: no output\n";
@@ -295,7 +305,7 @@ my $NODELAY = 'backoff = { initial = 0 }, crash_limit = { failures = 0 },';
 
 sub exec_pool {
     my ($name, $workers, $extra, @args) = @_;
-    my $cmd = join ', ', map { qq{"$_"} } $opt{ready}, @args;
+    my $cmd = join ', ', map { qq{"$_"} } $READY, @args;
     return qq{pool "$name" {
   command = { $cmd }, workers = $workers, ready = "notify",
   env = { BENCH_FIFO = "$FIFO" }, $extra
@@ -596,7 +606,7 @@ sub bare_serve_churn {
     my ($n) = @_;
     my $b = {};
     local $ENV{BENCH_FIFO} = $FIFO;
-    $b->{pid} = open($b->{out}, '-|', $opt{bare}, '-g', bare_cg(), 'serve', $n, $opt{ready}, 'exit') // die "bare: $!";
+    $b->{pid} = open($b->{out}, '-|', $opt{bare}, '-g', bare_cg(), 'serve', $n, $READY, 'exit') // die "bare: $!";
     push @bares, $b;
     return $b;
 }
@@ -606,12 +616,10 @@ sub bare_serve_churn {
 # to N+1 workers and back, in turn.
 sub fig_isolation {
     my ($n, $rounds) = @P{qw(iso_n iso_rounds)};
-    # both as nobody (a user namespace may not map root), who may write
-    # to the FIFO
-    chmod 0711, $dir;
-    chmod 0666, $FIFO;
+    # both as nobody (a user namespace may not map root), who reaches the
+    # FIFO and the program in $pub; bound into the isolated pool's /tmp
     my $iso = qq{user = "nobody", isolation = { namespaces = { "user", "pid", "mount", "net", "uts", "ipc", "cgroup" },
-    mounts = { { "$dir", "$dir", "rw" } } },};
+    mounts = { { "$pub", "$pub", "rw" } } },};
     my $c = corrald_start(exec_pool('plain', 1, 'user = "nobody",') . exec_pool('isolated', 1, $iso));
     fifo_read(2, 30);
     my (%ms);
