@@ -35,7 +35,8 @@ my @ids = qw(spawn.notify.100 spawn.lua.100
              respawn.notify.nodelay.p50 respawn.notify.nodelay.p99 respawn.notify.default.p50 respawn.notify.default.p99
              respawn.lua.nodelay.p50 respawn.lua.nodelay.p99 respawn.lua.default.p50 respawn.lua.default.p99
              idle.rss idle.pss idle.rss_per_worker idle.cpu idle.ctxsw idle.wakeups
-             control.status.p50 control.status.p99 cow.copies churn.rate churn.cpu growth.spawn growth.status);
+             control.status.p50 control.status.p99 cow.copies churn.rate churn.cpu growth.spawn growth.status
+             isolation.spawn.50);
 
 my $cg = cgroup_mount();
 my %before = map { $_ => 1 } glob "$cg/corral-bench-*";
