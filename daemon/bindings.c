@@ -32,6 +32,7 @@
 #include "status.h"
 #include "supervisor.h"
 #include "text.h"
+#include "plugio.h"
 #include "timers.h"
 
 /* ---- for configs ------------------------------------------------------------ */
@@ -505,8 +506,75 @@ static int l_timer(lua_State *L)
 
 static int l_cancel(lua_State *L)
 {
-	cr_timers_cancel(cr_lua_active(), (int)luaL_checkinteger(L, 1));
+	int id = (int)luaL_checkinteger(L, 1);
+
+	if (id >= CR_PLUGIO_FIRST_ID)
+		cr_plugio_cancel(cr_lua_active(), id);
+	else
+		cr_timers_cancel(cr_lua_active(), id);
 	return 0;
+}
+
+/* core.http_serve(address) -> id | nil, why */
+static int l_http_serve(lua_State *L)
+{
+	char err[512];
+	int id = cr_plugio_serve(cr_lua_active(), luaL_checkstring(L, 1), err, sizeof err);
+
+	if (id < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+/* core.http_address(id) -> "HOST:PORT" | nil */
+static int l_http_address(lua_State *L)
+{
+	char buf[128];
+
+	if (cr_plugio_address(cr_lua_active(), (int)luaL_checkinteger(L, 1), buf, sizeof buf) < 0)
+		return 0;
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* core.http_request(method, url, body|nil, { "Name: value", ... }, timeout, connect_only)
+ * -> id | nil, why */
+static int l_http_request(lua_State *L)
+{
+	const char *method = luaL_checkstring(L, 1), *url = luaL_checkstring(L, 2), *body = NULL;
+	size_t body_len = 0, nh;
+	double timeout = luaL_checknumber(L, 5);
+	char err[512];
+	int id;
+
+	if (!lua_isnoneornil(L, 3))
+		body = luaL_checklstring(L, 3, &body_len);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	nh = lua_objlen(L, 4);
+	if (nh > 64)
+		return luaL_error(L, "corral.http_request: at most 64 headers");
+	{
+		const char *headers[nh + 1];
+		for (size_t i = 0; i < nh; i++) {
+			lua_rawgeti(L, 4, (int)i + 1);
+			headers[i] = luaL_checkstring(L, -1);	/* kept alive by the table */
+			lua_pop(L, 1);
+		}
+		headers[nh] = NULL;
+		id = cr_plugio_request(cr_lua_active(), method, url, body, body_len, headers, timeout,
+				       lua_toboolean(L, 6), err, sizeof err);
+	}
+	if (id < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_pushinteger(L, id);
+	return 1;
 }
 
 /* A reload replaces the Lua state a handler runs in: it happens after the
@@ -547,6 +615,9 @@ static const struct cr_lua_fn fns[] = {
 	{ "reload", l_reload, PLUGIN },
 	{ "timer", l_timer, PLUGIN },
 	{ "cancel", l_cancel, PLUGIN },
+	{ "http_serve", l_http_serve, PLUGIN },
+	{ "http_address", l_http_address, PLUGIN },
+	{ "http_request", l_http_request, PLUGIN },
 	{ "freeze", l_freeze, PLUGIN },
 	{ "pools", l_pools, PLUGIN },
 	{ "stats", l_stats, PLUGIN },
