@@ -7,6 +7,7 @@
  * on top. This and lua.c are the only files that use the Lua C API.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -515,6 +517,41 @@ static int l_cancel(lua_State *L)
 	return 0;
 }
 
+/* core.self_stats() -> { rss_bytes, open_fds, max_fds }: corrald's own */
+static int l_self_stats(lua_State *L)
+{
+	char line[256];
+	struct rlimit rl;
+	struct dirent *d;
+	long rss = -1, fds = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+	DIR *dir;
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &rss) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if ((dir = opendir("/proc/self/fd"))) {
+		while ((d = readdir(dir)))
+			fds += d->d_name[0] != '.';
+		closedir(dir);
+		fds--;	/* the directory's own */
+	}
+	lua_createtable(L, 0, 3);
+	if (rss >= 0) {
+		lua_pushnumber(L, (lua_Number)rss * 1024);
+		lua_setfield(L, -2, "rss_bytes");
+	}
+	lua_pushnumber(L, (lua_Number)fds);
+	lua_setfield(L, -2, "open_fds");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		lua_pushnumber(L, (lua_Number)rl.rlim_cur);
+		lua_setfield(L, -2, "max_fds");
+	}
+	return 1;
+}
+
 /* core.http_serve(address) -> id | nil, why */
 static int l_http_serve(lua_State *L)
 {
@@ -616,6 +653,7 @@ static const struct cr_lua_fn fns[] = {
 	{ "timer", l_timer, PLUGIN },
 	{ "cancel", l_cancel, PLUGIN },
 	{ "http_serve", l_http_serve, PLUGIN },
+	{ "self_stats", l_self_stats, PLUGIN },
 	{ "http_address", l_http_address, PLUGIN },
 	{ "http_request", l_http_request, PLUGIN },
 	{ "freeze", l_freeze, PLUGIN },

@@ -242,6 +242,12 @@ function corral.http_serve(address, fn)
   end, "HTTP server", true)
 end
 
+-- corrald's own figures: { rss_bytes, open_fds, max_fds }.
+function corral.corrald_stats()
+  need_phase("corrald_stats", "plugin")
+  return core.self_stats()
+end
+
 -- The address a server listens on ("127.0.0.1:40123").
 function corral.http_address(id)
   need_phase("http_address", "plugin")
