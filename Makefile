@@ -12,8 +12,8 @@ endif
 
 # Dependencies are looked up when a recipe needs them (recursive variables),
 # so that `make run` can install the packages first and then find them.
-dep_cflags = $(shell pkg-config --cflags luajit libsystemd libcap)
-dep_libs = $(shell pkg-config --libs luajit libsystemd libcap) -lev -lm
+dep_cflags = $(shell pkg-config --cflags luajit libsystemd libcap libmicrohttpd libcurl)
+dep_libs = $(shell pkg-config --libs luajit libsystemd libcap libmicrohttpd libcurl) -lev -lm
 
 CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DCR_VERSION='"$(VERSION)"' -DCR_DATADIR='"$(DATADIR)"' \
@@ -59,6 +59,8 @@ $(O)/.deps-ok:
 	@pkg-config --exists luajit || { echo "missing LuaJIT (Debian package libluajit-5.1-dev; or run: make deps)" >&2; exit 1; }
 	@pkg-config --exists libsystemd || { echo "missing libsystemd (Debian package libsystemd-dev; or run: make deps)" >&2; exit 1; }
 	@pkg-config --exists libcap || { echo "missing libcap (Debian package libcap-dev; or run: make deps)" >&2; exit 1; }
+	@pkg-config --exists libmicrohttpd || { echo "missing libmicrohttpd (Debian package libmicrohttpd-dev; or run: make deps)" >&2; exit 1; }
+	@pkg-config --exists libcurl || { echo "missing libcurl (Debian package libcurl4-openssl-dev; or run: make deps)" >&2; exit 1; }
 	@printf '#include <ev.h>\nint main(void){return ev_version_major()<4;}\n' | \
 		$(CC) -x c - -o $(O)/.ev-check -lev 2>/dev/null || { echo "missing libev (Debian package libev-dev; or run: make deps)" >&2; exit 1; }
 	@rm -f $(O)/.ev-check

@@ -7,6 +7,7 @@
  * on top. This and lua.c are the only files that use the Lua C API.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -32,6 +34,7 @@
 #include "status.h"
 #include "supervisor.h"
 #include "text.h"
+#include "plugio.h"
 #include "timers.h"
 
 /* ---- for configs ------------------------------------------------------------ */
@@ -505,8 +508,110 @@ static int l_timer(lua_State *L)
 
 static int l_cancel(lua_State *L)
 {
-	cr_timers_cancel(cr_lua_active(), (int)luaL_checkinteger(L, 1));
+	int id = (int)luaL_checkinteger(L, 1);
+
+	if (id >= CR_PLUGIO_FIRST_ID)
+		cr_plugio_cancel(cr_lua_active(), id);
+	else
+		cr_timers_cancel(cr_lua_active(), id);
 	return 0;
+}
+
+/* core.self_stats() -> { rss_bytes, open_fds, max_fds }: corrald's own */
+static int l_self_stats(lua_State *L)
+{
+	char line[256];
+	struct rlimit rl;
+	struct dirent *d;
+	long rss = -1, fds = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+	DIR *dir;
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &rss) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if ((dir = opendir("/proc/self/fd"))) {
+		while ((d = readdir(dir)))
+			fds += d->d_name[0] != '.';
+		closedir(dir);
+		fds--;	/* the directory's own */
+	}
+	lua_createtable(L, 0, 3);
+	if (rss >= 0) {
+		lua_pushnumber(L, (lua_Number)rss * 1024);
+		lua_setfield(L, -2, "rss_bytes");
+	}
+	lua_pushnumber(L, (lua_Number)fds);
+	lua_setfield(L, -2, "open_fds");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		lua_pushnumber(L, (lua_Number)rl.rlim_cur);
+		lua_setfield(L, -2, "max_fds");
+	}
+	return 1;
+}
+
+/* core.http_serve(address) -> id | nil, why */
+static int l_http_serve(lua_State *L)
+{
+	char err[512];
+	int id = cr_plugio_serve(cr_lua_active(), luaL_checkstring(L, 1), err, sizeof err);
+
+	if (id < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+/* core.http_address(id) -> "HOST:PORT" | nil */
+static int l_http_address(lua_State *L)
+{
+	char buf[128];
+
+	if (cr_plugio_address(cr_lua_active(), (int)luaL_checkinteger(L, 1), buf, sizeof buf) < 0)
+		return 0;
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* core.http_request(method, url, body|nil, { "Name: value", ... }, timeout, connect_only)
+ * -> id | nil, why */
+static int l_http_request(lua_State *L)
+{
+	const char *method = luaL_checkstring(L, 1), *url = luaL_checkstring(L, 2), *body = NULL;
+	size_t body_len = 0, nh;
+	double timeout = luaL_checknumber(L, 5);
+	char err[512];
+	int id;
+
+	if (!lua_isnoneornil(L, 3))
+		body = luaL_checklstring(L, 3, &body_len);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	nh = lua_objlen(L, 4);
+	if (nh > 64)
+		return luaL_error(L, "corral.http_request: at most 64 headers");
+	{
+		const char *headers[nh + 1];
+		for (size_t i = 0; i < nh; i++) {
+			lua_rawgeti(L, 4, (int)i + 1);
+			headers[i] = luaL_checkstring(L, -1);	/* kept alive by the table */
+			lua_pop(L, 1);
+		}
+		headers[nh] = NULL;
+		id = cr_plugio_request(cr_lua_active(), method, url, body, body_len, headers, timeout,
+				       lua_toboolean(L, 6), err, sizeof err);
+	}
+	if (id < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_pushinteger(L, id);
+	return 1;
 }
 
 /* A reload replaces the Lua state a handler runs in: it happens after the
@@ -547,6 +652,10 @@ static const struct cr_lua_fn fns[] = {
 	{ "reload", l_reload, PLUGIN },
 	{ "timer", l_timer, PLUGIN },
 	{ "cancel", l_cancel, PLUGIN },
+	{ "http_serve", l_http_serve, PLUGIN },
+	{ "self_stats", l_self_stats, PLUGIN },
+	{ "http_address", l_http_address, PLUGIN },
+	{ "http_request", l_http_request, PLUGIN },
 	{ "freeze", l_freeze, PLUGIN },
 	{ "pools", l_pools, PLUGIN },
 	{ "stats", l_stats, PLUGIN },

@@ -96,6 +96,13 @@ void cr_lua_emit(const struct cr_event *ev);
 /* A timer or trigger of lua's fired: its callback runs (timers.c calls
  * this, as the owner's fire function). */
 void cr_lua_fire(void *lua, int id);
+/* plugio.c's callbacks: a request to a plugin's HTTP server (its answer
+ * in out), and a network request's end. */
+struct cr_http_in;
+struct cr_http_out;
+struct cr_http_res;
+void cr_lua_http_serve(void *lua, int id, const struct cr_http_in *in, struct cr_http_out *out);
+void cr_lua_io_done(void *lua, int id, const struct cr_http_res *res);
 
 /* In a prototype: runs the pool's prefork hook, if any, and keeps what it
  * returns as the pool's state. 0, or -1 after logging the error. */

@@ -34,6 +34,7 @@
 #include "luapat.h"
 #include "proctitle.h"
 #include "spawn.h"
+#include "plugio.h"
 #include "timers.h"
 #include "unixmsg.h"
 
@@ -257,6 +258,107 @@ static int push_id(lua_State *L)
 	return 1;
 }
 
+/* ---- plugins' network I/O (plugio.c) ---------------------------------------- */
+
+struct io_call {
+	int id;
+	const struct cr_http_in *in;
+	const struct cr_http_res *res;
+};
+
+/* The answer of the HTTP handler running now (core.http_reply fills it). */
+static struct cr_http_out *http_out;
+
+static void set_str(lua_State *L, const char *key, const char *v, size_t n)
+{
+	lua_pushlstring(L, v, n);
+	lua_setfield(L, -2, key);
+}
+
+/* (id, { method, path, query, body, peer }) */
+static int push_http_in(lua_State *L)
+{
+	const struct io_call *c = lua_touserdata(L, 1);
+
+	lua_pushinteger(L, c->id);
+	lua_createtable(L, 0, 5);
+	set_str(L, "method", c->in->method, strlen(c->in->method));
+	set_str(L, "path", c->in->path, strlen(c->in->path));
+	set_str(L, "query", c->in->query, strlen(c->in->query));
+	set_str(L, "body", c->in->body, c->in->body_len);
+	set_str(L, "peer", c->in->peer, strlen(c->in->peer));
+	return 2;
+}
+
+/* (id, { status, body, content_type, seconds } | nil, error) */
+static int push_http_res(lua_State *L)
+{
+	const struct io_call *c = lua_touserdata(L, 1);
+
+	lua_pushinteger(L, c->id);
+	if (!c->res->ok) {
+		lua_pushnil(L);
+		lua_pushstring(L, c->res->error ? c->res->error : "failed");
+		return 3;
+	}
+	lua_createtable(L, 0, 5);
+	set_int(L, "status", (lua_Number)c->res->status);
+	set_str(L, "body", c->res->body ? c->res->body : "", c->res->body ? c->res->body_len : 0);
+	if (c->res->content_type)
+		set_str(L, "content_type", c->res->content_type, strlen(c->res->content_type));
+	set_int(L, "seconds", c->res->seconds);
+	if (c->res->error)
+		set_str(L, "warning", c->res->error, strlen(c->res->error));
+	lua_pushnil(L);
+	return 3;
+}
+
+void cr_lua_http_serve(void *owner, int id, const struct cr_http_in *in, struct cr_http_out *out)
+{
+	struct io_call c = { .id = id, .in = in };
+	struct cr_lua *lua = owner;
+
+	if (lua != ctx.active)
+		return;	/* out stays empty: a 500 */
+	http_out = out;
+	plugin_call(lua->ref_fire, push_http_in, &c, "HTTP handler");
+	http_out = NULL;
+}
+
+void cr_lua_io_done(void *owner, int id, const struct cr_http_res *res)
+{
+	struct io_call c = { .id = id, .res = res };
+	struct cr_lua *lua = owner;
+
+	if (lua == ctx.active)
+		plugin_call(lua->ref_fire, push_http_res, &c, "network request");
+}
+
+/* core.http_reply(status, body, content_type): the running HTTP
+ * handler's answer (its wrapper in init.lua calls this) */
+static int l_http_reply(lua_State *L)
+{
+	int status = (int)luaL_checkinteger(L, 1);
+	size_t n = 0;
+	const char *body = luaL_optlstring(L, 2, "", &n);
+	const char *type = luaL_optstring(L, 3, NULL);
+
+	if (!http_out)
+		return luaL_error(L, "corral: an answer outside of an HTTP handler");
+	if (status < 100 || status > 599)
+		return luaL_error(L, "corral.http_serve: the handler's status must be 100..599, got %d", status);
+	free(http_out->body);
+	free(http_out->content_type);
+	http_out->body = malloc(n + 1);
+	http_out->content_type = type ? strdup(type) : NULL;
+	if (!http_out->body)
+		return luaL_error(L, "corral: out of memory");
+	memcpy(http_out->body, body, n);
+	http_out->body_len = n;
+	http_out->status = status;
+	return 0;
+}
+
 void cr_lua_fire(void *owner, int id)
 {
 	struct cr_lua *lua = owner;
@@ -267,8 +369,10 @@ void cr_lua_fire(void *owner, int id)
 
 void cr_lua_activate(struct cr_lua *lua)
 {
-	if (ctx.active && ctx.active != lua)
+	if (ctx.active && ctx.active != lua) {
 		cr_timers_forget(ctx.active);
+		cr_plugio_forget(ctx.active);
+	}
 	ctx.active = lua;
 }
 
@@ -366,6 +470,7 @@ static const struct cr_lua_fn process_fns[] = {
 	{ "budget_call", l_budget_call, CR_IN(CR_PHASE_CONFIG) },
 	{ "renew_budget", l_renew_budget, CR_IN(CR_PHASE_PLUGIN) },
 	{ "exec", l_exec, CR_IN_WORKER },
+	{ "http_reply", l_http_reply, CR_IN(CR_PHASE_PLUGIN) },
 	{ NULL, NULL, 0 },
 };
 
@@ -630,6 +735,7 @@ void cr_lua_close(struct cr_lua *lua)
 	if (!lua)
 		return;
 	cr_timers_forget(lua);
+	cr_plugio_forget(lua);
 	if (ctx.active == lua)
 		ctx.active = NULL;
 	if (lua->L) {

@@ -33,6 +33,7 @@
 #include "sockets.h"
 #include "spawn.h"
 #include "supervisor.h"
+#include "plugio.h"
 #include "timers.h"
 #include "wnotify.h"
 
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
 	 * runs the pools, workers' notifications and reloads act on it, the
 	 * control socket asks it */
 	cr_timers_init(loop, cr_lua_fire);
+	cr_plugio_init(loop, cr_lua_http_serve, cr_lua_io_done);
 	cr_notify_init(loop);
 	cr_notify_set_dir(control ? control : conf->control);
 	cr_output_init(loop);
@@ -237,6 +239,7 @@ out:
 	left = cr_supervisor_finish();
 	cr_output_finish();
 	cr_timers_finish();
+	cr_plugio_finish();
 	cr_notify_close();
 	cr_notify_finish();
 	cr_sockets_finish();

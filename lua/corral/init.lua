@@ -219,6 +219,95 @@ function corral.cancel(id)
   core.cancel(id)
 end
 
+-- Network I/O (plugio.c): nothing here waits; results come to callbacks,
+-- which run like timers, under the plugin budget.
+
+-- corral.http_serve(address, fn) -> id: an HTTP server on "HOST:PORT"
+-- (numeric; port 0: any, see corral.http_address) or "unix:/PATH";
+-- fn(req) -> status, body [, content_type] for each request, req =
+-- { method, path, query, body, peer }. A handler that fails or gives no
+-- status answers 500. corral.cancel(id) stops it.
+function corral.http_serve(address, fn)
+  need_phase("http_serve", "plugin")
+  if type(address) ~= "string" then error("corral.http_serve: expected an address string", 2) end
+  if type(fn) ~= "function" then error("corral.http_serve: expected a function", 2) end
+  local id, err = core.http_serve(address)
+  if not id then error("corral.http_serve: " .. err, 2) end
+  return add_callback(id, function(req)
+    local status, body, ctype = fn(req)
+    if status == nil then error("the handler returned no status", 0) end
+    if type(status) ~= "number" then error("the handler's status must be a number", 0) end
+    if body ~= nil and type(body) ~= "string" then error("the handler's body must be a string", 0) end
+    core.http_reply(status, body, ctype)
+  end, "HTTP server", true)
+end
+
+-- corrald's own figures: { rss_bytes, open_fds, max_fds }.
+function corral.corrald_stats()
+  need_phase("corrald_stats", "plugin")
+  return core.self_stats()
+end
+
+-- The address a server listens on ("127.0.0.1:40123").
+function corral.http_address(id)
+  need_phase("http_address", "plugin")
+  return core.http_address(id)
+end
+
+local function check_timeout(fname, t)
+  if t == nil then return 10 end
+  if type(t) ~= "number" or t ~= t or t < 0.001 or t > 300 then
+    error(("corral.%s: timeout: expected seconds, 0.001 to 300"):format(fname), 3)
+  end
+  return t
+end
+
+-- corral.http_request({ url, method = "GET", body, headers = { Name = value },
+-- timeout = 10 }, fn) -> id; fn(res) with res = { status, body,
+-- content_type, seconds }, or fn(nil, why) when it failed or timed out.
+function corral.http_request(opts, fn)
+  need_phase("http_request", "plugin")
+  if type(opts) == "string" then opts = { url = opts } end
+  if type(opts) ~= "table" or type(opts.url) ~= "string" then
+    error("corral.http_request: expected { url = ..., ... } or a URL", 2)
+  end
+  if type(fn) ~= "function" then error("corral.http_request: expected a function", 2) end
+  local method = opts.method or "GET"
+  if type(method) ~= "string" or not method:match("^%u+$") then
+    error("corral.http_request: method: expected a word in capitals (GET, POST, ...)", 2)
+  end
+  if opts.body ~= nil and type(opts.body) ~= "string" then error("corral.http_request: body: expected a string", 2) end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do
+    if type(k) ~= "string" or not k:match("^[%w-]+$") or (type(v) ~= "string" and type(v) ~= "number")
+      or tostring(v):find("[\r\n]") then
+      error("corral.http_request: headers: expected Name = value", 2)
+    end
+    headers[#headers + 1] = k .. ": " .. tostring(v)
+  end
+  local id, err = core.http_request(method, opts.url, opts.body, headers, check_timeout("http_request", opts.timeout), false)
+  if not id then error("corral.http_request: " .. err, 2) end
+  return add_callback(id, fn, "HTTP request", false)
+end
+
+-- corral.tcp_connect(host, port, timeout, fn) -> id; fn(true, seconds)
+-- once connected (the connection is closed at once), fn(false, why).
+function corral.tcp_connect(host, port, timeout, fn)
+  need_phase("tcp_connect", "plugin")
+  if type(host) ~= "string" or host:find("[%s/@]") then error("corral.tcp_connect: expected a host", 2) end
+  if type(port) ~= "number" or port % 1 ~= 0 or port < 1 or port > 65535 then
+    error("corral.tcp_connect: expected a port number", 2)
+  end
+  if type(fn) ~= "function" then error("corral.tcp_connect: expected a function", 2) end
+  local url = ("telnet://%s:%d"):format(host:find(":") and "[" .. host .. "]" or host, port)
+  local id, err = core.http_request("GET", url, nil, {}, check_timeout("tcp_connect", timeout), true)
+  if not id then error("corral.tcp_connect: " .. err, 2) end
+  return add_callback(id, function(res, why)
+    if res then return fn(true, res.seconds) end
+    return fn(false, why)
+  end, "TCP connect", false)
+end
+
 local function pool_arg(fname, pool)
   if type(pool) ~= "string" then error(("corral.%s: expected a pool name"):format(fname), 3) end
 end
