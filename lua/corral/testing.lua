@@ -302,7 +302,7 @@ local function status_of(self, p)
     target = p.target, restarts = p.restarts, generation = p.generation, start_failures = 0,
     restart_in = nil, failure = nil, last_failure = nil, memory_current = st.memory_current,
     cpu_usage_usec = st.cpu_usage_usec, populated = total > 0,
-    prototype = { pid = 1, state = "running" }, recent_exits = array(p.recent_exits),
+    prototype = { pid = 1, state = "running" }, recent_exits = array({ unpack(p.recent_exits) }),
     vacant = array(vacant), workers = array(workers) }
 end
 
@@ -625,6 +625,9 @@ function Kit:load(plugin, options, name)
     name = name or plugin:match("([^/]*)%.lua$") or plugin
   else
     kit_error("load: expected a plugin file or a function, got %s", show(plugin))
+  end
+  for _, q in ipairs(self.loaded) do
+    if q.name == name then kit_error("load: plugin %q loaded twice (a config enables a plugin once)", name) end
   end
   if options == nil then options = {} end
   local p = { fn = fn, options = options, name = name }
