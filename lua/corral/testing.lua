@@ -334,6 +334,14 @@ local function make_core(self)
     return nil
   end
 
+  -- daemon/text.c cr_text_duration: "250ms", "1.5s", "100000s"
+  function fake.duration(s, ...)
+    s = checkinteger(s, 1, select("#", ...) + 1) and tonumber(s)
+    if s < 1 then return ("%.0fms"):format(s * 1e3) end
+    if s < 100000 then return ("%gs"):format(math.floor(s * 1000 + 0.5) / 1000) end
+    return ("%.0fs"):format(s)
+  end
+
   function fake.renew_budget()
     local deadline = os.clock() + self.budget
     self.budget_start = os.clock()
