@@ -99,4 +99,38 @@ for my $w (@wrong) {
     };
 }
 
+# The kit against corrald: t/kit/probe.lua tries the API, right and
+# wrong (unknown pools and workers, bad types, calls in the wrong phase,
+# the names of corral and corral.core), in a real corrald and in the kit;
+# each logs one line per call, and the lines must be the same.
+SKIP: {
+    my $corrald = $ENV{CORRALD} // "$top/build/corrald";
+    skip "corrald not built ($corrald): the kit against corrald runs through make test-host", 1
+        unless -x $corrald;
+    $ENV{CORRALD} = $corrald;
+    require lib;
+    lib->import("$FindBin::Bin/lib");
+    require CorralTest;
+    subtest "the kit answers as corrald does" => sub {
+        my $t = CorralTest->new(config => <<'CONF');
+pool "web" { command = { "/bin/sleep", "1000" }, workers = 2 }
+plugin "probe" {}
+CONF
+        $t->write_file("plugins/probe.lua", do { local (@ARGV, $/) = "t/kit/probe.lua"; <> });
+        $t->start;
+        $t->wait_log(qr/probe: done$/m, 10);
+        my @real = map { s/^.*? probe: /probe: /r } $t->log_lines(qr/ probe: /);
+        $t->stop;
+        my $runner = 'local kit = require("corral.testing").new { pools = { web = 2 } }
+            kit:load("t/kit/probe.lua", {}, "probe"):start():emit("pool_ready", { pool = "web" })
+            for _, m in ipairs(kit:messages("info")) do print(m) end';
+        my @kit = split /\n/, `$luajit -e '$runner' 2>&1`;
+        ok(@real > 40, scalar(@real) . " calls tried in corrald");
+        is_deeply(\@kit, \@real, "the kit's answers are corrald's") or do {
+            diag("corrald: $_") for @real;
+            diag("kit:     $_") for @kit;
+        };
+    };
+}
+
 done_testing;

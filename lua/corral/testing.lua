@@ -103,12 +103,16 @@ local NSIG = 65
 
 -- ---- the C side's argument errors -------------------------------------------
 
--- luaL_argerror's message: the function's name as it was called ('?' for
--- a tail call), for the gate frame 3 levels up (helper, fake, gate).
+-- luaL_argerror's message: the function's name as it was called, for the
+-- gate frame 3 levels up (helper, fake, gate), and where it was called
+-- from; a tail call has neither ('?', as corrald's message has then).
 local function argerror(n, expected, v, given)
   local info = debug.getinfo(4, "n")
   local got = given < n and "no value" or type(v)
-  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, info and info.name or "?", expected, got), 0)
+  local msg = ("bad argument #%d to '%s' (%s expected, got %s)"):format(n, info and info.name or "?", expected, got)
+  local caller = info and info.name and debug.getinfo(5, "Sl")
+  if caller and caller.currentline > 0 then msg = ("%s:%d: %s"):format(caller.short_src, caller.currentline, msg) end
+  error(msg, 0)
 end
 
 -- luaL_checkinteger / luaL_optinteger: a number or a numeric string, truncated.
@@ -530,13 +534,11 @@ local function make_api(self)
   setfenv(chunk, env)
   local api = chunk()
   self.api = api
+  -- the plugin's corral: the module's members, its functions recorded
   local proxy = {}
-  local wrapped = {}
-  setmetatable(proxy, {
-    __index = function(_, k)
-      local v = api[k]
-      if type(v) ~= "function" or type(k) ~= "string" or k:sub(1, 1) == "_" then return v end
-      wrapped[k] = wrapped[k] or function(...)
+  for k, v in pairs(api) do
+    if type(v) == "function" and type(k) == "string" and k:sub(1, 1) ~= "_" then
+      proxy[k] = function(...)
         local rec = { name = k, args = { ... }, n = select("#", ...), at = self.clock, owner = api._owner }
         self.calls[#self.calls + 1] = rec
         local res = { n = 0 }
@@ -552,10 +554,11 @@ local function make_api(self)
         rec.ret = res
         return unpack(res, 1, res.n)
       end
-      return wrapped[k]
-    end,
-    __newindex = api,
-  })
+    elseif k ~= "_owner" then
+      proxy[k] = v
+    end
+  end
+  setmetatable(proxy, { __index = api })
   self.corral = proxy
 end
 
