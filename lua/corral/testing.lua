@@ -920,7 +920,13 @@ function M.test(name, fn)
   else
     tests.failed = tests.failed + 1
     io.write(("not ok %d - %s\n"):format(tests.n, name))
-    for line in tostring(err):gmatch("[^\n]+") do io.write("# ", line, "\n") end
+    -- the message, and the traceback's lines in the test and the plugin
+    for line in tostring(err):gmatch("[^\n]+") do
+      if not line:find("^%s") or not (line:find("[C]", 1, true) or line:find("corral/testing.lua", 1, true)
+        or line:find("stack traceback", 1, true)) then
+        io.write("# ", line, "\n")
+      end
+    end
   end
   io.flush()
 end
