@@ -47,6 +47,20 @@ for my $file (@files) {
     };
 }
 
+# The walk-through of doc/plugins.md shows the example plugin and its test
+# as they are: each of its Lua blocks is in one of the two files.
+{
+    my $slurp = sub { local (@ARGV, $/) = @_; <> };
+    my ($walk) = $slurp->("doc/plugins.md") =~ /\n## Writing and testing a plugin\n(.*?)\n## The plugin kit\n/s;
+    my $files = $slurp->("contrib/examples/plugins/memory-restart.lua") . $slurp->("t/kit/memory-restart_test.lua");
+    my @blocks = ($walk // '') =~ /```lua\n(.*?)```/sg;
+    ok(@blocks >= 6, scalar(@blocks) . " blocks of Lua in the walk-through");
+    for my $i (0 .. $#blocks) {
+        ok(index($files, $blocks[$i]) >= 0, "the walk-through's block " . ($i + 1) . " is in the example's files")
+            or diag($blocks[$i]);
+    }
+}
+
 # [plugin, its test, the change, the test that must fail]
 my @wrong = (
     [ "contrib/examples/plugins/memory-restart.lua", "t/kit/memory-restart_test.lua",

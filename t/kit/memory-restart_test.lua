@@ -7,6 +7,7 @@
 local testing = require "corral.testing"
 local test, eq, raises = testing.test, testing.eq, testing.raises
 
+-- (CORRAL_KIT_PLUGIN: a broken copy of the plugin, for t/115-plugin-kit.t)
 local PLUGIN = os.getenv("CORRAL_KIT_PLUGIN") or "contrib/examples/plugins/memory-restart.lua"
 local MiB = 2^20
 
@@ -14,7 +15,7 @@ local MiB = 2^20
 local function setup(options)
   local kit = testing.new { pools = { { name = "web", workers = 3 }, { name = "batch", workers = 2 } } }
   kit:load(PLUGIN, options or { limit = "100M", interval = 10 })
-  return kit:start()
+  return kit:start()	-- the "config" event: the plugin starts its timer
 end
 
 test("a bad option is an error of the config", function()
@@ -82,4 +83,4 @@ test("its timer is started again after a reload, and only one runs", function()
   eq(kit:count("status"), 1, "checks in 10 s")
 end)
 
-testing.done()
+testing.done()	-- the plan; exit status 1 if a test failed
