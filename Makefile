@@ -138,6 +138,8 @@ install: all
 	install -m 644 contrib/corralctl.fish $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
+	install -d $(DESTDIR)$(DATADIR)/examples/plugins
+	install -m 644 contrib/examples/plugins/*.lua $(DESTDIR)$(DATADIR)/examples/plugins/
 	install -m 644 contrib/logrotate/corral $(DESTDIR)$(DATADIR)/examples/corral.logrotate
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 644 $(O)/corral.service $(O)/corral@.service $(DESTDIR)$(UNITDIR)/
