@@ -58,8 +58,8 @@ end
 -- ---- what corrald gives: phases, statistics, events ------------------------
 
 -- The phases each function of corral.core may be called in, as the
--- tables of daemon/bindings.c and daemon/lua.c have them (t/kit/kit_test.lua
--- compares the two). "any" is every phase; "worker" is setup and start.
+-- cr_lua_fn tables of daemon/*.c have them (t/kit/kit_test.lua compares
+-- the two, and t/115-plugin-kit.t the answers with a real corrald's). "any" is every phase; "worker" is setup and start.
 -- A function the kit has no fake of (the config's and the workers' own)
 -- says so when called.
 M.CORE = {

@@ -238,28 +238,34 @@ end)
 
 -- ---- in step with corrald -----------------------------------------------------------------
 
--- { name = "phases" } of a C table of corral.core's functions
-local function c_table(path, tbl)
-  local src = read(path):match("cr_lua_fn " .. tbl .. "%[%] = {(.-)\n};")
-  assert(src, path .. ": no table " .. tbl)
-  local out = {}
-  for name, expr in src:gmatch('{ "([%w_]+)", l_[%w_]+, ([^}]-) }') do
-    local p = {}
-    if expr:find("CR_IN_ANY") then p[#p + 1] = "any" end
-    if expr:find("PREFORK") then p[#p + 1] = "prefork" end
-    if expr:find("CR_IN_WORKER") then p[#p + 1] = "worker" end
-    if expr:find("CONFIG") then p[#p + 1] = "config" end
-    if expr:find("PLUGIN") then p[#p + 1] = "plugin" end
-    out[name] = table.concat(p, " ")
+-- { name = "phases" } of every C table of corral.core's functions
+-- (struct cr_lua_fn NAME[] in daemon/*.c)
+local function c_tables()
+  local out, files = {}, 0
+  local ls = assert(io.popen("ls daemon/*.c"))
+  for path in ls:lines() do
+    for src in read(path):gmatch("struct cr_lua_fn [%w_]+%[%] = {(.-)\n};") do
+      files = files + 1
+      for name, expr in src:gmatch('{ "([%w_]+)", l_[%w_]+, ([^}]-) }') do
+        local p = {}
+        if expr:find("CR_IN_ANY") then p[#p + 1] = "any" end
+        if expr:find("PREFORK") then p[#p + 1] = "prefork" end
+        if expr:find("CR_IN_WORKER") then p[#p + 1] = "worker" end
+        if expr:find("CONFIG") then p[#p + 1] = "config" end
+        if expr:find("PLUGIN") then p[#p + 1] = "plugin" end
+        out[name] = table.concat(p, " ")
+      end
+    end
   end
+  ls:close()
+  assert(files >= 2, "the C tables were found")
   return out
 end
 
 test("the fake corral.core has corrald's functions, in the same phases", function()
-  local real = c_table("daemon/bindings.c", "fns")
-  for k, v in pairs(c_table("daemon/lua.c", "process_fns")) do real[k] = v end
+  local real = c_tables()
   assert(real.scale and real.budget_used, "the C tables were read")
-  eq(testing.CORE, real, "corral.core (kit vs daemon/bindings.c and daemon/lua.c)")
+  eq(testing.CORE, real, "corral.core (kit vs the cr_lua_fn tables of daemon/*.c)")
   for name in read("lua/corral/init.lua"):gmatch("core%.([%w_]+)") do
     assert(testing.CORE[name] or name == "version", "init.lua uses core." .. name)
   end
