@@ -86,6 +86,11 @@ test-host: test-deps
 	CORRALD=$(CURDIR)/$(O)/corrald CORRALCTL=$(CURDIR)/$(O)/corralctl \
 		CORRAL_FUZZ_REPLAY=$(CURDIR)/$(O) CORRAL_LUAPAT_DIFF=$(CURDIR)/$(O)/luapat-diff prove -v t/
 
+# The plugins' unit tests, through the plugin kit (lua/corral/testing.lua):
+# no corrald, no root, a second or so. make test-host runs them too.
+test-plugins:
+	prove -v t/115-plugin-kit.t
+
 # luapat.c against LuaJIT's own pattern functions (t/064)
 $(O)/luapat-diff: t/luapat/diff.c $(O)/luapat.o $(O)/.flags
 	$(CC) $(CR_CFLAGS) -Idaemon -o $@ t/luapat/diff.c $(O)/luapat.o $(CR_LDFLAGS) $(dep_libs)
@@ -135,6 +140,8 @@ install: all
 	install -m 644 contrib/corralctl.fish $(DESTDIR)$(FISHCOMPDIR)/corralctl.fish
 	install -m 644 doc/corral.lua.5 $(DESTDIR)$(MANDIR)/man5/corral.lua.5
 	install -m 644 contrib/examples/*.lua $(DESTDIR)$(DATADIR)/examples/
+	install -d $(DESTDIR)$(DATADIR)/examples/plugins
+	install -m 644 contrib/examples/plugins/*.lua $(DESTDIR)$(DATADIR)/examples/plugins/
 	install -m 644 contrib/logrotate/corral $(DESTDIR)$(DATADIR)/examples/corral.logrotate
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 644 $(O)/corral.service $(O)/corral@.service $(DESTDIR)$(UNITDIR)/
@@ -244,4 +251,4 @@ fuzz-run-%: $(FZ)/%
 	@grep -E '^stat::(number_of_executed_units|new_units_added)' $(FZ)/$*.log
 
 FORCE:
-.PHONY: FORCE fuzz fuzz-deps fuzz-replay all bench chaos deps test-host test-vm test-deps run test install uninstall clean
+.PHONY: FORCE fuzz fuzz-deps fuzz-replay all bench chaos deps test-host test-vm test-deps test-plugins run test install uninstall clean

@@ -23,6 +23,7 @@ for my $f ("sbin/corrald", "bin/corralctl") {
 }
 for my $f (qw(share/corral/lua/corral/config.lua share/corral/lua/corral/init.lua
               share/corral/lua/corral/units.lua share/corral/plugins/pool-stats.lua
+              share/corral/lua/corral/testing.lua share/corral/examples/plugins/memory-restart.lua
               share/corral/examples/hello.lua share/corral/examples/corral.logrotate share/man/man8/corrald.8
               share/man/man5/corral.lua.5 share/man/man1/corralctl.1
               share/bash-completion/completions/corralctl share/zsh/site-functions/_corralctl

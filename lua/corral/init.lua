@@ -134,6 +134,7 @@ local events = {
   pool_ready = true, pool_failed = true, frozen = true, thawed = true,
   worker_started = true, worker_ready = true, worker_exited = true, oom = true,
 }
+corral._events = events	-- read by corral.testing, whose fake events follow it
 
 -- corral.on(event, function(ev) ... end): call fn on a supervisor event.
 function corral.on(event, fn)
