@@ -73,6 +73,8 @@ M.CORE = {
   cancel = "plugin", freeze = "plugin", pools = "plugin", stats = "plugin",
   read_pressure = "plugin", psi_trigger = "plugin", budget_used = "plugin",
   renew_budget = "plugin",
+  http_serve = "plugin", http_address = "plugin", http_request = "plugin", http_reply = "plugin",
+  self_stats = "plugin",
 }
 
 -- corral.stats() fields (daemon/bindings.c l_stats).
@@ -377,6 +379,47 @@ local function make_core(self)
   function fake.cancel(id, ...)
     id = checkinteger(id, 1, select("#", ...) + 1)
     self.live[id] = nil
+  end
+
+  -- network I/O (daemon/plugio.c): servers and requests are ids like
+  -- timers; the test plays the other end (kit:http, kit:respond)
+  local function io_id()
+    self.next_id = math.max(self.next_id, 999999999) + 1
+    return self.next_id
+  end
+
+  function fake.http_serve(address)
+    if type(address) ~= "string" then error("bad argument #1 to 'http_serve' (string expected)", 0) end
+    if not address:match("^unix:/") and not address:match("^[%d.]*:%d+$") and not address:match("^%[[%x:.]+%]:%d+$") then
+      return nil, ('expected "HOST:PORT" (numeric) or "unix:/PATH", got "%s"'):format(address)
+    end
+    local id = io_id()
+    local port = address:match(":(%d+)$")
+    if port == "0" then address = address:gsub(":0$", ":" .. (40000 + id % 1000)) end
+    self.live[id] = { kind = "http_serve", address = address }
+    return id
+  end
+
+  function fake.http_address(id)
+    local s = self.live[id]
+    return s and s.kind == "http_serve" and s.address or nil
+  end
+
+  function fake.http_request(method, url, body, headers, timeout, connect_only)
+    local id = io_id()
+    self.live[id] = { kind = connect_only and "tcp_connect" or "http_request", method = method, url = url,
+      body = body, headers = headers, timeout = timeout }
+    return id
+  end
+
+  function fake.http_reply(status, body, ctype)
+    if not self.reply then error("corral: an answer outside of an HTTP handler", 0) end
+    self.reply.status, self.reply.body, self.reply.content_type = status, body or "", ctype
+  end
+
+  function fake.self_stats()
+    local s = self.corrald or {}
+    return { rss_bytes = s.rss_bytes or 6 * 2^20, open_fds = s.open_fds or 12, max_fds = s.max_fds or 1024 }
   end
 
   function fake.freeze(pool, on)
@@ -777,6 +820,58 @@ function Kit:advance(seconds)
   end
   self.clock = target
   raise_errors(self, before, "timer")
+  return self
+end
+
+-- A request to a plugin's HTTP server (by its id or address): req =
+-- { method = "GET", path = "/", query = "", body = "" }. Returns status,
+-- body, content_type as corrald would answer (500 when the handler gave
+-- none).
+function Kit:http(server, req)
+  local id
+  for sid, t in pairs(self.live) do
+    if t.kind == "http_serve" and (sid == server or t.address == server) then id = sid end
+  end
+  if not id then kit_error("http: no server %s", show(server)) end
+  req = req or {}
+  local r = { method = req.method or "GET", path = req.path or "/", query = req.query or "",
+    body = req.body or "", peer = req.peer or "127.0.0.1:50000" }
+  self.reply = {}
+  local before = #self.errors
+  self.phase = "plugin"
+  self.api._fire(id, r)
+  local reply = self.reply
+  self.reply = nil
+  if #self.errors > before or not reply.status then
+    return 500, "the plugin's handler gave no answer\n", nil
+  end
+  return reply.status, reply.body, reply.content_type
+end
+
+-- The open requests and connects: { id = { kind, method, url, ... } }.
+function Kit:requests()
+  local out = {}
+  for id, t in pairs(self.live) do
+    if t.kind == "http_request" or t.kind == "tcp_connect" then out[id] = t end
+  end
+  return out
+end
+
+-- Ends request id: res = { status, body, content_type, seconds } or nil
+-- and why (a tcp_connect: res = { seconds = ... } for a connect).
+function Kit:respond(id, res, why)
+  local t = self.live[id]
+  if not t or (t.kind ~= "http_request" and t.kind ~= "tcp_connect") then kit_error("respond: no request %s", show(id)) end
+  self.live[id] = nil
+  local before = #self.errors
+  self.phase = "plugin"
+  if res then
+    res.seconds = res.seconds or 0.001
+    self.api._fire(id, res)
+  else
+    self.api._fire(id, nil, why or "failed")
+  end
+  raise_errors(self, before, t.kind)
   return self
 end
 
