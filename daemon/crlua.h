@@ -97,6 +97,16 @@ void cr_lua_emit(const struct cr_event *ev);
  * this, as the owner's fire function). */
 void cr_lua_fire(void *lua, int id);
 
+/* A control request for a plugin command (plugin NULL: the list of them),
+ * run in the active state with the plugin budget: the whole answer, a
+ * JSON object, is added to out. args: the raw JSON object, or NULL.
+ * text: add a "text" rendering. may_change: the client is of the control
+ * group (else, uid for the message, only read-only commands run). 0, or
+ * -ENOENT with no state, -ENOMEM, -EIO when the call itself failed. */
+struct cr_buf;
+int cr_lua_command(const char *plugin, const char *name, const char *args, size_t argslen, int text,
+		   int may_change, unsigned uid, struct cr_buf *out);
+
 /* In a prototype: runs the pool's prefork hook, if any, and keeps what it
  * returns as the pool's state. 0, or -1 after logging the error. */
 int cr_lua_prefork(const struct cr_pool_conf *pc);

@@ -1,5 +1,6 @@
 -- corral.json: decode the JSON that corrald itself writes (status), for
--- plugins. Strict enough for that; not a general-purpose library.
+-- plugins, and encode what plugin commands answer. Strict enough for
+-- that; not a general-purpose library.
 local M = {}
 
 local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
@@ -82,5 +83,55 @@ function M.decode(s)
   if pos <= #s then fail("text after the value") end
   return v
 end
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    local e = ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" })[c]
+    return e or ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+-- M.encode(v): nil, booleans, finite numbers, strings, and tables of
+-- them: a table with items 1..n (and nothing else) is an array, any other
+-- an object (keys as strings, sorted: the same value, the same text).
+-- Errors on functions, cycles and other values.
+function M.encode(v, seen)
+  local t = type(v)
+  if v == nil then return "null" end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then error("json: cannot encode " .. tostring(v), 0) end
+    if v % 1 == 0 and v >= -2^53 and v <= 2^53 then return ("%d"):format(v) end
+    return ("%.17g"):format(v)
+  end
+  if t == "string" then return encode_string(v) end
+  if t ~= "table" then error("json: cannot encode a " .. t, 0) end
+  seen = seen or {}
+  if seen[v] then error("json: cannot encode a table that contains itself", 0) end
+  seen[v] = true
+  local n, count, out = #v, 0, {}
+  for _ in pairs(v) do count = count + 1 end
+  if count == n and (n > 0 or next(v) == nil and getmetatable(v) == M.array) then
+    for i = 1, n do out[i] = M.encode(v[i], seen) end
+    seen[v] = nil
+    return "[" .. table.concat(out, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do
+    if type(k) ~= "string" and type(k) ~= "number" then error("json: cannot encode a " .. type(k) .. " key", 0) end
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    local x = v[k]
+    if x == nil then x = v[tonumber(k)] end
+    out[i] = encode_string(k) .. ":" .. M.encode(x, seen)
+  end
+  seen[v] = nil
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+-- setmetatable({}, json.array) encodes as [] rather than {}.
+M.array = {}
 
 return M
