@@ -345,6 +345,26 @@ function corral.psi_trigger(pool, resource, spec, fn)
   return add_callback(id, fn, "psi_trigger", true)
 end
 
+-- corral.on_connection(pool, name, fn [, pause]): fn({ pool =, name = })
+-- when a connection waits, not yet accepted, on the pool's listen socket
+-- NAME (what on-demand start needs: scale up from 0). corrald does not
+-- accept it. The socket stays readable while the connection waits, so
+-- after each call the watch rests `pause` seconds (default 1) before it
+-- looks again. Returns an id for corral.cancel.
+function corral.on_connection(pool, name, fn, pause)
+  need_phase("on_connection", "plugin")
+  pool_arg("on_connection", pool)
+  if type(name) ~= "string" then error("corral.on_connection: expected the name of a listen socket", 2) end
+  if type(fn) ~= "function" then error("corral.on_connection: expected a function", 2) end
+  pause = pause == nil and 1 or pause
+  if type(pause) ~= "number" or pause ~= pause or pause < 0.01 or pause > 86400 then
+    error("corral.on_connection: pause must be a number of seconds from 0.01 to 86400", 2)
+  end
+  local id, err = core.listen_watch(pool, name, pause)
+  if not id then return nil, err end
+  return add_callback(id, function() return fn({ pool = pool, name = name }) end, "on_connection", true)
+end
+
 -- ---- plugin commands: corralctl plugin NAME CMD [ARG=VALUE ...] ------------
 --
 -- corral.command(name, { args = { ARG = "TYPE" | "TYPE?" }, read_only = bool,
