@@ -53,7 +53,7 @@ corral.on("config", function()
   id = assert(corral.on_connection("idle", "http", function(ev)
     calls = calls + 1
     corral.info(("ondemand: idle call %d"):format(calls))
-    if calls == 5 then corral.cancel(id) end
+    if calls == 8 then corral.cancel(id) end
   end, 0.5))
   local ok, err = corral.on_connection("lazy", "nope", function() end)
   corral.info(("ondemand: unknown socket: %s %s"):format(tostring(ok), tostring(err)))
@@ -100,7 +100,12 @@ my $mark = $t->mark;
 my $w = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $t->path('idle.sock'));
 ok($w, 'connected to idle, where nobody accepts');
 my $start = time;
-sleep 3;
+sleep 1.2;
+my $n1 = () = $t->log_lines(qr/ondemand: idle call/, $mark);
+my $e1 = time - $start;
+cmp_ok($n1, '>=', 1, 'the handler ran for the waiting connection');
+cmp_ok($n1, '<=', int($e1 / 0.5) + 1, sprintf('and not again before its pause: %d calls in %.1fs', $n1, $e1));
+sleep 1.8;
 my $elapsed = time - $start;
 my $cpu = cpu_time($t->pid) - $cpu0;
 my $n = () = $t->log_lines(qr/ondemand: idle call/, $mark);
@@ -108,9 +113,9 @@ cmp_ok($n, '>=', 2, "the handler ran again while the connection waited ($n calls
 cmp_ok($n, '<=', int($elapsed / 0.5) + 2, 'at most once per pause (0.5s)');
 cmp_ok($cpu, '<', 0.5, sprintf('corrald used %.2fs of CPU in %.1fs while the connection waited', $cpu, $elapsed));
 is($t->request({ command => 'ping' })->{pong}, JSON::PP::true(), 'corrald answers meanwhile');
-# the plugin cancels its watch at its 5th call (a client that closed its
+# the plugin cancels its watch at its 8th call (a client that closed its
 # side stays in the backlog too, until a worker accepts it)
-$t->wait_log(qr/ondemand: idle call 5$/, timeout => 10, name => 'the 5th call');
+$t->wait_log(qr/ondemand: idle call 8$/, timeout => 10, name => 'the 8th call');
 $mark = $t->mark;
 sleep 1.5;
 is(scalar $t->log_lines(qr/ondemand: idle call/, $mark), 0, 'corral.cancel: no more calls');
