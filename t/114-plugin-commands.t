@@ -4,7 +4,8 @@
 # reaches it (text and --json) with the exit codes of the built-in
 # commands; args are checked against the schema; an error raised in fn
 # and a fn that loops are answered as failures while corrald goes on;
-# `corralctl plugins` lists them, and the shells' completions offer them.
+# `corralctl plugins` lists them (which the shells' completions use:
+# t/045 tests those).
 # A member of settings.monitor_group may call the read-only commands and
 # is refused the others (as root only: a user is made for it).
 
@@ -198,45 +199,6 @@ is_deeply($a->{commands} && $a->{commands}[0],
             args => { by => 'integer', loud => 'boolean?', note => 'string?' } }, 'plugins --json: the first');
 is(scalar @{ $a->{commands} || [] }, 6, 'plugins --json: all six');
 
-# ---- completion ----------------------------------------------------------------------
-
-my $contrib = "$FindBin::Bin/../contrib";
-my $ctl = $CorralTest::CORRALCTL;
-my $sock = $t->socket_path;
-my %shell = map { my $p = CorralTest::find_program($_); $p ? ($_ => $p) : () } qw(bash fish);
-sub lines_of { my @l = grep { length } split /\n/, $_[0] // ''; my %s; return [ sort grep { !$s{$_}++ } @l ] }
-SKIP: {
-    skip 'bash is not installed', 3 unless $shell{bash};
-    my $complete = sub {
-        my $line = join ' ', map { "'$_'" } @_;
-        my $script = <<"SH";
-source '$contrib/corralctl.bash'
-COMP_WORDS=($line)
-COMP_CWORD=\$(( \${#COMP_WORDS[@]} - 1 ))
-_corralctl
-printf '%s\\n' "\${COMPREPLY[@]}"
-SH
-        open my $fh, '-|', $shell{bash}, '-c', $script or die "bash: $!";
-        my $out = do { local $/; <$fh> };
-        close $fh;
-        return lines_of($out);
-    };
-    is_deeply($complete->($ctl, '-s', $sock, 'plug'), [ 'plugin', 'plugins' ], 'bash: plug -> plugin, plugins');
-    is_deeply($complete->($ctl, '-s', $sock, 'plugin', ''), [ 'probe' ], 'bash: plugin -> probe');
-    is_deeply($complete->($ctl, '-s', $sock, 'plugin', 'probe', ''), [ qw(bump count fail hello scale spin) ],
-              'bash: plugin probe -> its commands');
-}
-SKIP: {
-    skip 'fish is not installed', 2 unless $shell{fish};
-    my $complete = sub {
-        my $line = join ' ', @_;
-        my $out = `$shell{fish} -N -c "source '$contrib/corralctl.fish'; complete -C '$line'" 2>&1`;
-        return lines_of(join "\n", map { (split /\t/)[0] } split /\n/, $out);
-    };
-    is_deeply($complete->($ctl, '-s', $sock, 'plugin', ''), [ 'probe' ], 'fish: plugin -> probe');
-    is_deeply($complete->($ctl, '-s', $sock, 'plugin', 'probe', ''), [ qw(bump count fail hello scale spin) ],
-              'fish: plugin probe -> its commands');
-}
 $t->stop;
 
 # ---- permissions: monitor_group may run the read-only ones -------------------------
