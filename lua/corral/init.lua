@@ -431,8 +431,19 @@ local function sorted_keys(t)
   return keys
 end
 
+-- answers as corrald's own are written: ok and code first
+local function answer(members)
+  local json = require "corral.json"
+  local out = { '{"ok":true,"code":"ok"' }
+  for i = 1, #members, 2 do
+    if members[i + 1] ~= nil then out[#out + 1] = ("%s:%s"):format(json.encode(members[i]), json.encode(members[i + 1])) end
+  end
+  return table.concat(out, ",") .. "}"
+end
+
 local function failure(code, fmt, ...)
-  return require("corral.json").encode({ ok = false, code = code, error = fmt:format(...) })
+  local json = require "corral.json"
+  return ('{"ok":false,"code":%s,"error":%s}'):format(json.encode(code), json.encode(fmt:format(...)))
 end
 
 local truth = { ["true"] = true, yes = true, on = true, ["1"] = true, ["false"] = false, no = false, off = false, ["0"] = false }
@@ -494,8 +505,7 @@ local function list_commands(want_text)
         c.read_only and "  (read-only)" or "", c.help ~= "" and "  -- " .. c.help or "")
     end
   end
-  return json.encode({ ok = true, code = "ok", commands = list,
-    text = want_text and table.concat(lines, "\n") or nil })
+  return answer({ "commands", list, "text", want_text and table.concat(lines, "\n") or nil })
 end
 
 -- Called by corrald for a control request: plugin nil lists the
@@ -544,8 +554,7 @@ function corral._command(plugin, name, args_text, want_text, refused_uid)
     return failure("failed", "%s %s returned a %s, not a table or a string", plugin, name, type(result))
   end
   local text
-  ok, text = pcall(json.encode, { ok = true, code = "ok", result = result == nil and {} or result,
-    text = want_text and result_text(result) or nil })
+  ok, text = pcall(answer, { "result", result == nil and {} or result, "text", want_text and result_text(result) or nil })
   if not ok then return failure("failed", "%s %s returned what JSON cannot hold: %s", plugin, name, text) end
   return text
 end
