@@ -36,6 +36,7 @@ end)
 corral.command("hello", { read_only = true }, function() return "hello there" end)
 corral.command("fail", {}, function() error("no luck today") end)
 corral.command("spin", {}, function() while true do end end)
+corral.command("bytes", { read_only = true }, function() return { s = "bad \255 c1 \194\133 ok \195\169" } end)
 EOF
 
 my $CONFIG = <<'EOF';
@@ -103,6 +104,12 @@ is_deeply([ $r->{code}, $r->{out} ], [ 0, "hello there\n" ], 'a string result is
 $r = $t->ctl('--json', 'plugin', 'probe', 'hello');
 is(json($r->{out})->{result}, 'hello there', 'a string result: --json');
 
+# what is not UTF-8 comes as U+FFFD, C1 controls escaped: the protocol's promise
+$r = $t->request({ command => 'plugin', plugin => 'probe', name => 'bytes' });
+my $raw = $t->raw_request(qq({"command":"plugin","plugin":"probe","name":"bytes"}\n))->{reply};
+is($raw, qq({"ok":true,"code":"ok","result":{"s":"bad \xef\xbf\xbd c1 \\u0085 ok \xc3\xa9"}}\n),
+   'a result that is not UTF-8: cleaned as corrald cleans its own');
+
 # the raw protocol: args as JSON values
 $a = $t->request({ command => 'plugin', plugin => 'probe', name => 'bump', args => { by => 3, loud => JSON::PP::false } });
 is_deeply($a, { ok => JSON::PP::true, code => 'ok', result => { count => 10 } }, 'request with JSON args');
@@ -144,7 +151,7 @@ is($r->{code}, 3, 'unknown plugin: exit 3');
 like($r->{err}, qr/^corralctl: no plugin nope with commands/, 'unknown plugin: says so');
 $r = $t->ctl('plugin', 'probe', 'nope');
 is($r->{code}, 3, 'unknown command: exit 3');
-like($r->{err}, qr/^corralctl: plugin probe has no command nope \(it has: bump, count, fail, hello, scale, spin\)$/,
+like($r->{err}, qr/^corralctl: plugin probe has no command nope \(it has: bump, bytes, count, fail, hello, scale, spin\)$/,
      'unknown command: names the ones there are') or diag($r->{err});
 
 # an error raised in fn: exit 1, the message, and the log
@@ -187,6 +194,7 @@ $r = $t->ctl('plugins');
 is($r->{code}, 0, 'plugins: exit 0') or diag($r->{err});
 is($r->{out}, <<'EOF', 'plugins: a line per command');
 probe bump by=integer loud=boolean? note=string?  -- add to the count
+probe bytes  (read-only)
 probe count  (read-only)  -- how far bump went
 probe fail
 probe hello  (read-only)
@@ -197,7 +205,7 @@ $a = json($t->ctl('--json', 'plugins')->{out});
 is_deeply($a->{commands} && $a->{commands}[0],
           { plugin => 'probe', name => 'bump', read_only => JSON::PP::false, help => 'add to the count',
             args => { by => 'integer', loud => 'boolean?', note => 'string?' } }, 'plugins --json: the first');
-is(scalar @{ $a->{commands} || [] }, 6, 'plugins --json: all six');
+is(scalar @{ $a->{commands} || [] }, 7, 'plugins --json: all seven');
 
 $t->stop;
 

@@ -84,11 +84,43 @@ function M.decode(s)
   return v
 end
 
+-- What the control protocol promises of its answers: valid UTF-8 (a
+-- byte that is not becomes U+FFFD, as corrald's C side writes it), and
+-- the C1 controls escaped, like every control character.
+local function utf8_clean(s)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local j = s:find("[\128-\255]", i)
+    if not j then out[#out + 1] = s:sub(i); break end
+    out[#out + 1] = s:sub(i, j - 1)
+    local c = s:byte(j)
+    local len = (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3 or (c >= 0xF0 and c <= 0xF4) and 4 or 0
+    local cp = len > 0 and j + len - 1 <= n and bit.band(c, bit.rshift(0x7f, len)) or nil
+    for k = 1, cp and len - 1 or 0 do
+      local b = s:byte(j + k)
+      if bit.band(b, 0xC0) ~= 0x80 then cp = nil; break end
+      cp = cp * 64 + bit.band(b, 0x3f)
+    end
+    if cp and ((len == 3 and cp < 0x800) or (len == 4 and (cp < 0x10000 or cp > 0x10FFFF)) or (cp >= 0xD800 and cp <= 0xDFFF)) then
+      cp = nil
+    end
+    if not cp then
+      out[#out + 1] = "\239\191\189"
+      i = j + 1
+    else
+      out[#out + 1] = cp <= 0x9F and ("\\u%04x"):format(cp) or s:sub(j, j + len - 1)
+      i = j + len
+    end
+  end
+  return table.concat(out)
+end
+
 local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
+  s = s:gsub('[%c"\\]', function(c)
     local e = ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" })[c]
     return e or ("\\u%04x"):format(c:byte())
-  end) .. '"'
+  end)
+  return '"' .. (s:find("[\128-\255]") and utf8_clean(s) or s) .. '"'
 end
 
 -- M.encode(v): nil, booleans, finite numbers, strings, and tables of
