@@ -207,6 +207,17 @@ is_deeply($a->{commands} && $a->{commands}[0],
             args => { by => 'integer', loud => 'boolean?', note => 'string?' } }, 'plugins --json: the first');
 is(scalar @{ $a->{commands} || [] }, 7, 'plugins --json: all seven');
 
+# a reload: the new load's commands, its locals anew
+$t->write_file('plugins/probe.lua', $PLUGIN . qq{corral.command("later", { read_only = true }, function() return "new" end)\n});
+$r = $t->ctl('reload', { wait => 1 });
+is($r->{code}, 0, 'reload') or diag($r->{err});
+is_deeply([ @{ $t->ctl('plugin', 'probe', 'later') }{qw(code out)} ], [ 0, "new\n" ], 'after a reload: the new command');
+is($t->ctl('plugin', 'probe', 'count')->{out}, "count: 0\npools: 1\n", 'after a reload: the plugin starts anew');
+$t->write_file('plugins/probe.lua', "local x = 1\n");
+$t->ctl('reload', { wait => 1 });
+is($t->ctl('plugin', 'probe', 'count')->{code}, 3, 'a reload without the commands: not found');
+is($t->ctl('plugins')->{out}, '', 'a reload without the commands: none listed');
+
 $t->stop;
 
 # ---- permissions: monitor_group may run the read-only ones -------------------------
