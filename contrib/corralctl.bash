@@ -2,7 +2,8 @@
 #
 # Completes commands, options, the pools of the running corrald (from
 # `corralctl --json status`, with the socket that -s/--socket or
-# $CORRAL_SOCKET names) and, after POOL/, its worker ids. Silent when
+# $CORRAL_SOCKET names), after POOL/ its worker ids, and after `plugin`
+# the plugins and their commands (`corralctl plugins`). Silent when
 # corrald is not running. Needs nothing but bash, sed and grep.
 #
 # Installed by `make install` as $(BASHCOMPDIR)/corralctl (config.mk;
@@ -27,6 +28,25 @@ _corralctl_status()
 		timeout 2 "$prog" "${args[@]}" --json status 2>/dev/null
 	else
 		"$prog" "${args[@]}" --json status 2>/dev/null
+	fi
+}
+
+# The plugins' commands, "PLUGIN CMD ..." a line (`corralctl plugins`).
+_corralctl_plugin_list()
+{
+	local prog=$1 sock=$2
+	local -a args=()
+
+	# shellcheck disable=SC2088
+	[[ $prog == "~/"* ]] && prog=$HOME/${prog#"~/"}
+	type -P "$prog" >/dev/null || prog=corralctl
+	# shellcheck disable=SC2088
+	[[ $sock == "~/"* ]] && sock=$HOME/${sock#"~/"}
+	[[ -n $sock ]] && args=(-s "$sock")
+	if type -P timeout >/dev/null; then
+		timeout 2 "$prog" "${args[@]}" plugins 2>/dev/null
+	else
+		"$prog" "${args[@]}" plugins 2>/dev/null
 	fi
 }
 
@@ -61,7 +81,7 @@ _corralctl()
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=
 	local prog=${COMP_WORDS[0]} sock='' cmd='' i w
 	local -a args=()
-	local commands="status is-ready scale restart stop start signal freeze thaw reload ping version help"
+	local commands="status is-ready scale restart stop start signal freeze thaw reload plugin plugins ping version help"
 	local signals="HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM
 		STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS"
 
@@ -159,6 +179,13 @@ _corralctl()
 		else
 			mapfile -t COMPREPLY < <(compgen -W "$(_corralctl_pools "$prog" "$sock")" -- "$cur")
 		fi
+		;;
+	plugin:0)
+		mapfile -t COMPREPLY < <(compgen -W "$(_corralctl_plugin_list "$prog" "$sock" | cut -d' ' -f1 | sort -u)" -- "$cur")
+		;;
+	plugin:1)
+		mapfile -t COMPREPLY < <(compgen -W "$(_corralctl_plugin_list "$prog" "$sock" |
+			while read -r w i _; do [[ $w == "${args[0]}" ]] && printf '%s\n' "$i"; done)" -- "$cur")
 		;;
 	signal:1)
 		# names as corralctl takes them: any case, SIG or not

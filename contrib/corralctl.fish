@@ -11,7 +11,7 @@
 # /usr/local, when $XDG_DATA_DIRS names /usr/local/share). From the source
 # tree, source it in the shell.
 
-set -l __corralctl_commands status is-ready scale restart stop start signal freeze thaw reload ping version help
+set -l __corralctl_commands status is-ready scale restart stop start signal freeze thaw reload plugin plugins ping version help
 set -l __corralctl_pool_commands status is-ready scale stop start freeze thaw restart signal
 
 # The answer of `corralctl --json status` of the corrald that the command
@@ -48,6 +48,46 @@ end
 # {"name":" starts a pool.
 function __corralctl_pools
     __corralctl_status | string match -ar '\{"name":"[A-Za-z0-9_-]+"' | string sub -s 10 | string trim -c '"'
+end
+
+# The plugins' commands, "PLUGIN CMD ..." a line.
+function __corralctl_plugin_list
+    set -l tokens (commandline -opc)
+    set -l prog $tokens[1]
+    set -l sock $CORRAL_SOCKET
+    set -l i 2
+    while test $i -le (count $tokens)
+        switch $tokens[$i]
+            case -s --socket
+                set i (math $i + 1)
+                test $i -le (count $tokens); and set sock $tokens[$i]
+            case '--socket=*'
+                set sock (string replace -- --socket= '' $tokens[$i])
+        end
+        set i (math $i + 1)
+    end
+    command -q $prog; or test -x "$prog"; or set prog corralctl
+    set -l args
+    test -n "$sock"; and set args -s $sock
+    if command -q timeout
+        timeout 2 $prog $args plugins 2>/dev/null
+    else
+        $prog $args plugins 2>/dev/null
+    end
+end
+
+function __corralctl_plugin_names
+    __corralctl_plugin_list | string split -f 1 ' ' | sort -u
+end
+
+# The commands of the plugin named after `plugin`.
+function __corralctl_plugin_commands
+    set -l tokens (commandline -opc)
+    set -l plugin $tokens[-1]
+    for line in (__corralctl_plugin_list)
+        set -l w (string split ' ' -- $line)
+        test "$w[1]" = "$plugin"; and echo $w[2]
+    end
 end
 
 # POOL/ID of each worker of the pool before the / being typed.
@@ -126,6 +166,8 @@ complete -c corralctl -n __corralctl_needs_command -a signal -d 'send SIGNAL to 
 complete -c corralctl -n __corralctl_needs_command -a freeze -d 'freeze the cgroup of POOL'
 complete -c corralctl -n __corralctl_needs_command -a thaw -d 'thaw the cgroup of POOL'
 complete -c corralctl -n __corralctl_needs_command -a reload -d 'reload the configuration'
+complete -c corralctl -n __corralctl_needs_command -a plugin -d 'run a command that a plugin registered'
+complete -c corralctl -n __corralctl_needs_command -a plugins -d 'list the commands of the plugins'
 complete -c corralctl -n __corralctl_needs_command -a ping -d 'check that corrald answers'
 complete -c corralctl -n __corralctl_needs_command -a version -d 'the version of corrald'
 complete -c corralctl -n __corralctl_needs_command -a help -d 'explain a command'
@@ -135,3 +177,5 @@ complete -c corralctl -n "__corralctl_arg 0 $__corralctl_pool_commands" -a '(__c
 complete -c corralctl -n '__corralctl_arg 0 restart signal; and string match -q "*/*" -- (commandline -ct)' -a '(__corralctl_workers)' -d worker
 complete -c corralctl -n '__corralctl_arg 1 signal' \
     -a 'HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS'
+complete -c corralctl -n '__corralctl_arg 0 plugin' -a '(__corralctl_plugin_names)' -d plugin
+complete -c corralctl -n '__corralctl_arg 1 plugin' -a '(__corralctl_plugin_commands)' -d 'plugin command'

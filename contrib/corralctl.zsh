@@ -46,6 +46,19 @@ _corralctl_worker_names() {
 		done | sed 's/.*"workers":\[//' | grep -o '"id":[0-9]*' | sed "s|\"id\":|$pool/|"
 }
 
+# The plugins' commands, "PLUGIN CMD ..." a line.
+_corralctl_plugin_list() {
+	local prog=${1/#\~/$HOME} sock=${2/#\~/$HOME}
+	local -a args
+	(( $+commands[$prog] )) || [[ -x $prog ]] || prog=corralctl
+	[[ -n $sock ]] && args=(-s "$sock")
+	if (( $+commands[timeout] )); then
+		timeout 2 "$prog" "${args[@]}" plugins 2>/dev/null
+	else
+		"$prog" "${args[@]}" plugins 2>/dev/null
+	fi
+}
+
 # A pool, or after POOL/ a worker of it.
 _corralctl_target() {
 	local -a names
@@ -72,6 +85,8 @@ _corralctl() {
 		'freeze:freeze the cgroup of POOL'
 		'thaw:thaw the cgroup of POOL'
 		'reload:reload the configuration'
+		'plugin:run a command that a plugin registered'
+		'plugins:list the commands of the plugins'
 		'ping:check that corrald answers'
 		'version:the version of corrald'
 		'help:explain a command'
@@ -120,7 +135,18 @@ _corralctl() {
 			_arguments '--json[print the JSON answer]' $waitopts '1:pool or POOL/ID:_corralctl_target' \
 				"2:signal:(${signals[*]})" && ret=0
 			;;
-		reload | ping | version)
+		plugin)
+			local -a names
+			if (( CURRENT == 2 )); then
+				names=(${(u)${(f)"$(_corralctl_plugin_list $_corralctl_prog "$_corralctl_sock" | cut -d' ' -f1)"}})
+				_wanted plugins expl 'plugin' compadd -a names && ret=0
+			elif (( CURRENT == 3 )); then
+				names=(${(f)"$(_corralctl_plugin_list $_corralctl_prog "$_corralctl_sock" |
+					awk -v p="$words[2]" '$1 == p { print $2 }')"})
+				_wanted plugin-commands expl 'plugin command' compadd -a names && ret=0
+			fi
+			;;
+		reload | ping | version | plugins)
 			_arguments '--json[print the JSON answer]' $waitopts && ret=0
 			;;
 		esac

@@ -29,6 +29,7 @@
 #include "json.h"
 #include "layout.h"
 #include "log.h"
+#include "pool.h"
 #include "reload.h"
 #include "spawn.h"
 #include "status.h"
@@ -440,6 +441,29 @@ static int l_psi_trigger(lua_State *L)
 	return 1;
 }
 
+/* core.listen_watch(pool, name, pause) -> id | nil, message */
+static int l_listen_watch(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1), *listen = luaL_checkstring(L, 2);
+	double pause = luaL_checknumber(L, 3);
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	int id;
+
+	if (!pool)
+		return push_error(L, -ENOENT);
+	for (unsigned i = 0; i < pool->conf->nlisten; i++) {
+		if (strcmp(pool->conf->listen_names[i], listen) || pool->conf->listen_fds[i] < 0)
+			continue;
+		if ((id = cr_timers_add_listen(cr_lua_active(), pool->conf->listen_fds[i], pause)) < 0)
+			return push_error(L, id);
+		lua_pushinteger(L, id);
+		return 1;
+	}
+	lua_pushnil(L);
+	lua_pushfstring(L, "pool %s has no listen socket %s", name, listen);
+	return 2;
+}
+
 static int push_result(lua_State *L, int rc)
 {
 	if (rc == -ENOENT || rc == -ESRCH) {
@@ -661,6 +685,7 @@ static const struct cr_lua_fn fns[] = {
 	{ "stats", l_stats, PLUGIN },
 	{ "read_pressure", l_read_pressure, PLUGIN },
 	{ "psi_trigger", l_psi_trigger, PLUGIN },
+	{ "listen_watch", l_listen_watch, PLUGIN },
 	{ NULL, NULL, 0 },
 };
 

@@ -38,6 +38,7 @@
 
 #include "commands.h"
 #include "control.h"
+#include "crlua.h"
 #include "json.h"
 #include "log.h"
 #include "reload.h"
@@ -181,7 +182,8 @@ static int peer_allowed(int fd, const struct ucred *cr)
 /* What members of the monitor group may run: what only reads */
 static int read_only(const char *cmd)
 {
-	return !strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "status");
+	return !strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "status") ||
+	       !strcmp(cmd, "plugins");
 }
 
 static void reply_error(struct cr_buf *b, const char *code, const char *fmt, ...)
@@ -239,6 +241,31 @@ static void result(struct cr_buf *b, int rc, const char *pool, unsigned id)
 		cr_buf_lit(b, "{\"ok\":true,\"code\":\"ok\"}");
 }
 
+/* plugin: one plugin's command, run in the plugin phase (its budget
+ * bounds it); plugins: the list of them. The answer is Lua's. */
+static void plugin_command(struct conn *c, const struct cr_json_object *o, int one)
+{
+	const char *plugin = str(o, "plugin"), *name = str(o, "name"), *format = str(o, "format");
+	const struct cr_json_field *args = cr_json_get(o, "args");
+	size_t mark = c->out.len;
+	int rc;
+
+	if (one && (!plugin || !name)) {
+		reply_error(&c->out, "bad-request", "plugin: missing \"plugin\" or \"name\" (strings)");
+		return;
+	}
+	rc = cr_lua_command(one ? plugin : NULL, name, args ? args->raw : NULL, args ? args->rawlen : 0,
+			    format && !strcmp(format, "text"), c->allowed, (unsigned)c->peer.uid, &c->out);
+	if (rc < 0) {
+		c->out.len = mark;
+		if (rc == -ENOENT)
+			reply_error(&c->out, "not-found", "no plugin commands (no config is running)");
+		else
+			reply_error(&c->out, "failed", "the plugin command could not be run%s",
+				    rc == -ENOMEM ? ": out of memory" : " (corrald's log says why)");
+	}
+}
+
 static void handle(struct conn *c, const char *req, size_t n)
 {
 	struct cr_buf *b = &c->out;
@@ -267,6 +294,9 @@ static void handle(struct conn *c, const char *req, size_t n)
 			{ "signal", 1 << CR_JSON_STRING | 1 << CR_JSON_NUMBER, "a signal name or number" },
 			{ "all_at_once", 1 << CR_JSON_BOOL, "true or false" },
 			{ "format", 1 << CR_JSON_STRING, "\"text\" or \"json\"" },
+			{ "plugin", 1 << CR_JSON_STRING, "a plugin's name" },
+			{ "name", 1 << CR_JSON_STRING, "a plugin command's name" },
+			{ "args", 1 << CR_JSON_OBJECT, "an object of arguments" },
 		};
 		size_t k;
 		for (k = 0; k < sizeof fields / sizeof *fields && strcmp(o.f[i].key, fields[k].key); k++)
@@ -290,7 +320,8 @@ static void handle(struct conn *c, const char *req, size_t n)
 		return;
 	}
 	static const char *const known[] = { "ping", "version", "status", "reload", "scale", "restart",
-					      "stop", "start", "freeze", "thaw", "signal" };
+					      "stop", "start", "freeze", "thaw", "signal", "plugin",
+					      "plugins" };
 	size_t k;
 	for (k = 0; k < sizeof known / sizeof *known && strcmp(cmd, known[k]); k++)
 		;
@@ -298,7 +329,8 @@ static void handle(struct conn *c, const char *req, size_t n)
 		reply_error(b, "bad-request", "unknown command \"%s\"", cmd);
 		return;
 	}
-	if (!c->allowed && !read_only(cmd)) {
+	/* a plugin command says itself whether it only reads (Lua checks) */
+	if (!c->allowed && !read_only(cmd) && strcmp(cmd, "plugin")) {
 		reply_error(b, "refused", "permission denied: uid %d, of settings.monitor_group, may only run "
 			    "ping, version and status, not %s", (int)c->peer.uid, cmd);
 		return;
@@ -341,6 +373,8 @@ static void handle(struct conn *c, const char *req, size_t n)
 			cr_buf_lit(b, "null");
 		cr_buf_lit(b, "}");
 		cr_buf_free(&detail);
+	} else if (!strcmp(cmd, "plugin") || !strcmp(cmd, "plugins")) {
+		plugin_command(c, &o, !strcmp(cmd, "plugin"));
 	} else if (!pool) {
 		reply_error(b, "bad-request", "%s: missing \"pool\"", cmd);
 	} else if (!strcmp(cmd, "scale")) {

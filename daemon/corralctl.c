@@ -59,6 +59,8 @@ static const struct {
 	{ "freeze", "POOL", "freeze POOL's cgroup" },
 	{ "thaw", "POOL", "thaw POOL's cgroup" },
 	{ "reload", "", "reload the configuration; prints the result or the error with file:line" },
+	{ "plugin", "PLUGIN CMD [ARG=VALUE ...]", "run a command that a plugin registered (corral.command)" },
+	{ "plugins", "", "list the plugins' commands: PLUGIN CMD ARG=TYPE ... -- help" },
 	{ "ping", "", "check that corrald answers" },
 	{ "version", "", "corrald's version" },
 };
@@ -156,6 +158,34 @@ static int build_request(struct cr_buf *b, int argc, char **argv, int all_at_onc
 		}
 		if (all_at_once)
 			cr_buf_lit(b, ",\"all_at_once\":true");
+	} else if (!strcmp(cmd, "plugins")) {
+		if (argc != 1)
+			return -1;
+		if (!json)
+			cr_buf_lit(b, ",\"format\":\"text\"");
+	} else if (!strcmp(cmd, "plugin")) {
+		if (argc < 3)
+			return -1;
+		cr_buf_lit(b, ",\"plugin\":");
+		cr_buf_json_string(b, argv[1]);
+		cr_buf_lit(b, ",\"name\":");
+		cr_buf_json_string(b, argv[2]);
+		cr_buf_lit(b, ",\"args\":{");
+		for (int i = 3; i < argc; i++) {
+			const char *eq = strchr(argv[i], '=');
+			char key[64];
+			if (!eq || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof key)
+				return -1;	/* ARG=VALUE */
+			snprintf(key, sizeof key, "%.*s", (int)(eq - argv[i]), argv[i]);
+			if (i > 3)
+				cr_buf_lit(b, ",");
+			cr_buf_json_string(b, key);
+			cr_buf_lit(b, ":");
+			cr_buf_json_string(b, eq + 1);
+		}
+		cr_buf_lit(b, "}");
+		if (!json)
+			cr_buf_lit(b, ",\"format\":\"text\"");
 	} else if (!strcmp(cmd, "stop") || !strcmp(cmd, "start") || !strcmp(cmd, "freeze") ||
 		   !strcmp(cmd, "thaw")) {
 		if (argc != 2)

@@ -104,6 +104,16 @@ struct cr_http_res;
 void cr_lua_http_serve(void *lua, int id, const struct cr_http_in *in, struct cr_http_out *out);
 void cr_lua_io_done(void *lua, int id, const struct cr_http_res *res);
 
+/* A control request for a plugin command (plugin NULL: the list of them),
+ * run in the active state with the plugin budget: the whole answer, a
+ * JSON object, is added to out. args: the raw JSON object, or NULL.
+ * text: add a "text" rendering. may_change: the client is of the control
+ * group (else, uid for the message, only read-only commands run). 0, or
+ * -ENOENT with no state, -ENOMEM, -EIO when the call itself failed. */
+struct cr_buf;
+int cr_lua_command(const char *plugin, const char *name, const char *args, size_t argslen, int text,
+		   int may_change, unsigned uid, struct cr_buf *out);
+
 /* In a prototype: runs the pool's prefork hook, if any, and keeps what it
  * returns as the pool's state. 0, or -1 after logging the error. */
 int cr_lua_prefork(const struct cr_pool_conf *pc);

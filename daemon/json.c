@@ -191,7 +191,9 @@ static int parse_string(struct cursor *c, char *out, size_t cap)
 	return 0;
 }
 
-static int parse_value(struct cursor *c, struct cr_json_field *f)
+static int parse_members(struct cursor *c, struct cr_json_object *o, int depth);
+
+static int parse_value(struct cursor *c, struct cr_json_field *f, int depth)
 {
 	if (c->p >= c->end)
 		return failf(c, "expected a value");
@@ -227,17 +229,27 @@ static int parse_value(struct cursor *c, struct cr_json_field *f)
 		f->type = CR_JSON_NUMBER;
 		return 0;
 	}
+	if (*c->p == '{' && depth == 0) {
+		/* one level down, of scalars: validated here, decoded by Lua */
+		struct cr_json_object inner;
+		f->raw = c->p;
+		if (parse_members(c, &inner, depth + 1) < 0)
+			return -1;
+		f->rawlen = (size_t)(c->p - f->raw);
+		f->type = CR_JSON_OBJECT;
+		return 0;
+	}
 	if (*c->p == '{' || *c->p == '[')
 		return failf(c, "nested values are not understood");
 	return failf(c, "expected a value");
 }
 
-int cr_json_parse_object(const char *text, size_t n, struct cr_json_object *o, char *why, size_t whylen)
+/* An object's members, from its '{' to past its '}'. */
+static int parse_members(struct cursor *cp, struct cr_json_object *o, int depth)
 {
-	struct cursor c = { text, text, text + n, why, whylen };
+	struct cursor c = *cp;
 
 	o->n = 0;
-	skip_ws(&c);
 	if (c.p >= c.end || *c.p != '{')
 		return failf(&c, "expected a JSON object");
 	c.p++;
@@ -263,8 +275,10 @@ int cr_json_parse_object(const char *text, size_t n, struct cr_json_object *o, c
 			return failf(&c, "expected ':'");
 		c.p++;
 		skip_ws(&c);
-		if (parse_value(&c, f) < 0)
+		if (parse_value(&c, f, depth) < 0) {
+			cp->p = c.p;
 			return -1;
+		}
 		o->n++;
 		skip_ws(&c);
 		if (c.p < c.end && *c.p == ',') {
@@ -278,6 +292,17 @@ int cr_json_parse_object(const char *text, size_t n, struct cr_json_object *o, c
 		return failf(&c, "expected ',' or '}'");
 	}
 done:
+	cp->p = c.p;
+	return 0;
+}
+
+int cr_json_parse_object(const char *text, size_t n, struct cr_json_object *o, char *why, size_t whylen)
+{
+	struct cursor c = { text, text, text + n, why, whylen };
+
+	skip_ws(&c);
+	if (parse_members(&c, o, 0) < 0)
+		return -1;
 	skip_ws(&c);
 	if (c.p != c.end)
 		return failf(&c, "text after the object");

@@ -19,16 +19,20 @@ void cr_buf_printf(struct cr_buf *b, const char *fmt, ...) __attribute__((format
 void cr_buf_json_string(struct cr_buf *b, const char *s);
 void cr_buf_free(struct cr_buf *b);
 
-/* A request: one flat JSON object of string, number, boolean or null
- * values. At most CR_JSON_MAX_KEYS keys. */
+/* A request: one JSON object of string, number, boolean or null values,
+ * or objects of such values one level down (kept as their raw text, for
+ * Lua to decode: a plugin command's args). At most CR_JSON_MAX_KEYS keys
+ * in each. */
 #define CR_JSON_MAX_KEYS 16
 
 struct cr_json_field {
 	char key[32];
-	enum { CR_JSON_STRING, CR_JSON_NUMBER, CR_JSON_BOOL, CR_JSON_NULL } type;
+	enum { CR_JSON_STRING, CR_JSON_NUMBER, CR_JSON_BOOL, CR_JSON_NULL, CR_JSON_OBJECT } type;
 	char str[256];
 	double num;
 	int boolean;
+	const char *raw;	/* an object: its text, in the request parsed */
+	size_t rawlen;
 };
 
 struct cr_json_object {

@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "crlua.h"
+#include "json.h"
 #include "log.h"
 #include "luapat.h"
 #include "proctitle.h"
@@ -44,7 +45,7 @@ struct cr_lua {
 	lua_Alloc base_alloc;		/* LuaJIT's own, which does the work */
 	void *base_ud;
 	/* corral's entry points, looked up once */
-	int ref_emit, ref_fire, ref_new_worker;
+	int ref_emit, ref_fire, ref_new_worker, ref_command;
 };
 
 static const char *const phase_names[] = {
@@ -381,6 +382,78 @@ struct cr_lua *cr_lua_active(void)
 	return ctx.active;
 }
 
+/* ---- plugin commands ------------------------------------------------------ */
+
+struct command_call {
+	const char *plugin, *name, *args;
+	size_t argslen;
+	int text, may_change;
+	unsigned uid;
+};
+
+/* (struct command_call) -> plugin, name, args, text, refused_uid */
+static int push_command(lua_State *L)
+{
+	const struct command_call *c = lua_touserdata(L, 1);
+
+	lua_settop(L, 0);
+	if (c->plugin)
+		lua_pushstring(L, c->plugin);
+	else
+		lua_pushnil(L);
+	lua_pushstring(L, c->name ? c->name : "");
+	if (c->args)
+		lua_pushlstring(L, c->args, c->argslen);
+	else
+		lua_pushnil(L);
+	lua_pushboolean(L, c->text);
+	if (c->may_change)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, c->uid);
+	return 5;
+}
+
+int cr_lua_command(const char *plugin, const char *name, const char *args, size_t argslen, int text,
+		   int may_change, unsigned uid, struct cr_buf *out)
+{
+	struct command_call call = { plugin, name, args, argslen, text, may_change, uid };
+	struct cr_lua *lua = ctx.active;
+	enum cr_phase saved = ctx.phase;
+	const char *answer;
+	size_t len;
+	lua_State *L;
+	int top, rc;
+
+	if (!lua || lua->ref_command == LUA_NOREF)
+		return -ENOENT;
+	L = lua->L;
+	top = lua_gettop(L);
+	lua_pushcfunction(L, push_command);
+	lua_pushlightuserdata(L, &call);
+	if (pcall(L, 1, LUA_MULTRET) != 0) {
+		lua_settop(L, top);
+		return -ENOMEM;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lua->ref_command);
+	lua_insert(L, top + 1);
+	ctx.phase = CR_PHASE_PLUGIN;
+	rc = budget_pcall(L, lua_gettop(L) - top - 1, 1, PLUGIN_BUDGET_SECONDS);
+	ctx.phase = saved;
+	answer = lua_tolstring(L, -1, &len);
+	if (rc != 0 || !answer) {
+		cr_error(NULL, "plugin: command %s %s: %.*s", plugin ? plugin : "(list)", name ? name : "",
+			 answer ? (int)strcspn(answer, "\n") : 5, answer ? answer : "error");
+		lua_settop(L, top);
+		lua_gc(L, LUA_GCCOLLECT, 0);
+		return -EIO;
+	}
+	cr_buf_add(out, answer, len);
+	lua_settop(L, top);
+	check_stack(L, top, "command");
+	return 0;
+}
+
 /* ---- primitives of the process Lua runs in -------------------------------- */
 
 static int gate(lua_State *L)
@@ -637,13 +710,13 @@ static int copy_protected(lua_State *L)
 static int find_entry_points(lua_State *L)
 {
 	struct cr_lua *lua = lua_touserdata(L, 1);
-	static const char *const names[] = { "_emit", "_fire", "_new_worker" };
-	int *refs[] = { &lua->ref_emit, &lua->ref_fire, &lua->ref_new_worker };
+	static const char *const names[] = { "_emit", "_fire", "_new_worker", "_command" };
+	int *refs[] = { &lua->ref_emit, &lua->ref_fire, &lua->ref_new_worker, &lua->ref_command };
 
 	lua_getglobal(L, "require");
 	lua_pushstring(L, "corral");
 	lua_call(L, 1, 1);	/* protected: we run under pcall() */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		lua_getfield(L, -1, names[i]);
 		luaL_checktype(L, -1, LUA_TFUNCTION);
 		*refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -677,7 +750,7 @@ struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, ch
 		goto fail_oom;
 	lua->base_alloc = lua_getallocf(L, &lua->base_ud);
 	lua_setallocf(L, limited_alloc, lua);
-	lua->ref_emit = lua->ref_fire = lua->ref_new_worker = LUA_NOREF;
+	lua->ref_emit = lua->ref_fire = lua->ref_new_worker = lua->ref_command = LUA_NOREF;
 	lua_atpanic(L, panic);
 	lua_pushcfunction(L, open_state);
 	lua_pushlightuserdata(L, (void *)(uintptr_t)cr_lua_dir());

@@ -10,6 +10,13 @@
  * (EPOLLPRI), and libev watches the set's fd: polling a trigger consumes
  * its event, so the set's readiness is the only sign we get, and one set
  * per trigger says which one fired.
+ *
+ * Listen watches: a pool's listening socket (our own dup of it) with a
+ * connection waiting in its backlog. Nobody accepts here, so the socket
+ * stays readable for as long as the connection waits: a level-triggered
+ * watcher would fire at once, again and again. Each readiness fires once,
+ * then the watcher rests for its pause and only then looks again; a
+ * connection that waits on costs one wakeup per pause, not a spinning loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +28,7 @@
 #include "log.h"
 #include "timers.h"
 
-enum kind { TIMER, PSI };
+enum kind { TIMER, PSI, LISTEN };
 
 struct cb {
 	int id;
@@ -30,7 +37,8 @@ struct cb {
 	ev_timer timer;
 	int fd;			/* PSI: the pressure file */
 	int epfd;		/* PSI: an epoll set holding only fd */
-	ev_io io;		/* PSI: on epfd */
+	ev_io io;		/* PSI: on epfd; LISTEN: on fd */
+	double pause;		/* LISTEN: rest after firing */
 	struct cb *next;
 };
 
@@ -45,6 +53,10 @@ static void cb_free(struct cb *c)
 {
 	if (c->kind == TIMER)
 		ev_timer_stop(T.loop, &c->timer);
+	if (c->kind == LISTEN) {
+		ev_io_stop(T.loop, &c->io);
+		ev_timer_stop(T.loop, &c->timer);
+	}
 	if (c->kind == PSI) {
 		ev_io_stop(T.loop, &c->io);
 		if (c->epfd >= 0)
@@ -100,6 +112,26 @@ static void psi_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	fire(c);
+}
+
+static void listen_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct cb *c = io->data;
+
+	(void)revents;
+	/* the connection stays queued: rest, then look again */
+	ev_io_stop(loop, io);
+	ev_timer_set(&c->timer, c->pause, 0);
+	ev_timer_start(loop, &c->timer);
+	fire(c);
+}
+
+static void listen_rested_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct cb *c = t->data;
+
+	(void)revents;
+	ev_io_start(loop, &c->io);
 }
 
 void cr_timers_init(struct ev_loop *loop, void (*fire_fn)(void *owner, int id))
@@ -196,6 +228,28 @@ int cr_timers_add_psi(void *owner, const char *path, const char *spec)
 	}
 	ev_io_init(&c->io, psi_cb, c->epfd, EV_READ);
 	c->io.data = c;
+	ev_io_start(T.loop, &c->io);
+	return c->id;
+}
+
+int cr_timers_add_listen(void *owner, int fd, double pause)
+{
+	struct cb *c;
+
+	/* our own fd: a reload that closes the pool's cannot leave the
+	 * watcher on a closed or reused number */
+	if ((fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return -errno;
+	if (!(c = cb_new(owner, LISTEN))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->pause = pause;
+	ev_io_init(&c->io, listen_cb, fd, EV_READ);
+	c->io.data = c;
+	ev_timer_init(&c->timer, listen_rested_cb, pause, 0);
+	c->timer.data = c;
 	ev_io_start(T.loop, &c->io);
 	return c->id;
 }

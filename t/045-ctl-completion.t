@@ -3,7 +3,8 @@
 # corralctl.bash, .zsh, .fish): each parses, offers exactly the commands
 # that `corralctl help` lists (one list, corralctl's, that all three must
 # follow), options, the pools of the running corrald and, after POOL/,
-# its worker ids; nothing from a corrald that is not running. A shell
+# its worker ids, after `plugin` the plugins and their commands (from
+# `corralctl plugins`); nothing from a corrald that is not running. A shell
 # that is not installed is skipped (contrib/install-deps test installs
 # all three).
 
@@ -21,6 +22,11 @@ plan skip_all => 'none of bash, zsh and fish is installed' unless %shell;
 my $t = CorralTest->new(config => <<'EOF');
 pool "web" { command = "/bin/sleep 1000", workers = 2, env_inherit = { "CORRAL_TEST_DIR" } }
 pool "jobs-2" { command = "/bin/sleep 1000", workers = 1, env_inherit = { "CORRAL_TEST_DIR" } }
+plugin "probe" {}
+EOF
+$t->write_file('plugins/probe.lua', <<'EOF');
+corral.command("count", { read_only = true }, function() return {} end)
+corral.command("bump", { args = { by = "integer" } }, function() return {} end)
 EOF
 $t->start;
 $t->wait_for(sub { $t->workers('web') == 2 && $t->workers('jobs-2') == 1 }, 10, 'pools up');
@@ -136,7 +142,7 @@ my %parse = (
 
 for my $sh (qw(bash zsh fish)) {
   SKIP: {
-    skip "$sh is not installed", 10 unless $shell{$sh};
+    skip "$sh is not installed", 12 unless $shell{$sh};
     my $c = $complete{$sh};
     my $file = "$contrib/corralctl.$sh";
     is(system(@{ $parse{$sh} }, $file), 0, "$sh: contrib/corralctl.$sh parses");
@@ -156,6 +162,8 @@ for my $sh (qw(bash zsh fish)) {
     my @ids = $c->($ctl, '-s', $sock, 'restart', 'web/');
     is_deeply(\@ids, [ 'web/1', 'web/2' ], "$sh: worker ids after POOL/") or diag "got: @ids";
     is_deeply([ $c->($ctl, '-s', $sock, 'signal', 'web', 'US') ], [ 'USR1', 'USR2' ], "$sh: signal names");
+    is_deeply([ $c->($ctl, '-s', $sock, 'plugin', '') ], [ 'probe' ], "$sh: plugin names after plugin");
+    is_deeply([ $c->($ctl, '-s', $sock, 'plugin', 'probe', '') ], [ 'bump', 'count' ], "$sh: a plugin's commands");
     is_deeply([ $c->($ctl, '-s', $t->path('nothing.sock'), 'stop', '') ], [],
               "$sh: nothing from a corrald that is not running");
   }

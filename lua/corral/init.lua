@@ -435,6 +435,220 @@ function corral.psi_trigger(pool, resource, spec, fn)
   return add_callback(id, fn, "psi_trigger", true)
 end
 
+-- corral.on_connection(pool, name, fn [, pause]): fn({ pool =, name = })
+-- when a connection waits, not yet accepted, on the pool's listen socket
+-- NAME (what on-demand start needs: scale up from 0). corrald does not
+-- accept it. The socket stays readable while the connection waits, so
+-- after each call the watch rests `pause` seconds (default 1) before it
+-- looks again. Returns an id for corral.cancel.
+function corral.on_connection(pool, name, fn, pause)
+  need_phase("on_connection", "plugin")
+  pool_arg("on_connection", pool)
+  if type(name) ~= "string" then error("corral.on_connection: expected the name of a listen socket", 2) end
+  if type(fn) ~= "function" then error("corral.on_connection: expected a function", 2) end
+  pause = pause == nil and 1 or pause
+  if type(pause) ~= "number" or pause ~= pause or pause < 0.01 or pause > 86400 then
+    error("corral.on_connection: pause must be a number of seconds from 0.01 to 86400", 2)
+  end
+  local id, err = core.listen_watch(pool, name, pause)
+  if not id then return nil, err end
+  return add_callback(id, function() return fn({ pool = pool, name = name }) end, "on_connection", true)
+end
+
+-- ---- plugin commands: corralctl plugin NAME CMD [ARG=VALUE ...] ------------
+--
+-- corral.command(name, { args = { ARG = "TYPE" | "TYPE?" }, read_only = bool,
+-- help = "..." }, fn): fn(args) runs in the plugin phase, with the plugin
+-- budget, when a control client asks; what it returns (a table, a string
+-- or nil) is the answer's "result". See doc/plugins.md.
+
+local commands = {}        -- plugin name -> command name -> spec
+local arg_types = { string = true, number = true, integer = true, boolean = true }
+local command_keys = { args = true, read_only = true, help = true }
+local name_pattern = "^[a-z][a-z0-9_-]*$"
+
+function corral.command(name, spec, fn)
+  need_phase("command", "config")
+  if type(name) ~= "string" or #name > 31 or not name:match(name_pattern) then
+    error(("corral.command: expected a command name (a lowercase letter, then letters, digits, _ and -; "
+      .. "at most 31), got %s"):format(type(name) == "string" and ("%q"):format(name) or type(name)), 2)
+  end
+  local what = ("corral.command %q"):format(name)
+  if type(spec) ~= "table" then error(what .. ": expected a table { args = ..., read_only = ..., help = ... }", 2) end
+  for k in pairs(spec) do
+    if not command_keys[k] then error(("%s: unknown key %s (args, read_only, help)"):format(what, tostring(k)), 2) end
+  end
+  if spec.read_only ~= nil and type(spec.read_only) ~= "boolean" then error(what .. ": read_only must be true or false", 2) end
+  if spec.help ~= nil and type(spec.help) ~= "string" then error(what .. ": help must be a string", 2) end
+  if spec.args ~= nil and type(spec.args) ~= "table" then error(what .. ": args must be a table { NAME = \"TYPE\" }", 2) end
+  local args, count = {}, 0
+  for k, v in pairs(spec.args or {}) do
+    if type(k) ~= "string" or #k > 31 or not k:match(name_pattern) then
+      error(("%s: argument name %s: a lowercase letter, then letters, digits, _ and -; at most 31"):format(what, tostring(k)), 2)
+    end
+    local t, optional = tostring(v):match("^(%a+)(%??)$")
+    if type(v) ~= "string" or not arg_types[t] then
+      error(("%s: argument %s: type must be string, number, integer or boolean (with ? if optional), not %s"):format(
+        what, k, tostring(v)), 2)
+    end
+    args[k] = { type = t, optional = optional == "?" }
+    count = count + 1
+  end
+  if count > 16 then error(what .. ": at most 16 arguments", 2) end
+  if type(fn) ~= "function" then error(what .. ": expected a function", 2) end
+  local plugin = corral._owner:match("^plugin (.+)$") or corral._owner
+  local list = commands[plugin] or {}
+  commands[plugin] = list
+  if list[name] then error(("%s: registered twice by %s"):format(what, corral._owner), 2) end
+  list[name] = { args = args, read_only = spec.read_only or false, help = spec.help or "", fn = fn, owner = corral._owner }
+end
+
+-- "a=string b=integer?" for listings
+local function args_usage(args)
+  local names, out = {}, {}
+  for k in pairs(args) do names[#names + 1] = k end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    out[i] = ("%s=%s%s"):format(k, args[k].type, args[k].optional and "?" or "")
+  end
+  return table.concat(out, " ")
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+-- answers as corrald's own are written: ok and code first
+local function answer(members)
+  local json = require "corral.json"
+  local out = { '{"ok":true,"code":"ok"' }
+  for i = 1, #members, 2 do
+    if members[i + 1] ~= nil then out[#out + 1] = ("%s:%s"):format(json.encode(members[i]), json.encode(members[i + 1])) end
+  end
+  return table.concat(out, ",") .. "}"
+end
+
+local function failure(code, fmt, ...)
+  local json = require "corral.json"
+  return ('{"ok":false,"code":%s,"error":%s}'):format(json.encode(code), json.encode(fmt:format(...)))
+end
+
+local truth = { ["true"] = true, yes = true, on = true, ["1"] = true, ["false"] = false, no = false, off = false, ["0"] = false }
+
+-- args from the client, by the command's schema: the table fn gets, or
+-- nil and why. Values may come as strings (corralctl's ARG=VALUE).
+local function check_args(c, given)
+  local out = {}
+  for k, v in pairs(given) do
+    local a = c.args[k]
+    if not a then
+      local names = sorted_keys(c.args)
+      return nil, ("unknown argument %q (%s)"):format(k, #names > 0 and table.concat(names, ", ") or "it takes none")
+    end
+    local x
+    if a.type == "string" then
+      x = (type(v) == "string" or type(v) == "number") and tostring(v) or nil
+    elseif a.type == "boolean" then
+      if type(v) == "boolean" then x = v elseif type(v) == "string" then x = truth[v:lower()] end
+    else
+      x = tonumber(v)
+      if x and (x ~= x or x == math.huge or x == -math.huge) then x = nil end
+      if x and a.type == "integer" and x % 1 ~= 0 then x = nil end
+    end
+    if x == nil then return nil, ("argument %s: expected %s %s, got %s"):format(k,
+      a.type == "integer" and "an" or "a", a.type, type(v) == "string" and ("%q"):format(v) or tostring(v)) end
+    out[k] = x
+  end
+  for _, k in ipairs(sorted_keys(c.args)) do
+    if out[k] == nil and not c.args[k].optional then return nil, ("missing argument %s (%s)"):format(k, c.args[k].type) end
+  end
+  return out
+end
+
+-- What corralctl prints of a result: a string as it is; a table as
+-- "key: value" lines (tables inside as JSON).
+local function result_text(r)
+  local json = require "corral.json"
+  if r == nil then return "" end
+  if type(r) ~= "table" then return tostring(r) end
+  local lines = {}
+  for _, k in ipairs(sorted_keys(r)) do
+    local v = r[k]
+    lines[#lines + 1] = ("%s: %s"):format(tostring(k), type(v) == "table" and json.encode(v) or tostring(v))
+  end
+  return table.concat(lines, "\n")
+end
+
+local function list_commands(want_text)
+  local json = require "corral.json"
+  local list, lines = setmetatable({}, json.array), {}
+  for _, p in ipairs(sorted_keys(commands)) do
+    for _, n in ipairs(sorted_keys(commands[p])) do
+      local c = commands[p][n]
+      local args = {}
+      for k, a in pairs(c.args) do args[k] = a.type .. (a.optional and "?" or "") end
+      list[#list + 1] = { plugin = p, name = n, read_only = c.read_only, help = c.help, args = args }
+      lines[#lines + 1] = ("%s %s%s%s%s%s"):format(p, n, next(c.args) and " " or "", args_usage(c.args),
+        c.read_only and "  (read-only)" or "", c.help ~= "" and "  -- " .. c.help or "")
+    end
+  end
+  return answer({ "commands", list, "text", want_text and table.concat(lines, "\n") or nil })
+end
+
+-- Called by corrald for a control request: plugin nil lists the
+-- commands. refused_uid: the client may only read (its uid, for the
+-- message). Returns the answer, JSON text.
+function corral._command(plugin, name, args_text, want_text, refused_uid)
+  local json = require "corral.json"
+  if plugin == nil then return list_commands(want_text) end
+  local cmds = commands[plugin]
+  if not cmds then return failure("not-found", "no plugin %s with commands (corralctl plugins lists them)", plugin) end
+  local c = cmds[name]
+  if not c then
+    return failure("not-found", "plugin %s has no command %s (it has: %s)", plugin, name, table.concat(sorted_keys(cmds), ", "))
+  end
+  if refused_uid and not c.read_only then
+    return failure("refused", "permission denied: uid %d, of settings.monitor_group, may only run read-only "
+      .. "commands, and %s %s changes things", refused_uid, plugin, name)
+  end
+  local ok, given = pcall(json.decode, args_text or "{}")
+  if not ok or type(given) ~= "table" then return failure("bad-request", "%s %s: args must be an object", plugin, name) end
+  local args, why = check_args(c, given)
+  if not args then return failure("bad-request", "%s %s: %s", plugin, name, why) end
+  if disabled[c.owner] then
+    return failure("failed", "%s: its handlers are off until the next reload (one ran over its budget)", c.owner)
+  end
+  core.renew_budget()
+  local previous = corral._owner
+  corral._owner = c.owner
+  local result
+  ok, result = xpcall(c.fn, debug.traceback, args)
+  corral._owner = previous
+  local used, budget = core.budget_used()
+  core.renew_budget()	-- what is left to do here is corral's, not the plugin's
+  if used > 2 * budget then
+    disabled[c.owner] = true
+    core.log("error", ("%s: command %s ran %.1fs, over its %gs budget, in code that cannot be stopped "
+      .. "(a blocking system call?): its handlers are off until the next reload"):format(c.owner, name, used, budget))
+  end
+  if not ok then
+    local msg = tostring(result):gsub("\n.*", "")
+    core.log("error", ("%s: command %s failed: %s"):format(c.owner, name, msg))
+    collectgarbage()
+    return failure("failed", "%s %s failed: %s", plugin, name, msg)
+  end
+  if result ~= nil and type(result) ~= "table" and type(result) ~= "string" then
+    return failure("failed", "%s %s returned a %s, not a table or a string", plugin, name, type(result))
+  end
+  local text
+  ok, text = pcall(answer, { "result", result == nil and {} or result, "text", want_text and result_text(result) or nil })
+  if not ok then return failure("failed", "%s %s returned what JSON cannot hold: %s", plugin, name, text) end
+  return text
+end
+
 -- Called by corrald's C side in a new worker.
 function corral._new_worker(pool, id, generation, pid)
   local w = setmetatable({ id = id, generation = generation, pid = pid, pool = pool }, Worker)

@@ -4,6 +4,8 @@
  * object of at most CR_JSON_MAX_KEYS distinct keys, with no NUL byte in
  * the text (JSON has none outside strings and none unescaped inside), and
  * writing it back out with cr_buf_json_string parses to the same object.
+ * An object as a value (one level down) is kept as its raw text: a span
+ * of the input from { to }, which parses on its own, written back as is.
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +28,8 @@ static void same(const struct cr_json_object *a, const struct cr_json_object *b)
 			fuzz_fail("round trip: %.17g became %.17g", x->num, y->num);
 		if (x->type == CR_JSON_BOOL && x->boolean != y->boolean)
 			fuzz_fail("round trip: boolean \"%s\" changed", x->key);
+		if (x->type == CR_JSON_OBJECT && (x->rawlen != y->rawlen || memcmp(x->raw, y->raw, x->rawlen)))
+			fuzz_fail("round trip: object \"%s\" changed", x->key);
 	}
 }
 
@@ -73,6 +77,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case CR_JSON_NULL:
 			cr_buf_lit(&b, "null");
 			break;
+		case CR_JSON_OBJECT: {
+			struct cr_json_object inner;
+			if (f->raw < text || f->raw + f->rawlen > text + size || f->rawlen < 2 || f->raw[0] != '{' ||
+			    f->raw[f->rawlen - 1] != '}')
+				fuzz_fail("object \"%s\": its text is not a span of the input from { to }", f->key);
+			if (cr_json_parse_object(f->raw, f->rawlen, &inner, why, sizeof why) < 0)
+				fuzz_fail("object \"%s\" does not parse on its own: %s", f->key, why);
+			for (unsigned k = 0; k < inner.n; k++)
+				if (inner.f[k].type == CR_JSON_OBJECT)
+					fuzz_fail("object \"%s\" holds an object", f->key);
+			cr_buf_add(&b, f->raw, f->rawlen);
+			break;
+		}
 		default:
 			fuzz_fail("field \"%s\" has type %d", f->key, (int)f->type);
 		}
