@@ -74,7 +74,7 @@ M.CORE = {
   read_pressure = "plugin", psi_trigger = "plugin", budget_used = "plugin",
   renew_budget = "plugin",
   http_serve = "plugin", http_address = "plugin", http_request = "plugin", http_reply = "plugin",
-  self_stats = "plugin",
+  self_stats = "plugin", listen_watch = "plugin",
 }
 
 -- corral.stats() fields (daemon/bindings.c l_stats).
@@ -178,7 +178,7 @@ function Kit:add_pool(name, spec)
   spec = type(spec) == "number" and { workers = spec } or spec or {}
   local n = spec.workers or 1
   local p = { name = name, configured = n, target = n, generation = 1, restarts = 0,
-    state = spec.state, workers = {}, recent_exits = {},
+    state = spec.state, workers = {}, recent_exits = {}, listen = spec.listen,
     stats = { memory_current = 0, memory_peak = 0, cpu_usage_usec = 0, cpu_user_usec = 0,
       cpu_system_usec = 0, pids_current = 0, oom_kills = 0 },
     pressure = {} }
@@ -415,6 +415,19 @@ local function make_core(self)
   function fake.http_reply(status, body, ctype)
     if not self.reply then error("corral: an answer outside of an HTTP handler", 0) end
     self.reply.status, self.reply.body, self.reply.content_type = status, body or "", ctype
+  end
+
+  -- corral.on_connection: a watch on a pool's listen socket NAME (the
+  -- test says which sockets a pool has: pools = { { name, listen = { "http" } } })
+  function fake.listen_watch(pool, name, pause)
+    local p = self.pool[pool]
+    if not p then return nil, "no such pool" end
+    local has = false
+    for _, l in ipairs(p.listen or {}) do has = has or l == name end
+    if not has then return nil, ("pool %s has no listen socket %s"):format(pool, name) end
+    local id = io_id()
+    self.live[id] = { kind = "listen_watch", pool = pool, name = name, pause = pause }
+    return id
   end
 
   function fake.self_stats()
@@ -846,6 +859,34 @@ function Kit:http(server, req)
     return 500, "the plugin's handler gave no answer\n", nil
   end
   return reply.status, reply.body, reply.content_type
+end
+
+-- A client waits on pool's listen socket name: the plugin's on_connection
+-- handlers for it run (the pause between calls is corrald's: each call
+-- here is one). Returns how many ran.
+function Kit:connect(pool, name)
+  local ids = {}
+  for id, t in pairs(self.live) do
+    if t.kind == "listen_watch" and t.pool == pool and t.name == name then ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  local before = #self.errors
+  self.phase = "plugin"
+  for _, id in ipairs(ids) do self.api._fire(id) end
+  raise_errors(self, before, "on_connection")
+  return #ids
+end
+
+-- A control client runs `corralctl plugin PLUGIN NAME args`: the answer
+-- as corrald would send it, decoded ({ ok, code, result | error }).
+-- read_only_client: a member of settings.monitor_group.
+function Kit:command(plugin, name, args, read_only_client)
+  local json = require "corral.json"
+  local before = #self.errors
+  self.phase = "plugin"
+  local text = self.api._command(plugin, name, json.encode(args or {}), false, read_only_client and 1000 or nil)
+  raise_errors(self, before, "command")
+  return json.decode(text)
 end
 
 -- The open requests and connects: { id = { kind, method, url, ... } }.
