@@ -305,6 +305,18 @@ int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const ch
 				return -EINVAL;
 			}
 			m->mainpid = (pid_t)v;
+		} else if (is(line, klen, "BUSY") || is(line, klen, "IDLE")) {
+			if (vlen == 1 && val[0] == '1')
+				m->load = line[0] == 'B' ? CR_LOAD_BUSY : CR_LOAD_IDLE;
+			else
+				m->unknown++;	/* BUSY=0: not a word of ours */
+		} else if (is(line, klen, "REQUESTS")) {
+			if (parse_u64(val, vlen, &v) < 0 || v > CR_NOTIFY_REQUESTS_MAX) {
+				*why = "REQUESTS is not a count";
+				return -EINVAL;
+			}
+			/* a datagram holds at most 4096 / 10 of them: no overflow */
+			m->requests += v;
 		} else if (is(line, klen, "ERRNO")) {
 			if (parse_u64(val, vlen, &v) < 0 || v > 4095) {
 				*why = "ERRNO is not an errno";
