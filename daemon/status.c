@@ -2,7 +2,8 @@
  * status.c: the status report: every running pool with its state, since
  * when, its counts and its recent worker exits, and a row per worker id,
  * sorted: a worker with its pid, state, uptime, restarts, memory and CPU
- * (from its cgroup), last STATUS= or how it last ended, and the ids the
+ * (from its cgroup), its load reports (busy or idle, requests), last
+ * STATUS= or how it last ended, and the ids the
  * pool wants that have no worker (waiting out a backoff, failed), with
  * how their last worker ended; as JSON for corralctl --json and plugins,
  * or as the table corralctl prints. Moments are given as UTC and on the
@@ -619,10 +620,13 @@ static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct poo
 	if (dead)
 		cr_buf_printf(b, "its exit is not reported yet%s",
 			      w->proto && w->proto == pool->proto && v->pwhy[0] ? ": the prototype is not answering" : "");
-	else if (w->status || !slot || !slot->exit.at.wall)
-		worker_load_text(b, w, now), add_escaped(b, w->status ? w->status : "");
-	else
-		worker_load_text(b, w, now), exit_text(b, slot);
+	else {
+		worker_load_text(b, w, now);
+		if (w->status || !slot || !slot->exit.at.wall)
+			add_escaped(b, w->status ? w->status : "");
+		else
+			exit_text(b, slot);
+	}
 	end_row(b);
 }
 
