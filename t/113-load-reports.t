@@ -5,7 +5,7 @@
 # worker), or call corral.busy(), corral.idle(), corral.request_done([n])
 # in a Lua worker. corrald keeps each worker's state and count and the
 # pool's sums: status --json and the table show them, corral.stats() gives
-# them to plugins. A worker that stops leaves the pool's busy/idle sums,
+# them to plugins (and the shipped pool-stats logs them). A worker that stops leaves the pool's busy/idle sums,
 # not its request total. A flood of BUSY/IDLE does not stop corrald from
 # answering; what the dropped datagrams said is held and passed on, so
 # every REQUESTS=1 counts and the last state is right.
@@ -29,6 +29,7 @@ my $inherit = 'env_inherit = { "CORRAL_TEST_DIR" }';
 
 my $t = CorralTest->new(config => <<"EOF");
 plugin "load" {}
+plugin "pool-stats" { interval = 1 }
 pool "c" {
   command = { "/bin/sh", "-c", "exec %TMP%/sdn BUSY=1 REQUESTS=3 REQUESTS=4,IDLE=1 \$( [ \$CORRAL_WORKER = 1 ] && echo BUSY=1 )" },
   workers = 2, $inherit,
@@ -194,6 +195,9 @@ $t->wait_for(sub { !-e $t->path('stats.go') }, 10, 'the plugin read the stats');
 $t->wait_log(qr/ info stats c: busy=1 idle=1 last_request_ago=F requests=14$/, name => 'corral.stats(c): busy, idle, requests, last_request_ago');
 $t->wait_log(qr/ info stats c 1: last_request_ago=F load=busy load_for=F requests=7$/, name => 'corral.stats(c, 1): load, load_for, requests, last_request_ago');
 $t->wait_log(qr/ info stats lua 1: last_request_ago=F load=busy load_for=F requests=5$/, name => 'corral.stats(lua, 1)');
+
+# ---- the shipped pool-stats logs it ----
+$t->wait_log(qr/ info pool-stats: .*\bbusy=1 idle=1 requests=14 pool=c$/, name => 'pool-stats: busy, idle, requests of c');
 
 # ---- a worker stopped: out of busy/idle, its requests stay counted ----
 is($t->ctl('scale', 'c', '1')->{code}, 0, 'scale c 1');
