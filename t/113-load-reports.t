@@ -7,8 +7,9 @@
 # pool's sums: status --json and the table show them, corral.stats() gives
 # them to plugins (and the shipped pool-stats logs them). A worker that stops leaves the pool's busy/idle sums,
 # not its request total. A flood of BUSY/IDLE does not stop corrald from
-# answering; what the dropped datagrams said is held and passed on, so
-# every REQUESTS=1 counts and the last state is right.
+# answering, nor does a Lua worker's on its channel; what the dropped
+# datagrams said is held and passed on, so every REQUESTS=1 counts and
+# the last state is right.
 
 use strict;
 use warnings;
@@ -54,6 +55,20 @@ pool "lua" {
   end,
 }
 pool "flood" { command = { "$PY", "%TMP%/flood.py" }, $inherit }
+pool "lflood" {
+  $inherit,
+  start = function(w)
+    local d = os.getenv("CORRAL_TEST_DIR")
+    while not io.open(d .. "/flood.go") do corral.sleep(0.02) end
+    local n, stop = 0, corral.now() + 3
+    while corral.now() < stop do
+      corral.busy(); corral.idle(); corral.request_done()
+      n = n + 1
+    end
+    local f = io.open(d .. "/lflood.sent", "w"); f:write(n); f:close()
+    while not corral.sleep(1000) do end
+  end,
+}
 EOF
 
 # sd_notify() from C: each argument one datagram, ',' a newline
@@ -207,7 +222,7 @@ pool_is($t->status, 'c', { busy => 1, idle => 0, requests => 14 }, 'c: worker 2 
 # ---- a flood ----
 $t->write_file('flood.go', '');
 my ($pings, $slow, $worst) = (0, 0, 0);
-while (!-e $t->path('flood.sent')) {
+while (!-e $t->path('flood.sent') || !-e $t->path('lflood.sent')) {
     my $t0 = time;
     my $a = $t->request({ command => 'ping' }, timeout => 5);
     my $dt = time - $t0;
@@ -230,5 +245,12 @@ $t->wait_log(qr/ warn notify: dropped \d+ datagrams of a process that sends more
 $t->wait_for(sub { ($t->status('flood')->{flood}{requests} // 0) >= $served }, 10, 'flood: every request counted');
 pool_is($t->status, 'flood', { busy => 0, idle => 1, requests => $served },
         "flood: the pool sums are right: $served requests, though most of the datagrams were dropped");
+
+# a Lua worker's flood on its channel: every call counted
+my $lsent = CorralTest::slurp($t->path('lflood.sent'));
+note("lflood: $lsent times busy, idle, request_done in 3s");
+cmp_ok($lsent, '>', 1000, 'lflood: thousands of corral.busy(), idle(), request_done()');
+$t->wait_for(sub { ($t->status('lflood')->{lflood}{requests} // 0) >= $lsent }, 10, 'lflood: every request_done counted');
+pool_is($t->status, 'lflood', { busy => 0, idle => 1, requests => $lsent }, "lflood: idle, $lsent requests");
 
 $t->done;
