@@ -138,6 +138,27 @@ static int l_ready(lua_State *L)
 	return 0;
 }
 
+/* core.load(busy): corral.busy() / corral.idle() */
+static int l_load(lua_State *L)
+{
+	int rc = cr_spawn_load(lua_toboolean(L, 1));
+
+	if (rc < 0)
+		return luaL_error(L, "corral.%s: unable to tell corrald: %s", lua_toboolean(L, 1) ? "busy" : "idle",
+				  strerror(-rc));
+	return 0;
+}
+
+/* core.requests(n): corral.request_done(n), n checked by the caller */
+static int l_requests(lua_State *L)
+{
+	int rc = cr_spawn_requests((unsigned)luaL_checknumber(L, 1));
+
+	if (rc < 0)
+		return luaL_error(L, "corral.request_done: unable to tell corrald: %s", strerror(-rc));
+	return 0;
+}
+
 /* ---- for configs (more) ------------------------------------------------------ */
 
 /* corral.core.getpwnam(name | uid) -> { name, uid, gid, dir, shell, groups } | nil */
@@ -386,6 +407,32 @@ static void set_stat(lua_State *L, const char *key, long long v)
 	lua_setfield(L, -2, key);
 }
 
+/* The load reports into the table on top: a pool's busy, idle, requests,
+ * last_request_ago; a worker's load, load_for, requests, last_request_ago
+ * (absent: never). */
+static void set_load(lua_State *L)
+{
+	struct cr_load ld;
+
+	if (cr_status_load(lua_tostring(L, 1), (unsigned)luaL_optinteger(L, 2, 0), &ld) < 0)
+		return;
+	if (lua_isnoneornil(L, 2)) {
+		set_stat(L, "busy", ld.busy);
+		set_stat(L, "idle", ld.idle);
+	} else if (ld.load) {
+		lua_pushstring(L, ld.load);
+		lua_setfield(L, -2, "load");
+		lua_pushnumber(L, ld.load_for);
+		lua_setfield(L, -2, "load_for");
+	}
+	lua_pushnumber(L, (lua_Number)ld.requests);
+	lua_setfield(L, -2, "requests");
+	if (ld.last_request_ago >= 0) {
+		lua_pushnumber(L, ld.last_request_ago);
+		lua_setfield(L, -2, "last_request_ago");
+	}
+}
+
 static int l_stats(lua_State *L)
 {
 	struct cr_cgroup_stats st;
@@ -403,6 +450,7 @@ static int l_stats(lua_State *L)
 	set_stat(L, "cpu_system_usec", st.cpu_system_usec);
 	set_stat(L, "pids_current", st.pids_current);
 	set_stat(L, "oom_kills", st.oom_kills);
+	set_load(L);
 	return 1;
 }
 
@@ -659,6 +707,8 @@ static const struct cr_lua_fn fns[] = {
 	{ "stopping", l_stopping, CR_IN_WORKER },
 	{ "sleep", l_sleep, CR_IN(CR_PHASE_PREFORK) | CR_IN_WORKER },
 	{ "ready", l_ready, CR_IN_WORKER },
+	{ "load", l_load, CR_IN_WORKER },
+	{ "requests", l_requests, CR_IN_WORKER },
 	{ "signum", l_signum, CR_IN_ANY },
 	{ "duration", l_duration, CR_IN_ANY },
 	{ "getpwnam", l_getpwnam, CONFIG },

@@ -39,19 +39,26 @@
  * budget per wakeup would not do). And each sending process is heard
  * SENDER_RATE times a second after a burst of SENDER_BURST (a worker's
  * start, its statuses), the excess dropped before the work of finding
- * its worker, and counted. */
+ * its worker, and counted. What a dropped datagram says of the load
+ * (BUSY=1, IDLE=1, REQUESTS=N) is not lost: it is kept with the sender,
+ * added up, and passed on with its next datagram heard, or every
+ * HELD_EVERY seconds within the same rate, so a worker that reports each
+ * request is counted right and costs no more. */
 #define NOTIFY_BUDGET 64
 #define NOTIFY_PAUSE 0.01
 #define SENDER_RATE 200.0
 #define SENDER_BURST 2048.0
 #define SENDER_SLOTS 32
 #define SENDER_SAY_EVERY 5.0
+#define HELD_EVERY 0.1
 
 struct sender {
 	pid_t pid;		/* 0: a free slot */
 	double tokens, at;	/* the bucket, when last filled */
 	unsigned long dropped;	/* not said yet */
 	double said;
+	int load;		/* held from dropped datagrams: the last */
+	uint64_t requests;	/* and their sum */
 };
 
 static struct {
@@ -64,6 +71,7 @@ static struct {
 	int sock;
 	ev_io io;
 	ev_timer pause;
+	ev_timer held;		/* passes on what senders' slots hold */
 	double window;		/* when the current NOTIFY_PAUSE began */
 	int taken;		/* datagrams read since */
 	struct sender senders[SENDER_SLOTS];
@@ -305,6 +313,18 @@ int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const ch
 				return -EINVAL;
 			}
 			m->mainpid = (pid_t)v;
+		} else if (is(line, klen, "BUSY") || is(line, klen, "IDLE")) {
+			if (vlen == 1 && val[0] == '1')
+				m->load = line[0] == 'B' ? CR_LOAD_BUSY : CR_LOAD_IDLE;
+			else
+				m->unknown++;	/* BUSY=0: not a word of ours */
+		} else if (is(line, klen, "REQUESTS")) {
+			if (parse_u64(val, vlen, &v) < 0 || v > CR_NOTIFY_REQUESTS_MAX) {
+				*why = "REQUESTS is not a count";
+				return -EINVAL;
+			}
+			/* a datagram holds at most 4096 / 10 of them: no overflow */
+			m->requests += v;
 		} else if (is(line, klen, "ERRNO")) {
 			if (parse_u64(val, vlen, &v) < 0 || v > 4095) {
 				*why = "ERRNO is not an errno";
@@ -321,6 +341,72 @@ int cr_notify_parse(const char *buf, size_t n, struct cr_notify_msg *m, const ch
 
 /* ---- inward: the socket ------------------------------------------------- */
 
+static uint64_t add_saturating(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* What a sender's slot holds, passed on: merged into m, a datagram of
+ * it being heard (its own load, newer, wins), or on its own. */
+static void pass_held(struct sender *s, struct cr_notify_msg *m)
+{
+	struct cr_notify_msg own = { .load = s->load, .requests = s->requests };
+
+	s->load = 0;
+	s->requests = 0;
+	if (!m) {
+		N.on_message(s->pid, &own);
+		return;
+	}
+	if (!m->load)
+		m->load = own.load;
+	m->requests = add_saturating(m->requests, own.requests);
+}
+
+/* A dropped datagram's load keys, kept for later. */
+static void hold(struct sender *s, const char *buf, ssize_t n, const struct cr_unixmsg_extra *x)
+{
+	struct cr_notify_msg m;
+	const char *why;
+
+	if (n > NOTIFY_MAX || x->truncated || cr_notify_parse(buf, (size_t)n, &m, &why) < 0 ||
+	    (!m.load && !m.requests))
+		return;
+	if (m.load)
+		s->load = m.load;
+	s->requests = add_saturating(s->requests, m.requests);
+	if (!ev_is_active(&N.held)) {
+		ev_timer_set(&N.held, HELD_EVERY, 0);
+		ev_timer_start(N.loop, &N.held);
+	}
+}
+
+static struct sender *sender_of(pid_t pid, double now);
+
+/* Each slot that holds something and may be heard again passes it on. */
+static void held_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	double now = ev_now(loop);
+	int left = 0;
+
+	(void)revents;
+	for (struct sender *s = N.senders; s < N.senders + SENDER_SLOTS; s++) {
+		if (!s->pid || (!s->load && !s->requests))
+			continue;
+		sender_of(s->pid, now);	/* refilled */
+		if (s->tokens >= 1) {
+			s->tokens -= 1;
+			pass_held(s, NULL);
+		} else {
+			left = 1;
+		}
+	}
+	if (left) {
+		ev_timer_set(t, HELD_EVERY, 0);
+		ev_timer_start(loop, t);
+	}
+}
+
 /* The bucket of a sending process: its own, or the least recently used
  * one's, refilled. */
 static struct sender *sender_of(pid_t pid, double now)
@@ -334,6 +420,8 @@ static struct sender *sender_of(pid_t pid, double now)
 			victim = s;
 	}
 	s = victim;
+	if (s->pid && (s->load || s->requests))
+		pass_held(s, NULL);	/* its last word, before its slot goes */
 	*s = (struct sender){ .pid = pid, .tokens = SENDER_BURST, .at = now };
 fill:
 	s->tokens += (now - s->at) * SENDER_RATE;
@@ -343,12 +431,13 @@ fill:
 	return s;
 }
 
-/* Whether a process may be heard now; else its datagram is counted, and
- * the count said at most every SENDER_SAY_EVERY seconds. */
-static int sender_pass(pid_t pid)
+/* Whether a process may be heard now (*slot: its bucket); else its
+ * datagram is counted, and the count said at most every SENDER_SAY_EVERY
+ * seconds. */
+static int sender_pass(pid_t pid, struct sender **slot)
 {
 	double now = ev_now(N.loop);
-	struct sender *s = sender_of(pid, now);
+	struct sender *s = *slot = sender_of(pid, now);
 
 	if (s->tokens >= 1) {
 		s->tokens -= 1;
@@ -386,6 +475,7 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 		char buf[NOTIFY_MAX + 1];
 		struct cr_unixmsg_extra x;
 		struct cr_notify_msg m;
+		struct sender *from;
 		const char *why;
 		/* fds (BARRIER=1's pipe, FDSTORE) are closed at once: that
 		 * also releases a waiting sender */
@@ -400,8 +490,10 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 			cr_debug(NULL, "notify: dropped a datagram without sender credentials");
 			continue;
 		}
-		if (!sender_pass(x.cred.pid))
+		if (!sender_pass(x.cred.pid, &from)) {
+			hold(from, buf, n, &x);
 			continue;
+		}
 		if (n > NOTIFY_MAX || x.truncated) {
 			cr_debug(&(struct cr_who){ .pid = x.cred.pid }, "notify: dropped a truncated datagram (%zd bytes)", n);
 			continue;
@@ -410,6 +502,8 @@ static void notify_cb(struct ev_loop *loop, ev_io *io, int revents)
 			cr_debug(&(struct cr_who){ .pid = x.cred.pid }, "notify: dropped a malformed datagram: %s", why);
 			continue;
 		}
+		if (from->load || from->requests)
+			pass_held(from, &m);
 		N.on_message(x.cred.pid, &m);
 	}
 	/* the budget is spent and more may wait: a pause, not a spin */
@@ -483,6 +577,7 @@ int cr_notify_listen(struct ev_loop *loop, void (*on_message)(pid_t, const struc
 	cr_info(NULL, "notify: workers' socket is %s", N.name);
 	ev_io_init(&N.io, notify_cb, N.sock, EV_READ);
 	ev_timer_init(&N.pause, pause_cb, 0, 0);
+	ev_timer_init(&N.held, held_cb, 0, 0);
 	/* read before the timers that ran out in the same turn of the loop:
 	 * a WATCHDOG=1 that came in time, while corrald was held up (a busy
 	 * machine, SIGSTOP), resets the watchdog instead of losing to it */
@@ -568,6 +663,7 @@ void cr_notify_close(void)
 		return;
 	ev_io_stop(N.loop, &N.io);
 	ev_timer_stop(N.loop, &N.pause);
+	ev_timer_stop(N.loop, &N.held);
 	close(N.sock);
 	N.sock = -1;
 }

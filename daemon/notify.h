@@ -24,6 +24,11 @@ void cr_notify_status(const char *status);
 
 #define CR_NOTIFY_STATUS_MAX 256
 
+/* REQUESTS=N: N at most this (a count of requests since the last report). */
+#define CR_NOTIFY_REQUESTS_MAX 4294967295ULL
+
+enum { CR_LOAD_BUSY = 1, CR_LOAD_IDLE = 2 };
+
 /* One datagram, parsed: a field is set when the message carried it. */
 struct cr_notify_msg {
 	int ready, stopping, reloading, watchdog, watchdog_trigger;
@@ -33,6 +38,10 @@ struct cr_notify_msg {
 	uint64_t watchdog_usec;		/* WATCHDOG_USEC, 0 if absent */
 	pid_t mainpid;			/* MAINPID, 0 if absent */
 	int has_errno, errnum;
+	/* load reports (corral's own keys): the last of BUSY=1 / IDLE=1, and
+	 * the REQUESTS=N of the datagram added up (each N an increment) */
+	int load;			/* 0, CR_LOAD_BUSY or CR_LOAD_IDLE */
+	uint64_t requests;
 	unsigned unknown;		/* assignments we do not understand */
 };
 

@@ -77,6 +77,12 @@ struct cr_worker {
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
 	ev_timer ready_timer;		/* pool's ready_timeout until ready */
 	char *status;			/* its last STATUS= */
+	/* load reports (BUSY=1, IDLE=1, REQUESTS=N; corral.busy() ...):
+	 * kept by cr_worker_set_load / cr_worker_add_requests */
+	int load;			/* 0: none yet (or exited), CR_LOAD_BUSY, CR_LOAD_IDLE */
+	ev_tstamp load_since;		/* ev_now() when load last changed */
+	uint64_t requests;		/* served, as reported */
+	ev_tstamp last_request;		/* ev_now() of the last REQUESTS report; 0: none */
 	struct cr_output *output;	/* the pipe of its stdout/stderr (output.c), or NULL */
 };
 
@@ -167,6 +173,11 @@ struct cr_pool {
 					 * controller: 1, 0, or -1 to be looked up
 					 * (after each change to its cgroup) */
 	struct cr_counts counts;
+	/* load reports, summed as they come: workers now busy and idle (not
+	 * exited), requests its workers ever reported, and when last */
+	unsigned busy, idle;
+	uint64_t requests;
+	ev_tstamp last_request;
 	struct cr_stamp since;		/* its state (or freezing) last changed */
 	/* the last CR_RECENT worker exits, oldest first from recent_next */
 	struct cr_recent {
@@ -220,6 +231,11 @@ const struct cr_counts *cr_pool_counts(struct cr_pool *pool, unsigned want);
 /* A worker record comes (+1) or goes (-1): its share of the counts. */
 void cr_pool_count(struct cr_worker *w, int sign);
 struct cr_stamp cr_stamp_now(void);
+/* A worker's load report: load is CR_LOAD_BUSY, CR_LOAD_IDLE, or 0 (it
+ * exited: out of the pool's sums); requests are added to its and its
+ * pool's totals. O(1): the pool's sums are kept, never counted. */
+void cr_worker_set_load(struct cr_worker *w, int load);
+void cr_worker_add_requests(struct cr_worker *w, uint64_t n);
 /* A worker's exit: into its id's slot and the pool's recent exits. */
 void cr_pool_record_exit(struct cr_pool *pool, unsigned id, const struct cr_exit *ex, int restarted,
 			 const char *how);

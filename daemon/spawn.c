@@ -413,6 +413,18 @@ int cr_spawn_ready(void)
 	return cr_chan_send(self.chan, CR_CHAN_READY, 0, 0);
 }
 
+int cr_spawn_load(int busy)
+{
+	return cr_chan_send(self.chan, busy ? CR_CHAN_BUSY : CR_CHAN_IDLE, 0, 0);
+}
+
+int cr_spawn_requests(unsigned n)
+{
+	struct cr_chan_msg m = { .type = CR_CHAN_REQUESTS, .count = n };
+
+	return cr_chan_send_msg(self.chan, &m);
+}
+
 void cr_spawn_worker(const struct cr_pool_conf *pc, unsigned id, unsigned generation, int chan,
 		     int out)
 {

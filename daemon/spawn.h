@@ -48,5 +48,9 @@ void cr_spawn_raise_nofile(void);
 int cr_spawn_restore_nofile(void);
 int cr_spawn_sleep(double seconds);
 int cr_spawn_ready(void);
+/* In a Lua worker: its load report to corrald (corral.busy(), idle(),
+ * request_done(n)); 0 or -errno. */
+int cr_spawn_load(int busy);
+int cr_spawn_requests(unsigned n);
 
 #endif

@@ -17,6 +17,7 @@
 #include "crlua.h"
 #include "layout.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
 #include "text.h"
 
@@ -95,7 +96,37 @@ int cr_worker_set_state(struct cr_worker *w, enum worker_state to)
 	cr_pool_count(w, -1);
 	w->state = to;
 	cr_pool_count(w, 1);
+	if (to == W_GONE)
+		cr_worker_set_load(w, 0);	/* busy or idle: only the living */
 	return 0;
+}
+
+void cr_worker_set_load(struct cr_worker *w, int load)
+{
+	struct cr_pool *pool = w->pool;
+
+	if (w->load == load || (load && w->state == W_GONE))
+		return;
+	if (w->load)
+		(*(w->load == CR_LOAD_BUSY ? &pool->busy : &pool->idle))--;
+	if (load)
+		(*(load == CR_LOAD_BUSY ? &pool->busy : &pool->idle))++;
+	w->load = load;
+	w->load_since = ev_now(cr_sv.loop);
+}
+
+static uint64_t add_saturating(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+void cr_worker_add_requests(struct cr_worker *w, uint64_t n)
+{
+	if (!n)
+		return;
+	w->requests = add_saturating(w->requests, n);
+	w->pool->requests = add_saturating(w->pool->requests, n);
+	w->last_request = w->pool->last_request = ev_now(cr_sv.loop);
 }
 
 void cr_pool_count(struct cr_worker *w, int sign)

@@ -2,7 +2,8 @@
  * status.c: the status report: every running pool with its state, since
  * when, its counts and its recent worker exits, and a row per worker id,
  * sorted: a worker with its pid, state, uptime, restarts, memory and CPU
- * (from its cgroup), last STATUS= or how it last ended, and the ids the
+ * (from its cgroup), its load reports (busy or idle, requests), last
+ * STATUS= or how it last ended, and the ids the
  * pool wants that have no worker (waiting out a backoff, failed), with
  * how their last worker ended; as JSON for corralctl --json and plugins,
  * or as the table corralctl prints. Moments are given as UTC and on the
@@ -27,6 +28,7 @@
 #include "cgroup.h"
 #include "json.h"
 #include "layout.h"
+#include "notify.h"
 #include "pool.h"
 #include "proto.h"
 #include "status.h"
@@ -435,6 +437,72 @@ static void pool_view(struct cr_pool *pool, const struct row *rows, size_t nrows
 	}
 }
 
+/* ---- load reports -------------------------------------------------------- */
+
+static const char *load_name(int load)
+{
+	return load == CR_LOAD_BUSY ? "busy" : load == CR_LOAD_IDLE ? "idle" : NULL;
+}
+
+/* ,"key":seconds since then, or null for never */
+static void json_ago(struct cr_buf *b, const char *key, ev_tstamp then, ev_tstamp now)
+{
+	if (then > 0)
+		cr_buf_printf(b, ",\"%s\":%.3f", key, now > then ? now - then : 0);
+	else
+		cr_buf_printf(b, ",\"%s\":null", key);
+}
+
+/* "load":"busy"|"idle"|null, "load_for", "requests", "last_request_ago" */
+static void worker_load_json(struct cr_buf *b, const struct cr_worker *w, ev_tstamp now)
+{
+	cr_buf_lit(b, ",\"load\":");
+	json_or_null(b, load_name(w->load));
+	json_ago(b, "load_for", w->load ? w->load_since : 0, now);
+	cr_buf_printf(b, ",\"requests\":%llu", (unsigned long long)w->requests);
+	json_ago(b, "last_request_ago", w->last_request, now);
+}
+
+/* "busy 3s, 120 requests; " before a worker's STATUS, once it reported */
+static void worker_load_text(struct cr_buf *b, const struct cr_worker *w, ev_tstamp now)
+{
+	char d[32];
+
+	if (!w->load && !w->last_request)
+		return;
+	if (w->load) {
+		cr_text_duration(d, sizeof d, now - w->load_since);
+		cr_buf_printf(b, "%s %s, ", load_name(w->load), d);
+	}
+	cr_buf_printf(b, "%llu request%s; ", (unsigned long long)w->requests, w->requests == 1 ? "" : "s");
+}
+
+int cr_status_load(const char *name, unsigned id, struct cr_load *out)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	const struct cr_worker *w;
+	ev_tstamp now = ev_now(cr_sv.loop), last;
+
+	if (!pool)
+		return -ENOENT;
+	memset(out, 0, sizeof *out);
+	if (!id) {
+		out->busy = pool->busy;
+		out->idle = pool->idle;
+		out->requests = pool->requests;
+		last = pool->last_request;
+	} else {
+		if (!(w = cr_pool_worker(pool, id)) || w->state == W_GONE)
+			return -ESRCH;
+		out->load = load_name(w->load);
+		out->load_for = w->load ? now - w->load_since : -1;
+		out->requests = w->requests;
+		last = w->last_request;
+	}
+	out->last_request_ago = last > 0 ? now - last : -1;
+	return 0;
+}
+
 static void worker_json(struct cr_buf *b, struct cr_pool *pool, const struct row *r, ev_tstamp now)
 {
 	struct cr_worker *w = r->w;
@@ -450,6 +518,7 @@ static void worker_json(struct cr_buf *b, struct cr_pool *pool, const struct row
 	json_or_null(b, w->status);
 	json_stat(b, "memory_current", r->mem);
 	json_stat(b, "cpu_usage_usec", r->cpu);
+	worker_load_json(b, w, now);
 	cr_buf_lit(b, "}");
 }
 
@@ -477,6 +546,9 @@ static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 	json_stat(b, "cpu_usage_usec", v->st.cpu_usage_usec);
 	/* a retired prototype, or what a worker left, may outlive the
 	 * workers list: corralctl stop waits for this */
+	cr_buf_printf(b, ",\"busy\":%u,\"idle\":%u,\"requests\":%llu", pool->busy, pool->idle,
+		      (unsigned long long)pool->requests);
+	json_ago(b, "last_request_ago", pool->last_request, now);
 	cr_buf_printf(b, ",\"populated\":%s", v->populated < 0 ? "null" : v->populated ? "true" : "false");
 	if (v->pstate)
 		cr_buf_printf(b, ",\"prototype\":{\"pid\":%d,\"state\":\"%s\"}", (int)pool->proto->pid, v->pstate);
@@ -548,10 +620,13 @@ static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct poo
 	if (dead)
 		cr_buf_printf(b, "its exit is not reported yet%s",
 			      w->proto && w->proto == pool->proto && v->pwhy[0] ? ": the prototype is not answering" : "");
-	else if (w->status || !slot || !slot->exit.at.wall)
-		add_escaped(b, w->status ? w->status : "");
-	else
-		exit_text(b, slot);
+	else {
+		worker_load_text(b, w, now);
+		if (w->status || !slot || !slot->exit.at.wall)
+			add_escaped(b, w->status ? w->status : "");
+		else
+			exit_text(b, slot);
+	}
 	end_row(b);
 }
 
@@ -600,6 +675,15 @@ static void pool_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 			      d, pool->streak, pool->streak == 1 ? "" : "s");
 		add_escaped(b, pool->last_failure);
 		cr_buf_lit(b, ")\n");
+	}
+	if (pool->busy || pool->idle || pool->last_request) {
+		cr_buf_printf(b, "  load: %u busy, %u idle, %llu request%s", pool->busy, pool->idle,
+			      (unsigned long long)pool->requests, pool->requests == 1 ? "" : "s");
+		if (pool->last_request) {
+			ago(d, sizeof d, now - pool->last_request);
+			cr_buf_printf(b, ", the last %s ago", d);
+		}
+		cr_buf_lit(b, "\n");
 	}
 	if (v->pwhy[0])
 		cr_buf_printf(b, "  prototype %d not answering: %s\n", (int)pool->proto->pid, v->pwhy);

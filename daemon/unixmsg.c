@@ -93,7 +93,12 @@ int cr_chan_send(int chan, int type, int step, int err)
 {
 	struct cr_chan_msg m = { .type = type, .step = step, .err = err };
 
-	while (send(chan, &m, sizeof m, MSG_NOSIGNAL) < 0) {
+	return cr_chan_send_msg(chan, &m);
+}
+
+int cr_chan_send_msg(int chan, const struct cr_chan_msg *m)
+{
+	while (send(chan, m, sizeof *m, MSG_NOSIGNAL) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}

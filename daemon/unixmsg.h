@@ -36,15 +36,21 @@ enum cr_chan_type {
 	CR_CHAN_ERROR = 1,	/* could not start: step, err */
 	CR_CHAN_STARTED,	/* its Lua start hook is running */
 	CR_CHAN_READY,		/* corral.ready() */
+	CR_CHAN_BUSY,		/* corral.busy() */
+	CR_CHAN_IDLE,		/* corral.idle() */
+	CR_CHAN_REQUESTS,	/* corral.request_done(count) */
 };
 
 struct cr_chan_msg {
 	int type;
 	int step;		/* enum cr_spawn_step, for CR_CHAN_ERROR */
 	int err;		/* errno, for CR_CHAN_ERROR */
+	unsigned count;		/* requests, for CR_CHAN_REQUESTS */
 };
 
 /* Sends one message on a worker's channel; 0 or -errno. */
 int cr_chan_send(int chan, int type, int step, int err);
+/* The same, a message built by the caller. */
+int cr_chan_send_msg(int chan, const struct cr_chan_msg *m);
 
 #endif

@@ -4,7 +4,8 @@
  * worker it is from, by the cgroup the kernel says the sender is in (so a
  * helper a worker runs counts for it, and no other process can speak for
  * it), and applies it: READY=1, STATUS=, WATCHDOG=1, EXTEND_TIMEOUT_USEC,
- * MAINPID, WATCHDOG=trigger.
+ * MAINPID, WATCHDOG=trigger, and corral's load reports: BUSY=1, IDLE=1,
+ * REQUESTS=N (N more requests served).
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -78,6 +79,9 @@ static void on_message(pid_t sender, const struct cr_notify_msg *m)
 		ev_timer_start(cr_sv.loop, &w->ready_timer);
 		cr_debug(&who, "notify: ready_timeout extended by %.3fs", (double)m->extend_usec / 1e6);
 	}
+	if (m->load)
+		cr_worker_set_load(w, m->load);
+	cr_worker_add_requests(w, m->requests);
 	if (m->stopping)
 		cr_info(&who, "worker says it is stopping (STOPPING=1)");
 	if (m->has_errno)

@@ -25,6 +25,7 @@
 #include "layout.h"
 #include "isolate.h"
 #include "log.h"
+#include "notify.h"
 #include "output.h"
 #include "pool.h"
 #include "proto.h"
@@ -191,6 +192,7 @@ void cr_worker_free(struct cr_worker *w)
 	if (w->id < pool->free_hint)
 		pool->free_hint = w->id;
 	cr_pool_count(w, -1);
+	cr_worker_set_load(w, 0);
 	pid_remove(w);
 	TAILQ_REMOVE(&w->pool->workers, w, link);
 	w->pool->nworkers--;
@@ -409,6 +411,14 @@ static void worker_read_chan(struct cr_worker *w)
 			cr_debug(&who, "worker's start hook is running");
 			if (w->conf->ready == CR_READY_STARTED)
 				cr_worker_ready(w);
+			continue;
+		}
+		if (n == (ssize_t)sizeof m && (m.type == CR_CHAN_BUSY || m.type == CR_CHAN_IDLE)) {
+			cr_worker_set_load(w, m.type == CR_CHAN_BUSY ? CR_LOAD_BUSY : CR_LOAD_IDLE);
+			continue;
+		}
+		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_REQUESTS) {
+			cr_worker_add_requests(w, m.count);
 			continue;
 		}
 		if (n == (ssize_t)sizeof m && m.type == CR_CHAN_READY) {

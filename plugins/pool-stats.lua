@@ -1,7 +1,10 @@
 -- pool-stats: a plugin shipped with corral. Every `interval` seconds it
 -- logs one line per pool: the memory its cgroup uses, the CPU time it has
 -- used and the number of processes in it, each where the kernel offers it
--- (memory and pids need their controllers; see "cgroups" in the README).
+-- (memory and pids need their controllers; see "cgroups" in the README),
+-- and, once its workers report their load (BUSY=1, IDLE=1, REQUESTS=N:
+-- doc/systemd.md, Load reports), how many are busy and idle and the
+-- requests they served.
 -- It also logs each OOM kill, with the pool's memory at that moment.
 --
 --   plugin "pool-stats" { interval = 60 }   -- seconds, or a duration: "5m"
@@ -9,6 +12,7 @@
 -- Lines, at level info (OOM kills at warn):
 --
 --   pool-stats: memory_current=182.4M cpu=73.25s pids_current=9 pool=web
+--   pool-stats: memory_current=90.1M cpu=12.50s pids_current=3 busy=1 idle=2 requests=1542 pool=api
 --   pool-stats: OOM kill: worker 3 pid 4711; pool oom_kills=1 memory_current=250.1M memory_peak=256.0M pool=web
 --
 -- Reference of the API it uses: doc/plugins.md.
@@ -65,6 +69,9 @@ local function report()
     local st = corral.stats(pool)
     if st then	-- nil when the pool's cgroup is gone
       local out = fields(st, PERIODIC)
+      if (st.busy or 0) + (st.idle or 0) > 0 or (st.requests or 0) > 0 then
+        out[#out + 1] = ("busy=%d idle=%d requests=%d"):format(st.busy, st.idle, st.requests)
+      end
       if #out == 0 then out[1] = "no statistics available" end
       corral.info("pool-stats: " .. table.concat(out, " ") .. " pool=" .. pool)
     end

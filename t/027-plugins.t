@@ -196,13 +196,16 @@ my %stat_files = (memory_current => 'memory.current', memory_peak => 'memory.pea
                   oom_kills => 'memory.events', cpu_usage_usec => 'cpu.stat', cpu_user_usec => 'cpu.stat',
                   cpu_system_usec => 'cpu.stat');
 my @want_stats = sort grep { -e "$pdir/$stat_files{$_}" } keys %stat_files;
+# and the load reports (none here): a pool's sums, a worker's count
+my %want_load = (pool => [ qw(busy idle requests) ], 'worker 1' => [ qw(requests) ]);
 ok(-e "$pdir/cpu.stat", 'cpu.stat exists here');
 for my $which ([ 'stats p', 'pool' ], [ 'stats p 1', 'worker 1' ]) {
     my ($label, $name) = @$which;
     my $line = one(qr/ info rec1: \Q$label\E(?: |$)/) // '';
     my ($text) = $line =~ /\Q$label\E ?(.*)$/;
     my %s = map { split /=/, $_, 2 } split ' ', $text // '';
-    is_deeply([ sort keys %s ], \@want_stats, "corral.stats($name): a field for each file the kernel has, nil for the others")
+    is_deeply([ sort keys %s ], [ sort @want_stats, @{ $want_load{$name} } ],
+              "corral.stats($name): a field for each file the kernel has, nil for the others; the load reports")
         or diag($line);
     ok(!grep({ $s{$_} !~ /^\d+$/ } keys %s), "corral.stats($name): numbers") or diag($line);
 }

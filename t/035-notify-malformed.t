@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # Malformed notifications are dropped whole, with a debug line saying why:
-# not KEY=VALUE, a NUL byte, bad numbers, empty, over 4096 bytes. None of
+# not KEY=VALUE, a NUL byte, bad numbers (REQUESTS= too), empty, over 4096 bytes. None of
 # them makes a worker ready, even with READY=1 in it; fds sent along
 # (SCM_RIGHTS) are closed at once, whatever the datagram; a flood does not
 # stop corrald; a datagram of exactly 4096 bytes is still taken, its STATUS
@@ -43,11 +43,15 @@ my @bad = (
     [ q{b"READY=1\nMAINPID=99999999999"},          'MAINPID is not a pid' ],
     [ q{b"READY=1\nERRNO=99999"},                  'ERRNO is not an errno' ],
     [ q{b"READY=1\nERRNO=x"},                      'ERRNO is not an errno' ],
+    [ q{b"READY=1\nREQUESTS=x"},                   'REQUESTS is not a count' ],
+    [ q{b"READY=1\nBUSY=1\nREQUESTS=-1"},          'REQUESTS is not a count' ],
+    [ q{b"READY=1\nREQUESTS=4294967296"},          'REQUESTS is not a count' ],
+    [ q{b"READY=1\nREQUESTS="},                    'REQUESTS is not a count' ],
 );
 # well-formed, but none of them makes the worker ready
 my @harmless = (
     q{b"READY=2"}, q{b"READY=1 "}, q{b"READY=0"}, q{b"\n\n\n"}, q{b"X_UNKNOWN=1\n" * 400},
-    q{b"WATCHDOG=sometimes"}, q{b"STATUS=" + b"s" * 4000}, q{b"BARRIER=1"},
+    q{b"WATCHDOG=sometimes"}, q{b"BUSY=0\nREQUESTS=0"}, q{b"STATUS=" + b"s" * 4000}, q{b"BARRIER=1"},
 );
 
 my $cases = join '', map { "    ($_->[0]),\n" } @bad;
@@ -129,6 +133,9 @@ ok(!$t->log_lines(qr/ debug worker ready pool=mal /), 'nothing made the worker r
 ok(!$t->log_lines(qr/notify: STATUS=(a|z+|x+) pool=/), 'no STATUS taken from a dropped datagram');
 ok(scalar $t->log_lines(qr/ debug notify: STATUS=s{255} pool=mal worker=1 pid=$w$/), 'a long STATUS is cut to 255 bytes');
 ok(pid_alive($w), 'the worker is still there');
+my $mal = $t->status('mal')->{mal};
+is_deeply([ $mal->{busy}, $mal->{requests}, $mal->{workers}[0]{load} ], [ 0, 0, undef ],
+          'no BUSY=1 or REQUESTS taken from a dropped datagram');
 $t->stays(sub { !$t->log_lines(qr/ debug worker ready pool=mal /) }, 0.5, 'still not ready');
 
 # outsiders' datagrams go through the same checks

@@ -109,8 +109,10 @@ ok($st, 'status --json: Perl JSON::PP decodes it') or diag($@);
 $st ||= {};
 
 my @POOL_KEYS = qw(name state since ready total target restarts generation start_failures restart_in failure
-                   last_failure memory_current cpu_usage_usec populated prototype recent_exits workers vacant);
-my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit status memory_current cpu_usage_usec);
+                   last_failure memory_current cpu_usage_usec busy idle requests last_request_ago populated prototype
+                   recent_exits workers vacant);
+my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit status memory_current cpu_usage_usec
+                     load load_for requests last_request_ago);
 my @EXIT_KEYS = qw(code signal name core unknown oom reason step error at);
 my @VACANT_KEYS = qw(id state restarts restart_in last_exit);
 
@@ -130,6 +132,8 @@ def exit_obj: type == "object" and (.at | stamp) and ((.reason | type) == "strin
     check(($p.restart_in | type) == "number" and $p.restart_in >= 0 or $p.restart_in == null; "\($n): restart_in"),
     (("failure","last_failure") as $k | check(($p[$k] | type) == "string" or $p[$k] == null; "\($n): \($k)")),
     (("memory_current","cpu_usage_usec") as $k | check(($p[$k] | int) or $p[$k] == null; "\($n): \($k)")),
+    (("busy","idle","requests") as $k | check($p[$k] | int; "\($n): \($k)")),
+    check(($p.last_request_ago | type) == "number" and $p.last_request_ago >= 0 or $p.last_request_ago == null; "\($n): last_request_ago"),
     check(($p.populated | type) == "boolean" or $p.populated == null; "\($n): populated"),
     check($p.since | stamp; "\($n): since"),
     check(($p.recent_exits | type) == "array" and all($p.recent_exits[]; exit_obj and (.id | int)); "\($n): recent_exits"),
@@ -148,6 +152,9 @@ def exit_obj: type == "object" and (.at | stamp) and ((.reason | type) == "strin
       check(($w.status | type) == "string" or $w.status == null; "\($i): status"),
       check($w.last_exit == null or ($w.last_exit | exit_obj); "\($i): last_exit"),
       (("memory_current","cpu_usage_usec") as $k | check(($w[$k] | int) or $w[$k] == null; "\($i): \($k)")),
+      check([$w.load] | inside(["busy","idle"]) or $w.load == null; "\($i): load"),
+      check($w.requests | int; "\($i): requests"),
+      (("load_for","last_request_ago") as $k | check(($w[$k] | type) == "number" and $w[$k] >= 0 or $w[$k] == null; "\($i): \($k)")),
       check(($w | keys) == ($worker_keys | sort); "\($i): members \($w | keys)"))) ]
 EOF
 SKIP: {

@@ -32,6 +32,28 @@ function corral.ready()
   core.ready()
 end
 
+-- Load reports: this worker is busy, or idle (shown by status, read by
+-- plugins); request_done([n]) adds n (default 1) requests served. Each
+-- call is one message to corrald.
+function corral.busy()
+  need_phase("busy", "setup", "start")
+  core.load(true)
+end
+
+function corral.idle()
+  need_phase("idle", "setup", "start")
+  core.load(false)
+end
+
+function corral.request_done(n)
+  need_phase("request_done", "setup", "start")
+  if n == nil then n = 1 end
+  if type(n) ~= "number" or n ~= n or n < 0 or n > 4294967295 or n % 1 ~= 0 then
+    error("corral.request_done: expected a whole number of requests from 0 to 4294967295", 2)
+  end
+  if n > 0 then core.requests(n) end
+end
+
 -- True once corrald has asked this worker to stop (its stop signal came).
 function corral.stopping()
   need_phase("stopping", "setup", "start")
@@ -96,6 +118,9 @@ Worker.__index = Worker
 
 function Worker:stopping() return corral.stopping() end
 function Worker:ready() return corral.ready() end
+function Worker:busy() return corral.busy() end
+function Worker:idle() return corral.idle() end
+function Worker:request_done(n) return corral.request_done(n) end
 function Worker:sleep(seconds) return corral.sleep(seconds) end
 function Worker:log(level, ...) return corral.log(level, ...) end
 
@@ -392,6 +417,9 @@ end
 -- corral.stats(pool [, worker_id]) -> { memory_current, memory_peak,
 -- cpu_usage_usec, cpu_user_usec, cpu_system_usec, pids_current,
 -- oom_kills } from the cgroup; fields the kernel does not offer are nil.
+-- And the workers' load reports: a pool's busy, idle, requests,
+-- last_request_ago; a worker's load ("busy", "idle"), load_for, requests,
+-- last_request_ago (nil: not reported).
 function corral.stats(pool, id)
   need_phase("stats", "plugin")
   pool_arg("stats", pool)

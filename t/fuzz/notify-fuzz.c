@@ -60,6 +60,8 @@ struct ref {
 	char status[CR_NOTIFY_STATUS_MAX];
 	uint64_t extend, wd_usec;
 	long long mainpid;
+	int load;
+	uint64_t requests;
 	unsigned unknown;
 };
 
@@ -158,6 +160,17 @@ static void ref_parse(const char *buf, size_t n, struct ref *r)
 					return;
 				}
 				r->mainpid = (long long)v;
+			} else if (value_is(key, klen, "BUSY") || value_is(key, klen, "IDLE")) {
+				if (value_is(val, vlen, "1"))
+					r->load = key[0] == 'B' ? CR_LOAD_BUSY : CR_LOAD_IDLE;
+				else
+					r->unknown++;
+			} else if (value_is(key, klen, "REQUESTS")) {
+				if (ref_number(val, vlen, &v) < 0 || v > 4294967295ULL) {
+					r->rc = -EINVAL;
+					return;
+				}
+				r->requests += v;
 			} else if (value_is(key, klen, "ERRNO")) {
 				if (ref_number(val, vlen, &v) < 0 || v > 4095) {
 					r->rc = -EINVAL;
@@ -232,6 +245,8 @@ static void check(const char *data, size_t n)
 			report("numbers differ from the reference", data, n);
 		if (m.has_errno != r.has_errno || (r.has_errno && m.errnum != r.errnum))
 			report("ERRNO differs from the reference", data, n);
+		if (m.load != r.load || m.requests != r.requests)
+			report("load report differs from the reference", data, n);
 		if (m.unknown != r.unknown)
 			report("unknown count differs from the reference", data, n);
 	}
@@ -245,13 +260,13 @@ static char gen[MAXLEN];
 
 static const char *const keys[] = {
 	"READY", "STATUS", "STOPPING", "RELOADING", "WATCHDOG", "EXTEND_TIMEOUT_USEC",
-	"WATCHDOG_USEC", "MAINPID", "ERRNO", "BARRIER", "FDSTORE", "FDNAME", "MONOTONIC_USEC",
+	"WATCHDOG_USEC", "MAINPID", "ERRNO", "BUSY", "IDLE", "REQUESTS", "BARRIER", "FDSTORE", "FDNAME", "MONOTONIC_USEC",
 	"X_CORRAL", "READY_", "_", "0",
 };
 static const char *const values[] = {
 	"1", "0", "2", "", "trigger", "triggered", "yes", " 1", "1 ", "x",
 	"18446744073709551615", "18446744073709551616", "99999999999999999999", "000000000000000000001",
-	"1073741823", "1073741824", "4095", "4096", "-1", "+1", "0x10", "1e3", "3000000",
+	"1073741823", "1073741824", "4095", "4096", "4294967295", "4294967296", "-1", "+1", "0x10", "1e3", "3000000",
 	"hello world", "caf\xc3\xa9", "\xff\xfe", "=", "a=b", "\r", "\t",
 };
 
@@ -367,7 +382,8 @@ static size_t gen_many_lines(void)
 {
 	size_t len = 0, lines = 100 + below(below(20) ? 1200 : 8000);
 	static const char *const small[] = { "A=1\n", "READY=1\n", "STATUS=x\n", "\n", "WATCHDOG=1\n",
-					     "B=\n", "MAINPID=2\n", "ERRNO=0\n", "STOPPING=0\n" };
+					     "B=\n", "MAINPID=2\n", "ERRNO=0\n", "STOPPING=0\n",
+					     "BUSY=1\n", "IDLE=1\n", "REQUESTS=4294967295\n" };
 
 	for (size_t i = 0; i < lines && len < MAXLEN; i++) {
 		const char *s = small[below(sizeof small / sizeof *small)];
@@ -395,6 +411,17 @@ static int expect(const char *buf, size_t n, int rc_want, int ready, const char 
 	return 0;
 }
 
+static void expect_load(const char *buf, int load, uint64_t requests)
+{
+	struct cr_notify_msg m;
+	const char *why;
+	size_t n = strlen(buf);
+
+	checks++;
+	if (cr_notify_parse(buf, n, &m, &why) != 0 || m.load != load || m.requests != requests)
+		report("a fixed load case", buf, n);
+}
+
 static void fixed_cases(void)
 {
 	char big[600];
@@ -413,6 +440,18 @@ static void fixed_cases(void)
 	expect("ready=1", 7, -EINVAL, 0, NULL);
 	expect("EXTEND_TIMEOUT_USEC=18446744073709551615", 40, 0, 0, NULL);
 	expect("EXTEND_TIMEOUT_USEC=18446744073709551616", 40, -EINVAL, 0, NULL);
+	expect_load("BUSY=1", CR_LOAD_BUSY, 0);
+	expect_load("IDLE=1", CR_LOAD_IDLE, 0);
+	expect_load("BUSY=1\nIDLE=1", CR_LOAD_IDLE, 0);	/* the last one counts */
+	expect_load("IDLE=1\nBUSY=1\nREQUESTS=3", CR_LOAD_BUSY, 3);
+	expect_load("BUSY=0", 0, 0);				/* not ours: unknown */
+	expect_load("REQUESTS=2\nREQUESTS=5", 0, 7);		/* increments add up */
+	expect_load("REQUESTS=4294967295", 0, 4294967295ULL);
+	expect_load("REQUESTS=0", 0, 0);
+	expect("REQUESTS=4294967296", 19, -EINVAL, 0, NULL);
+	expect("REQUESTS=-1", 11, -EINVAL, 0, NULL);
+	expect("REQUESTS=", 9, -EINVAL, 0, NULL);
+	expect("REQUESTS=1.5", 12, -EINVAL, 0, NULL);
 	memcpy(big, "STATUS=", 7);
 	memset(big + 7, 'a', sizeof big - 7);
 	{

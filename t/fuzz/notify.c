@@ -43,6 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fail("an errno without ERRNO=");
 	if ((m.ready | m.stopping | m.reloading | m.watchdog | m.watchdog_trigger) & ~1)
 		fuzz_fail("a flag that is not 0 or 1");
+	if (m.load != 0 && m.load != CR_LOAD_BUSY && m.load != CR_LOAD_IDLE)
+		fuzz_fail("load %d", m.load);
+	if (m.load && !memmem(data, size, m.load == CR_LOAD_BUSY ? "BUSY=1" : "IDLE=1", 6))
+		fuzz_fail("a load state that the datagram does not hold");
+	if (m.requests && !memmem(data, size, "REQUESTS=", 9))
+		fuzz_fail("REQUESTS that the datagram does not hold");
+	if (m.requests > (uint64_t)size / 10 * CR_NOTIFY_REQUESTS_MAX)
+		fuzz_fail("more requests than the datagram can hold");
 	if (m.watchdog_usec && !memmem(data, size, "WATCHDOG_USEC=", 14))
 		fuzz_fail("WATCHDOG_USEC that the datagram does not hold");
 	return 0;
