@@ -74,14 +74,18 @@ M.CORE = {
   read_pressure = "plugin", psi_trigger = "plugin", budget_used = "plugin",
   renew_budget = "plugin",
   http_serve = "plugin", http_address = "plugin", http_request = "plugin", http_reply = "plugin",
-  self_stats = "plugin", listen_watch = "plugin",
+  self_stats = "plugin", listen_watch = "plugin", load = "worker", requests = "worker",
 }
 
 -- corral.stats() fields (daemon/bindings.c l_stats).
-M.STATS = { "memory_current", "memory_peak", "cpu_usage_usec", "cpu_user_usec",
+M.STATS = { "busy", "idle", "memory_current", "memory_peak", "cpu_usage_usec", "cpu_user_usec",
   "cpu_system_usec", "pids_current", "oom_kills" }
 local STAT_SET = {}
-for _, f in ipairs(M.STATS) do STAT_SET[f] = true end
+for _, f in ipairs(M.STATS) do STAT_SET[f] = "number" end
+-- the load reports' other fields (a pool's requests, last_request_ago; a
+-- worker's load, load_for, requests, last_request_ago)
+STAT_SET.requests, STAT_SET.last_request_ago, STAT_SET.load_for = "number", "number", "number"
+STAT_SET.load = "string"
 
 -- The events and their fields (doc/plugins.md, "Events"; t/kit/kit_test.lua
 -- checks this table against the doc and against init.lua's list).
@@ -228,7 +232,7 @@ function Kit:set_stats(pool, id, st)
     if type(st) ~= "table" then kit_error("set_stats: expected a table of fields, got %s", show(st)) end
     for k, v in pairs(st) do
       if not STAT_SET[k] then kit_error("set_stats: unknown field %s (%s)", show(k), table.concat(M.STATS, ", ")) end
-      if type(v) ~= "number" then kit_error("set_stats: %s: expected a number, got %s", k, show(v)) end
+      if type(v) ~= STAT_SET[k] then kit_error("set_stats: %s: expected a %s, got %s", k, STAT_SET[k], show(v)) end
     end
   end
   if id then
@@ -287,16 +291,21 @@ local function status_of(self, p)
   local ids, ready, total, workers = {}, 0, 0, {}
   for id in pairs(p.workers) do ids[#ids + 1] = id end
   table.sort(ids)
-  local held = {}
+  local held, busy, idle, requests = {}, 0, 0, 0
   for _, id in ipairs(ids) do
     local w = p.workers[id]
+    local ld = w.stats or {}
     held[id] = true
+    busy = busy + (ld.load == "busy" and 1 or 0)
+    idle = idle + (ld.load == "idle" and 1 or 0)
+    requests = requests + (ld.requests or 0)
     if w.state == "ready" then ready = ready + 1 end
     if w.state == "spawning" or w.state == "starting" or w.state == "ready" then total = total + 1 end
     local st = w.stats or {}
     workers[#workers + 1] = { id = id, pid = w.pid, state = w.state, generation = w.generation,
       uptime = self.clock - w.started, restarts = w.restarts, last_exit = w.last_exit,
-      status = w.status, memory_current = st.memory_current, cpu_usage_usec = st.cpu_usage_usec }
+      status = w.status, memory_current = st.memory_current, cpu_usage_usec = st.cpu_usage_usec,
+      load = st.load, load_for = st.load_for, requests = st.requests or 0, last_request_ago = st.last_request_ago }
   end
   local vacant = {}
   for id = 1, p.target do
@@ -309,6 +318,8 @@ local function status_of(self, p)
     restart_in = nil, failure = nil, last_failure = nil, memory_current = st.memory_current,
     cpu_usage_usec = st.cpu_usage_usec, populated = total > 0,
     prototype = { pid = 1, state = "running" }, recent_exits = array({ unpack(p.recent_exits) }),
+    busy = busy, idle = idle, requests = requests + ((p.stats or {}).requests or 0),
+    last_request_ago = (p.stats or {}).last_request_ago,
     vacant = array(vacant), workers = array(workers) }
 end
 
