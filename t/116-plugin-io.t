@@ -59,6 +59,7 @@ corral.on("config", function()
     if req.path == "/fail" then error("on purpose") end
     if req.path == "/loop" then while true do end end
     if req.path == "/none" then return nil end
+    if req.path == "/alloc" then local t = {} while true do t[#t + 1] = ("x"):rep(65536) .. #t end end
     return 200, ("%s %s %d %s"):format(req.method, req.path, #req.body, req.query), "text/plain"
   end)
   corral.log("info", "test: serving on " .. corral.http_address(id))
@@ -124,6 +125,12 @@ my $t0 = time;
 is($st, 500, 'a handler that loops: 500, once its budget is spent');
 cmp_ok(time - $t0, '<', 5, 'within the plugin budget');
 is($t->ctl('ping')->{code}, 0, 'corrald answers after the loop');
+($st) = http($addr, 'GET', '/alloc');
+is($st, 500, 'a handler that allocates without end: 500');
+is($t->ctl('ping')->{code}, 0, 'corrald answers after it');
+($st, $body) = http($addr, 'GET', '/after');
+is("${\ ($st // '')} ${\ ($body // '')}", '200 GET /after 0 ', 'the server still answers');
+cmp_ok(scalar $t->workers('p'), '==', 1, 'the pool is untouched');
 ($st) = http($addr, 'GET', '/none');
 is($st, 500, 'a handler that gives no status: 500');
 ($st) = http($addr, 'POST', '/big', 'y' x (2 * 1024 * 1024));
