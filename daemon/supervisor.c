@@ -77,11 +77,13 @@ static struct {
 void cr_pool_set_conf(struct cr_pool *pool, struct cr_pool_conf *pc)
 {
 	struct cr_pool_conf *old = pool->conf;
+	/* read before the unref: old may go with it */
+	int same_limit = old && old->crash_failures == pc->crash_failures;
 
 	pool->conf = cr_pool_conf_ref(pc);
 	cr_pool_conf_unref(old);
 	pool->target = pc->workers;
-	if (!old || old->crash_failures != pc->crash_failures) {
+	if (!same_limit) {
 		free(pool->failures);
 		pool->failures = pc->crash_failures ? calloc(pc->crash_failures, sizeof *pool->failures) : NULL;
 		pool->nfailures = pool->fail_next = 0;

@@ -92,12 +92,14 @@ sub restarted {
     my ($pool, $old, $n) = @_;
     my $new;
     $t->wait_for(sub {
-        $new = snapshot($pool);
+        # one reading of the workers (id => pid): ids 1..n, the surge
+        # worker of the rolling replacement gone, none of the old
+        my %map = $t->worker_map($pool);
+        $new = { proto => $t->prototype_pid($pool), workers => [ sort { $a <=> $b } values %map ] };
         my %was = map { $_ => 1 } @{ $old->{workers} };
-        # ids 1..n: the surge worker of the rolling replacement is gone
         $new->{proto} && $new->{proto} != $old->{proto}
-            && @{ $new->{workers} } == $n && !grep({ $was{$_} } @{ $new->{workers} })
-            && join(' ', sort { $a <=> $b } $t->worker_ids($pool)) eq join(' ', 1 .. $n);
+            && join(' ', sort { $a <=> $b } keys %map) eq join(' ', 1 .. $n)
+            && !grep({ $was{$_} } @{ $new->{workers} });
     }, 10, "$pool: restarted (new prototype, $n new workers)");
     $t->wait_for(sub { !pid_alive($old->{proto}) }, 5, "$pool: the old prototype is gone");
     $t->wait_for(sub { !grep { pid_alive($_) } @{ $old->{workers} } }, 10, "$pool: the old workers are gone");
