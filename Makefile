@@ -13,7 +13,7 @@ endif
 # Dependencies are looked up when a recipe needs them (recursive variables),
 # so that `make run` can install the packages first and then find them.
 dep_cflags = $(shell pkg-config --cflags luajit libsystemd libcap libmicrohttpd libcurl)
-dep_libs = $(shell pkg-config --libs luajit libsystemd libcap libmicrohttpd libcurl) -lev -lm
+dep_libs = $(shell pkg-config --libs luajit libsystemd libcap) -lev -lm -ldl
 
 CR_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DCR_VERSION='"$(VERSION)"' -DCR_DATADIR='"$(DATADIR)"' \

@@ -24,12 +24,70 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
+/* the libraries' own names, as plain functions: they are called through
+ * pointers (below) */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <microhttpd.h>
 
 #include "log.h"
 #include "plugio.h"
 #include "sockets.h"
+
+/* libmicrohttpd and libcurl are loaded when a plugin first serves or
+ * asks (dlopen): a corrald whose plugins do neither maps neither, nor
+ * what they pull in (TLS and more), and forks that much less. */
+#define MHD_FUNCS(X) X(MHD_add_response_header) X(MHD_create_response_from_buffer) X(MHD_destroy_response) X(MHD_get_connection_info) X(MHD_get_connection_values) X(MHD_get_daemon_info) X(MHD_get_timeout) X(MHD_queue_response) X(MHD_quiesce_daemon) X(MHD_run) X(MHD_start_daemon) X(MHD_stop_daemon)
+#define CURL_FUNCS(X) X(curl_easy_cleanup) X(curl_easy_getinfo) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_strerror) X(curl_global_cleanup) X(curl_global_init) X(curl_multi_add_handle) X(curl_multi_assign) X(curl_multi_cleanup) X(curl_multi_info_read) X(curl_multi_init) X(curl_multi_remove_handle) X(curl_multi_setopt) X(curl_multi_socket_action) X(curl_multi_strerror) X(curl_slist_append) X(curl_slist_free_all)
+#define POINTER(f) __typeof__(&f) f;
+static struct { MHD_FUNCS(POINTER) } M;
+static struct { CURL_FUNCS(POINTER) } C;
+#undef POINTER
+
+static int loaded_mhd, loaded_curl;
+
+/* Loads library file and fills the table; 0, or -1 with err. */
+static int load(const char *file, const char *package, void **table, const char *const *names, size_t n,
+		char *err, size_t len)
+{
+	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(err, len, "unable to load %s (Debian package %s): %s", file, package, dlerror());
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!(table[i] = dlsym(h, names[i]))) {
+			snprintf(err, len, "%s has no %s: too old?", file, names[i]);
+			dlclose(h);
+			return -1;
+		}
+	}
+	return 0;	/* kept loaded for the rest of corrald's life */
+}
+
+#define NAME(f) #f,
+static const char *const mhd_names[] = { MHD_FUNCS(NAME) };
+static const char *const curl_names[] = { CURL_FUNCS(NAME) };
+#undef NAME
+
+static int need_mhd(char *err, size_t len)
+{
+	if (!loaded_mhd && load("libmicrohttpd.so.12", "libmicrohttpd12", (void **)&M, mhd_names,
+				 sizeof mhd_names / sizeof *mhd_names, err, len) == 0)
+		loaded_mhd = 1;
+	return loaded_mhd ? 0 : -1;
+}
+
+static int need_curl(char *err, size_t len)
+{
+	if (!loaded_curl && load("libcurl.so.4", "libcurl4", (void **)&C, curl_names,
+				  sizeof curl_names / sizeof *curl_names, err, len) == 0)
+		loaded_curl = 1;
+	return loaded_curl ? 0 : -1;
+}
 
 #define MAX_CONNS 64
 #define MAX_BODY (1024 * 1024)
@@ -105,16 +163,16 @@ struct upload {
 static enum MHD_Result reply(struct MHD_Connection *conn, int status, char *body, size_t len,
 			     const char *type)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = M.MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result rc;
 
 	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type ? type : "text/plain; charset=utf-8");
-	rc = MHD_queue_response(conn, (unsigned)status, r);
-	MHD_destroy_response(r);
+	M.MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type ? type : "text/plain; charset=utf-8");
+	rc = M.MHD_queue_response(conn, (unsigned)status, r);
+	M.MHD_destroy_response(r);
 	return rc;
 }
 
@@ -127,7 +185,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, int status, const
 
 static void peer_of(struct MHD_Connection *conn, char *buf, size_t n)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *ci = M.MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 	char host[INET6_ADDRSTRLEN] = "?";
 
@@ -204,7 +262,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*q = 0;
 	/* MHD keeps the query only parsed (and decoded): made again */
 	query = (struct query){ 0 };
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &query);
+	M.MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &query);
 	peer_of(conn, peer, sizeof peer);
 	in = (struct cr_http_in){ .method = method, .path = path, .query = query.buf, .body = u->data ? u->data : "",
 				  .body_len = u->len, .peer = peer };
@@ -243,7 +301,7 @@ static void server_arm(struct server *s)
 	MHD_UNSIGNED_LONG_LONG ms;
 
 	ev_timer_stop(P.loop, &s->timer);
-	if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
+	if (M.MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
 		ev_timer_set(&s->timer, (double)ms / 1000.0, 0);
 		ev_timer_start(P.loop, &s->timer);
 	}
@@ -251,7 +309,7 @@ static void server_arm(struct server *s)
 
 static void server_run(struct server *s)
 {
-	MHD_run(s->mhd);
+	M.MHD_run(s->mhd);
 	server_arm(s);
 }
 
@@ -331,10 +389,12 @@ bad_host:
 int cr_plugio_serve(void *owner, const char *address, char *err, size_t len)
 {
 	const union MHD_DaemonInfo *info;
-	struct server *s = calloc(1, sizeof *s);
+	struct server *s;
 	int fd;
 
-	if (!s) {
+	if (need_mhd(err, len) < 0)
+		return -1;
+	if (!(s = calloc(1, sizeof *s))) {
 		fail(err, len, "out of memory");
 		return -1;
 	}
@@ -342,15 +402,15 @@ int cr_plugio_serve(void *owner, const char *address, char *err, size_t len)
 		free(s);
 		return -1;
 	}
-	s->mhd = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, s,
+	s->mhd = M.MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, s,
 				  MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-	info = s->mhd ? MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+	info = s->mhd ? M.MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!info) {
 		fail(err, len, "unable to start the HTTP server on %s", address);
 		if (s->mhd)
-			MHD_stop_daemon(s->mhd);
+			M.MHD_stop_daemon(s->mhd);
 		close(fd);
 		if (s->unix_path)
 			cr_unix_unlink(s->unix_path);
@@ -385,7 +445,7 @@ int cr_plugio_address(void *owner, int id, char *buf, size_t len)
 			snprintf(buf, len, "unix:%s", s->unix_path);
 			return 0;
 		}
-		info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+		info = M.MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);
 		if (!info || getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) < 0)
 			return -1;
 		if (ss.ss_family == AF_INET6) {
@@ -406,11 +466,11 @@ static void server_free(struct server *s)
 {
 	/* the listening socket back from MHD, closed here: MHD closes what
 	 * it accepted */
-	MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+	MHD_socket fd = M.MHD_quiesce_daemon(s->mhd);
 
 	ev_io_stop(P.loop, &s->io);
 	ev_timer_stop(P.loop, &s->timer);
-	MHD_stop_daemon(s->mhd);
+	M.MHD_stop_daemon(s->mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
 	if (s->unix_path)
@@ -435,7 +495,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		if (c) {
 			ev_io_stop(P.loop, &c->io);
 			free(c);
-			curl_multi_assign(P.multi, fd, NULL);
+			C.curl_multi_assign(P.multi, fd, NULL);
 		}
 		return 0;
 	}
@@ -443,7 +503,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		if (!(c = calloc(1, sizeof *c)))
 			return -1;
 		c->fd = fd;
-		curl_multi_assign(P.multi, fd, c);
+		C.curl_multi_assign(P.multi, fd, c);
 	} else {
 		ev_io_stop(P.loop, &c->io);
 	}
@@ -458,7 +518,7 @@ static void curl_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	int running;
 
 	(void)loop;
-	curl_multi_socket_action(P.multi, c->fd,
+	C.curl_multi_socket_action(P.multi, c->fd,
 				 (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0),
 				 &running);
 	check_done();
@@ -471,7 +531,7 @@ static void curl_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
-	curl_multi_socket_action(P.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	C.curl_multi_socket_action(P.multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	check_done();
 }
 
@@ -511,10 +571,10 @@ static size_t on_data(char *data, size_t size, size_t n, void *userp)
 static void request_free(struct request *r)
 {
 	if (r->easy) {
-		curl_multi_remove_handle(P.multi, r->easy);
-		curl_easy_cleanup(r->easy);
+		C.curl_multi_remove_handle(P.multi, r->easy);
+		C.curl_easy_cleanup(r->easy);
 	}
-	curl_slist_free_all(r->headers);
+	C.curl_slist_free_all(r->headers);
 	free(r->body);
 	free(r);
 }
@@ -535,7 +595,7 @@ static void check_done(void)
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(P.multi, &left))) {
+	while ((m = C.curl_multi_info_read(P.multi, &left))) {
 		struct request *r = NULL;
 		struct cr_http_res res = { 0 };
 		char *type = NULL, why[CURL_ERROR_SIZE + 64];
@@ -543,16 +603,16 @@ static void check_done(void)
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		C.curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		if (!r)
 			continue;
 		unlink_request(r);
-		curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &t);
+		C.curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &t);
 		res.seconds = t;
 		if (m->data.result == CURLE_OK) {
 			res.ok = 1;
-			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
-			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &type);
+			C.curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
+			C.curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &type);
 			res.body = r->body ? r->body : "";
 			res.body_len = r->len;
 			res.content_type = type;
@@ -562,7 +622,7 @@ static void check_done(void)
 			if (m->data.result == CURLE_OPERATION_TIMEDOUT)
 				snprintf(why, sizeof why, "timed out after %gs", r->timeout);
 			else
-				snprintf(why, sizeof why, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(m->data.result));
+				snprintf(why, sizeof why, "%s", r->errbuf[0] ? r->errbuf : C.curl_easy_strerror(m->data.result));
 			res.error = why;
 		}
 		P.done(r->owner, r->id, &res);
@@ -572,15 +632,17 @@ static void check_done(void)
 
 /* libcurl, on the first request: a corrald whose plugins make none pays
  * nothing for it (TLS set up, memory) */
-static int curl_start(void)
+static int curl_start(char *err, size_t len)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	if (need_curl(err, len) < 0)
+		return -1;
+	if (C.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	P.curl_inited = 1;
-	if (!(P.multi = curl_multi_init()))
+	if (!(P.multi = C.curl_multi_init()))
 		return -1;
-	curl_multi_setopt(P.multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(P.multi, CURLMOPT_TIMERFUNCTION, curl_timer_set);
+	C.curl_multi_setopt(P.multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	C.curl_multi_setopt(P.multi, CURLMOPT_TIMERFUNCTION, curl_timer_set);
 	return 0;
 }
 
@@ -590,12 +652,13 @@ int cr_plugio_request(void *owner, const char *method, const char *url, const ch
 	struct request *r;
 	CURLMcode mc;
 
-	if (!P.multi && curl_start() < 0) {
-		fail(err, len, "libcurl could not be set up");
+	if (!P.multi && curl_start(err, len) < 0) {
+		if (loaded_curl)
+			fail(err, len, "libcurl could not be set up");
 		return -1;
 	}
 	r = calloc(1, sizeof *r);
-	if (!r || !(r->easy = curl_easy_init())) {
+	if (!r || !(r->easy = C.curl_easy_init())) {
 		free(r);
 		fail(err, len, "out of memory");
 		return -1;
@@ -603,36 +666,36 @@ int cr_plugio_request(void *owner, const char *method, const char *url, const ch
 	r->owner = owner;
 	r->timeout = timeout;
 	for (; headers && *headers; headers++) {
-		struct curl_slist *h = curl_slist_append(r->headers, *headers);
+		struct curl_slist *h = C.curl_slist_append(r->headers, *headers);
 		if (!h)
 			goto oom;
 		r->headers = h;
 	}
-	curl_easy_setopt(r->easy, CURLOPT_URL, url);
-	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	C.curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	C.curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+	C.curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	C.curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+	C.curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	/* no file://, no redirects elsewhere: a plugin talks to its own
 	 * workers and services */
-	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, connect_only ? "telnet" : "http,https");
-	curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	C.curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, connect_only ? "telnet" : "http,https");
+	C.curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	if (connect_only) {
-		curl_easy_setopt(r->easy, CURLOPT_CONNECT_ONLY, 1L);
+		C.curl_easy_setopt(r->easy, CURLOPT_CONNECT_ONLY, 1L);
 	} else {
-		curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
+		C.curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
 		if (!strcmp(method, "HEAD"))
-			curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+			C.curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
 		if (body) {
-			curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
-			curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body);
+			C.curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
+			C.curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body);
 		}
-		curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-		curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_data);
-		curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+		C.curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+		C.curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_data);
+		C.curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
 	}
-	if ((mc = curl_multi_add_handle(P.multi, r->easy)) != CURLM_OK) {
-		fail(err, len, "unable to start the request: %s", curl_multi_strerror(mc));
+	if ((mc = C.curl_multi_add_handle(P.multi, r->easy)) != CURLM_OK) {
+		fail(err, len, "unable to start the request: %s", C.curl_multi_strerror(mc));
 		request_free(r);
 		return -1;
 	}
@@ -716,12 +779,12 @@ void cr_plugio_finish(void)
 		request_free(r);
 	}
 	if (P.multi) {
-		curl_multi_cleanup(P.multi);
+		C.curl_multi_cleanup(P.multi);
 		P.multi = NULL;
 	}
 	if (P.loop)
 		ev_timer_stop(P.loop, &P.curl_timer);
 	if (P.curl_inited)
-		curl_global_cleanup();
+		C.curl_global_cleanup();
 	P.curl_inited = 0;
 }
