@@ -624,12 +624,9 @@ static int l_self_stats(lua_State *L)
 	return 1;
 }
 
-/* core.http_serve(address) -> id | nil, why */
-static int l_http_serve(lua_State *L)
+/* A new server's or request's id, or nil and why. */
+static int push_id(lua_State *L, int id, const char *err)
 {
-	char err[512];
-	int id = cr_plugio_serve(cr_lua_active(), luaL_checkstring(L, 1), err, sizeof err);
-
 	if (id < 0) {
 		lua_pushnil(L);
 		lua_pushstring(L, err);
@@ -637,6 +634,15 @@ static int l_http_serve(lua_State *L)
 	}
 	lua_pushinteger(L, id);
 	return 1;
+}
+
+/* core.http_serve(address) -> id | nil, why */
+static int l_http_serve(lua_State *L)
+{
+	char err[512];
+	int id = cr_plugio_serve(cr_lua_active(), luaL_checkstring(L, 1), err, sizeof err);
+
+	return push_id(L, id, err);
 }
 
 /* core.http_address(id) -> "HOST:PORT" | nil */
@@ -677,13 +683,7 @@ static int l_http_request(lua_State *L)
 		id = cr_plugio_request(cr_lua_active(), method, url, body, body_len, headers, timeout,
 				       lua_toboolean(L, 6), err, sizeof err);
 	}
-	if (id < 0) {
-		lua_pushnil(L);
-		lua_pushstring(L, err);
-		return 2;
-	}
-	lua_pushinteger(L, id);
-	return 1;
+	return push_id(L, id, err);
 }
 
 /* A reload replaces the Lua state a handler runs in: it happens after the
