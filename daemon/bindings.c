@@ -29,6 +29,7 @@
 #include "json.h"
 #include "layout.h"
 #include "log.h"
+#include "notes.h"
 #include "pool.h"
 #include "reload.h"
 #include "spawn.h"
@@ -530,10 +531,29 @@ static int l_scale(lua_State *L)
 	return push_result(L, cr_pool_scale(luaL_checkstring(L, 1), (unsigned)luaL_checkinteger(L, 2)));
 }
 
+/* core.restart(pool, id, all_at_once, reason, rolling) */
 static int l_restart(lua_State *L)
 {
-	return push_result(L, cr_pool_restart(luaL_checkstring(L, 1), (unsigned)luaL_optinteger(L, 2, 0),
-						    lua_toboolean(L, 3)));
+	struct cr_restart_how how = { .all_at_once = lua_toboolean(L, 3), .rolling = lua_toboolean(L, 5) };
+	const char *reason = luaL_optstring(L, 4, "requested");
+
+	if (!(how.reason = cr_restart_reason(reason)))
+		return luaL_error(L, "corral.restart: reason must be requested, recycled or unhealthy, not %s", reason);
+	return push_result(L, cr_pool_restart(luaL_checkstring(L, 1), (unsigned)luaL_optinteger(L, 2, 0), &how));
+}
+
+/* core.note(pool, id, key, value|nil) -> 0, or nil and why */
+static int l_note(lua_State *L)
+{
+	int rc = cr_pool_note(luaL_checkstring(L, 1), (unsigned)luaL_checkinteger(L, 2), luaL_checkstring(L, 3),
+			      luaL_optstring(L, 4, NULL));
+
+	if (rc == -E2BIG) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "too many notes (at most %d a pool or worker)", CR_NOTES_MAX);
+		return 2;
+	}
+	return push_result(L, rc);
 }
 
 static int l_pool_stop(lua_State *L)
@@ -719,6 +739,7 @@ static const struct cr_lua_fn fns[] = {
 	{ "loadfile", l_loadfile, CONFIG },
 	{ "scale", l_scale, PLUGIN },
 	{ "restart", l_restart, PLUGIN },
+	{ "note", l_note, PLUGIN },
 	{ "pool_stop", l_pool_stop, PLUGIN },
 	{ "pool_start", l_pool_start, PLUGIN },
 	{ "signal", l_signal, PLUGIN },

@@ -5,11 +5,13 @@
  * answers a caller gets are checked here; nothing waits.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/pidfd.h>
 
 #include "commands.h"
 #include "fdneed.h"
 #include "log.h"
+#include "notes.h"
 #include "pool.h"
 #include "supervisor.h"
 
@@ -48,30 +50,49 @@ int cr_pool_scale(const char *name, unsigned n)
 	return 0;
 }
 
-int cr_pool_restart(const char *name, unsigned id, int all_at_once)
+const char *const cr_restart_reasons[] = { "requested", "recycled", "unhealthy", NULL };
+
+const char *cr_restart_reason(const char *name)
 {
+	for (const char *const *r = cr_restart_reasons; *r; r++)
+		if (!strcmp(*r, name))
+			return *r;
+	return NULL;
+}
+
+int cr_pool_restart(const char *name, unsigned id, const struct cr_restart_how *how)
+{
+	static const struct cr_restart_how plain = { .reason = "requested" };
 	struct cr_pool *pool = cr_supervisor_pool(name);
 	struct cr_who who = { .pool = name, .worker = id };
 	struct cr_worker *w;
 
+	if (!how)
+		how = &plain;
 	if (!pool)
 		return -ENOENT;
 	if (id) {
 		if (!(w = live_worker(pool, id)))
 			return -ESRCH;
-		cr_info(&who, "restarting the worker");
-		cr_worker_stop(w);	/* the pool still wants it: a new one comes */
+		if (how->rolling) {
+			cr_info(&who, "replacing the worker (%s): its replacement first", how->reason);
+			cr_worker_replace(w, how->reason);
+		} else {
+			cr_info(&who, "restarting the worker (%s)", how->reason);
+			cr_worker_stop_for(w, how->reason);	/* the pool still wants it: a new one comes */
+		}
 		cr_pool_mark_dirty(pool);
 		return 0;
 	}
 	/* a new generation: a new prototype (fresh code), then workers
 	 * replaced one by one, or all at once */
-	cr_info(&who, "restarting the pool%s", all_at_once ? ", all workers at once" : "");
+	cr_info(&who, "restarting the pool%s", how->all_at_once ? ", all workers at once" : "");
 	pool->generation++;
+	pool->restart_reason = how->reason;
 	cr_pool_reset_failures(pool);	/* a failed pool gets going; a stopped one waits for start */
-	if (all_at_once)
+	if (how->all_at_once)
 		TAILQ_FOREACH(w, &pool->workers, link)
-			cr_worker_stop(w);
+			cr_worker_stop_for(w, how->reason);
 	cr_pool_mark_dirty(pool);
 	return 0;
 }
@@ -123,4 +144,16 @@ int cr_pool_signal(const char *name, unsigned id, int sig)
 		}
 	}
 	return id && n == 0 ? -ESRCH : n;
+}
+
+int cr_pool_note(const char *name, unsigned id, const char *key, const char *value)
+{
+	struct cr_pool *pool = cr_supervisor_pool(name);
+	struct cr_worker *w = NULL;
+
+	if (!pool)
+		return -ENOENT;
+	if (id && (!(w = cr_pool_worker(pool, id)) || w->state == W_GONE))
+		return -ESRCH;
+	return cr_note_set(w ? &w->notes : &pool->notes, key, value);
 }

@@ -505,6 +505,7 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 	pc->ready_timeout = get_number(t, "ready_timeout");
 	pc->start_window = get_number(t, "start_window");
 	pc->prefork_timeout = get_number(t, "prefork_timeout");
+	pc->keep_prototype = get_number(t, "keep_prototype") != 0;
 	name = get_string(t, "name");
 	snprintf(pc->name, sizeof pc->name, "%s", name ? name : "");
 	free(name);

@@ -62,6 +62,7 @@ struct cr_pool_conf {
 	char **listen_names, **listen_specs;
 	int *listen_fds;	/* corrald's, set by cr_sockets_open() */
 	double prefork_timeout;
+	int keep_prototype;		/* its prototype runs while the target is 0 */
 	/* Lua hooks: registry refs in `lua`, CR_NOREF when absent */
 	struct cr_lua *lua;	/* the config's state; valid while it is current */
 	int ref_prefork, ref_setup, ref_start;

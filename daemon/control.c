@@ -385,7 +385,9 @@ static void handle(struct conn *c, const char *req, size_t n)
 			result(b, cr_pool_scale(pool, (unsigned)f->num), pool, 0);
 	} else if (!strcmp(cmd, "restart")) {
 		const struct cr_json_field *f = cr_json_get(&o, "all_at_once");
-		result(b, cr_pool_restart(pool, id, f && f->type == CR_JSON_BOOL && f->boolean), pool, id);
+		struct cr_restart_how how = { .all_at_once = f && f->type == CR_JSON_BOOL && f->boolean,
+					  .reason = "requested" };
+		result(b, cr_pool_restart(pool, id, &how), pool, id);
 	} else if (!strcmp(cmd, "stop")) {
 		result(b, cr_pool_stop(pool), pool, 0);
 	} else if (!strcmp(cmd, "start")) {

@@ -15,6 +15,7 @@ struct cr_config;
 struct cr_pool_conf;
 struct cr_proto;
 struct cr_event;
+struct cr_note;
 
 /* A worker's life; the allowed moves are the table in supervisor.c.
  *   SPAWNING  asked of the prototype; no pid yet
@@ -73,6 +74,8 @@ struct cr_worker {
 	int has_memory;			/* its cgroup has memory.events */
 	const char *stop_reason;	/* why corral ended it (an exit reason,
 					 * see worker_ended), or NULL */
+	const char *replace_reason;	/* being replaced, its replacement ready
+					 * first (generation 0): why, or NULL */
 	int signalled;			/* the last signal the operator sent it */
 	ev_timer watchdog;		/* pool's watchdog: WATCHDOG=1 restarts it */
 	ev_timer ready_timer;		/* pool's ready_timeout until ready */
@@ -84,6 +87,7 @@ struct cr_worker {
 	uint64_t requests;		/* served, as reported */
 	ev_tstamp last_request;		/* ev_now() of the last REQUESTS report; 0: none */
 	struct cr_output *output;	/* the pipe of its stdout/stderr (output.c), or NULL */
+	struct cr_note *notes;		/* what plugins say of it (notes.c) */
 };
 
 TAILQ_HEAD(cr_worker_list, cr_worker);
@@ -150,6 +154,7 @@ struct cr_pool {
 	unsigned nworkers;
 	uint32_t next_serial;
 	const char *rolling_reason;	/* why old workers are being replaced */
+	const char *restart_reason;	/* why the last restart of the pool, or NULL */
 	unsigned retired_target;	/* the target when ids were retired */
 	int has_retired;
 	/* Start failures (an exit before ready or within start_window):
@@ -185,6 +190,7 @@ struct cr_pool {
 		struct cr_exit exit;
 	} recent[CR_RECENT];
 	unsigned nrecent, recent_next;
+	struct cr_note *notes;		/* what plugins say of it (notes.c) */
 };
 
 TAILQ_HEAD(cr_pool_list, cr_pool);
@@ -250,6 +256,9 @@ void cr_worker_ready(struct cr_worker *w);
  * exited (a clean exit nobody asked for); recycled is for plugins. */
 void cr_worker_stop(struct cr_worker *w);	/* reason: requested */
 void cr_worker_stop_for(struct cr_worker *w, const char *reason);
+/* Replaced one at a time, like a restarted pool's workers: a new worker
+ * with its id comes once a surge worker is ready and it has stopped. */
+void cr_worker_replace(struct cr_worker *w, const char *reason);
 /* The watchdog or ready_timeout ran out: abort it, as systemd does
  * (reason: watchdog, unless one was set). */
 void cr_worker_abort(struct cr_worker *w, const char *why);

@@ -28,6 +28,7 @@
 #include "cgroup.h"
 #include "json.h"
 #include "layout.h"
+#include "notes.h"
 #include "notify.h"
 #include "pool.h"
 #include "proto.h"
@@ -421,7 +422,8 @@ static void pool_view(struct cr_pool *pool, const struct row *rows, size_t nrows
 			continue;
 		v->total++;
 		v->ready += w->state == W_READY;
-		v->old += w->generation != pool->generation;
+		/* generation 0: one worker being replaced, not a reload */
+		v->old += w->generation != pool->generation && w->generation != 0;
 	}
 	v->current = v->total - v->old;
 	v->wait = restart_in(pool, v->current, now);
@@ -519,6 +521,9 @@ static void worker_json(struct cr_buf *b, struct cr_pool *pool, const struct row
 	json_stat(b, "memory_current", r->mem);
 	json_stat(b, "cpu_usage_usec", r->cpu);
 	worker_load_json(b, w, now);
+	cr_buf_lit(b, ",\"replacing\":");
+	json_or_null(b, w->state < W_STOPPING ? w->replace_reason : NULL);
+	cr_notes_json(b, w->notes);
 	cr_buf_lit(b, "}");
 }
 
@@ -550,6 +555,7 @@ static void pool_json(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 		      (unsigned long long)pool->requests);
 	json_ago(b, "last_request_ago", pool->last_request, now);
 	cr_buf_printf(b, ",\"populated\":%s", v->populated < 0 ? "null" : v->populated ? "true" : "false");
+	cr_notes_json(b, pool->notes);
 	if (v->pstate)
 		cr_buf_printf(b, ",\"prototype\":{\"pid\":%d,\"state\":\"%s\"}", (int)pool->proto->pid, v->pstate);
 	else
@@ -621,6 +627,9 @@ static void worker_text(struct cr_buf *b, struct cr_pool *pool, const struct poo
 		cr_buf_printf(b, "its exit is not reported yet%s",
 			      w->proto && w->proto == pool->proto && v->pwhy[0] ? ": the prototype is not answering" : "");
 	else {
+		if (w->replace_reason && w->state < W_STOPPING)
+			cr_buf_printf(b, "being replaced (%s); ", w->replace_reason);
+		cr_notes_text(b, w->notes, "", "; ");
 		worker_load_text(b, w, now);
 		if (w->status || !slot || !slot->exit.at.wall)
 			add_escaped(b, w->status ? w->status : "");
@@ -687,6 +696,7 @@ static void pool_text(struct cr_buf *b, struct cr_pool *pool, const struct pool_
 	}
 	if (v->pwhy[0])
 		cr_buf_printf(b, "  prototype %d not answering: %s\n", (int)pool->proto->pid, v->pwhy);
+	cr_notes_text(b, pool->notes, "  ", "\n");
 	if (pool->nrecent) {
 		unsigned show = pool->nrecent < 3 ? pool->nrecent : 3;
 		cr_buf_lit(b, "  recent: ");

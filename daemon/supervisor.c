@@ -33,6 +33,7 @@
 #include "crlua.h"
 #include "layout.h"
 #include "log.h"
+#include "notes.h"
 #include "manager.h"
 #include "pool.h"
 #include "proto.h"
@@ -134,6 +135,7 @@ static void pool_free(struct cr_pool *pool)
 	cr_pool_conf_unref(pool->conf);
 	free(pool->failures);
 	free(pool->slots);
+	cr_notes_free(&pool->notes);
 	free(pool);
 }
 
@@ -356,11 +358,15 @@ static void reconcile(struct cr_pool *pool)
 	struct cr_worker *w, *tmp;
 	unsigned want, id, n = 0;
 	struct ids c;
-	int may_spawn, surge;
+	int may_spawn, warm, surge;
 	struct cr_who who = cr_pool_who(pool);
 
 	want = cr_sv.stopping || pool->state == POOL_REMOVED || pool->state == POOL_STOPPED ? 0 : pool->target;
 	may_spawn = want > 0 && pool->state != POOL_FAILED;
+	/* keep_prototype: a pool scaled to 0 keeps its prototype, prefork
+	 * done, so that its next worker is one fork away */
+	warm = may_spawn || (want == 0 && pool->target == 0 && pool->conf->keep_prototype && !cr_sv.stopping &&
+			     pool->state != POOL_FAILED && pool->state != POOL_STOPPED && pool->state != POOL_REMOVED);
 
 	if (pool->has_retired && pool->target != pool->retired_target) {
 		/* the target changed since: every id is wanted again */
@@ -378,7 +384,9 @@ static void reconcile(struct cr_pool *pool)
 			break;
 		if (w->state < W_STOPPING && w->generation != pool->generation) {
 			/* a new definition, or the same one restarted */
-			pool->rolling_reason = w->conf == pool->conf ? "requested" : "reload";
+			pool->rolling_reason = w->replace_reason ? w->replace_reason
+					     : w->conf != pool->conf ? "reload"
+					     : pool->restart_reason ? pool->restart_reason : "requested";
 			cr_worker_stop_for(w, pool->rolling_reason);
 			c.old--;
 		}
@@ -386,12 +394,12 @@ static void reconcile(struct cr_pool *pool)
 	count_ids(pool, want, &c);
 
 	/* the prototype: one of the current generation while workers are wanted */
-	if (pool->proto && (pool->proto->generation != pool->generation || !may_spawn)) {
+	if (pool->proto && (pool->proto->generation != pool->generation || !warm)) {
 		struct cr_proto *p = pool->proto;
 		pool->proto = NULL;
 		cr_pool_proto_retire(pool, p);
 	}
-	if (may_spawn && !pool->proto && !cr_pool_protos_block(pool)) {
+	if (warm && !pool->proto && !cr_pool_protos_block(pool)) {
 		if (ev_now(cr_sv.loop) < pool->not_before) {
 			arm_retry(pool);
 		} else {
@@ -626,9 +634,18 @@ static void child_cb(struct ev_loop *loop, ev_child *c, int revents)
 
 void cr_supervisor_activate(struct cr_config *conf)
 {
+	struct cr_pool *pool;
+	struct cr_worker *w;
+
 	if (cr_sv.conf != conf)
 		cr_config_free(cr_sv.conf);
 	cr_sv.conf = conf;
+	/* the plugins that wrote the notes start again */
+	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
+		cr_notes_free(&pool->notes);
+		TAILQ_FOREACH(w, &pool->workers, link)
+			cr_notes_free(&w->notes);
+	}
 	cr_lua_activate(conf->lua);
 	cr_supervisor_queue("config", NULL);
 }

@@ -25,6 +25,7 @@
 #include "layout.h"
 #include "isolate.h"
 #include "log.h"
+#include "notes.h"
 #include "notify.h"
 #include "output.h"
 #include "pool.h"
@@ -94,6 +95,19 @@ void cr_worker_stop_for(struct cr_worker *w, const char *reason)
 void cr_worker_stop(struct cr_worker *w)
 {
 	cr_worker_stop_for(w, "requested");
+}
+
+/* Generation 0 is no pool's (they count from 1): the worker counts as
+ * old, and reconcile() replaces it as it replaces a restarted pool's,
+ * a new one ready first. */
+void cr_worker_replace(struct cr_worker *w, const char *reason)
+{
+	if (w->state >= W_STOPPING || w->generation == 0)
+		return;
+	cr_pool_count(w, -1);
+	w->generation = 0;
+	w->replace_reason = reason;
+	cr_pool_count(w, 1);
 }
 
 /* ---- workers by pid: a prototype's exit report names a pid --------------- */
@@ -200,6 +214,7 @@ void cr_worker_free(struct cr_worker *w)
 	ev_timer_stop(cr_sv.loop, &w->watchdog);
 	ev_timer_stop(cr_sv.loop, &w->ready_timer);
 	free(w->status);
+	cr_notes_free(&w->notes);
 	cr_output_detach(w->output);
 	if (w->chan >= 0) {
 		ev_io_stop(cr_sv.loop, &w->chan_io);

@@ -638,6 +638,10 @@ local pool_schema = {
   setup = { check.func },
   start = { check.func },
   prefork_timeout = { check.duration, 30 },
+  keep_prototype = { function(v, key)
+    if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
+    return v
+  end, false },
   limits = { check.limits, {} },
   worker_limits = { check.limits, {} },
   isolation = { check.isolation },
@@ -780,6 +784,7 @@ local function normalize_pool(name, p, raw, environ)
     listen = p.listen,
     syslog_identifier = p.syslog_identifier or name,
     prefork_timeout = p.prefork_timeout,
+    keep_prototype = p.keep_prototype,
     prefork = p.prefork,
     setup = p.setup,
     start = p.start,

@@ -372,11 +372,56 @@ function corral.scale(pool, n)
   return core.scale(pool, n)
 end
 
--- corral.restart(pool [, worker_id [, all_at_once]])
-function corral.restart(pool, id, all_at_once)
+local restart_keys = { all_at_once = true, reason = true, rolling = true }
+local restart_reasons = { requested = true, recycled = true, unhealthy = true }
+
+-- corral.restart(pool [, worker_id [, all_at_once | { all_at_once = bool,
+-- rolling = bool, reason = "requested" | "recycled" | "unhealthy" }]])
+function corral.restart(pool, id, how)
   need_phase("restart", "plugin")
   pool_arg("restart", pool)
-  return core.restart(pool, id or 0, all_at_once)
+  local all, rolling, reason = how, nil, nil
+  if type(how) == "table" then
+    for k in pairs(how) do
+      if not restart_keys[k] then
+        error(("corral.restart: unknown option %s (all_at_once, reason, rolling)"):format(tostring(k)), 2)
+      end
+    end
+    all, rolling, reason = how.all_at_once, how.rolling, how.reason
+    if reason ~= nil and not restart_reasons[reason] then
+      error(("corral.restart: reason must be requested, recycled or unhealthy, not %s"):format(tostring(reason)), 2)
+    end
+    if rolling and (id == nil or id == 0) then
+      error("corral.restart: rolling replaces one worker: give its id", 2)
+    end
+    if all and id ~= nil and id ~= 0 then
+      error("corral.restart: all_at_once is for a whole pool, not worker " .. tostring(id), 2)
+    end
+  end
+  return core.restart(pool, id or 0, all, reason, rolling)
+end
+
+-- corral.note(pool, worker_id | nil, key, value | nil): a line for status
+local note_key = "^[a-z][a-z0-9_-]*$"
+function corral.note(pool, id, key, value)
+  need_phase("note", "plugin")
+  pool_arg("note", pool)
+  if id ~= nil and (type(id) ~= "number" or id < 1 or id % 1 ~= 0) then
+    error("corral.note: expected a worker id, or nil for the pool", 2)
+  end
+  if type(key) ~= "string" or #key > 31 or not key:find(note_key) then
+    error("corral.note: expected a key: a lowercase letter, then lowercase letters, digits, _ and -, at most 31 bytes", 2)
+  end
+  if type(value) == "number" or type(value) == "boolean" then value = tostring(value) end
+  if value ~= nil and type(value) ~= "string" then
+    error("corral.note: the value must be a string, a number, a boolean or nil", 2)
+  end
+  if value and (#value > 200 or value:find("%z")) then
+    error("corral.note: the value must be at most 200 bytes, without NUL", 2)
+  end
+  local ok, err = core.note(pool, id or 0, key, value)
+  if not ok then return nil, err end
+  return true
 end
 
 function corral.stop_pool(pool)

@@ -75,6 +75,7 @@ M.CORE = {
   renew_budget = "plugin",
   http_serve = "plugin", http_address = "plugin", http_request = "plugin", http_reply = "plugin",
   self_stats = "plugin", listen_watch = "plugin", load = "worker", requests = "worker",
+  note = "plugin",
 }
 
 -- corral.stats() fields (daemon/bindings.c l_stats).
@@ -99,7 +100,7 @@ M.EVENTS = {
 local FIELD_TYPES = { pool = "string", worker = "integer", pid = "integer", code = "integer",
   signal = "integer", oom = "boolean", reason = "string" }
 M.REASONS = { crashed = true, exited = true, oom = true, watchdog = true, requested = true,
-  reload = true, stopping = true, recycled = true }
+  reload = true, stopping = true, recycled = true, unhealthy = true }
 
 -- Linux's signal names (sigabbrev_np), for core.signum.
 local SIGNALS = { "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1",
@@ -255,6 +256,20 @@ end
 
 function Kit:now() return self.clock end
 
+-- What the plugin noted (corral.note) on the pool, or on worker id: a
+-- table key -> value (empty for none).
+function Kit:notes(pool, id)
+  local p = the_pool(self, "notes", pool)
+  local holder = p
+  if id then
+    holder = p.workers[id]
+    if not holder then kit_error("notes: pool %q has no worker %s", pool, show(id)) end
+  end
+  local out = {}
+  for k, v in pairs(holder.notes or {}) do out[k] = v end
+  return out
+end
+
 -- The live timers and triggers: { id, kind = "after" | "every" | "psi_trigger",
 -- due, period, pool, resource, spec }, in the order they fire.
 function Kit:timers()
@@ -305,7 +320,8 @@ local function status_of(self, p)
     workers[#workers + 1] = { id = id, pid = w.pid, state = w.state, generation = w.generation,
       uptime = self.clock - w.started, restarts = w.restarts, last_exit = w.last_exit,
       status = w.status, memory_current = st.memory_current, cpu_usage_usec = st.cpu_usage_usec,
-      load = st.load, load_for = st.load_for, requests = st.requests or 0, last_request_ago = st.last_request_ago }
+      load = st.load, load_for = st.load_for, requests = st.requests or 0, last_request_ago = st.last_request_ago,
+      replacing = w.replacing, notes = w.notes or {} }
   end
   local vacant = {}
   for id = 1, p.target do
@@ -319,7 +335,7 @@ local function status_of(self, p)
     cpu_usage_usec = st.cpu_usage_usec, populated = total > 0,
     prototype = { pid = 1, state = "running" }, recent_exits = array({ unpack(p.recent_exits) }),
     busy = busy, idle = idle, requests = requests + ((p.stats or {}).requests or 0),
-    last_request_ago = (p.stats or {}).last_request_ago,
+    last_request_ago = (p.stats or {}).last_request_ago, notes = p.notes or {},
     vacant = array(vacant), workers = array(workers) }
 end
 
@@ -523,10 +539,37 @@ local function make_core(self)
     return 0
   end
 
-  function fake.restart(pool, id, all, ...)
-    id = checkinteger(id, 2, select("#", ...) + 3, 0)
-    local _, rc = control(pool, id)
+  local REASON = { requested = true, recycled = true, unhealthy = true }
+  function fake.restart(pool, id, all, reason, rolling, ...)
+    id = checkinteger(id, 2, select("#", ...) + 5, 0)
+    if reason ~= nil and not REASON[reason] then
+      error("corral.restart: reason must be requested, recycled or unhealthy, not " .. tostring(reason), 0)
+    end
+    local p, rc = control(pool, id)
+    if rc == 0 and id ~= 0 and rolling then p.workers[id].replacing = reason or "requested" end
     return result(rc)
+  end
+
+  -- corral.note: kept on the fake pool or worker, shown by status_json
+  function fake.note(pool, id, key, value, ...)
+    local given = select("#", ...) + 4
+    id = checkinteger(id, 2, given)
+    checkstring(key, 3, given)
+    local p = self.pool[pool]
+    if not p then return nil, "no such pool" end
+    local holder = p
+    if id ~= 0 then
+      holder = p.workers[id]
+      if not holder or holder.state == "exited" then return nil, "no such worker" end
+    end
+    holder.notes = holder.notes or {}
+    if value ~= nil and holder.notes[key] == nil then
+      local n = 0
+      for _ in pairs(holder.notes) do n = n + 1 end
+      if n >= 16 then return nil, "too many notes (at most 16 a pool or worker)" end
+    end
+    holder.notes[key] = value
+    return 0
   end
 
   function fake.pool_stop(pool)
@@ -812,7 +855,11 @@ function Kit:reload()
   self.live = {}
   make_api(self)
   for _, p in ipairs(self.loaded) do run_plugin(self, p) end
-  for _, name in ipairs(self.order) do self.pool[name].target = self.pool[name].configured end
+  for _, name in ipairs(self.order) do
+    local p = self.pool[name]
+    p.target, p.notes = p.configured, nil     -- corrald drops every note at a reload
+    for _, w in pairs(p.workers) do w.notes = nil end
+  end
   self:emit("config")
   self:emit("reload")
   return self

@@ -29,10 +29,11 @@ int cr_pool_scale(const char *pool, unsigned n)
 	return outcome(pool);
 }
 
-int cr_pool_restart(const char *pool, unsigned id, int all_at_once)
+int cr_pool_restart(const char *pool, unsigned id, const struct cr_restart_how *how)
 {
 	(void)id;
-	(void)all_at_once;
+	if (!how || !how->reason)
+		fuzz_fail("restart without a reason");
 	return outcome(pool);
 }
 

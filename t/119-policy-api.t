@@ -1,0 +1,244 @@
+#!/usr/bin/perl
+# What the policy plugins (autoscale, healthcheck, recycle) need of the
+# plugin API, tested through a real corrald:
+#   - corral.note(pool, worker, key, value): a line in `corralctl status`
+#     (the pool's under it, a worker's in its row) and "notes" in the
+#     JSON; removed with nil; gone with its worker and at a reload;
+#     errors for a bad key or value, an unknown pool or worker, too many;
+#   - corral.restart(pool, id, { reason = "unhealthy" }): the worker is
+#     restarted, and its worker_exited event and status say "unhealthy";
+#   - corral.restart(pool, id, { rolling = true, reason = "recycled" }):
+#     a surge worker is ready before the old one is asked to stop, the
+#     ready count never drops below the target, ids end 1..N, the old
+#     worker's reason is "recycled";
+#   - keep_prototype = true: a pool at 0 workers keeps its prototype,
+#     and the first worker is its child; without it, none runs.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use CorralTest;
+use CorralProc ();
+use JSON::PP ();
+use Test::More;
+
+my $CONFIG = <<'EOF';
+local events = {}
+local function keep(s) events[#events + 1] = s end
+corral.on("worker_ready", function(ev) keep(("ready %d %d"):format(ev.worker, ev.pid)) end)
+corral.on("worker_exited", function(ev) keep(("exited %d %d %s"):format(ev.worker, ev.pid, ev.reason)) end)
+corral.command("events", { read_only = true }, function() return { list = table.concat(events, ",") } end)
+corral.command("note", { args = { pool = "string", worker = "integer?", key = "string", value = "string?" } },
+  function(a)
+    local ok, err = corral.note(a.pool, a.worker, a.key, a.value)
+    return { ok = ok == true, err = err }
+  end)
+corral.command("many", { args = { pool = "string", n = "integer" } }, function(a)
+  local last
+  for i = 1, a.n do
+    local ok, err = corral.note(a.pool, nil, "k" .. i, "v")
+    if not ok then return { failed_at = i, err = err } end
+  end
+  return { failed_at = 0 }
+end)
+corral.command("bad", { args = { what = "string" } }, function(a)
+  local calls = {
+    key = function() return corral.note("web", nil, "Bad Key", "x") end,
+    value = function() return corral.note("web", nil, "k", {}) end,
+    long = function() return corral.note("web", nil, "k", ("x"):rep(201)) end,
+    worker = function() return corral.note("web", 1.5, "k", "x") end,
+    reason = function() return corral.restart("web", 1, { reason = "bored" }) end,
+    option = function() return corral.restart("web", 1, { gently = true }) end,
+    rolling = function() return corral.restart("web", nil, { rolling = true }) end,
+    all = function() return corral.restart("web", 2, { all_at_once = true }) end,
+  }
+  local ok, err = pcall(calls[a.what])
+  return { raised = not ok, err = tostring(err) }
+end)
+corral.command("restart", { args = { pool = "string", worker = "integer", reason = "string?", rolling = "boolean?" } },
+  function(a)
+    local ok, err = corral.restart(a.pool, a.worker, { reason = a.reason, rolling = a.rolling })
+    return { ok = ok ~= nil, err = err }
+  end)
+
+pool "web" { command = "/bin/sleep 1000", workers = 3, env_inherit = { "CORRAL_TEST_DIR" } }
+pool "slow" {
+  workers = 3, ready = "lua",
+  start = function() corral.sleep(0.4); corral.ready(); while not corral.stopping() do corral.sleep(0.2) end end,
+}
+pool "warm" { command = "/bin/sleep 1000", workers = 0, keep_prototype = true, env_inherit = { "CORRAL_TEST_DIR" } }
+pool "cold" { command = "/bin/sleep 1000", workers = 0, env_inherit = { "CORRAL_TEST_DIR" } }
+EOF
+
+my $t = CorralTest->new(config => $CONFIG);
+$t->start;
+
+sub cmd {
+    my ($name, %args) = @_;
+    my $r = $t->request({ command => 'plugin', plugin => 'config', name => $name, args => \%args });
+    return $r && $r->{ok} ? $r->{result} : { error => $r ? $r->{error} : 'no answer' };
+}
+sub events { split /,/, (cmd('events')->{list} // '') }
+sub ready_count { my $s = $t->status($_[0]); $s ? $s->{$_[0]}{ready} : -1 }
+
+$t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'web and slow ready');
+
+# ---- notes ---------------------------------------------------------------------
+
+{
+    my $r = cmd('note', pool => 'web', key => 'autoscale', value => '3 workers (1..8): steady');
+    ok($r->{ok}, 'a pool note is taken') or diag(explain $r);
+    $r = cmd('note', pool => 'web', worker => 2, key => 'health', value => 'healthy');
+    ok($r->{ok}, 'a worker note is taken') or diag(explain $r);
+
+    my $st = $t->status('web')->{web};
+    is_deeply($st->{notes}, { autoscale => '3 workers (1..8): steady' }, 'JSON: the pool\'s notes');
+    my ($w2) = grep { $_->{id} == 2 } @{ $st->{workers} };
+    is_deeply($w2->{notes}, { health => 'healthy' }, 'JSON: worker 2\'s notes');
+    my ($w1) = grep { $_->{id} == 1 } @{ $st->{workers} };
+    is_deeply($w1->{notes}, {}, 'JSON: worker 1 has none');
+
+    my $text = $t->ctl('status', 'web')->{out};
+    like($text, qr/^  autoscale: 3 workers \(1\.\.8\): steady$/m, 'text: the pool note under the pool');
+    like($text, qr/^\s+2\s+\d+\s+ready\s.*\bhealth: healthy\b/m, 'text: the worker note in its row');
+
+    $r = cmd('note', pool => 'web', worker => 2, key => 'health', value => "bad\e[31m");
+    like($t->ctl('status', 'web')->{out}, qr/health: bad\\e\[31m/, 'text: a note is escaped for the terminal');
+
+    cmd('note', pool => 'web', worker => 2, key => 'health');
+    $st = $t->status('web')->{web};
+    ($w2) = grep { $_->{id} == 2 } @{ $st->{workers} };
+    is_deeply($w2->{notes}, {}, 'a note set to nil is gone');
+
+    $r = cmd('note', pool => 'web', worker => 9, key => 'health', value => 'x');
+    is($r->{err}, 'no such worker', 'a note on a worker that does not exist: no such worker');
+    $r = cmd('note', pool => 'nope', key => 'health', value => 'x');
+    is($r->{err}, 'no such pool', 'a note on a pool that does not exist: no such pool');
+
+    $r = cmd('many', pool => 'cold', n => 17);
+    is($r->{failed_at}, 17, 'the 17th note of a pool is refused');
+    like($r->{err} // '', qr/too many notes/, '... as too many notes');
+
+    for my $case (
+        [ key => qr/corral\.note: expected a key/ ],
+        [ value => qr/corral\.note: the value must be a string/ ],
+        [ long => qr/at most 200 bytes/ ],
+        [ worker => qr/corral\.note: expected a worker id/ ],
+        [ reason => qr/corral\.restart: reason must be requested, recycled or unhealthy, not bored/ ],
+        [ option => qr/corral\.restart: unknown option gently/ ],
+        [ rolling => qr/corral\.restart: rolling replaces one worker/ ],
+        [ all => qr/all_at_once is for a whole pool/ ],
+    ) {
+        my $b = cmd('bad', what => $case->[0]);
+        ok($b->{raised}, "bad $case->[0]: raises") && like($b->{err}, $case->[1], "bad $case->[0]: says what");
+    }
+
+    # a worker's notes go with it: its replacement starts with none
+    cmd('note', pool => 'web', worker => 3, key => 'health', value => 'healthy');
+    my %before = $t->worker_map('web');
+    kill 'KILL', $before{3};
+    $t->wait_for(sub {
+        my $s = $t->status('web') or return 0;
+        my ($w) = grep { $_->{id} == 3 } @{ $s->{web}{workers} };
+        $w && $w->{pid} != $before{3} && $w->{state} eq 'ready';
+    }, 20, 'worker 3 replaced');
+    ($w2) = grep { $_->{id} == 3 } @{ $t->status('web')->{web}{workers} };
+    is_deeply($w2->{notes}, {}, 'the new worker 3 has no notes');
+}
+
+# ---- a restart for a reason --------------------------------------------------------
+
+{
+    my %before = $t->worker_map('web');
+    my $r = cmd('restart', pool => 'web', worker => 1, reason => 'unhealthy');
+    ok($r->{ok}, 'restart web/1 for unhealthy: done');
+    $t->wait_for(sub { grep { $_ eq "exited 1 $before{1} unhealthy" } events() }, 20,
+                 'worker_exited says unhealthy');
+    $t->wait_for(sub { ready_count('web') == 3 }, 20, 'web back to 3');
+    my $st = $t->status('web')->{web};
+    my ($last) = grep { $_->{id} == 1 } @{ $st->{recent_exits} };
+    is($last && $last->{reason}, 'unhealthy', 'status: the recent exit of worker 1 is unhealthy');
+    my $log = $t->log;
+    like($log, qr/restarting the worker \(unhealthy\)/, 'the log says why');
+}
+
+# ---- a rolling replacement of one worker ---------------------------------------------
+
+{
+    my %before = $t->worker_map('slow');
+    my $n0 = scalar events();
+    my $r = cmd('restart', pool => 'slow', worker => 2, reason => 'recycled', rolling => JSON::PP::true());
+    ok($r->{ok}, 'rolling restart of slow/2: done');
+    my $min = 3;
+    my $seen_replacing;
+    my $done = $t->poll(sub {
+        my $s = $t->status('slow') or return 0;
+        my $p = $s->{slow};
+        $min = $p->{ready} if $p->{ready} < $min;
+        $seen_replacing ||= grep { ($_->{replacing} // '') eq 'recycled' } @{ $p->{workers} };
+        return 0 unless grep { $_ eq "exited 2 $before{2} recycled" } events();
+        return $p->{ready} == 3 && $t->ids_settled('slow', 3);
+    }, 30);
+    ok($done, 'slow/2 replaced, ids 1..3 again');
+    is($min, 3, 'never fewer than 3 ready during the replacement');
+    ok($seen_replacing, 'status showed the worker being replaced (recycled)');
+    my @ev = (events())[$n0 .. scalar(events()) - 1];
+    my ($surge_ready) = grep { $ev[$_] =~ /^ready (\d+) / && $1 > 3 } 0 .. $#ev;
+    my ($old_exit) = grep { $ev[$_] eq "exited 2 $before{2} recycled" } 0 .. $#ev;
+    ok(defined $surge_ready && defined $old_exit && $surge_ready < $old_exit,
+       'a surge worker was ready before the old worker 2 exited') or diag("@ev");
+    my %after = $t->worker_map('slow');
+    isnt($after{2}, $before{2}, 'worker 2 is new');
+    is($after{1}, $before{1}, 'worker 1 untouched');
+    is($after{3}, $before{3}, 'worker 3 untouched');
+    unlike(join(' ', grep { /^exited/ } @ev), qr/crashed/, 'nothing counted as a crash');
+}
+
+# ---- keep_prototype -------------------------------------------------------------------
+
+{
+    my $s = $t->status;
+    ok($s->{warm}{prototype} && $s->{warm}{prototype}{pid}, 'warm: a prototype at 0 workers')
+        or diag(explain $s->{warm});
+    is($s->{cold}{prototype}, undef, 'cold: no prototype at 0 workers');
+    is($s->{warm}{state}, 'running', 'warm at 0 workers is running');
+    my $proto = $s->{warm}{prototype}{pid};
+
+    is($t->ctl('scale', 'warm', 1)->{code}, 0, 'scale warm 1');
+    $t->wait_for(sub { ready_count('warm') == 1 }, 20, 'warm has a worker');
+    my ($pid) = values %{ { $t->worker_map('warm') } };
+    my ($ppid) = (CorralProc::slurp("/proc/$pid/stat") // '') =~ /^\d+ \(.*\) \S (\d+)/s;
+    is($ppid, $proto, 'its worker is a child of the prototype that waited');
+    is($t->ctl('--no-wait', 'scale', 'warm', 0)->{code}, 0, 'scale warm 0');
+    $t->wait_for(sub { ready_count('warm') == 0 && !$t->workers('warm') }, 20, 'warm back to 0');
+    $s = $t->status;
+    is($s->{warm}{prototype}{pid}, $proto, 'the same prototype stays');
+
+    is($t->ctl('stop', 'warm')->{code}, 0, 'stop warm');
+    $t->wait_for(sub { !defined $t->status->{warm}{prototype} }, 20, 'a stopped pool keeps no prototype');
+    is($t->ctl('start', 'warm')->{code}, 0, 'start warm');
+    $t->wait_for(sub { my $p = $t->status->{warm}{prototype}; $p && $p->{pid} }, 20, 'started: a prototype again');
+}
+
+# ---- a reload drops the notes ------------------------------------------------------------
+
+{
+    cmd('note', pool => 'web', key => 'autoscale', value => 'before the reload');
+    my $mark = $t->mark;
+    $t->reload;
+    $t->wait_log(qr/reload/i, since => $mark, name => 'reloaded');
+    $t->wait_for(sub { my $s = $t->status('web'); $s && !%{ $s->{web}{notes} } }, 20, 'the reload dropped the notes');
+}
+
+# ---- config: keep_prototype must be a boolean ------------------------------------------------
+
+{
+    my $bad = CorralTest->new(config => qq{pool "x" {\n  command = "/bin/true",\n  keep_prototype = "yes",\n}\n});
+    my $r = $bad->run_check;
+    is($r->{code}, 1, 'keep_prototype = "yes": corrald -t exits 1');
+    like($r->{err}, qr/:3: pool "x": keep_prototype: expected true or false, got "yes"/, '... at its line')
+        or diag($r->{err});
+}
+
+$t->done;
