@@ -35,7 +35,7 @@ local function sockets(v, key)
   return v
 end
 
-local conf = options.validate(NAME, ..., check.pools {
+local SCHEMA = check.pools {
   min = { check.integer(0, 10000), 1 },
   max = { check.integer(1, 10000) },
   spare = { check.record {
@@ -60,41 +60,69 @@ local conf = options.validate(NAME, ..., check.pools {
   idle_timeout = { check.duration },
   sockets = { sockets },
   hold = { check.duration, 300 },
-})
+}
 
--- Defaults of the records, and the checks across keys, all errors at once.
-do
-  local errs = {}
+-- The checks of one key against another, on what the schema let through
+-- (a key it refused is left to its error): all errors at once, with the
+-- schema's.
+local function cross(raw, errs)
   local function bad(key, fmt, ...) errs[#errs + 1] = { key = key, msg = fmt:format(...) } end
-  for _, pool in ipairs(options.sorted_keys(conf)) do
-    local c = conf[pool]
-    local function k(s) return pool .. "." .. s end
-    c.spare = c.spare or {}
-    c.spare.min = c.spare.min or 1
-    c.spare.max = c.spare.max or math.max(c.spare.min, 4)
-    c.up = c.up or { step = 4, cooldown = 0 }
-    c.down = c.down or { step = 1, cooldown = 30 }
-    c.pressure = c.pressure or {}
-    if c.max == nil then
-      bad(k("max"), "missing: the most workers the pool may run (PHP-FPM pm.max_children)")
-    elseif c.max < c.min then
-      bad(k("max"), "must be at least min (%d), got %d", c.min, c.max)
-    end
-    if c.spare.max < c.spare.min then
-      bad(k("spare.max"), "must be at least spare.min (%d), got %d", c.spare.min, c.spare.max)
-    end
-    if c.interval < 0.1 then bad(k("interval"), "must be at least 0.1 second") end
-    if c.idle_timeout then
-      if c.min ~= 0 then bad(k("idle_timeout"), "needs min = 0 (a pool that goes down to zero workers)") end
-      if not c.sockets then
-        bad(k("idle_timeout"), "needs sockets: the pool's listen socket(s) to watch while it has no worker")
+  local function num(v, default)
+    if v == nil then return default end
+    if type(v) == "number" then return v end
+    local ok, d = pcall(check.duration, v, "")
+    return ok and d or nil
+  end
+  if type(raw) ~= "table" then return end
+  for _, pool in ipairs(options.sorted_keys(raw)) do
+    local c = raw[pool]
+    if type(pool) == "string" and type(c) == "table" then
+      local function k(s) return pool .. "." .. s end
+      local min, max = num(c.min, 1), c.max
+      if max == nil then
+        bad(k("max"), "missing: the most workers the pool may run (PHP-FPM pm.max_children)")
+      elseif type(min) == "number" and type(max) == "number" and max < min then
+        bad(k("max"), "must be at least min (%d), got %d", min, max)
       end
-      if c.idle_timeout < 1 then bad(k("idle_timeout"), "must be at least 1 second") end
-    elseif c.sockets then
-      bad(k("sockets"), "only with idle_timeout (on demand: min = 0, idle_timeout = ...)")
+      local spare = type(c.spare) == "table" and c.spare or {}
+      local smin, smax = num(spare.min, 1), spare.max
+      if type(smin) == "number" and type(smax) == "number" and smax < smin then
+        bad(k("spare.max"), "must be at least spare.min (%d), got %d", smin, smax)
+      end
+      local interval = num(c.interval, 1)
+      if interval and interval < 0.1 then bad(k("interval"), "must be at least 0.1 second") end
+      if c.idle_timeout ~= nil then
+        if min ~= 0 then bad(k("idle_timeout"), "needs min = 0 (a pool that goes down to zero workers)") end
+        if c.sockets == nil then
+          bad(k("idle_timeout"), "needs sockets: the pool's listen socket(s) to watch while it has no worker")
+        end
+        local it = num(c.idle_timeout)
+        if it and it < 1 then bad(k("idle_timeout"), "must be at least 1 second") end
+      elseif c.sockets ~= nil then
+        bad(k("sockets"), "only with idle_timeout (on demand: min = 0, idle_timeout = ...)")
+      end
     end
   end
-  if #errs > 0 then options.fail(NAME, errs) end
+end
+
+local raw = ...
+local ok, conf = pcall(options.validate, NAME, raw, SCHEMA)
+local errs = {}
+if not ok then
+  if getmetatable(conf) ~= options.Errors then error(conf, 0) end
+  errs = conf.errors
+end
+cross(raw, errs)
+if #errs > 0 then options.fail(NAME, errs) end
+
+-- Defaults of the records left out.
+for _, c in pairs(conf) do
+  c.spare = c.spare or {}
+  c.spare.min = c.spare.min or 1
+  c.spare.max = c.spare.max or math.max(c.spare.min, 4)
+  c.up = c.up or { step = 4, cooldown = 0 }
+  c.down = c.down or { step = 1, cooldown = 30 }
+  c.pressure = c.pressure or {}
 end
 
 -- ---- state: per pool, this load's only (a reload starts again from status) ----

@@ -44,6 +44,9 @@ test("options: errors name the pool and key, all at once", function()
   assert(e:find('api.interval: ', 1, true), e)
   assert(e:find('web: unknown key "mx" (did you mean "max"?)', 1, true), e)
   assert(e:find('web.up.step: expected an integer from 1 to 10000, got 0', 1, true), e)
+  e = err({ web = { min = 4, max = 2, mx = 1 } })
+  assert(e:find('web.max: must be at least min (4), got 2', 1, true) and e:find('unknown key "mx"', 1, true),
+    "a key against another and the schema's errors, at once: " .. e)
   eq(err({ web = { max = 4, spare = { min = 3, max = 2 } } }),
     'plugin "autoscale": web.spare.max: must be at least spare.min (3), got 2')
   eq(err({ web = { max = 4, idle_timeout = "1m", sockets = "http" } }),
