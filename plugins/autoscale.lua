@@ -127,8 +127,10 @@ end
 
 -- ---- state: per pool, this load's only (a reload starts again from status) ----
 
-local state = {}     -- pool -> { target, last_up, last_down, surplus_since, hold_until,
-                     --           active_at, requests, watch, timer, left, held_psi, log }
+local state = {}     -- pool -> { target (the last we set or saw), last_up, last_down,
+                     --   surplus_since, hold_until, active_at, requests, watch (ids of
+                     --   the on_connection watches: kept while the pool has workers,
+                     --   wake() looks first), timer, left (a state left alone), held_psi, log }
 local HISTORY = 10   -- decisions kept per pool for `show`
 
 local function clock() return os.date("%H:%M:%S") end
@@ -215,14 +217,10 @@ local function watch(pool, s, c)
   end
 end
 
-local function unwatch(s)
-  for _, id in ipairs(s.watch or {}) do corral.cancel(id) end
-  s.watch = nil
-end
-
 -- What the pool should run: the decide function's, or the spare rule's.
 local function wanted(pool, s, c, v)
   if c.decide then
+    for _, res in ipairs { "cpu", "memory", "io" } do v.pressure[res] = pressure_of(pool, res) end
     local ok, n, why = pcall(c.decide, v)
     if not ok then
       corral.error(("autoscale: decide failed: %s pool=%s"):format(tostring(n):gsub("\n.*", ""), pool))

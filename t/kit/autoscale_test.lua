@@ -149,8 +149,10 @@ test("decide: its number, clamped, with its reason; steps and cooldowns still ap
   local kit = setup({ web = { min = 2, max = 10, up = { step = 100 }, down = { cooldown = "5s", step = 100 },
     decide = function(v) seen = v; return v.busy * 20, "queue long" end } })
   settle(kit, "web", { 1 })
+  kit:set_pressure("web", "cpu", { some = { avg10 = 12.5 } })
   kit:advance(1)
   eq(kit:actions(), { 'scale("web", 10)' }, "20 clamped to max 10")
+  eq(seen.pressure, { cpu = 12.5, memory = 0, io = 0 }, "the pool's PSI, some avg10")
   assert(kit:logged("info", "up from 2 to 10 workers: decide: queue long pool=web"))
   eq({ seen.name, seen.target, seen.ready, seen.busy, seen.idle, seen.min, seen.max }, { "web", 2, 2, 1, 1, 2, 10 })
   settle(kit, "web")                -- nobody busy: decide says 0 -> min 2
