@@ -133,7 +133,8 @@ local state = {}     -- pool -> { target (the last we set or saw), last_up, last
                      --   wake() looks first), timer, left (a state left alone), held_psi, log }
 local HISTORY = 10   -- decisions kept per pool for `show`
 
-local function clock() return os.date("%H:%M:%S") end
+-- UTC, as corralctl status prints its times
+local function clock() return os.date("!%H:%M:%S") end
 
 local function range(c) return ("%d..%d"):format(c.min, c.max) end
 
@@ -276,7 +277,7 @@ local function decide(pool)
     s.surplus_since = nil
     record(pool, s, "info", ("scaled from %d to %d by hand (corralctl scale?): held for %gs"):format(s.target, T, c.hold),
       ("%d workers (%s): scaled by hand at %s, held until %s"):format(T, range(c), clock(),
-        os.date("%H:%M:%S", os.time() + math.floor(c.hold + 0.5))))
+        os.date("!%H:%M:%S", os.time() + math.floor(c.hold + 0.5))))
   end
   s.target = T
 

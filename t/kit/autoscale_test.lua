@@ -299,6 +299,25 @@ test("a stopped or failed pool is left alone, and taken up again once it runs", 
   eq(kit:actions(), { 'scale("web", 3)' }, "running again")
 end)
 
+test("a failed or frozen pool is left alone too", function()
+  for _, st in ipairs { "failed", "frozen" } do
+    local kit = setup()
+    all_busy(kit, "web")
+    kit.pool.web.state = st
+    kit:advance(3)
+    eq(kit:actions(), {}, st)
+    assert(kit:logged("info", "autoscale: left alone: the pool is " .. st .. " pool=web"), st)
+  end
+end)
+
+test("on demand: a stopped pool at 0 is not woken by a client", function()
+  local kit = ondemand()
+  kit.pool.web.state = "stopped"
+  kit:connect("web", "http")
+  kit:advance(2)
+  eq(kit:actions(), {})
+end)
+
 test("corralctl scale by hand is held for `hold`, then autoscale decides again", function()
   local kit = setup({ web = { min = 2, max = 16, hold = "1m" } })
   kit:advance(1)
