@@ -30,7 +30,7 @@ local function target(kit, pool) return kit.pool[pool].target end
 
 local function setup(opts, pools)
   local kit = testing.new { pools = pools or { { name = "web", workers = 2 } } }
-  kit:load(PLUGIN, opts or { web = { min = 2, max = 16 } })
+  kit:load(PLUGIN, opts or { web = { min = 2, max = 16 } }, "autoscale")
   settle(kit, "web")
   return kit:start()
 end
@@ -201,7 +201,7 @@ end)
 local ONDEMAND = { web = { min = 0, max = 4, idle_timeout = "30s", sockets = "http" } }
 local function ondemand()
   local kit = testing.new { pools = { { name = "web", workers = 0, listen = { "http" } } } }
-  kit:load(PLUGIN, ONDEMAND)
+  kit:load(PLUGIN, ONDEMAND, "autoscale")
   return kit:start()
 end
 
