@@ -192,6 +192,19 @@ local function render()
       end
     end
   end
+  -- the note "health" that a health checker (plugin "healthcheck") keeps on
+  -- a worker: 1 while healthy (failing probes below the threshold count as
+  -- healthy, as in Docker), 0 while starting or unhealthy
+  family("corral_worker_healthy", "gauge", "1 if the worker's health note says healthy, 0 if starting or unhealthy")
+  for _, p in ipairs(pools) do
+    for _, w in ipairs(p.workers or {}) do
+      local h = w.notes and w.notes.health
+      if type(h) == "string" then
+        local up = h == "healthy" or h:sub(1, 8) == "failing "
+        sample("corral_worker_healthy", { { "pool", p.name }, { "worker", w.id } }, up and 1 or 0)
+      end
+    end
+  end
   -- load reports, where corrald keeps them (workers that send BUSY=1 / IDLE=1 / REQUESTS=N)
   family("corral_pool_workers_busy", "gauge", "workers whose last load report was BUSY=1")
   family("corral_pool_requests_total", "counter", "requests the pool's workers reported served (REQUESTS=N)")
