@@ -17,75 +17,10 @@
 -- it), "healthy", "failing N/RETRIES: why", "unhealthy: why" (restarted).
 -- Reference: doc/policies.md, section healthcheck.
 
-local WHO = 'plugin "healthcheck"'
 
 -- ---- options ------------------------------------------------------------------
 
--- corral.options lands in main soon; until then a stub of the same shape
--- (errors without FILE:LINE). TODO: drop at the merge.
-local has_options, options = pcall(require, "corral.options")
-if not has_options then
-  local units = require "corral.units"
-  local INVALID = {}
-  options = { check = {} }
-  local check = options.check
-  function options.invalid(k, fmt, ...) error(setmetatable({ key = k, msg = fmt:format(...) }, INVALID), 0) end
-  function options.fail(name, list)
-    local lines = {}
-    for _, e in ipairs(list) do lines[#lines + 1] = ('plugin "%s": %s: %s'):format(name, e.key, e.msg) end
-    error(table.concat(lines, "\n"), 0)
-  end
-  local function mk(f) return f end
-  function check.integer(lo, hi) return mk(function(v, k)
-    if type(v) ~= "number" or v % 1 ~= 0 or v < lo or v > hi then options.invalid(k, "expected an integer from %d to %d", lo, hi) end
-    return v end) end
-  check.string = mk(function(v, k) if type(v) ~= "string" then options.invalid(k, "expected a string") end return v end)
-  check.func = mk(function(v, k) if type(v) ~= "function" then options.invalid(k, "expected a function") end return v end)
-  check.duration = mk(function(v, k)
-    local s, err = units.duration(v)
-    if not s then options.invalid(k, "%s", tostring(err)) end
-    return s end)
-  function check.custom(f) return mk(function(v, k)
-    local r, err = f(v)
-    if r == nil then options.invalid(k, "%s", err) end
-    return r end) end
-  function check.pools(fields) return function(opts, errs)
-    local out = {}
-    local names = {}
-    for f in pairs(fields) do names[#names + 1] = f end
-    table.sort(names)
-    for pool, rec in pairs(opts) do
-      local r = {}
-      out[pool] = r
-      if type(pool) ~= "string" or type(rec) ~= "table" then
-        errs[#errs + 1] = { key = tostring(pool), msg = "expected POOL = { ... }" }
-      else
-        for k in pairs(rec) do
-          if not fields[k] then errs[#errs + 1] = { key = pool .. "." .. tostring(k), msg = "unknown option (" .. table.concat(names, ", ") .. ")" } end
-        end
-        for f, spec in pairs(fields) do
-          if rec[f] == nil then r[f] = spec[2]
-          else
-            local ok, v = pcall(spec[1], rec[f], pool .. "." .. f)
-            if ok then r[f] = v
-            elseif getmetatable(v) == INVALID then errs[#errs + 1] = { key = v.key, msg = v.msg }
-            else error(v, 0) end
-          end
-        end
-      end
-    end
-    return out
-  end end
-  function options.validate(name, opts, spec)
-    local errs = {}
-    local out = spec(opts or {}, errs)
-    if #errs > 0 then
-      table.sort(errs, function(a, b) return a.key < b.key end)
-      options.fail(name, errs)
-    end
-    return out
-  end
-end
+local options = require "corral.options"
 local check = options.check
 
 local PLACEHOLDERS = { port = true, worker = true, pid = true }
@@ -106,12 +41,12 @@ local function parse_expect(v)
   return ranges
 end
 
-local expect_check = check.custom(function(v)
+local function expect_check(v, key)
   if not parse_expect(v) then
-    return nil, 'expected an HTTP status or ranges: 200, "200-299", "200,204,300-399"'
+    options.invalid(key, 'expected an HTTP status or ranges: 200, "200-299", "200,204,300-399", got %s', options.show(v))
   end
   return v
-end)
+end
 
 local conf = options.validate("healthcheck", ..., check.pools {
   http = { check.string },
