@@ -48,37 +48,7 @@ local function expect_check(v, key)
   return v
 end
 
-local conf = options.validate("healthcheck", ..., check.pools {
-  http = { check.string },
-  tcp = { check.string },
-  check = { check.func },
-  port_base = { check.integer(0, 65535) },
-  expect = { expect_check },
-  interval = { check.duration, 10 },
-  timeout = { check.duration, 2 },
-  retries = { check.integer(1, 1000), 3 },
-  start_period = { check.duration, 0 },
-})
-
--- the checks that look at several keys of a pool
-local errs = {}
-local function bad(pool, key, fmt, ...)
-  errs[#errs + 1] = { key = pool .. (key and "." .. key or ""), msg = fmt:format(...) }
-end
-
--- Checks a template's placeholders; true when it uses {port}.
-local function placeholders(pool, key, s)
-  local port, ok = false, true
-  for name in s:gmatch("{([^}]*)}") do
-    if not PLACEHOLDERS[name] then
-      bad(pool, key, "unknown placeholder {%s} ({port}, {worker}, {pid})", name)
-      ok = false
-    end
-    port = port or name == "port"
-  end
-  return ok, port
-end
-
+-- {port} -> port_base + id, {worker} -> id, {pid} -> pid
 local function expand(s, w)
   return (s:gsub("{(%a+)}", function(name)
     if name == "port" then return tostring((w.port_base or 0) + w.id) end
@@ -96,45 +66,96 @@ local function split_hostport(s)
   return host, port
 end
 
+local function template(v, key)
+  check.string(v, key)
+  for name in v:gmatch("{([^}]*)}") do
+    if not PLACEHOLDERS[name] then
+      options.invalid(key, "unknown placeholder {%s} ({port}, {worker}, {pid})", name)
+    end
+  end
+  return v
+end
+
+local function http_check(v, key)
+  template(v, key)
+  if not v:match("^https?://[^/%s]+") then
+    options.invalid(key, 'expected an http:// or https:// URL, such as "http://127.0.0.1:{port}/health"')
+  end
+  return v
+end
+
+local function tcp_check(v, key)
+  template(v, key)
+  if not split_hostport(expand(v, { id = 1, pid = 1, port_base = 1 })) then
+    options.invalid(key, 'expected "HOST:PORT", such as "127.0.0.1:{port}"')
+  end
+  return v
+end
+
+local function seconds(min, max, default_text)
+  return function(v, key)
+    local d = check.duration(v, key)
+    if d < min or d > max then options.invalid(key, "must be from %s, got %s", default_text, options.show(v)) end
+    return d
+  end
+end
+
+local raw = ...
+local errs = {}
+local ok, conf = pcall(options.validate, "healthcheck", raw, check.pools {
+  http = { http_check },
+  tcp = { tcp_check },
+  check = { check.func },
+  port_base = { check.integer(0, 65535) },
+  expect = { expect_check },
+  interval = { seconds(0.1, 86400, "100ms to 1d"), 10 },
+  timeout = { seconds(0.001, 300, "1ms to 300s"), 2 },
+  retries = { check.integer(1, 1000), 3 },
+  start_period = { check.duration, 0 },
+})
+if not ok then
+  if getmetatable(conf) ~= options.Errors then error(conf, 0) end
+  for _, e in ipairs(conf.errors) do errs[#errs + 1] = e end
+end
+
+-- the checks that look at several keys of a pool, on the options as given
+-- (so that they come with the errors of single keys)
+local function bad(pool, key, fmt, ...)
+  local k = pool .. (key and "." .. key or "")
+  errs[#errs + 1] = { key = k, at = k, msg = fmt:format(...) }
+end
+for _, pool in ipairs(type(raw) == "table" and options.sorted_keys(raw) or {}) do
+  local r = raw[pool]
+  if type(pool) == "string" and type(r) == "table" then
+    local kinds = {}
+    for _, k in ipairs { "http", "tcp", "check" } do
+      if r[k] ~= nil then kinds[#kinds + 1] = k end
+    end
+    if #kinds == 0 then
+      bad(pool, nil, "nothing to probe: give one of http, tcp or check")
+    elseif #kinds > 1 then
+      bad(pool, kinds[2], "only one of http, tcp and check (%s is given too)", kinds[1])
+    end
+    local t = type(r.http) == "string" and r.http or type(r.tcp) == "string" and r.tcp
+    local uses_port = t and t:find("{port}", 1, true)
+    if uses_port and r.port_base == nil then
+      bad(pool, r.http and "http" or "tcp", "{port} needs port_base (the port of worker 1 is port_base + 1)")
+    elseif r.port_base ~= nil and t and not uses_port then
+      bad(pool, "port_base", "not used: no {port} in http or tcp")
+    end
+    if r.expect ~= nil and r.http == nil then bad(pool, "expect", "only for http probes") end
+  end
+end
+if #errs > 0 then options.fail("healthcheck", errs) end
+
 local pool_names = {}
 for pool, c in pairs(conf) do
   pool_names[#pool_names + 1] = pool
-  local kinds = {}
-  for _, k in ipairs { "http", "tcp", "check" } do
-    if c[k] ~= nil then kinds[#kinds + 1] = k end
-  end
-  if #kinds == 0 then
-    bad(pool, nil, "nothing to probe: give one of http, tcp or check")
-  elseif #kinds > 1 then
-    bad(pool, kinds[2], "only one of http, tcp and check (%s is given too)", kinds[1])
-  end
-  local uses_port = false
-  if c.http then
-    local ok, port = placeholders(pool, "http", c.http)
-    uses_port = port
-    if ok and not c.http:match("^https?://[^/%s]+") then
-      bad(pool, "http", 'expected an http:// or https:// URL, such as "http://127.0.0.1:{port}/health"')
-    end
-  end
-  if c.tcp then
-    local ok, port = placeholders(pool, "tcp", c.tcp)
-    uses_port = port
-    if ok and not split_hostport(expand(c.tcp, { id = 1, pid = 1, port_base = 1 })) then
-      bad(pool, "tcp", 'expected "HOST:PORT", such as "127.0.0.1:{port}"')
-    end
-  end
-  if uses_port and c.port_base == nil then
-    bad(pool, c.http and "http" or "tcp", "{port} needs port_base (the port of worker 1 is port_base + 1)")
-  elseif c.port_base ~= nil and not uses_port then
-    bad(pool, "port_base", "not used: no {port} in http or tcp")
-  end
-  if c.expect ~= nil and not c.http then bad(pool, "expect", "only for http probes") end
-  if c.timeout < 0.001 or c.timeout > 300 then bad(pool, "timeout", "must be from 1ms to 300s") end
-  if c.interval < 0.1 then bad(pool, "interval", "must be at least 100ms") end
   c.ranges = parse_expect(c.expect or "200-399")
-  c.kind = kinds[1]
+  for _, k in ipairs { "http", "tcp", "check" } do
+    if c[k] ~= nil then c.kind = k; break end
+  end
 end
-if #errs > 0 then options.fail("healthcheck", errs) end
 table.sort(pool_names)
 
 -- ---- the workers ------------------------------------------------------------------
@@ -182,6 +203,14 @@ local function schedule(w, delay)
 end
 
 local function unhealthy(w, why)
+  -- a pool being frozen answers nothing: not the workers' fault (the
+  -- frozen event, which pauses the probes, comes once the kernel is done)
+  local st = corral.status(w.pool)
+  if st and st[1].state == "frozen" then
+    frozen[w.pool] = true
+    quiet(w)
+    return
+  end
   set_note(w, "unhealthy: " .. why)
   corral.info(("healthcheck: worker %d (pid %d) is unhealthy, %d probes failed in a row (last: %s): restarting it pool=%s")
     :format(w.id, w.pid, w.fails, why, w.pool))
@@ -254,7 +283,7 @@ function probe(w)
       return answer(ok, not ok and why or nil)
     end)
   end)
-  if not started then return result(w, token, false, tostring(id):gsub("^corral%.%w+: ", "")) end
+  if not started then return result(w, token, false, (tostring(id):gsub("^corral%.[%w_]+: ", ""))) end
   if w.probe ~= token then return end       -- answered already
   w.req = id
   -- a guard, should the answer never come: given up a second after the timeout
@@ -336,12 +365,13 @@ corral.on("config", function()
     if not st then
       corral.warn(("healthcheck: %s, nothing to probe pool=%s"):format(tostring(err), pool))
     else
+      if st[1].state == "frozen" then frozen[pool] = true end
       for _, sw in ipairs(st[1].workers or {}) do
         if sw.pid and (sw.state == "starting" or sw.state == "ready") then
           local w = follow(pool, sw.id, sw.pid)
           if sw.state == "ready" then
             w.since = corral.now() - (sw.uptime or 0)
-            probe(w)
+            if frozen[pool] then schedule(w, w.c.interval) else probe(w) end
           end
         end
       end

@@ -285,6 +285,20 @@ test("a frozen pool is not probed; after the thaw, failures count from zero", fu
   eq(kit:actions(), {}, "the failure before the freeze is forgotten")
 end)
 
+test("a pool being frozen (status says frozen, the event has not come): no restart", function()
+  local kit = setup { retries = 1 }
+  kit.pool.web.state = "frozen"
+  fail(kit, 1)
+  eq(kit:actions(), {}, "not restarted")
+  kit:advance(100)
+  eq(next(kit:requests()), nil, "no more probes")
+  kit.pool.web.state = nil
+  kit:emit("thawed", { pool = "web" })
+  kit:advance(10)
+  answer(kit, 1, 200)
+  eq(health(kit, 1), "healthy", "probed again after the thaw")
+end)
+
 test("corrald stopping: no more probes", function()
   local kit = setup()
   kit:emit("stop")
