@@ -121,7 +121,7 @@ end
 
 local STATES = { "spawning", "starting", "ready", "stopping", "exited" }
 local POOL_STATES = { "starting", "running", "reloading", "frozen", "failed", "stopped", "stopping" }
-local REASONS = { "crashed", "exited", "oom", "watchdog", "requested", "reload", "stopping", "recycled" }
+local REASONS = { "crashed", "exited", "oom", "watchdog", "requested", "reload", "stopping", "recycled", "unhealthy" }
 
 local function render()
   local out = {}

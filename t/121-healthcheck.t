@@ -161,6 +161,8 @@ $t->wait_for(sub { all_healthy('web', 3) && all_healthy('tcp', 2) }, 20, 'web an
     my ($exit) = grep { $_->{id} == 2 } @{ $st->{recent_exits} };
     is($exit && $exit->{reason}, 'unhealthy', 'status: the recent exit of web/2 is unhealthy');
     like($t->ctl('status', 'web')->{out}, qr/unhealthy/, 'status text: the exit says unhealthy');
+    my ($code, $body) = http_get($maddr, '/metrics');
+    like($body, qr/^corral_worker_exits_total\{pool="web",reason="unhealthy"\} 1$/m, 'metrics: one unhealthy exit');
     my %after = $t->worker_map('web');
     is($after{$_}, $before{$_}, "web/$_: untouched") for 1, 3;
     ok(!$t->log_lines(qr/healthcheck: worker [13] /, $mark), 'web/1 and web/3: no failure logged');
