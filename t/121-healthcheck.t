@@ -165,7 +165,7 @@ $t->wait_for(sub { all_healthy('web', 3) && all_healthy('tcp', 2) }, 20, 'web an
     like($body, qr/^corral_worker_exits_total\{pool="web",reason="unhealthy"\} 1$/m, 'metrics: one unhealthy exit');
     my %after = $t->worker_map('web');
     is($after{$_}, $before{$_}, "web/$_: untouched") for 1, 3;
-    ok(!$t->log_lines(qr/healthcheck: worker [13] /, $mark), 'web/1 and web/3: no failure logged');
+    ok(!$t->log_lines(qr/healthcheck: worker [13] .*pool=web$/, $mark), 'web/1 and web/3: no failure logged');
 }
 
 # ---- a TCP worker that stops listening -----------------------------------------------
