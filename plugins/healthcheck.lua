@@ -211,6 +211,16 @@ local function unhealthy(w, why)
     quiet(w)
     return
   end
+  -- a worker being stopped (a scale down, a rolling replacement, a stop)
+  -- fails its probes on its way out: nothing to restart
+  local alive = false
+  for _, sw in ipairs(st and st[1].workers or {}) do
+    if sw.id == w.id and sw.pid == w.pid then alive = sw.state == "ready" or sw.state == "starting" end
+  end
+  if st and not alive then
+    corral.debug(("healthcheck: worker %d (pid %d) failed its probes while it stops pool=%s"):format(w.id, w.pid, w.pool))
+    return forget(w)
+  end
   set_note(w, "unhealthy: " .. why)
   corral.info(("healthcheck: worker %d (pid %d) is unhealthy, %d probes failed in a row (last: %s): restarting it pool=%s")
     :format(w.id, w.pid, w.fails, why, w.pool))

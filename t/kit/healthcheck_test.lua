@@ -299,6 +299,16 @@ test("a pool being frozen (status says frozen, the event has not come): no resta
   eq(health(kit, 1), "healthy", "probed again after the thaw")
 end)
 
+test("a worker that is being stopped fails on its way out: not restarted", function()
+  local kit = setup { retries = 1 }
+  kit:set_worker("web", 2, { state = "stopping" })
+  fail(kit, 2)
+  eq(kit:actions(), {}, "no restart")
+  eq(health(kit, 2), "starting", "no unhealthy note")
+  kit:advance(100)
+  eq(select(2, probe_of(kit, 2)), 0, "no more probes of it")
+end)
+
 test("corrald stopping: no more probes", function()
   local kit = setup()
   kit:emit("stop")
