@@ -528,7 +528,7 @@ static int push_result(lua_State *L, int rc)
 
 static int l_scale(lua_State *L)
 {
-	return push_result(L, cr_pool_scale(luaL_checkstring(L, 1), (unsigned)luaL_checkinteger(L, 2)));
+	return push_result(L, cr_pool_scale(luaL_checkstring(L, 1), (unsigned)luaL_checkinteger(L, 2), lua_toboolean(L, 3)));
 }
 
 /* core.restart(pool, id, all_at_once, reason, rolling) */

@@ -31,7 +31,7 @@ const char *cr_pool_scale_refusal(void)
 	return refusal;
 }
 
-int cr_pool_scale(const char *name, unsigned n)
+int cr_pool_scale(const char *name, unsigned n, int keep)
 {
 	struct cr_pool *pool = cr_supervisor_pool(name);
 	struct cr_who who = { .pool = name };
@@ -44,8 +44,10 @@ int cr_pool_scale(const char *name, unsigned n)
 		cr_error(&who, "scale to %u refused: %s", n, refusal);
 		return -EMFILE;
 	}
-	cr_info(&who, "scaling from %u to %u workers (until the next reload)", pool->target, n);
+	cr_info(&who, "scaling from %u to %u workers (%s)", pool->target, n,
+		keep ? "kept across reloads that leave its workers as configured" : "until the next reload");
 	pool->target = n;
+	pool->keep_target = keep;
 	cr_pool_mark_dirty(pool);
 	return 0;
 }

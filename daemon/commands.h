@@ -6,7 +6,9 @@
 #ifndef CR_COMMANDS_H
 #define CR_COMMANDS_H
 
-int cr_pool_scale(const char *pool, unsigned n);
+/* keep: the target outlives reloads that leave the config's workers as
+ * it was (a plugin's; corralctl's lasts until the next reload). */
+int cr_pool_scale(const char *pool, unsigned n, int keep);
 const char *cr_pool_scale_refusal(void);
 /* How a restart is done, and why (the exit reason its workers get). */
 struct cr_restart_how {

@@ -382,7 +382,7 @@ static void handle(struct conn *c, const char *req, size_t n)
 		if (!f || f->type != CR_JSON_NUMBER || f->num < 0 || f->num > 10000 || f->num != (unsigned)f->num)
 			reply_error(b, "bad-request", "scale: \"count\" must be an integer from 0 to 10000");
 		else
-			result(b, cr_pool_scale(pool, (unsigned)f->num), pool, 0);
+			result(b, cr_pool_scale(pool, (unsigned)f->num, 0), pool, 0);
 	} else if (!strcmp(cmd, "restart")) {
 		const struct cr_json_field *f = cr_json_get(&o, "all_at_once");
 		struct cr_restart_how how = { .all_at_once = f && f->type == CR_JSON_BOOL && f->boolean,

@@ -145,6 +145,8 @@ struct cr_pool {
 	struct cr_pool_conf *conf;
 	unsigned generation;		/* bumped when the definition changes */
 	unsigned target;		/* workers wanted now */
+	int keep_target;		/* scaled by a plugin with keep: a reload
+					 * keeps the target (reload.c) */
 	enum pool_state state;
 	int dirty;			/* reconcile() has something to look at */
 	int in_new_config;		/* reload.c: seen in the config being applied */

@@ -116,7 +116,8 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 {
 	struct cr_config *conf;
 	struct cr_pool *pool;
-	unsigned added = 0, changed = 0, removed = 0, unchanged = 0, scaled = 0;
+	unsigned added = 0, changed = 0, removed = 0, unchanged = 0, scaled = 0, kept;
+	int keep;
 	char *err = NULL, errbuf[512];
 	/* the names: added, changed, removed, unchanged (rescaled ones too), rescaled */
 	struct cr_buf lists[5] = { { 0 } };
@@ -176,8 +177,12 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 			continue;
 		}
 		pool->in_new_config = 1;
+		/* a plugin's scale with keep (autoscale) outlives the reload,
+		 * while the config's workers is what it was */
+		keep = pool->keep_target && pool->state != POOL_REMOVED && pool->conf->workers == pc->workers;
+		kept = pool->target;
 		if (pool->state != POOL_REMOVED && cr_pool_conf_same(pool->conf, pc)) {
-			if (pool->target != pc->workers) {
+			if (!keep && pool->target != pc->workers) {
 				scaled++;
 				listed(&lists[4], pool->name);
 			} else {
@@ -201,6 +206,10 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 			changed++;
 			listed(&lists[1], pool->name);
 		}
+		if (keep)
+			pool->target = kept;
+		else
+			pool->keep_target = 0;
 		cr_pool_mark_dirty(pool);
 	}
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {

@@ -153,7 +153,7 @@ end
 
 -- Scale to n, with why; remembered as ours.
 local function scale(pool, s, c, from, n, verb, why)
-  local ok, err = corral.scale(pool, n)
+  local ok, err = corral.scale(pool, n, { keep = true })   -- outlives reloads
   if not ok then
     corral.warn(("autoscale: cannot scale to %d: %s pool=%s"):format(n, tostring(err), pool))
     return false

@@ -54,6 +54,7 @@ corral.command("bad", { args = { what = "string" } }, function(a)
     option = function() return corral.restart("web", 1, { gently = true }) end,
     rolling = function() return corral.restart("web", nil, { rolling = true }) end,
     all = function() return corral.restart("web", 2, { all_at_once = true }) end,
+    keep = function() return corral.scale("web", 3, { kep = true }) end,
   }
   local ok, err = pcall(calls[a.what])
   return { raised = not ok, err = tostring(err) }
@@ -63,6 +64,10 @@ corral.command("restart", { args = { pool = "string", worker = "integer", reason
     local ok, err = corral.restart(a.pool, a.worker, { reason = a.reason, rolling = a.rolling })
     return { ok = ok ~= nil, err = err }
   end)
+
+corral.command("scale", { args = { pool = "string", n = "integer", keep = "boolean?" } }, function(a)
+  return { ok = corral.scale(a.pool, a.n, a.keep and { keep = true } or nil) ~= nil }
+end)
 
 pool "web" { command = "/bin/sleep 1000", workers = 3, env_inherit = { "CORRAL_TEST_DIR" } }
 pool "slow" {
@@ -221,6 +226,32 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     $t->wait_for(sub { !defined $t->status->{warm}{prototype} }, 20, 'a stopped pool keeps no prototype');
     is($t->ctl('start', 'warm')->{code}, 0, 'start warm');
     $t->wait_for(sub { my $p = $t->status->{warm}{prototype}; $p && $p->{pid} }, 20, 'started: a prototype again');
+}
+
+# ---- corral.scale with keep: the target outlives a reload -------------------------------------
+
+{
+    ok(cmd('scale', pool => 'cold', n => 2, keep => JSON::PP::true())->{ok}, 'a plugin scales cold to 2, kept');
+    ok(cmd('scale', pool => 'warm', n => 1)->{ok}, 'and warm to 1, not kept');
+    $t->wait_for(sub { ready_count('cold') == 2 && ready_count('warm') == 1 }, 20, 'cold at 2, warm at 1');
+    my %before = $t->worker_map('cold');
+    my $mark = $t->mark;
+    $t->reload;
+    $t->wait_log(qr/reload done/, since => $mark, name => 'reloaded');
+    $t->wait_for(sub { !$t->workers('warm') }, 20, 'warm: back to its configured 0 workers');
+    my $s = $t->status;
+    is($s->{cold}{target}, 2, 'cold: the kept target 2 after the reload');
+    $t->stays(sub { ready_count('cold') == 2 }, 1, 'cold keeps its 2 workers');
+    my %after = $t->worker_map('cold');
+    is_deeply(\%after, \%before, 'the same two workers, untouched');
+    is($t->ctl('--no-wait', 'scale', 'cold', 1)->{code}, 0, 'the operator scales cold to 1');
+    $mark = $t->mark;
+    $t->reload;
+    $t->wait_log(qr/reload done/, since => $mark, name => 'reloaded again');
+    $t->wait_for(sub { my $x = $t->status; $x && $x->{cold}{target} == 0 }, 20,
+                 'corralctl scale lasts until the next reload: cold back to 0');
+    my $b = cmd('bad', what => 'keep');
+    ok($b->{raised}, 'corral.scale with a bad option raises') && like($b->{err}, qr/corral\.scale: unknown option kep \(keep\)/, '... naming it');
 }
 
 # ---- a reload drops the notes ------------------------------------------------------------

@@ -363,13 +363,23 @@ function corral.status(pool)
   return require("corral.json").decode(text)
 end
 
-function corral.scale(pool, n)
+-- corral.scale(pool, n [, { keep = true }]): keep, the target outlives
+-- reloads that leave the pool's configured workers as they were
+function corral.scale(pool, n, how)
   need_phase("scale", "plugin")
   pool_arg("scale", pool)
   if type(n) ~= "number" or n % 1 ~= 0 or n < 0 or n > 10000 then
     error("corral.scale: expected a number of workers from 0 to 10000", 2)
   end
-  return core.scale(pool, n)
+  local keep = false
+  if how ~= nil then
+    if type(how) ~= "table" then error("corral.scale: expected a table of options ({ keep = true }) as the third argument", 2) end
+    for k in pairs(how) do
+      if k ~= "keep" then error(("corral.scale: unknown option %s (keep)"):format(tostring(k)), 2) end
+    end
+    keep = how.keep and true or false
+  end
+  return core.scale(pool, n, keep)
 end
 
 local restart_keys = { all_at_once = true, reason = true, rolling = true }

@@ -532,10 +532,10 @@ local function make_core(self)
     return n or 0
   end
 
-  function fake.scale(pool, n)
+  function fake.scale(pool, n, keep)
     local p = self.pool[pool]
     if not p then return nil, "no such pool" end
-    p.target = n
+    p.target, p.keep_target = n, keep and true or nil
     return 0
   end
 
@@ -861,7 +861,10 @@ function Kit:reload()
   for _, p in ipairs(self.loaded) do run_plugin(self, p) end
   for _, name in ipairs(self.order) do
     local p = self.pool[name]
-    p.target, p.notes = p.configured, nil     -- corrald drops every note at a reload
+    -- a reload: the configured target again, unless a plugin scaled with keep;
+    -- corrald drops every note
+    if not p.keep_target then p.target = p.configured end
+    p.notes = nil
     for _, w in pairs(p.workers) do w.notes = nil end
   end
   self:emit("config")

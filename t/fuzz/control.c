@@ -22,8 +22,10 @@ static int outcome(const char *pool)
 	return pool && *pool ? rcs[(unsigned char)pool[0] % (sizeof rcs / sizeof *rcs)] : 0;
 }
 
-int cr_pool_scale(const char *pool, unsigned n)
+int cr_pool_scale(const char *pool, unsigned n, int keep)
 {
+	if (keep)
+		fuzz_fail("corralctl's scale kept across reloads");
 	if (n > 10000)
 		fuzz_fail("scale to %u passed the decoder", n);
 	return outcome(pool);
