@@ -133,6 +133,8 @@ local function dur(s)
   return table.concat(out)
 end
 
+local function ms(s) return math.floor(s * 1000 + 0.5) / 1000 end
+
 local function mib(bytes) return ("%.1f MiB"):format(bytes / 2^20) end
 
 -- ---- the state of each pool (for this load of the config) --------------------------
@@ -275,7 +277,8 @@ corral.command("show", { read_only = true, args = { pool = "string?" },
       for _, w in ipairs(st and st[1].workers or {}) do
         local t = thresholds(name, c, w.pid)
         r.workers[#r.workers + 1] = { id = w.id, pid = w.pid, requests = w.requests, max_requests = t.requests,
-          uptime = w.uptime, max_lifetime = t.lifetime, memory = w.memory_current, max_memory = c.max_memory }
+          uptime = ms(w.uptime), max_lifetime = t.lifetime and ms(t.lifetime), memory = w.memory_current,
+          max_memory = c.max_memory }
       end
       out[name] = r
     end
