@@ -256,11 +256,13 @@ corral.on("config", function()
   end
 end)
 
--- The old worker's exit: the count of replacements done (the pending one
--- ends when the pool is back at rest, in check_pool).
+-- The old worker's exit (reason recycled): half of the end of a
+-- replacement; the other half, the pool back at rest, check_pool sees.
 corral.on("worker_exited", function(ev)
   local s = state[ev.pool]
-  if s and s.pending and ev.pid == s.pending.pid then s.pending.exited = corral.now() end
+  if s and s.pending and ev.pid == s.pending.pid then
+    corral.debug(("recycle: worker %d (pid %d) exited (%s) pool=%s"):format(ev.worker, ev.pid, ev.reason, ev.pool))
+  end
 end)
 
 -- ---- corralctl plugin recycle show [pool=NAME] ----------------------------------------
