@@ -367,6 +367,20 @@ void cr_cgroup_stats_at(int dirfd, const char *sub, unsigned want, struct cr_cgr
 	}
 }
 
+long long cr_cgroup_cpu_usage_fd(int fd)
+{
+	char buf[1024];
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, sizeof buf - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return key_in(buf, "usage_usec");
+}
+
 void cr_cgroup_stats(const char *dir, struct cr_cgroup_stats *st)
 {
 	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -60,5 +60,8 @@ unsigned cr_cgroup_stats_enabled(int dirfd, const char *sub, const char *file);
 /* The wanted stats of the cgroup sub below dirfd, the others -1: no
  * file that is not there is looked for, and no path walked from "/". */
 void cr_cgroup_stats_at(int dirfd, const char *sub, unsigned want, struct cr_cgroup_stats *st);
+/* usage_usec of a cpu.stat file kept open (read again from its start:
+ * no path lookup), or -1. */
+long long cr_cgroup_cpu_usage_fd(int fd);
 
 #endif

@@ -5,7 +5,8 @@
  * file descriptors is refused, naming the pool, the fds it needs and the
  * limit: running out later would fail spawns one by one, far from why.
  *
- * What corrald holds (worker.c, proto.c): per worker its pidfd, and its
+ * What corrald holds (worker.c, proto.c): per worker its pidfd, its
+ * cgroup's cpu.stat (for status), and its
  * channel while it starts, or for good when its body is Lua (start), and
  * the pipe of its output when corrald pumps it (output.c);
  * per pool its prototype's socket and pidfd (and a retired one's while it
@@ -39,7 +40,8 @@ static unsigned long long pool_need(const struct cr_pool_conf *pc, unsigned work
 	unsigned long long out = cr_output_kind(pc) == CR_OUTPUT_DIRECT ? 0
 			       : w + (cr_output_kind(pc) == CR_OUTPUT_FILE);
 
-	return FDS_PER_POOL + pc->nlisten + w + chans + out;
+	/* pidfds and cpu.stat files */
+	return FDS_PER_POOL + pc->nlisten + 2 * w + chans + out;
 }
 
 static unsigned long long limit(void)

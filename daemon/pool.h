@@ -57,6 +57,7 @@ struct cr_worker {
 	pid_t pid;			/* its main process; moves on MAINPID= */
 	pid_t forked;			/* what the prototype forked, and reaps */
 	int pidfd, chan;
+	int cpufd;			/* its cgroup's cpu.stat, for status, or -1 */
 	ev_io chan_io;
 	ev_io main_io;			/* on pidfd while its main process is one
 					 * the prototype will not reap (MAINPID=) */

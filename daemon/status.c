@@ -329,8 +329,8 @@ static void find_dead(struct row *rows, size_t n)
 }
 
 /* What each worker's cgroup says: memory (where the pool's cgroup gives
- * its workers the memory controller) and CPU, each read once, relative
- * to the pool's cgroup. */
+ * its workers the memory controller), relative to the pool's cgroup, and
+ * CPU from the cpu.stat the worker keeps open (worker.c). */
 static void read_usage(const struct cr_pool *pool, struct row *rows, size_t n)
 {
 	char dir[PATH_MAX], sub[16];
@@ -342,9 +342,12 @@ static void read_usage(const struct cr_pool *pool, struct row *rows, size_t n)
 	want = fd < 0 ? 0 : cr_cgroup_stats_enabled(fd, ".", "cgroup.subtree_control") & (CR_STAT_CPU | CR_STAT_MEMORY);
 	for (size_t i = 0; i < n; i++) {
 		struct cr_cgroup_stats st = { -1, -1, -1, -1, -1, -1, -1 };
-		if (rows[i].w && want) {
+		struct cr_worker *w = rows[i].w;
+		if (w && want) {
 			snprintf(sub, sizeof sub, "%u", rows[i].id);
-			cr_cgroup_stats_at(fd, sub, want, &st);
+			cr_cgroup_stats_at(fd, sub, want & CR_STAT_MEMORY, &st);
+			if (w->cpufd >= 0)
+				st.cpu_usage_usec = cr_cgroup_cpu_usage_fd(w->cpufd);
 		}
 		rows[i].mem = st.memory_current;
 		rows[i].cpu = st.cpu_usage_usec;

@@ -199,6 +199,8 @@ void cr_worker_free(struct cr_worker *w)
 	char dir[PATH_MAX];
 
 	cr_cgwatch_remove(w->watch);
+	if (w->cpufd >= 0)
+		close(w->cpufd);
 	if (cr_worker_dir(w, dir, sizeof dir) == 0)
 		cr_cgroup_rmdir(dir);
 	if (slot && slot->worker == w)
@@ -300,7 +302,7 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 	w->id = id;
 	w->surge = surge;
 	w->serial = ++pool->next_serial;
-	w->pidfd = w->chan = w->watch = -1;
+	w->pidfd = w->chan = w->watch = w->cpufd = -1;
 	w->state = W_SPAWNING;
 	ev_timer_init(&w->kill_timer, kill_cb, 0, 0);
 	w->kill_timer.data = w;
@@ -329,6 +331,9 @@ void cr_worker_spawn(struct cr_pool *pool, unsigned id, int surge)
 		goto fail;
 	}
 	cr_layout_apply(dir, &w->conf->worker_limits, &who);
+	/* kept for status: at thousands of workers, opening it by path at
+	 * every status was most of status's cost */
+	w->cpufd = openat(cgfd, "cpu.stat", O_RDONLY | O_CLOEXEC);
 	/* a prototype in a user namespace places it there as its own uid */
 	if ((uid = cr_isolate_delegate_uid(w->conf)) >= 0 &&
 	    fchownat(cgfd, "cgroup.procs", (uid_t)uid, (gid_t)-1, 0) < 0)

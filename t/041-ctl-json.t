@@ -110,9 +110,9 @@ $st ||= {};
 
 my @POOL_KEYS = qw(name state since ready total target restarts generation start_failures restart_in failure
                    last_failure memory_current cpu_usage_usec busy idle requests last_request_ago populated prototype
-                   recent_exits workers vacant);
+                   recent_exits workers vacant notes);
 my @WORKER_KEYS = qw(id pid state generation uptime restarts last_exit status memory_current cpu_usage_usec
-                     load load_for requests last_request_ago);
+                     load load_for requests last_request_ago replacing notes);
 my @EXIT_KEYS = qw(code signal name core unknown oom reason step error at);
 my @VACANT_KEYS = qw(id state restarts restart_in last_exit);
 
@@ -136,6 +136,7 @@ def exit_obj: type == "object" and (.at | stamp) and ((.reason | type) == "strin
     check(($p.last_request_ago | type) == "number" and $p.last_request_ago >= 0 or $p.last_request_ago == null; "\($n): last_request_ago"),
     check(($p.populated | type) == "boolean" or $p.populated == null; "\($n): populated"),
     check($p.since | stamp; "\($n): since"),
+    check(($p.notes | type) == "object" and all($p.notes[]; type == "string"); "\($n): notes"),
     check(($p.recent_exits | type) == "array" and all($p.recent_exits[]; exit_obj and (.id | int)); "\($n): recent_exits"),
     check(($p.vacant | type) == "array" and all($p.vacant[]; (.id | int) and (.restarts | int)
           and ([.state] | inside(["backoff","waiting","failed","retired"])) and (keys == ($vacant_keys | sort))
@@ -154,6 +155,8 @@ def exit_obj: type == "object" and (.at | stamp) and ((.reason | type) == "strin
       (("memory_current","cpu_usage_usec") as $k | check(($w[$k] | int) or $w[$k] == null; "\($i): \($k)")),
       check([$w.load] | inside(["busy","idle"]) or $w.load == null; "\($i): load"),
       check($w.requests | int; "\($i): requests"),
+      check(($w.notes | type) == "object" and all($w.notes[]; type == "string"); "\($i): notes"),
+      check([$w.replacing] | inside(["requested","recycled","unhealthy"]) or $w.replacing == null; "\($i): replacing"),
       (("load_for","last_request_ago") as $k | check(($w[$k] | type) == "number" and $w[$k] >= 0 or $w[$k] == null; "\($i): \($k)")),
       check(($w | keys) == ($worker_keys | sort); "\($i): members \($w | keys)"))) ]
 EOF

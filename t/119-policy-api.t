@@ -12,7 +12,9 @@
 #     ready count never drops below the target, ids end 1..N, the old
 #     worker's reason is "recycled";
 #   - keep_prototype = true: a pool at 0 workers keeps its prototype,
-#     and the first worker is its child; without it, none runs.
+#     and the first worker is its child; without it, none runs;
+#   - corral.options: a plugin's option errors, all at once, each at the
+#     line of its key in the config.
 
 use strict;
 use warnings;
@@ -239,6 +241,43 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     is($r->{code}, 1, 'keep_prototype = "yes": corrald -t exits 1');
     like($r->{err}, qr/:3: pool "x": keep_prototype: expected true or false, got "yes"/, '... at its line')
         or diag($r->{err});
+}
+
+# ---- corral.options: a plugin's errors at the lines of their keys -----------------------------
+
+{
+    my $p = CorralTest->new(config => <<'EOF');
+pool "web" { command = "/bin/true" }
+plugin "opts" {
+  web = {
+    min = 3,
+    mx = 2,
+    every = "5 parsecs",
+  },
+  api = { min = 9, max = 2 },
+}
+EOF
+    $p->write_file('plugins/opts.lua', <<'EOF');
+local options = require "corral.options"
+local check = options.check
+local conf = options.validate("opts", ..., check.pools {
+  min = { check.integer(0, 100), 1 }, max = { check.integer(1, 100), 4 }, every = { check.duration, 1 },
+})
+for pool, c in pairs(conf) do
+  if c.max < c.min then options.fail("opts", { { key = pool .. ".max", msg = "must be at least min" } }) end
+end
+EOF
+    my $r = $p->run_check;
+    my $conf = $p->conf;
+    is($r->{code}, 1, 'plugin options: corrald -t exits 1');
+    like($r->{err}, qr/^corrald: \Q$conf\E:5: plugin "opts": web: unknown key "mx" \(did you mean "max"\?\)$/m,
+         'an unknown key at its line, with did you mean') or diag($r->{err});
+    like($r->{err}, qr/^corrald: \Q$conf\E:6: plugin "opts": web\.every: invalid duration "5 parsecs"/m,
+         'a bad value at its line, in the same run');
+    $p->write_file('corral.lua', qq{pool "web" { command = "/bin/true" }\nplugin "opts" {\n  web = { min = 1 },\n  api = {\n    min = 9,\n    max = 2,\n  },\n}\n});
+    $r = $p->run_check;
+    like($r->{err}, qr/^corrald: \Q$conf\E:6: plugin "opts": api\.max: must be at least min$/m,
+         'options.fail: at the line of its key') or diag($r->{err});
 }
 
 $t->done;

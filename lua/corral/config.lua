@@ -21,65 +21,15 @@ local PROTOCOL_VARS = {
 }
 -- (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* are set per worker by corrald.)
 
--- Validation errors carry the key path; the pool() caller adds file:line.
--- `at` is the key whose line the error is reported at (default: key).
-local Invalid = {}
-local function invalid_at(at, key, fmt, ...)
-  error(setmetatable({ key = key, at = at, msg = fmt:format(...) }, Invalid), 0)
-end
-local function invalid(key, fmt, ...)
-  invalid_at(key, key, fmt, ...)
-end
-
--- Optimal string alignment distance (Damerau-Levenshtein without
--- repeated edits of a substring): a typo is one or two of these.
-local function distance(a, b)
-  local d = {}
-  for i = 0, #a do d[i] = { [0] = i } end
-  for j = 0, #b do d[0][j] = j end
-  for i = 1, #a do
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
-        v = math.min(v, d[i - 2][j - 2] + 1)
-      end
-      d[i][j] = v
-    end
-  end
-  return d[#a][#b]
-end
-
--- " (did you mean \"workers\"?)" for a word within two edits of one of
--- candidates (a list or the keys of a table), else "".
-local function suggest(word, candidates)
-  if type(word) ~= "string" or #word > 64 then return "" end
-  local best, bestd = nil, 3
-  local list = candidates[1] and candidates or {}
-  if not candidates[1] then for k in pairs(candidates) do list[#list + 1] = k end end
-  table.sort(list)
-  for _, c in ipairs(list) do
-    local d = distance(word:lower(), c:lower())
-    if d < bestd and d < #c then best, bestd = c, d end
-  end
-  return best and (" (did you mean %q?)"):format(best) or ""
-end
-
-local function show(v)
-  if type(v) == "string" then return ("%q"):format(v) end
-  if type(v) == "table" or type(v) == "function" then return "a " .. type(v) end
-  return tostring(v)
-end
-
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
-end
+-- Validation errors carry the key path; the pool() caller adds file:line
+-- (corral.options, shared with plugins' options).
+local options_lib = require "corral.options"
+local Invalid, invalid, invalid_at = options_lib.Invalid, options_lib.invalid, options_lib.invalid_at
+local suggest, show, sorted_keys = options_lib.suggest, options_lib.show, options_lib.sorted_keys
 
 -- Field checkers: check(value, key) -> normalized value, or invalid().
 local check = {}
+for k, f in pairs(options_lib.check) do check[k] = f end
 
 -- Strings go to C as NUL-terminated copies: one with a NUL byte would
 -- arrive cut short (an argument, a path), so none is accepted.
@@ -88,40 +38,10 @@ local function no_nul(s, key)
   return s
 end
 
-function check.integer(min, max)
-  return function(v, key)
-    if type(v) ~= "number" or v % 1 ~= 0 or v < min or v > max then
-      invalid(key, "expected an integer from %d to %d, got %s", min, max, show(v))
-    end
-    return v
-  end
-end
-
-function check.duration(v, key)
-  local d, err = units.duration(v)
-  if not d then invalid(key, "%s", type(v) == "string" and err or err .. ", got " .. show(v)) end
-  return d
-end
-
-function check.enum(...)
-  local allowed, list = {}, {}
-  for _, a in ipairs { ... } do allowed[a] = true; list[#list + 1] = ("%q"):format(a) end
-  local expect = table.concat(list, ", ")
-  return function(v, key)
-    if not allowed[v] then invalid(key, "expected one of %s, got %s%s", expect, show(v), suggest(v, allowed)) end
-    return v
-  end
-end
-
 function check.signal(v, key)
   local n = (type(v) == "string" or type(v) == "number") and core.signum(v)
   if not n then invalid(key, "expected a signal name (\"TERM\", \"SIGINT\") or number, got %s", show(v)) end
   return n
-end
-
-function check.func(v, key)
-  if type(v) ~= "function" then invalid(key, "expected a function, got %s", show(v)) end
-  return v
 end
 
 function check.absolute_path(v, key)
@@ -207,23 +127,6 @@ function check.group(v, key)
   local gid = core.getgrnam(no_nul(v, key))
   if not gid then invalid(key, "unknown group %s", show(v)) end
   return gid
-end
-
--- A table of sub-keys, each with its own checker and default.
-function check.record(fields)
-  return function(v, key)
-    if type(v) ~= "table" then invalid(key, "expected a table, got %s", show(v)) end
-    local out = {}
-    for _, k in ipairs(sorted_keys(v)) do
-      if not fields[k] then
-        invalid_at(type(k) == "string" and key .. "." .. k or key, key, "unknown key %s%s", show(k), suggest(k, fields))
-      end
-    end
-    for k, f in pairs(fields) do
-      if v[k] ~= nil then out[k] = f[1](v[k], key .. "." .. k) end
-    end
-    return out
-  end
 end
 
 -- Resource limits: the names operators know, translated to cgroup v2
@@ -665,34 +568,7 @@ local settings_schema = {
   end, false },
 }
 
--- Apply a schema: unknown keys, then fields. Each error is added to errs
--- (Invalid tables) and the rest still checked; without errs the first
--- one is raised. Other errors (a bug, memory) are raised as they are.
-local function apply(schema, t, errs)
-  local function add(e)
-    if not errs then error(e, 0) end
-    errs[#errs + 1] = e
-  end
-  for _, k in ipairs(sorted_keys(t)) do
-    if type(k) ~= "string" or not schema[k] then
-      add(setmetatable({ at = type(k) == "string" and k or nil,
-        msg = ("unknown key %s%s"):format(show(k), suggest(k, schema)) }, Invalid))
-    end
-  end
-  local out = {}
-  for _, k in ipairs(sorted_keys(schema)) do
-    local f = schema[k]
-    if t[k] ~= nil then
-      local ok, res = pcall(f[1], t[k], k)
-      if ok then out[k] = res
-      elseif getmetatable(res) == Invalid then add(res)
-      else error(res, 0) end
-    else
-      out[k] = f[2]
-    end
-  end
-  return out
-end
+local apply = options_lib.apply
 
 -- The worker's environment: a clean default, then inherited, then set.
 local function build_env(p, name, environ)
@@ -1184,6 +1060,15 @@ function M.load(path)
       corral_api._owner = "plugin " .. name
       local ok, perr = pcall(chunk, options)
       corral_api._owner = previous
+      if not ok and getmetatable(perr) == options_lib.Errors then
+        -- corral.options: each at the line of its key in the plugin's table
+        local file, line, source = where(2)
+        local lines = key_lines(source, "plugin", name, line)
+        for _, e in ipairs(perr.errors) do
+          report(file, line_of(lines, e.at or e.key, line), what, e.key, e.msg)
+        end
+        return
+      end
       if not ok then error(clean_message(perr), 0) end
     end
   end

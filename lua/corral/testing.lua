@@ -729,7 +729,11 @@ local function run_plugin(self, p)
   local ok, err = pcall(chunk, p.options)
   self.api._owner = previous
   self.phase = "plugin"
-  if not ok then error(tostring(err):gsub("\n.*", ""), 0) end
+  if not ok then
+    -- corral.options' errors, all of them (a line each); others' first line
+    if getmetatable(err) == require("corral.options").Errors then error(tostring(err), 0) end
+    error(tostring(err):gsub("\n.*", ""), 0)
+  end
 end
 
 -- Runs a plugin: plugin is a file's path or a function (given the options
