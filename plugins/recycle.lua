@@ -211,6 +211,8 @@ local function note(name, s, now)
   corral.note(name, nil, "recycle", text)
 end
 
+local STUCK = 120   -- seconds: a replacement this long is worth a warning
+
 -- One check of pool name: finish the replacement under way, or start one.
 local function check_pool(name, c)
   local s = state_of(name)
@@ -224,7 +226,15 @@ local function check_pool(name, c)
   if s.pending then
     local still = false
     for _, w in ipairs(p.workers) do if w.pid == s.pending.pid then still = true end end
-    if still or not settled(p) then return note(name, s, now) end
+    if still or not settled(p) then
+      -- a surge worker that cannot start, a pool gone failed: say so once
+      if not s.pending.late and now - s.pending.at >= STUCK then
+        s.pending.late = true
+        corral.warn(("recycle: worker %d's replacement not done after %s (%s, %d/%d ready), waiting pool=%s")
+          :format(s.pending.id, dur(now - s.pending.at), p.state, p.ready, p.target, name))
+      end
+      return note(name, s, now)
+    end
     corral.info(("recycle: worker %d replaced in %s pool=%s"):format(s.pending.id, dur(now - s.pending.at), name))
     s.pending = nil
   end

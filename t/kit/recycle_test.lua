@@ -204,6 +204,21 @@ test("one at a time per pool: the next only once the replacement is done", funct
   eq(kit:count("restart"), 2, "a worker missing: not at rest")
 end)
 
+test("a replacement that does not end: one warning after 2 minutes, and still one at a time", function()
+  local kit = kit_of { web = { max_requests = 10 } }
+  requests(kit, "web", 1, 10)
+  requests(kit, "web", 2, 10)
+  kit:advance(5)
+  replace(kit, "web", 1, 1, 1)   -- the surge worker starts, never ready
+  kit:advance(110)
+  eq(#kit:messages("warn"), 0, "not before")
+  kit:advance(10)
+  eq(kit:messages("warn"), { "recycle: worker 1's replacement not done after 2m (running, 3/3 ready), waiting pool=web" })
+  kit:advance(600)
+  eq(#kit:messages("warn"), 1, "once")
+  eq(kit:count("restart"), 1, "still one")
+end)
+
 test("a restart that fails leaves nothing pending", function()
   local kit = kit_of { web = { max_requests = 10 } }
   requests(kit, "web", 2, 10)
