@@ -121,7 +121,7 @@ end
 
 local STATES = { "spawning", "starting", "ready", "stopping", "exited" }
 local POOL_STATES = { "starting", "running", "reloading", "frozen", "failed", "stopped", "stopping" }
-local REASONS = { "crashed", "exited", "oom", "watchdog", "requested", "reload", "stopping", "recycled" }
+local REASONS = { "crashed", "exited", "oom", "watchdog", "requested", "reload", "stopping", "recycled", "unhealthy" }
 
 local function render()
   local out = {}
@@ -189,6 +189,19 @@ local function render()
     for _, w in ipairs(p.workers or {}) do
       if w.cpu_usage_usec ~= nil then
         sample("corral_worker_cpu_seconds_total", { { "pool", p.name }, { "worker", w.id } }, w.cpu_usage_usec / 1e6)
+      end
+    end
+  end
+  -- the note "health" that a health checker (plugin "healthcheck") keeps on
+  -- a worker: 1 while healthy (failing probes below the threshold count as
+  -- healthy, as in Docker), 0 while starting or unhealthy
+  family("corral_worker_healthy", "gauge", "1 if the worker's health note says healthy, 0 if starting or unhealthy")
+  for _, p in ipairs(pools) do
+    for _, w in ipairs(p.workers or {}) do
+      local h = w.notes and w.notes.health
+      if type(h) == "string" then
+        local up = h == "healthy" or h:sub(1, 8) == "failing "
+        sample("corral_worker_healthy", { { "pool", p.name }, { "worker", w.id } }, up and 1 or 0)
       end
     end
   end
