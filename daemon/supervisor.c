@@ -383,9 +383,16 @@ static void reconcile(struct cr_pool *pool)
 		if (c.old == 0 || c.cur_ready + c.old <= want)
 			break;
 		if (w->state < W_STOPPING && w->generation != pool->generation) {
-			/* a new definition, or the same one restarted */
-			pool->rolling_reason = w->replace_reason ? w->replace_reason
-					     : w->conf != pool->conf ? "reload"
+			/* a new definition, or the same one restarted; one worker
+			 * replaced (replace_reason) leaves its surge worker's end
+			 * "requested": one recycle, one recycled exit */
+			if (w->replace_reason) {
+				pool->rolling_reason = "requested";
+				cr_worker_stop_for(w, w->replace_reason);
+				c.old--;
+				continue;
+			}
+			pool->rolling_reason = w->conf != pool->conf ? "reload"
 					     : pool->restart_reason ? pool->restart_reason : "requested";
 			cr_worker_stop_for(w, pool->rolling_reason);
 			c.old--;

@@ -43,7 +43,7 @@ for my $file (@files) {
         my ($plan) = $out =~ /^1\.\.(\d+)$/m;
         is($plan, $n, "its plan: $n tests");
         is($rc, 0, "exit status 0") or diag($out);
-        ok(time - $t0 <= 5, "ran in seconds, not minutes");
+        ok(time - $t0 <= 30, "ran in seconds, not minutes");
     };
 }
 

@@ -131,15 +131,19 @@ $t->stays(sub { target('load') == 4 }, 1, 'load: never above max 4');
     like($show->{out}, qr/"decisions":\[[^\]]*up from 1 to 2 workers/, 'corralctl plugin autoscale show: the decisions');
 }
 
-# ---- a reload: the config's 1 worker, then up again (they are all busy) -----------
+# ---- a reload: autoscale's target is kept (corral.scale with keep) ---------------------
 
 {
+    my %before = $t->worker_map('load');
     my $m = $t->mark;
     $t->reload;
     $t->wait_log(qr/ info reload done: /, since => $m);
-    $t->wait_for(sub { target('load') == 4 && ready('load') == 4 }, 20, 'reload: back to 4 busy workers');
-    my @up = $t->log_lines(qr/ info autoscale: up from \d to \d workers: .* pool=load$/, $m);
-    ok(@up >= 1, 'reload: autoscale took the pool up again: ' . scalar(@up) . ' steps');
+    $t->wait_for(sub { pool('load')->{notes}{autoscale} }, 20, 'reload: the plugin ran again');
+    is(target('load'), 4, 'reload: the target autoscale set is kept');
+    $t->stays(sub { ready('load') == 4 }, 1, 'reload: the 4 busy workers keep running');
+    is_deeply({ $t->worker_map('load') }, \%before, 'reload: the same workers');
+    my @down = $t->log_lines(qr/ stopp/, $m);
+    is(scalar(grep { /pool=load/ } @down), 0, 'reload: no worker of load stopped') or diag(@down);
     like(pool('load')->{notes}{autoscale} // '', qr/^4 workers/, 'reload: noted again');
 }
 
