@@ -44,10 +44,12 @@ int cr_pool_scale(const char *name, unsigned n, int keep)
 		cr_error(&who, "scale to %u refused: %s", n, refusal);
 		return -EMFILE;
 	}
-	cr_info(&who, "scaling from %u to %u workers (%s)", pool->target, n,
-		keep ? "kept across reloads that leave its workers as configured" : "until the next reload");
+	if (n != pool->target)
+		cr_info(&who, "scaling from %u to %u workers (%s)", pool->target, n,
+			keep ? "kept across reloads that leave its workers as configured" : "until the next reload");
 	pool->target = n;
 	pool->keep_target = keep;
+	pool->keep_pending = 0;	/* claimed again after a reload */
 	cr_pool_mark_dirty(pool);
 	return 0;
 }

@@ -552,7 +552,8 @@ static int ready_check(const struct waiting *w, const struct jval *p, char *msg,
 		int going = !strcmp(st, "stopping") || !strcmp(st, "exited");
 		settled += !strcmp(st, "ready") && cr_jv_num(x, "generation", -1) == gen;
 		leaving += going;
-		old += !going && cr_jv_num(x, "generation", -1) != gen;
+		/* generation 0: replaced one at a time by a plugin, not old */
+		old += !going && cr_jv_num(x, "generation", -1) != gen && cr_jv_num(x, "generation", -1) != 0;
 		worker_left |= going && cr_jv_num(x, "id", 0) == (double)w->worker;
 	}
 	if (!strcmp(state, "failed")) {

@@ -146,7 +146,9 @@ struct cr_pool {
 	unsigned generation;		/* bumped when the definition changes */
 	unsigned target;		/* workers wanted now */
 	int keep_target;		/* scaled by a plugin with keep: a reload
-					 * keeps the target (reload.c) */
+					 * keeps the target (reload.c) ... */
+	int keep_pending;		/* ... until the new config's plugins have
+					 * run: one must claim it again (state.c) */
 	enum pool_state state;
 	int dirty;			/* reconcile() has something to look at */
 	int in_new_config;		/* reload.c: seen in the config being applied */

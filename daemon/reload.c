@@ -42,7 +42,7 @@ static void apply_worker_limits(struct cr_pool *pool)
 	pool->has_memory = -1;
 	TAILQ_FOREACH(w, &pool->workers, link) {
 		struct cr_who who = cr_worker_who(w);
-		if (w->state < W_GONE && w->generation == pool->generation &&
+		if (w->state < W_GONE && (w->generation == pool->generation || w->generation == 0) &&
 		    cr_worker_dir(w, dir, sizeof dir) == 0)
 			cr_layout_apply(dir, &pool->conf->worker_limits, &who);
 	}
@@ -116,6 +116,7 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 {
 	struct cr_config *conf;
 	struct cr_pool *pool;
+	struct cr_worker *w;
 	unsigned added = 0, changed = 0, removed = 0, unchanged = 0, scaled = 0, kept;
 	int keep;
 	char *err = NULL, errbuf[512];
@@ -199,6 +200,9 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 			cr_layout_pool(pool->name, &pc->limits, &pc->worker_limits);
 			pool->has_memory = -1;
 			pool->generation++;
+			/* one being replaced is now replaced by the reload */
+			TAILQ_FOREACH(w, &pool->workers, link)
+				w->replace_reason = NULL;
 			cr_pool_reset_failures(pool);
 			/* a new definition starts, back in the config or stopped */
 			if (pool->state == POOL_STOPPED || pool->state == POOL_REMOVED)
@@ -206,10 +210,12 @@ static int reload(char *msg, size_t msglen, struct cr_buf *detail)
 			changed++;
 			listed(&lists[1], pool->name);
 		}
-		if (keep)
+		if (keep) {
 			pool->target = kept;
-		else
+			pool->keep_pending = 1;
+		} else {
 			pool->keep_target = 0;
+		}
 		cr_pool_mark_dirty(pool);
 	}
 	TAILQ_FOREACH(pool, &cr_sv.pools, link) {

@@ -223,6 +223,28 @@ void cr_queue_worker_event(const char *name, const struct cr_worker *w, struct c
 }
 
 /* Delivers what is queued now; what handlers cause is queued anew. */
+/* After a reload's config event: a target a plugin kept (corral.scale
+ * with keep) stays only if a plugin of the new config claimed it again in
+ * its config handler; else the pool has the config's workers, as after
+ * any reload (the plugin that kept it is gone, or no longer manages it). */
+static void settle_kept_targets(void)
+{
+	struct cr_pool *pool;
+
+	TAILQ_FOREACH(pool, &cr_sv.pools, link) {
+		struct cr_who who = cr_pool_who(pool);
+		if (!pool->keep_pending)
+			continue;
+		pool->keep_pending = pool->keep_target = 0;
+		if (pool->state == POOL_REMOVED || pool->target == pool->conf->workers)
+			continue;
+		cr_info(&who, "reload: no plugin claimed the target of %u workers again: back to the config's %u",
+			pool->target, pool->conf->workers);
+		pool->target = pool->conf->workers;
+		cr_pool_mark_dirty(pool);
+	}
+}
+
 void cr_events_deliver(void)
 {
 	struct cr_queued *q = cr_sv.events;
@@ -232,6 +254,8 @@ void cr_events_deliver(void)
 	while (q) {
 		struct cr_queued *next = q->next;
 		cr_lua_emit(&q->ev);
+		if (!strcmp(q->ev.name, "config"))
+			settle_kept_targets();
 		free(q);
 		q = next;
 	}

@@ -346,7 +346,7 @@ static void read_usage(const struct cr_pool *pool, struct row *rows, size_t n)
 		if (w && want) {
 			snprintf(sub, sizeof sub, "%u", rows[i].id);
 			cr_cgroup_stats_at(fd, sub, want & CR_STAT_MEMORY, &st);
-			if (w->cpufd >= 0)
+			if (w->cpufd >= 0 && (want & CR_STAT_CPU))
 				st.cpu_usage_usec = cr_cgroup_cpu_usage_fd(w->cpufd);
 		}
 		rows[i].mem = st.memory_current;

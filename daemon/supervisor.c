@@ -356,7 +356,7 @@ static unsigned next_id(struct cr_pool *pool, unsigned want, const struct ids *c
 static void reconcile(struct cr_pool *pool)
 {
 	struct cr_worker *w, *tmp;
-	unsigned want, id, n = 0;
+	unsigned want, id, n = 0, ready;
 	struct ids c;
 	int may_spawn, warm, surge;
 	struct cr_who who = cr_pool_who(pool);
@@ -436,11 +436,17 @@ static void reconcile(struct cr_pool *pool)
 		c.above += id > want;
 	}
 
+	/* a worker being replaced one at a time (generation 0) still serves:
+	 * the pool is not short of it (rare: counted only then) */
+	ready = c.cur_ready;
+	if (c.old)
+		TAILQ_FOREACH(w, &pool->workers, link)
+			ready += w->generation == 0 && w->state == W_READY;
 	if (c.cur_ready >= want && c.old == 0 && want > 0 && pool->state == POOL_STARTING) {
 		cr_info(&who, "pool ready (%u/%u workers)", c.cur_ready, want);
 		cr_pool_set_state(pool, POOL_RUNNING);
 		cr_queue_pool_event("pool_ready", pool);
-	} else if (c.cur_ready < want && pool->state == POOL_RUNNING) {
+	} else if (ready < want && pool->state == POOL_RUNNING) {
 		cr_pool_set_state(pool, POOL_STARTING);	/* one went missing */
 	}
 }

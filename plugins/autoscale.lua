@@ -374,7 +374,13 @@ corral.on("config", function()
       end
       s.active_at = now - (ago or 0)
       s.requests = p.requests
-      set_note(pool, ("%d workers (%s): %d from the config at %s"):format(p.target, range(c), p.target, clock()))
+      -- claim the target (the config's, or the one kept across a reload):
+      -- corrald gives a kept target back to the config unless claimed
+      if not STILL[p.state] and p.target >= c.min and p.target <= c.max then
+        corral.scale(pool, p.target, { keep = true })
+        s.target = p.target
+      end
+      set_note(pool, ("%d workers (%s): %d at the load, %s"):format(p.target, range(c), p.target, clock()))
       if ondemand(c) and not STILL[p.state] then watch(pool, s, c) end
       decide(pool)
       s.timer = corral.every(c.interval, function() decide(pool) end)

@@ -192,6 +192,10 @@ local function forget(w)
   if workers[key(w.pool, w.id)] == w then workers[key(w.pool, w.id)] = nil end
 end
 
+-- At a load, workers ready already past this many are probed spread
+-- over an interval rather than all at once.
+local SPREAD_AFTER = 16
+
 local probe
 
 local function schedule(w, delay)
@@ -376,12 +380,18 @@ corral.on("config", function()
       corral.warn(("healthcheck: %s, nothing to probe pool=%s"):format(tostring(err), pool))
     else
       if st[1].state == "frozen" then frozen[pool] = true end
-      for _, sw in ipairs(st[1].workers or {}) do
+      local list, n = st[1].workers or {}, 0
+      for _, sw in ipairs(list) do
         if sw.pid and (sw.state == "starting" or sw.state == "ready") then
           local w = follow(pool, sw.id, sw.pid)
           if sw.state == "ready" then
             w.since = corral.now() - (sw.uptime or 0)
-            if frozen[pool] then schedule(w, w.c.interval) else probe(w) end
+            n = n + 1
+            -- the first ones at once; past them, spread over an interval
+            -- (a big pool's probes neither all in one call nor all in flight)
+            if frozen[pool] then schedule(w, w.c.interval)
+            elseif n <= SPREAD_AFTER then probe(w)
+            else schedule(w, w.c.interval * (n - SPREAD_AFTER) / #list) end
           end
         end
       end

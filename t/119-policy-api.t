@@ -65,6 +65,14 @@ corral.command("restart", { args = { pool = "string", worker = "integer", reason
     return { ok = ok ~= nil, err = err }
   end)
 
+-- a plugin that manages cold's count claims it at every load (while the
+-- file "claim" exists): what autoscale does
+local claim = io.open((os.getenv("CORRAL_TEST_DIR") or "/nonexistent") .. "/claim")
+if claim then claim:close() end
+corral.on("config", function()
+  local st = corral.status("cold")
+  if claim and st then corral.scale("cold", st[1].target, { keep = true }) end
+end)
 corral.command("scale", { args = { pool = "string", n = "integer", keep = "boolean?" } }, function(a)
   return { ok = corral.scale(a.pool, a.n, a.keep and { keep = true } or nil) ~= nil }
 end)
@@ -228,9 +236,10 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     $t->wait_for(sub { my $p = $t->status->{warm}{prototype}; $p && $p->{pid} }, 20, 'started: a prototype again');
 }
 
-# ---- corral.scale with keep: the target outlives a reload -------------------------------------
+# ---- corral.scale with keep: the target outlives a reload, while claimed --------------------
 
 {
+    $t->write_file('claim', '');
     ok(cmd('scale', pool => 'cold', n => 2, keep => JSON::PP::true())->{ok}, 'a plugin scales cold to 2, kept');
     ok(cmd('scale', pool => 'warm', n => 1)->{ok}, 'and warm to 1, not kept');
     $t->wait_for(sub { ready_count('cold') == 2 && ready_count('warm') == 1 }, 20, 'cold at 2, warm at 1');
@@ -240,10 +249,23 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     $t->wait_log(qr/reload done/, since => $mark, name => 'reloaded');
     $t->wait_for(sub { !$t->workers('warm') }, 20, 'warm: back to its configured 0 workers');
     my $s = $t->status;
-    is($s->{cold}{target}, 2, 'cold: the kept target 2 after the reload');
+    is($s->{cold}{target}, 2, 'cold: the kept target 2 after the reload (claimed again)');
     $t->stays(sub { ready_count('cold') == 2 }, 1, 'cold keeps its 2 workers');
     my %after = $t->worker_map('cold');
     is_deeply(\%after, \%before, 'the same two workers, untouched');
+    unlike(substr($t->log, $mark), qr/pool=cold.*stopping|stopp.*pool=cold/, 'no worker of cold asked to stop');
+
+    # the plugin that kept it no longer claims it (gone from the config)
+    unlink $t->path('claim');
+    $mark = $t->mark;
+    $t->reload;
+    $t->wait_log(qr/ info reload: no plugin claimed the target of 2 workers again: back to the config's 0 pool=cold$/,
+                 since => $mark, name => 'unclaimed: logged');
+    $t->wait_for(sub { my $x = $t->status; $x && $x->{cold}{target} == 0 && !$t->workers('cold') }, 20,
+                 'unclaimed: cold back to its configured 0');
+
+    # corralctl scale: until the next reload
+    ok(cmd('scale', pool => 'cold', n => 2, keep => JSON::PP::true())->{ok}, 'kept again');
     is($t->ctl('--no-wait', 'scale', 'cold', 1)->{code}, 0, 'the operator scales cold to 1');
     $mark = $t->mark;
     $t->reload;

@@ -593,11 +593,12 @@ local function build_env(p, name, environ)
   return list
 end
 
--- Everything that defines how a worker is made, except the count. A
+-- Everything that defines how a worker is made, except the count (and
+-- keep_prototype, which reconcile reads from the pool's definition). A
 -- function counts by its code (line numbers aside) and the values it
 -- captures, so editing a hook changes the pool, moving it does not.
 local SKIP = { workers = true, line = true, file = true, object = true,
-  limits = true, worker_limits = true }
+  limits = true, worker_limits = true, keep_prototype = true }
 local function fingerprint(p)
   local parts, seen = {}, {}
   local function add(v)

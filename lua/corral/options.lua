@@ -115,7 +115,7 @@ function M.apply(schema, t, errs, prefix)
   for _, k in ipairs(sorted_keys(schema)) do
     local f = schema[k]
     if t[k] ~= nil then
-      local ok, res = pcall(f[1], t[k], path(k))
+      local ok, res = pcall(f[1], t[k], path(k), errs)
       if ok then out[k] = res
       elseif getmetatable(res) == Invalid then add(res)
       else error(res, 0) end

@@ -535,7 +535,7 @@ local function make_core(self)
   function fake.scale(pool, n, keep)
     local p = self.pool[pool]
     if not p then return nil, "no such pool" end
-    p.target, p.keep_target = n, keep and true or nil
+    p.target, p.keep_target, p.keep_pending = n, keep and true or nil, nil
     return 0
   end
 
@@ -864,10 +864,16 @@ function Kit:reload()
     -- a reload: the configured target again, unless a plugin scaled with keep;
     -- corrald drops every note
     if not p.keep_target then p.target = p.configured end
+    p.keep_pending = p.keep_target
     p.notes = nil
     for _, w in pairs(p.workers) do w.notes = nil end
   end
   self:emit("config")
+  -- a kept target no plugin claimed again in its config handler goes back
+  for _, name in ipairs(self.order) do
+    local p = self.pool[name]
+    if p.keep_pending then p.target, p.keep_target, p.keep_pending = p.configured, nil, nil end
+  end
   self:emit("reload")
   return self
 end
