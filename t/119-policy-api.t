@@ -186,11 +186,13 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     my $r = cmd('restart', pool => 'slow', worker => 2, reason => 'recycled', rolling => JSON::PP::true());
     ok($r->{ok}, 'rolling restart of slow/2: done');
     my $min = 3;
-    my $seen_replacing;
+    my ($seen_replacing, %states);
+    my $rmark = $t->mark;
     my $done = $t->poll(sub {
         my $s = $t->status('slow') or return 0;
         my $p = $s->{slow};
         $min = $p->{ready} if $p->{ready} < $min;
+        $states{$p->{state}}++;
         $seen_replacing ||= grep { ($_->{replacing} // '') eq 'recycled' } @{ $p->{workers} };
         return 0 unless grep { $_ eq "exited 2 $before{2} recycled" } events();
         return $p->{ready} == 3 && $t->ids_settled('slow', 3);
@@ -198,6 +200,8 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     ok($done, 'slow/2 replaced, ids 1..3 again');
     is($min, 3, 'never fewer than 3 ready during the replacement');
     ok($seen_replacing, 'status showed the worker being replaced (recycled)');
+    is_deeply([ sort keys %states ], [ 'running' ], 'the pool stayed running throughout') or diag(explain \%states);
+    unlike(substr($t->log, $rmark), qr/pool ready .*pool=slow/, 'no second pool_ready for it');
     my @ev = (events())[$n0 .. scalar(events()) - 1];
     my ($surge_ready) = grep { $ev[$_] =~ /^ready (\d+) / && $1 > 3 } 0 .. $#ev;
     my ($old_exit) = grep { $ev[$_] eq "exited 2 $before{2} recycled" } 0 .. $#ev;

@@ -93,7 +93,7 @@ pool "web" {
 $cold
 plugin "autoscale" {
   load = { min = 1, max = 4, spare = { min = 1, max = 1 }, up = { step = 1 },
-           down = { step = 1, cooldown = "2s" }, interval = 0.2, hold = "2s" },
+           down = { step = 1, cooldown = "2s" }, interval = 0.2, hold = "6s" },
   web = { min = 0, max = 4, idle_timeout = "2s", sockets = "http", interval = 0.2 },
   $cold_opts
 }
@@ -167,7 +167,7 @@ $t->stays(sub { target('load') == 4 }, 1, 'load: never above max 4');
 {
     my $m = $t->mark;
     $t->ctl('scale', 'load', '3');
-    $t->wait_log(qr/ info autoscale: scaled from 1 to 3 by hand \(corralctl scale\?\): held for 2s pool=load$/, since => $m);
+    $t->wait_log(qr/ info autoscale: scaled from 1 to 3 by hand \(corralctl scale\?\): held for 6s pool=load$/, since => $m);
     $t->stays(sub { target('load') == 3 }, 1.2, 'held: the operator\'s 3 stays');
     $t->wait_for(sub { target('load') == 1 }, 20, 'after the hold: back down to 1');
 }

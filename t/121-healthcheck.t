@@ -92,8 +92,8 @@ pool "slow" { command = perl .. "http $SLOW 3", workers = 1, env_inherit = inher
 pool "other" { command = "/bin/sleep 1000", workers = 1, env_inherit = inherit }
 plugin "healthcheck" {
   web = { http = "http://127.0.0.1:{port}/health?w={worker}", port_base = $WEB,
-          interval = "0.5s", timeout = "1s", retries = 2 },
-  tcp = { tcp = "127.0.0.1:{port}", port_base = $TCP, interval = "0.5s", timeout = "1s", retries = 2 },
+          interval = "0.5s", timeout = "3s", retries = 2 },
+  tcp = { tcp = "127.0.0.1:{port}", port_base = $TCP, interval = "0.5s", timeout = "3s", retries = 2 },
   slow = { http = "http://127.0.0.1:{port}/", port_base = $SLOW, interval = "0.5s", timeout = "1s",
            retries = 2, start_period = "10s" },
 }
@@ -153,7 +153,7 @@ $t->wait_for(sub { all_healthy('web', 3) && all_healthy('tcp', 2) }, 20, 'web an
     my $mark = $t->mark;
     my $sick = $before{2};
     $t->write_file("sick.$sick", '');
-    my ($l) = $t->wait_log(qr/ info healthcheck: worker 2 \(pid $sick\) is unhealthy, 2 probes failed in a row \(last: timed out after 1s\): restarting it pool=web$/,
+    my ($l) = $t->wait_log(qr/ info healthcheck: worker 2 \(pid $sick\) is unhealthy, 2 probes failed in a row \(last: timed out after 3s\): restarting it pool=web$/,
                           timeout => 20, since => $mark, name => 'web/2: unhealthy, restarted (the log)');
     $t->wait_for(sub { my %w = $t->worker_map('web'); $w{2} && $w{2} != $before{2} && all_healthy('web', 3) }, 20,
                  'web/2: replaced by a new process, healthy');
