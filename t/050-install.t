@@ -72,4 +72,17 @@ ok(!-e "$p/share/zsh/site-functions/_corralctl" && !-e "$p/share/fish/vendor_com
    'uninstall removes the zsh and fish completions');
 ok(-f "$p/etc/corral/corral.lua", 'uninstall leaves the configuration');
 
+# The README, the examples and the guides show corralctl commands and pids
+# from status, never signalling processes by name (issue 13): pkill and
+# pgrep match other users' processes and other corralds' workers too.
+for my $f ("$root/README", glob("$root/contrib/examples/*.lua"), glob("$root/doc/*.md")) {
+    open my $dh, '<', $f or die "$f: $!";
+    my @hits;
+    while (my $l = <$dh>) {
+        push @hits, "$.: $l" if $l =~ /\b(?:pkill|killall|pgrep)\b/;
+    }
+    (my $rel = $f) =~ s{^\Q$root\E/}{};
+    ok(!@hits, "$rel suggests no pkill, killall or pgrep") or diag @hits;
+}
+
 done_testing;
