@@ -8,7 +8,7 @@
 # at once; a pool that fails while waited on ends the wait (exit 7, the
 # reason on stderr); --timeout ends a wait that does not end (exit 6),
 # and a stopped (SIGSTOP) corrald makes corralctl fail after it, not
-# hang.
+# hang; --timeout takes systemd's spellings ("1min 30s"), as the config.
 
 use strict;
 use warnings;
@@ -194,6 +194,26 @@ $t->scenario('--timeout', { fds => 0 }, sub {
     $r = $t->ctl('--timeout', 'soon', 'status');
     is($r->{code}, 2, '--timeout soon: exit 2');
     like($r->{err}, qr/^corralctl: --timeout: invalid duration "soon"/, '--timeout soon: says so');
+
+    # systemd's spellings, as the configuration takes them
+    for my $d ('1min 30s', '5 seconds', '1min', '2 minutes 5sec', ' 1 h ') {
+        $r = $t->ctl('--timeout', $d, 'ping');
+        is($r->{code}, 0, "--timeout '$d' ping: exit 0") or diag($r->{err});
+    }
+    unlink $t->path('go');
+    is(ctl_waits('stop', 'gated')->{code}, 0, 'stop gated');
+    $r = $t->ctl('start', 'gated', '--timeout', '0.5 sec 500ms', { wait => 1 });
+    is($r->{code}, 6, "--timeout '0.5 sec 500ms': a wait that does not end, exit 6") or diag($r->{err});
+    like($r->{err}, qr/^corralctl: not done within 1s \(--timeout\)/, '... after the parts summed, 1s');
+    $t->write_file('go', '');
+    $t->wait_for(sub { all_ready('gated', 1) }, 15, 'gated ready');
+    for (['5parsecs', qr/unknown unit "parsecs"/], ['1min 30', qr/missing unit/], ['', qr/empty/]) {
+        my ($d, $why) = @$_;
+        $r = $t->ctl('--timeout', $d, 'ping');
+        is($r->{code}, 2, "--timeout '$d': exit 2");
+        like($r->{err}, qr/^corralctl: --timeout: invalid duration "\Q$d\E": $why \(seconds, or as /,
+             "--timeout '$d': says why");
+    }
 });
 
 $t->done;
