@@ -622,7 +622,16 @@ static struct cr_config *load(const char *path, char **err, struct cr_config **p
 		/* else -t: a pool with errors that makes none, left out */
 	}
 	if (*err) {
-		/* the config has errors: its pools that had none, for -t */
+		/* the config has errors: for -t, its pools (confcheck.c), and
+		 * what isolcheck finds of them, before the "and N more" line
+		 * that may end the config's (confcheck.c sorts them all) */
+		char *iso = NULL, *both;
+
+		if (cr_isolcheck(conf, &iso) < 0 && iso && asprintf(&both, "%s\n%s", iso, *err) >= 0) {
+			free(*err);
+			*err = both;
+		}
+		free(iso);
 		cr_lua_value_free(v);
 		free(v);
 		*partial = conf;
