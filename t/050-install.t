@@ -3,7 +3,7 @@
 # says, the installed corrald finds its Lua modules there (not in the source
 # tree), and the unit files pass systemd-analyze verify. Also: make run
 # passes ARGS, contrib/install-deps' usage and exit codes, and no doc or
-# example suggests pkill, killall or pgrep.
+# example or man page suggests pkill, killall or pgrep.
 
 use strict;
 use warnings;
@@ -104,7 +104,7 @@ for my $set (split /\|/, $sets) {
 # The README, the examples and the guides show corralctl commands and pids
 # from status, never signalling processes by name (issue 13): pkill and
 # pgrep match other users' processes and other corralds' workers too.
-for my $f ("$root/README", glob("$root/contrib/examples/*.lua"), glob("$root/doc/*.md")) {
+for my $f ("$root/README", glob("$root/contrib/examples/*.lua"), glob("$root/doc/*.md"), glob("$root/doc/*.[1-8]")) {
     open my $dh, '<', $f or die "$f: $!";
     my @hits;
     while (my $l = <$dh>) {
