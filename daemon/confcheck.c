@@ -8,6 +8,8 @@
  * pool's workers failing to start. (isolation's root and mount sources
  * are the exception: config.c checks them at every load, isolcheck.c,
  * so -t reports them as load errors before it gets here.)
+ * A config with errors is checked too, the pools that had none: its
+ * errors and these findings come out together, in file order.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,13 +32,11 @@ struct findings {
 	int n, cap, errors;
 };
 
-static void add(struct findings *f, const struct cr_pool_conf *pc, int line, int error,
-		const char *key, const char *what)
-{
-	char text[PATH_MAX * 2 + 512];
+/* As config.lua reports them: at most this many lines, then a count. */
+#define MAX_LINES 20
 
-	snprintf(text, sizeof text, "%s:%d: pool \"%s\": %s: %s%s", pc->file, line, pc->name, key,
-		 error ? "" : "warning: ", what);
+static void add_text(struct findings *f, int line, int seq, int error, const char *text)
+{
 	if (f->n == f->cap) {
 		int cap = f->cap ? f->cap * 2 : 16;
 		struct finding *v = realloc(f->v, (size_t)cap * sizeof *v);
@@ -45,10 +45,45 @@ static void add(struct findings *f, const struct cr_pool_conf *pc, int line, int
 		f->v = v;
 		f->cap = cap;
 	}
-	f->v[f->n] = (struct finding){ line, f->n, error, strdup(text) };
+	f->v[f->n] = (struct finding){ line, seq, error, strdup(text) };
 	if (f->v[f->n].text)
 		f->n++;
 	f->errors += error;
+}
+
+static void add(struct findings *f, const struct cr_pool_conf *pc, int line, int error,
+		const char *key, const char *what)
+{
+	char text[PATH_MAX * 4 + 512];
+
+	snprintf(text, sizeof text, "%s:%d: pool \"%s\": %s: %s%s", pc->file, line, pc->name, key,
+		 error ? "" : "warning: ", what);
+	/* after the config's own errors at the same line */
+	add_text(f, line, INT_MAX / 2 + f->n, error, text);
+}
+
+/* The config's errors, a line each, "FILE:LINE: ..." (a line without
+ * one sorts last), and its "FILE: and N more errors": N. */
+static int add_errors(struct findings *f, char *errors)
+{
+	int more = 0;
+
+	for (char *line = errors, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		char *colon = strchr(line, ':'), *end;
+		long n = -1;
+
+		if ((nl = strchr(line, '\n')))
+			*nl = 0;
+		if (colon && sscanf(colon, ": and %d more errors", &more) == 1 && !nl)
+			break;
+		if (colon && colon[1] >= '0' && colon[1] <= '9') {
+			n = strtol(colon + 1, &end, 10);
+			if (*end != ':' || n > INT_MAX / 2)
+				n = -1;
+		}
+		add_text(f, n < 0 ? INT_MAX : (int)n, f->n, 1, line);
+	}
+	return more;
 }
 
 static const char *env_get(char **envp, const char *name)
@@ -206,16 +241,17 @@ static int by_line(const void *a, const void *b)
 	return x->line != y->line ? (x->line > y->line) - (x->line < y->line) : x->seq - y->seq;
 }
 
-int cr_confcheck(const struct cr_config *conf, FILE *out)
+int cr_confcheck(const struct cr_config *conf, char *errors, const char *file, FILE *out)
 {
 	struct findings f = { 0 };
 	char mount[PATH_MAX] = "", own[PATH_MAX] = "";
+	int more = add_errors(&f, errors);
 
 	if (cr_cgroup_mount(mount, sizeof mount) < 0 || cr_cgroup_of(getpid(), own, sizeof own) < 0)
 		mount[0] = 0;
 	if (!strcmp(own, "/"))
 		own[0] = 0;
-	for (unsigned i = 0; i < conf->npools; i++) {
+	for (unsigned i = 0; conf && i < conf->npools; i++) {
 		const struct cr_pool_conf *pc = conf->pools[i];
 
 		if (pc->isolation.rootfs) {
@@ -234,9 +270,14 @@ int cr_confcheck(const struct cr_config *conf, FILE *out)
 	if (f.n > 1)
 		qsort(f.v, (size_t)f.n, sizeof *f.v, by_line);
 	for (int i = 0; i < f.n; i++) {
-		fprintf(out, "corrald: %s\n", f.v[i].text);
+		if (i < MAX_LINES)
+			fprintf(out, "corrald: %s\n", f.v[i].text);
+		else
+			more++;
 		free(f.v[i].text);
 	}
+	if (more > 0)
+		fprintf(out, "corrald: %s: and %d more errors\n", file, more);
 	free(f.v);
 	return f.errors;
 }

@@ -557,15 +557,18 @@ static struct cr_pool_conf *read_pool(const struct cr_value *t, struct cr_lua *l
 /* The config's own code has a budget of 10s inside corrald (lua.c). */
 #define PREFLIGHT_SECONDS 15.0
 
-struct cr_config *cr_config_load(const char *path, char **err)
+static struct cr_config *load(const char *path, char **err, struct cr_config **partial)
 {
 	struct cr_config *conf;
 	struct cr_value *v = NULL;
 	const struct cr_value *settings, *pools;
 	char *level, msg[PATH_MAX + 256];
-	int fd;
+	unsigned npools;
+	int fd, rc;
 
 	*err = NULL;
+	if (partial)
+		*partial = NULL;
 	conf = calloc(1, sizeof *conf);
 	if (!conf || !(conf->file = strdup(path))) {
 		free(conf);
@@ -578,9 +581,15 @@ struct cr_config *cr_config_load(const char *path, char **err)
 		goto fail;
 	}
 	close(fd);
-	if (cr_preflight(path, PREFLIGHT_SECONDS, err) < 0)
+	rc = cr_preflight(path, PREFLIGHT_SECONDS, err);
+	if (rc < 0 || (rc > 0 && !partial))
 		goto fail;
-	conf->lua = cr_lua_load_config(path, &v, err);
+	if (rc > 0) {
+		/* its load ended: running it here is safe, and says the same */
+		free(*err);
+		*err = NULL;
+	}
+	conf->lua = cr_lua_load_config(path, &v, err, partial != NULL);
 	if (!conf->lua)
 		goto fail;
 
@@ -599,13 +608,35 @@ struct cr_config *cr_config_load(const char *path, char **err)
 		goto fail_oom;
 
 	pools = get(v, "pools");
-	conf->npools = count(pools);
-	conf->pools = calloc(conf->npools + 1, sizeof *conf->pools);
+	npools = count(pools);
+	conf->pools = calloc(npools + 1, sizeof *conf->pools);
 	if (!conf->pools)
 		goto fail_oom;
-	for (unsigned i = 0; i < conf->npools; i++)
-		if (!(conf->pools[i] = read_pool(item(pools, i), conf->lua)))
+	for (unsigned i = 0; i < npools; i++) {
+		struct cr_pool_conf *pc = read_pool(item(pools, i), conf->lua);
+
+		if (pc)
+			conf->pools[conf->npools++] = pc;
+		else if (!*err)
 			goto fail_oom;
+		/* else -t: a pool with errors that makes none, left out */
+	}
+	if (*err) {
+		/* the config has errors: for -t, its pools (confcheck.c), and
+		 * what isolcheck finds of them, before the "and N more" line
+		 * that may end the config's (confcheck.c sorts them all) */
+		char *iso = NULL, *both;
+
+		if (cr_isolcheck(conf, &iso) < 0 && iso && asprintf(&both, "%s\n%s", iso, *err) >= 0) {
+			free(*err);
+			*err = both;
+		}
+		free(iso);
+		cr_lua_value_free(v);
+		free(v);
+		*partial = conf;
+		return NULL;
+	}
 	/* what the system shows: a reload asking for a root that is not
 	 * there is refused here, before anything running is touched */
 	if (cr_isolcheck(conf, err) < 0)
@@ -622,4 +653,14 @@ fail:
 	free(v);
 	cr_config_free(conf);
 	return NULL;
+}
+
+struct cr_config *cr_config_load(const char *path, char **err)
+{
+	return load(path, err, NULL);
+}
+
+struct cr_config *cr_config_load_check(const char *path, char **err, struct cr_config **partial)
+{
+	return load(path, err, partial);
 }

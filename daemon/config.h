@@ -104,6 +104,9 @@ int cr_config_open_trusted(const char *path, char *err, size_t len);
 /* Runs the file. On error returns NULL and sets *err to the errors, one
  * line each ("FILE:LINE: ..."), in file order (free it). */
 struct cr_config *cr_config_load(const char *path, char **err);
+/* The same for corrald -t: on error, *partial (when not NULL) holds the
+ * pools that had no errors, for confcheck.c to check on the system. */
+struct cr_config *cr_config_load_check(const char *path, char **err, struct cr_config **partial);
 void cr_config_free(struct cr_config *conf);
 
 struct cr_pool_conf *cr_pool_conf_ref(struct cr_pool_conf *pc);

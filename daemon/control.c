@@ -332,7 +332,8 @@ static void handle(struct conn *c, const char *req, size_t n)
 	/* a plugin command says itself whether it only reads (Lua checks) */
 	if (!c->allowed && !read_only(cmd) && strcmp(cmd, "plugin")) {
 		reply_error(b, "refused", "permission denied: uid %d, of settings.monitor_group, may only run "
-			    "ping, version and status, not %s", (int)c->peer.uid, cmd);
+			    "ping, version, status, plugins and read-only plugin commands, not %s",
+			    (int)c->peer.uid, cmd);
 		return;
 	}
 	if (!strcmp(cmd, "ping")) {

@@ -11,12 +11,14 @@
  * at once. --timeout bounds the whole command, connections included: a
  * stopped or stuck corrald makes it fail, never hang.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -73,7 +75,7 @@ static void usage(FILE *f)
 	fprintf(f, "\nThe socket: -s/--socket, else $CORRAL_SOCKET, else %s.\n"
 		"stop, start, restart, scale and reload wait until done: the pool stopped\n"
 		"and its processes gone, the workers ready, the old ones gone (--no-wait:\n"
-		"return at once). --timeout DURATION (default %gs; 500ms, 30s, 2m)\n"
+		"return at once). --timeout DURATION (default %gs; 500ms, 30s, 1min 30s)\n"
 		"bounds the whole command, connections included.\n"
 		"-q/--quiet: is-ready prints nothing.\n"
 		"Exit codes: 0 ok, 1 failed, 2 bad request, 3 not found, 4 refused,\n"
@@ -220,45 +222,70 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* "90", "500ms", "1.5s", "2m", "1m30s", as the configuration writes
- * durations: seconds, or -1 when it is none. */
-static double parse_duration(const char *s)
+/* "90", "500ms", "1.5s", "2m", "1m30s", "1min 30s", "5 seconds": the
+ * spellings the configuration takes (lua/corral/units.lua, systemd.time(7)),
+ * NUMBER UNIT parts summed. Seconds, or -1 with *why saying what is wrong. */
+static double parse_duration(const char *s, const char **why)
 {
 	static const struct {
 		const char *unit;
 		double seconds;
 	} units[] = {
-		{ "us", 1e-6 }, { "ms", 1e-3 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 },
+		{ "us", 1e-6 }, { "usec", 1e-6 }, { "ms", 1e-3 }, { "msec", 1e-3 },
+		{ "s", 1 }, { "sec", 1 }, { "second", 1 }, { "seconds", 1 },
+		{ "m", 60 }, { "min", 60 }, { "minute", 60 }, { "minutes", 60 },
+		{ "h", 3600 }, { "hr", 3600 }, { "hour", 3600 }, { "hours", 3600 },
+		{ "d", 86400 }, { "day", 86400 }, { "days", 86400 },
+		{ "w", 604800 }, { "week", 604800 }, { "weeks", 604800 },
 	};
 	double total = 0;
-	const char *p = s;
+	const char *p = s + strspn(s, " \t");
+	int parts = 0;
 
+	*why = "not a number";
+	if (!*p) {
+		*why = "empty";
+		return -1;
+	}
 	while (*p) {
-		size_t digits = strspn(p, "0123456789."), len, i;
+		size_t n = strspn(p, "0123456789"), len, i;
 		char *end;
 		double v;
 
-		if (!digits)
+		/* NUMBER as the config reads it: 1, 1., 1.5 or .5; no signs, no exponents */
+		if (p[n] == '.')
+			n += 1 + strspn(p + n + 1, "0123456789");
+		if (!n || (n == 1 && *p == '.'))
 			return -1;
 		v = strtod(p, &end);
-		if (end != p + digits)
-			return -1;	/* "1.2.3", or what strtod reads beyond digits */
-		for (len = 0; end[len] >= 'a' && end[len] <= 'z'; len++)
+		if (end != p + n)
+			return -1;
+		end += strspn(end, " \t");
+		for (len = 0; isalpha((unsigned char)end[len]); len++)
 			;
+		parts++;
 		if (!len) {
-			if (p != s || *end)
-				return -1;	/* a bare number is seconds, alone */
-			return v;
+			if (parts != 1 || *end) {
+				*why = "missing unit";
+				return -1;
+			}
+			return v;	/* a bare number is seconds, alone */
 		}
 		for (i = 0; i < sizeof units / sizeof *units; i++)
-			if (strlen(units[i].unit) == len && !strncmp(units[i].unit, end, len))
+			if (strlen(units[i].unit) == len && !strncasecmp(units[i].unit, end, len))
 				break;
-		if (i == sizeof units / sizeof *units)
+		if (i == sizeof units / sizeof *units) {
+			static char unknown[64];
+
+			snprintf(unknown, sizeof unknown, "unknown unit \"%.*s\"", (int)(len > 32 ? 32 : len), end);
+			*why = unknown;
 			return -1;
+		}
 		total += v * units[i].seconds;
 		p = end + len;
+		p += strspn(p, " \t");
 	}
-	return p == s ? -1 : total;
+	return total;
 }
 
 /* ---- messages and progress ---------------------------------------------- */
@@ -820,11 +847,17 @@ out:
 
 static int set_timeout(struct ctl *c, const char *arg)
 {
-	double t = parse_duration(arg);
+	const char *why;
+	double t = parse_duration(arg, &why);
 
+	if (t >= 0 && !(t > 0))
+		why = "not more than 0";
+	else if (t > 1e7)
+		why = "too long";
 	if (!(t > 0) || t > 1e7) {
-		fprintf(stderr, "corralctl: --timeout: invalid duration \"%s\" "
-			"(seconds, or as 500ms, 30s, 2m, 1h; more than 0)\n", arg);
+		fprintf(stderr, "corralctl: --timeout: invalid duration \"%s\": %s "
+			"(seconds, or as 500ms, 30s, 2min, 1min 30s, 5 seconds; units us, ms, s, min, h, d, w)\n",
+			arg, why);
 		return -1;
 	}
 	c->timeout = t;

@@ -67,9 +67,11 @@ struct cr_value_entry {
 };
 
 /* Runs corral.config.load(path) in a new state and copies its result.
- * NULL on error, with *err set to one line naming file and line (free
- * it). */
-struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, char **err);
+ * NULL on error, with *err set to the errors, a line each naming file
+ * and line (free it). With partial, a config with errors still gives
+ * the state and *result, of the pools that had none, and *err is set
+ * (corrald -t checks those pools on the system too). */
+struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, char **err, int partial);
 void cr_lua_value_free(struct cr_value *v);
 /* Drops its timers and triggers and closes it. */
 void cr_lua_close(struct cr_lua *lua);

@@ -734,7 +734,7 @@ static char *first_line_dup(const char *prefix, const char *msg)
 	return s;
 }
 
-struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, char **err)
+struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, char **err, int partial)
 {
 	struct cr_lua *lua = calloc(1, sizeof *lua);
 	struct cr_value *v = calloc(1, sizeof *v);
@@ -764,18 +764,25 @@ struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, ch
 		goto fail_internal;
 	lua_getfield(L, -1, "load");
 	lua_pushstring(L, path);
-	if (pcall(L, 1, 2) != 0)
+	if (pcall(L, 1, 3) != 0)
 		goto fail_internal;
-	if (lua_isnil(L, -2)) {
-		const char *msg = lua_tostring(L, -1);
+	if (lua_isnil(L, -3)) {
+		const char *msg = lua_tostring(L, -2);
 		/* LuaJIT's memory error has no position: say where and why */
-		if (msg && !strcmp(msg, "not enough memory"))
+		if (msg && !strcmp(msg, "not enough memory")) {
 			lua_pushfstring(L, "%s: not enough memory (Lua inside corrald may use %d MiB)",
 					path, (int)(MEMORY_LIMIT >> 20));
-		*err = first_line_dup("", lua_tostring(L, -1));
-		goto fail;
+			lua_replace(L, -3);
+		}
+		*err = first_line_dup("", lua_tostring(L, -2));
+		if (!partial || !lua_istable(L, -1) || !*err)
+			goto fail;
+		/* the pools that parsed: nil, the message, the config */
+		lua_replace(L, -3);
+		lua_pop(L, 1);
+	} else {
+		lua_pop(L, 2);	/* nil, nil: the config is on top */
 	}
-	lua_pop(L, 1);	/* the nil message: the config is on top */
 	lua_pushcfunction(L, copy_protected);
 	lua_insert(L, -2);
 	lua_pushlightuserdata(L, v);
@@ -792,9 +799,11 @@ struct cr_lua *cr_lua_load_config(const char *path, struct cr_value **result, ch
 
 fail_internal:
 	/* an error in corral's own Lua: keep the whole traceback */
+	free(*err);	/* the config's errors, with partial */
 	*err = first_line_dup("internal error: ", lua_tostring(L, -1));
 	goto fail;
 fail_oom:
+	free(*err);
 	*err = strdup("out of memory");
 fail:
 	cr_lua_value_free(v);

@@ -104,7 +104,7 @@ int main(int argc, char **argv)
 	const char *file = DEFAULT_CONFIG, *cgroup = NULL, *control = NULL;
 	char err[1024] = "";
 	int test = 0, verbose = 0, quiet = 0, opt, code, rc, left, stopped = 0;
-	struct cr_config *conf;
+	struct cr_config *conf, *partial = NULL;
 	struct ev_loop *loop;
 	char *lerr = NULL;
 
@@ -135,7 +135,15 @@ int main(int argc, char **argv)
 	}
 	/* corral.core gets the supervisor's bindings in every state */
 	cr_lua_init(lua_dir(), cr_bindings_open);
-	conf = cr_config_load(file, &lerr);
+	conf = test ? cr_config_load_check(file, &lerr, &partial) : cr_config_load(file, &lerr);
+	if (!conf && test && lerr) {
+		/* the errors, and what the pools without one name on this
+		 * system, together in file order */
+		cr_confcheck(partial, lerr, file, stderr);
+		cr_config_free(partial);
+		free(lerr);
+		return 1;
+	}
 	if (!conf) {
 		/* one line per error, as the config's checks found them */
 		for (char *line = lerr, *nl; line; line = nl ? nl + 1 : NULL) {
@@ -150,7 +158,7 @@ int main(int argc, char **argv)
 	}
 	if (test) {
 		/* what the config names on this system: programs, directories */
-		if (cr_confcheck(conf, stderr) > 0) {
+		if (cr_confcheck(conf, NULL, file, stderr) > 0) {
 			cr_config_free(conf);
 			return 1;
 		}

@@ -37,7 +37,7 @@ static void child(const char *path, int out)
 		dup2(null, STDOUT_FILENO);
 		dup2(null, STDERR_FILENO);
 	}
-	lua = cr_lua_load_config(path, &v, &err);
+	lua = cr_lua_load_config(path, &v, &err, 0);
 	if (!lua) {
 		const char *msg = err ? err : "out of memory";
 		if (write(out, msg, strlen(msg)) < 0) {
@@ -59,7 +59,7 @@ static double now(void)
 
 int cr_preflight(const char *path, double seconds, char **err)
 {
-	int fds[2], status;
+	int fds[2], status, timed_out = 0, finished;
 	char msg[16384];	/* up to 20 errors, a line each */
 	size_t got = 0;
 	double deadline = now() + seconds;
@@ -88,6 +88,7 @@ int cr_preflight(const char *path, double seconds, char **err)
 			snprintf(msg, sizeof msg, "%s: loading took longer than %gs in a test run, stopped "
 				 "(a blocking call or a long C function?)", path, seconds);
 			got = strlen(msg) + 1;	/* as an error */
+			timed_out = 1;
 			break;
 		}
 		n = poll(&p, 1, (int)(left * 1000) + 1);
@@ -108,6 +109,8 @@ int cr_preflight(const char *path, double seconds, char **err)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	msg[got < sizeof msg ? got : sizeof msg - 1] = 0;
+	/* the child's own words: its load ended, with errors */
+	finished = got > 0 && msg[0] && !timed_out;
 	if (got == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		/* it died without a word: a crash in C, or killed */
 		snprintf(msg, sizeof msg, "%s: loading crashed the test run (%s %d)", path,
@@ -117,7 +120,7 @@ int cr_preflight(const char *path, double seconds, char **err)
 	}
 	if (got > 0 && msg[0]) {
 		*err = strdup(msg);
-		return -1;
+		return finished ? 1 : -1;
 	}
 	return 0;
 }

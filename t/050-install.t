@@ -1,7 +1,9 @@
 #!/usr/bin/perl
 # make install into a scratch prefix: everything lands where the README
 # says, the installed corrald finds its Lua modules there (not in the source
-# tree), and the unit files pass systemd-analyze verify.
+# tree), and the unit files pass systemd-analyze verify. Also: make run
+# passes ARGS, contrib/install-deps' usage and exit codes, and no doc or
+# example or man page suggests pkill, killall or pgrep.
 
 use strict;
 use warnings;
@@ -71,5 +73,45 @@ ok(!-e "$p/sbin/corrald" && !-e "$p/bin/corralctl" && !-e "$p/share/corral", 'un
 ok(!-e "$p/share/zsh/site-functions/_corralctl" && !-e "$p/share/fish/vendor_completions.d/corralctl.fish",
    'uninstall removes the zsh and fish completions');
 ok(-f "$p/etc/corral/corral.lua", 'uninstall leaves the configuration');
+
+# make run passes ARGS through to corrald (-n: nothing is run).
+$out = `make -n -C '$root' --no-print-directory run "ARGS=-x -g /mine" 2>&1`;
+is($?, 0, 'make -n run ARGS=... succeeds') or diag $out;
+like($out, qr{^\S*/corrald -c contrib/examples/hello\.lua -x -g /mine$}m, 'make run: ARGS come after corrald\'s own')
+    or diag $out;
+
+# contrib/install-deps: its usage says what it accepts; --help and -h
+# print it and exit 0, a bad argument gets it on stderr and exit 2.
+my $usage = "usage: contrib/install-deps [build|test|fuzz]   (default: build)\n";
+for my $h ('--help', '-h') {
+    $out = `'$root/contrib/install-deps' $h 2>/dev/null`;
+    is($?, 0, "install-deps $h: exit 0");
+    is($out, $usage, "install-deps $h: the usage on stdout");
+}
+for my $bad ([ 'bogus' ], [ 'build', 'test' ], [ '--bogus' ]) {
+    my $args = join ' ', @$bad;
+    $out = `'$root/contrib/install-deps' $args 2>&1 >/dev/null`;
+    is($? >> 8, 2, "install-deps $args: exit 2");
+    like($out, qr/\Q$usage\E\z/, "install-deps $args: the usage on stderr") or diag $out;
+}
+open $fh, '<', "$root/contrib/install-deps" or die;
+my $src = do { local $/; <$fh> };
+my ($sets) = $usage =~ /\[([^\]]*)\]/;
+for my $set (split /\|/, $sets) {
+    like($src, qr/^\Q$set\E\)/m, "install-deps: the usage's set $set is accepted");
+}
+
+# The README, the examples and the guides show corralctl commands and pids
+# from status, never signalling processes by name (issue 13): pkill and
+# pgrep match other users' processes and other corralds' workers too.
+for my $f ("$root/README", glob("$root/contrib/examples/*.lua"), glob("$root/doc/*.md"), glob("$root/doc/*.[1-8]")) {
+    open my $dh, '<', $f or die "$f: $!";
+    my @hits;
+    while (my $l = <$dh>) {
+        push @hits, "$.: $l" if $l =~ /\b(?:pkill|killall|pgrep)\b/;
+    }
+    (my $rel = $f) =~ s{^\Q$root\E/}{};
+    ok(!@hits, "$rel suggests no pkill, killall or pgrep") or diag @hits;
+}
 
 done_testing;

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # settings.monitor_group: its members may run the read-only commands
-# (ping, version, status) and nothing else; everyone else but root and
-# the control_group is refused everything. The socket is 0660 with the
+# (ping, version, status, plugins, read-only plugin commands) and nothing
+# else; everyone else but root and the control_group is refused everything. The socket is 0660 with the
 # monitor group when it is the only group, 0666 beside a control_group
 # (then corrald's credential check alone keeps others out). A reload
 # that changes monitor_group says a restart is needed. A user and groups
@@ -111,10 +111,12 @@ sub monitor_only {
     $r = as($t, \@MEMBER, '--json', 'status', 'web');
     my $a = eval { JSON::PP->new->decode($r->{out}) } || {};
     is($a->{pools} && $a->{pools}[0]{name}, 'web', "$name: status --json: the pool");
+    $r = as($t, \@MEMBER, 'plugins');
+    is($r->{code}, 0, "$name: plugins answers") or diag($r->{err});
     for my $cmd (@WRITES) {
         $r = as($t, \@MEMBER, @$cmd);
         is($r->{code}, 4, "$name: @$cmd: exit 4") or diag($r->{err});
-        like($r->{err}, qr/^corralctl: permission denied: uid $uid, of settings\.monitor_group, may only run ping, version and status, not $cmd->[0]\n\z/,
+        like($r->{err}, qr/^corralctl: permission denied: uid $uid, of settings\.monitor_group, may only run ping, version, status, plugins and read-only plugin commands, not $cmd->[0]\n\z/,
              "$name: @$cmd: one line: what a monitor may run");
     }
     unchanged($t, "$name (after the refused commands)");

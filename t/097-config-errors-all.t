@@ -4,7 +4,8 @@
 # with "did you mean" for a misspelt key or value; a reload logs each as a
 # line of its own. `corrald -t` also checks the system: a missing program
 # (after PATH lookup), a missing directory, a raw cgroup file the kernel
-# does not have, an unknown user. systemd's duration spellings are taken.
+# does not have, an unknown user; in the same run as the config's errors,
+# in file order. systemd's duration spellings are taken.
 
 use strict;
 use warnings;
@@ -102,6 +103,52 @@ like($got[1] // '', qr{^3: pool "a": directory: /nonexistent-97: No such file or
 like($got[2] // '', qr/^8: pool "b": limits\.cgroup\.cgroup\.no_such_file: no such file in the cgroup v2 interface$/,
      '-t: unknown cgroup file, at its line');
 like($got[3] // '', qr{^10: pool "c": command: /etc/passwd: Permission denied$}, '-t: not executable');
+
+# -t: the config's errors and the system's findings in one run, in file
+# order, a pool with an error of its own checked too (with defaults for
+# its bad keys); a plain start reports the config's errors only.
+$t->write_config(<<'EOF');
+pool "a" {
+  command = "no-such-program-97",
+  wrokers = 2,
+}
+pool "b" {
+  command = "/bin/sleep 1000",
+  directory = "/nonexistent-97",
+  restart = "allways",
+}
+pool "c" { command = "/bin/sleep 1000", workers = -1 }
+EOF
+for my $args ([ '-t' ], []) {
+    $res = $t->run(@$args, '-c', $file, { timeout => 10 });
+    my $how = @$args ? '-t' : 'startup';
+    is($res->{code}, 1, "$how: config and system errors: exit 1");
+    @got = lines_of($res->{err});
+    my @want = @$args ? (
+        qr/^2: pool "a": command: no-such-program-97: no executable of that name in PATH \(/,
+        qr/^3: pool "a": unknown key "wrokers" \(did you mean "workers"\?\)$/,
+        qr{^7: pool "b": directory: /nonexistent-97: No such file or directory$},
+        qr/^8: pool "b": restart: .*did you mean "always"/,
+        qr/^10: pool "c": workers: /,
+    ) : (
+        qr/^3: pool "a": unknown key "wrokers"/,
+        qr/^8: pool "b": restart: /,
+        qr/^10: pool "c": workers: /,
+    );
+    is(scalar @got, scalar @want, "$how: " . @want . ' lines') or diag($res->{err});
+    like($got[$_] // '', $want[$_], "$how: line " . ($_ + 1) . ' in file order') for 0 .. $#want;
+}
+
+# Together, still 20 lines and a count: 22 pools, each a config error
+# and a missing program at the same line, the config's first.
+$t->write_config(join('', map { qq{pool "p$_" { command = "no-such-97", workers = -1 }\n} } 1 .. 22));
+$res = $t->run_check;
+@got = lines_of($res->{err});
+is(scalar @got, 21, '-t, 44 errors: 20 lines and a count') or diag($res->{err});
+like($got[0] // '', qr/^1: pool "p1": workers: /, '-t, 44 errors: the config\'s error first');
+like($got[1] // '', qr/^1: pool "p1": command: no-such-97: /, '-t, 44 errors: then the missing program');
+like($got[19] // '', qr/^10: pool "p10": command: /, '-t, 44 errors: the 20th');
+is($got[20], ' and 24 more errors', '-t, 44 errors: the rest counted');
 
 # Users and groups: checked at every load (they are needed to run).
 $t->write_config(<<'EOF');

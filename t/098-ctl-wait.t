@@ -8,7 +8,8 @@
 # at once; a pool that fails while waited on ends the wait (exit 7, the
 # reason on stderr); --timeout ends a wait that does not end (exit 6),
 # and a stopped (SIGSTOP) corrald makes corralctl fail after it, not
-# hang.
+# hang; --timeout takes systemd's spellings ("1min 30s"), as the config.
+# On a terminal (script(1)'s pty), the progress is one line redrawn.
 
 use strict;
 use warnings;
@@ -30,6 +31,8 @@ pool "stubborn" {
 pool "slow" { command = { "$^X", "%TMP%/notify.pl", "1" }, ready = "notify", workers = 2, $inherit }
 -- READY=1 once TMP/go exists
 pool "gated" { command = { "$^X", "%TMP%/notify.pl", "go" }, ready = "notify", $inherit }
+-- READY=1 once TMP/go-ID exists, ID its worker's
+pool "paced" { command = { "$^X", "%TMP%/notify.pl", "go-each" }, ready = "notify", workers = 2, $inherit }
 pool "crash" {
   -- never ready: a worker ready (and running) for a moment could end
   -- the wait before it exits within its start_window
@@ -41,12 +44,15 @@ $t->write_file('notify.pl', <<'EOF');
 use Socket;
 use Time::HiRes qw(sleep);
 my $what = shift;
-if ($what eq 'go') { sleep 0.02 until -e "$ENV{CORRAL_TEST_DIR}/go" } else { sleep $what }
+if ($what eq 'go') { sleep 0.02 until -e "$ENV{CORRAL_TEST_DIR}/go" }
+elsif ($what eq 'go-each') { sleep 0.02 until -e "$ENV{CORRAL_TEST_DIR}/go-$ENV{CORRAL_WORKER}" }
+else { sleep $what }
 socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
 (my $addr = $ENV{NOTIFY_SOCKET}) =~ s/^@/\0/;
 send($s, "READY=1", 0, pack_sockaddr_un($addr)) or die "send: $!";
 exec '/bin/sleep', '1000';
 EOF
+$t->write_file("go-$_", '') for 1, 2;	# paced: ready at once, until its scenario
 $t->start;
 $t->wait_control;
 
@@ -172,6 +178,34 @@ $t->scenario('--no-wait returns at once', { fds => 0 }, sub {
     $t->wait_for(sub { all_ready('gated', 1) && all_ready('stubborn', 2) }, 15, 'gated and stubborn ready again');
 });
 
+# On a terminal (a pty of script(1), util-linux): the wait's progress on
+# one line redrawn in place ("\r", the text, erase to the end), its count
+# going up as workers get ready, and erased at the end.
+$t->scenario('progress on a terminal', { fds => 0 }, sub {
+    my $script = CorralTest::find_program('script') or return fail('script(1) is installed (util-linux)');
+    is(ctl_waits('stop', 'paced')->{code}, 0, 'stop paced');
+    unlink map { $t->path("go-$_") } 1, 2;
+    my $log = $t->path('pty.log');
+    unlink $log;
+    my $h = $t->command_spawn([ $script, '-qfec',
+        "'$CorralTest::CORRALCTL' -s '${\$t->socket_path}' start paced", $log ]);
+    my $seen = sub { my $l = CorralTest::slurp($log) // ''; index($l, $_[0]) >= 0 };
+    $t->wait_for(sub { $seen->("\rpaced: 0/2 ready\e[K") }, 15, 'the line: 0/2 ready');
+    $t->write_file('go-1', '');
+    $t->wait_for(sub { $seen->("\rpaced: 1/2 ready\e[K") }, 15, 'redrawn: 1/2 ready');
+    $t->write_file('go-2', '');
+    my $r = $t->command_wait($h, 30);
+    is($r->{code}, 0, 'start paced on a terminal: exit 0') or diag($r->{err});
+    # what corralctl wrote, without script's first and last lines
+    (my $l = CorralTest::slurp($log) // '') =~ s/\AScript started [^\n]*\n//;
+    $l =~ s/\n?Script done [^\n]*\n?\z//;
+    like($l, qr/\rpaced: 0\/2 ready\e\[K\rpaced: 1\/2 ready\e\[K/, 'the same line rewritten, not a new one')
+        or diag(explain($l));
+    like($l, qr/\r\e\[K\z/, 'it ends with the line erased: nothing left of it') or diag(explain($l));
+    unlike($l, qr/\n/, 'no line break: nothing else printed') or diag(explain($l));
+    ok(all_ready('paced', 2), 'paced ready when it returned');
+});
+
 $t->scenario('--timeout', { fds => 0 }, sub {
     unlink $t->path('go');
     is(ctl_waits('stop', 'gated')->{code}, 0, 'stop gated');
@@ -194,6 +228,26 @@ $t->scenario('--timeout', { fds => 0 }, sub {
     $r = $t->ctl('--timeout', 'soon', 'status');
     is($r->{code}, 2, '--timeout soon: exit 2');
     like($r->{err}, qr/^corralctl: --timeout: invalid duration "soon"/, '--timeout soon: says so');
+
+    # systemd's spellings, as the configuration takes them
+    for my $d ('1min 30s', '5 seconds', '1min', '2 minutes 5sec', ' 1 h ') {
+        $r = $t->ctl('--timeout', $d, 'ping');
+        is($r->{code}, 0, "--timeout '$d' ping: exit 0") or diag($r->{err});
+    }
+    unlink $t->path('go');
+    is(ctl_waits('stop', 'gated')->{code}, 0, 'stop gated');
+    $r = $t->ctl('start', 'gated', '--timeout', '0.5 sec 500ms', { wait => 1 });
+    is($r->{code}, 6, "--timeout '0.5 sec 500ms': a wait that does not end, exit 6") or diag($r->{err});
+    like($r->{err}, qr/^corralctl: not done within 1s \(--timeout\)/, '... after the parts summed, 1s');
+    $t->write_file('go', '');
+    $t->wait_for(sub { all_ready('gated', 1) }, 15, 'gated ready');
+    for (['5parsecs', qr/unknown unit "parsecs"/], ['1min 30', qr/missing unit/], ['', qr/empty/]) {
+        my ($d, $why) = @$_;
+        $r = $t->ctl('--timeout', $d, 'ping');
+        is($r->{code}, 2, "--timeout '$d': exit 2");
+        like($r->{err}, qr/^corralctl: --timeout: invalid duration "\Q$d\E": $why \(seconds, or as /,
+             "--timeout '$d': says why");
+    }
 });
 
 $t->done;

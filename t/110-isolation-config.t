@@ -181,8 +181,14 @@ pool "b" { command = "/bin/sleep 1", isolation = { nice = 99 } }
 EOF
 my $res = $t->run_check;
 is($res->{code}, 1, 'a config error: -t exits 1');
-like($res->{err}, qr/\Acorrald: \Q$file\E:2: pool "b": isolation\.nice: [^\n]*\n\z/,
-     'the config\'s own error comes first; the system is checked once the config is valid');
+# -t: the config's own error and what the system shows, in one run, in
+# file order
+my $want = join '', map { "corrald: \Q$file\E:$_\\n" }
+    '1: pool "a": isolation\.rootfs: [^\n]*No such file or directory',
+    '1: pool "a": command: warning: not checked: [^\n]*',
+    '2: pool "b": isolation\.nice: [^\n]*';
+like($res->{err}, qr/\A$want\z/, 'the config\'s own error and the system\'s, together in file order')
+    or diag($res->{err});
 $t->write_config(<<'EOF');
 pool "a" { command = "/bin/sleep 1", isolation = { rootfs = "%TMP%/gone" } }
 pool "b" { command = "/bin/sleep 1", isolation = { mounts = { { "%TMP%/gone-too", "/x", "ro" } } } }

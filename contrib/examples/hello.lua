@@ -6,8 +6,9 @@
 --   ticker   2 workers running sleep 3600, restarted only on failure
 --
 -- Things to try while it runs (see README, "Try it"):
---   pkill -9 -f 'sleep 3600'             kill the ticker workers; they come back
---   kill -HUP $(pgrep -o -x corrald)     reload this file after editing it
+--   build/corralctl status               the pools, each worker with its pid
+--   build/corralctl signal ticker/2 KILL kill ticker worker 2; it comes back
+--   build/corralctl reload               reload this file after editing it
 --
 -- The file is Lua.  `pool "greeter" { ... }` is a call of pool("greeter")
 -- with a table; see corral.lua(5) or doc/config.md for every key.

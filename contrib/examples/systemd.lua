@@ -14,11 +14,13 @@
 --   curl http://127.0.0.1:8089/          hello from a web worker
 -- or as the configuration of the corral service (doc/systemd.md).
 -- Things to try while it runs:
---   pkill -STOP -f notified-worker    the shells stop pinging: 6s later
+--   build/corralctl status            the pools, each worker with its pid
+--   build/corralctl signal notified STOP
+--                                     the shells stop pinging: 6s later
 --                                     the watchdog aborts those workers
 --                                     (SIGABRT, then SIGKILL) and the
 --                                     pool starts new ones
---   kill -HUP $(pgrep -o -x corrald)  reload: the socket stays open, and
+--   build/corralctl reload            reload: the socket stays open, and
 --                                     a changed web pool is replaced
 --                                     without a refused connection
 --

@@ -1006,7 +1006,18 @@ function M.load(path)
         elseif getmetatable(res) == Invalid then errs[1] = res
         else error(res, 0) end
       end
-      if #errs > 0 then report_all(errs, what, "pool", name, 2); return end
+      if #errs > 0 then
+        report_all(errs, what, "pool", name, 2)
+        -- corrald -t checks the rest on the system all the same (its
+        -- program, directory): the pool with defaults for its bad keys,
+        -- if that makes one. conf.pools goes no further than -t then.
+        for k, f in pairs(schema_of_pools) do
+          if p[k] == nil and type(f) == "table" then p[k] = f[2] end
+        end
+        local ok, res = pcall(normalize_pool, name, p, t, environ)
+        if not ok or type(res) ~= "table" then return end
+        n = res
+      end
       local source
       n.file, n.line, source = where(2)
       conf.pools[#conf.pools + 1] = n
@@ -1096,20 +1107,6 @@ function M.load(path)
       end
     end
   end
-  if #errors > 0 then
-    -- in file order
-    table.sort(errors, function(a, b)
-      if a.line ~= b.line then return a.line < b.line end
-      return a.seq < b.seq
-    end)
-    local out = {}
-    for i = 1, math.min(#errors, MAX_ERRORS) do out[i] = errors[i].text end
-    if #errors > MAX_ERRORS then
-      out[#out + 1] = ("%s: and %d more errors"):format(path, #errors - MAX_ERRORS)
-    end
-    return nil, table.concat(out, "\n")
-  end
-  conf.settings = conf.settings or apply(settings_schema, {})
   -- where corrald -t reports what it checks on the system
   for _, n in ipairs(conf.pools) do
     local lines = key_lines(sources[n], "pool", n.name, n.line)
@@ -1122,6 +1119,23 @@ function M.load(path)
     for _, l in ipairs(n.limits) do l.line = line_of(lines, l.key, n.line) end
     for _, l in ipairs(n.worker_limits) do l.line = line_of(lines, l.key, n.line) end
   end
+  if #errors > 0 then
+    -- in file order
+    table.sort(errors, function(a, b)
+      if a.line ~= b.line then return a.line < b.line end
+      return a.seq < b.seq
+    end)
+    local out = {}
+    for i = 1, math.min(#errors, MAX_ERRORS) do out[i] = errors[i].text end
+    if #errors > MAX_ERRORS then
+      out[#out + 1] = ("%s: and %d more errors"):format(path, #errors - MAX_ERRORS)
+    end
+    -- and the pools that parsed, with default settings: corrald -t
+    -- checks them on the system too (confcheck.c), in the same run
+    conf.settings = apply(settings_schema, {})
+    return nil, table.concat(out, "\n"), conf
+  end
+  conf.settings = conf.settings or apply(settings_schema, {})
   return conf
 end
 

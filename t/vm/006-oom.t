@@ -2,7 +2,8 @@
 # A worker that allocates past worker_limits memory_max = "64M" is killed
 # by the kernel's OOM killer inside its own cgroup (memory.oom.group: with
 # everything it started), corrald says so as its own event (log line,
-# on("oom") in a plugin, the status' last exit), the worker is replaced,
+# on("oom") in a plugin, the status' last exit, in --json an object with
+# oom = true and reason "oom"), the worker is replaced,
 # and the pool's other worker is untouched.
 
 use strict;
@@ -105,6 +106,26 @@ SKIP: {
     skip('the replacement has another id: its line shows no last exit', 1) unless $new_id == 1;
     like($out, qr/^\s+1\s+$new\s+ready\s.*OOM-killed, killed by signal 9 \(KILL\)\s*$/m,
          'corralctl status: worker 1 last ended OOM-killed') or diag($out);
+}
+# --json: the exit is an object that says oom, with the reason
+($rc, $out) = corralctl('--json', 'status', 'hog');
+is($rc, 0, 'corralctl --json status hog') or diag($out);
+require JSON::PP;
+my $st = eval { JSON::PP::decode_json($out) } // {};
+my ($hogst) = grep { $_->{name} eq 'hog' } @{ $st->{pools} // [] };
+my ($recent) = grep { ($_->{id} // 0) == 1 } @{ $hogst->{recent_exits} // [] };
+ok($recent && JSON::PP::is_bool($recent->{oom}) && $recent->{oom}, 'JSON recent_exits: worker 1, oom true')
+    or diag($out);
+is($recent && $recent->{reason}, 'oom', 'JSON recent_exits: reason "oom"');
+is($recent && $recent->{signal}, 9, 'JSON recent_exits: signal 9');
+# worker 1's last_exit: on the replacement's row when it took id 1, on a
+# vacant row while id 1 is still taken by the OOM-killed cgroup
+my ($row) = grep { ($_->{id} // 0) == 1 } @{ $hogst->{workers} // [] }, @{ $hogst->{vacant} // [] };
+SKIP: {
+    skip('no row for id 1 (the replacement has another id, and id 1 is free)', 2) unless $row;
+    ok(ref $row->{last_exit} eq 'HASH' && $row->{last_exit}{oom}, 'JSON: worker 1\'s last_exit.oom is true')
+        or diag($out);
+    is(ref $row->{last_exit} eq 'HASH' && $row->{last_exit}{reason}, 'oom', 'JSON: worker 1\'s last_exit.reason is "oom"');
 }
 # systemd sees the OOM kill in its unit too: it must not stop corral for it
 note('OOMPolicy=' . (unit_props($UNIT, 'OOMPolicy')->{OOMPolicy} // '?'));
