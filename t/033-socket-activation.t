@@ -12,7 +12,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use CorralTest qw(proc_environ pid_alive find_program);
+use CorralTest qw(proc_environ pid_alive find_program free_port);
 use Errno qw(ECONNREFUSED);
 use IO::Select;
 use IO::Socket::INET;
@@ -27,14 +27,6 @@ my $SSA = find_program('systemd-socket-activate');
 
 my $inherit = 'env_inherit = { "CORRAL_TEST_DIR" }';
 
-# A free loopback port (the kernel's pick, released at once).
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
-        or die "free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
 
 # The inode of the socket listening on 127.0.0.1:$port, from /proc/net/tcp.
 sub tcp_listen_inode {

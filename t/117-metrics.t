@@ -11,7 +11,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use CorralTest qw(find_program);
+use CorralTest qw(find_program http_get);
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
@@ -19,15 +19,6 @@ use Test::More;
 use Time::HiRes qw(time);
 
 my $PROMTOOL = find_program('promtool');
-
-sub http_get {
-    my ($addr, $path) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => $addr, Timeout => 10) or return (undef, "connect: $!");
-    print $s "GET $path HTTP/1.0\r\nHost: x\r\n\r\n";
-    my ($in, $sel) = ('', IO::Select->new($s));
-    while ($sel->can_read(10)) { last unless sysread $s, $in, 65536, length $in }
-    return $in =~ m{^HTTP/1\.\d (\d+)[^\n]*\r\n(.*?)\r\n\r\n(.*)}s ? ($1, $3, $2) : (undef, 'no answer');
-}
 
 # name{labels} -> value
 sub samples {

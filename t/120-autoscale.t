@@ -18,20 +18,13 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use CorralTest;
+use CorralTest qw(free_port);
 use Errno qw(ECONNREFUSED ECONNRESET);
 use IO::Select;
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
-        or die "free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
 
 my ($PORT_WARM, $PORT_COLD) = (free_port(), free_port());
 

@@ -16,7 +16,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use CorralTest;
+use CorralTest qw(http_get);
 use IO::Select;
 use IO::Socket::INET;
 use Test::More;
@@ -38,14 +38,6 @@ sub free_base {
 }
 my $BASE = free_base();
 
-sub http_get {
-    my ($addr, $path) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => $addr, Timeout => 10) or return (undef, "connect: $!");
-    print $s "GET $path HTTP/1.0\r\nHost: x\r\n\r\n";
-    my ($in, $sel) = ('', IO::Select->new($s));
-    while ($sel->can_read(10)) { last unless sysread $s, $in, 65536, length $in }
-    return $in =~ m{^HTTP/1\.\d (\d+)[^\n]*\r\n.*?\r\n\r\n(.*)}s ? ($1, $2) : (undef, 'no answer');
-}
 
 my $t = CorralTest->new;
 

@@ -37,7 +37,7 @@ use CorralProc qw(slurp all_pids proc_stat proc_environ proc_cmdline pid_alive p
 use CorralWait ();
 
 our @EXPORT_OK = qw(proc_stat proc_environ proc_cmdline pid_alive proc_age log_time cgroup_of lua_worker_title
-                    find_program descends_from);
+                    find_program descends_from free_port http_get);
 
 my $ROOT = Cwd::abs_path(dirname(__FILE__) . '/../..');
 our $CORRALD = defined $ENV{CORRALD}
@@ -64,6 +64,28 @@ sub log_time {
     $line =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|([+-])(\d\d):(\d\d)) / or return undef;
     my $off = $8 eq 'Z' ? 0 : ($9 eq '-' ? -1 : 1) * ($10 * 3600 + $11 * 60);
     return Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1) + ($7 // 0) - $off;
+}
+
+# A free loopback port (the kernel's pick, released at once).
+sub free_port {
+    require IO::Socket::INET;
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
+        or die "free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# GET http://$addr$path (HTTP/1.0): (status, body, headers), or (undef, why).
+sub http_get {
+    my ($addr, $path) = @_;
+    require IO::Socket::INET;
+    require IO::Select;
+    my $s = IO::Socket::INET->new(PeerAddr => $addr, Timeout => 10) or return (undef, "connect: $!");
+    print $s "GET $path HTTP/1.0\r\nHost: x\r\n\r\n";
+    my ($in, $sel) = ('', IO::Select->new($s));
+    while ($sel->can_read(10)) { last unless sysread $s, $in, 65536, length $in }
+    return $in =~ m{^HTTP/1\.\d (\d+)[^\n]*\r\n(.*?)\r\n\r\n(.*)}s ? ($1, $3, $2) : (undef, 'no answer');
 }
 
 # The full path of an executable found in the standard PATH, or undef.
