@@ -222,7 +222,6 @@ void cr_queue_worker_event(const char *name, const struct cr_worker *w, struct c
 	cr_supervisor_queue(name, &ev);
 }
 
-/* Delivers what is queued now; what handlers cause is queued anew. */
 /* After a reload's config event: a target a plugin kept (corral.scale
  * with keep) stays only if a plugin of the new config claimed it again in
  * its config handler; else the pool has the config's workers, as after
@@ -245,6 +244,7 @@ static void settle_kept_targets(void)
 	}
 }
 
+/* Delivers what is queued now; what handlers cause is queued anew. */
 void cr_events_deliver(void)
 {
 	struct cr_queued *q = cr_sv.events;
