@@ -290,6 +290,20 @@ $t->wait_for(sub { ready_count('web') == 3 && ready_count('slow') == 3 }, 20, 'w
     $t->wait_for(sub { my $s = $t->status('web'); $s && !%{ $s->{web}{notes} } }, 20, 'the reload dropped the notes');
 }
 
+# ---- keep_prototype is not part of a pool's definition: a reload that changes it replaces nothing ----
+
+{
+    $t->wait_for(sub { ready_count('web') == 3 }, 20, 'web at 3');
+    my %before = $t->worker_map('web');
+    my $mark = $t->mark;
+    $t->write_config($CONFIG =~ s/pool "web" \{ command/pool "web" { keep_prototype = true, command/r);
+    $t->reload;
+    my ($done) = $t->wait_log(qr/ info reload done: (.*)$/, since => $mark, name => 'reloaded with keep_prototype on web');
+    like($done // '', qr/0 changed/, 'the reload changed no pool');
+    $t->stays(sub { ready_count('web') == 3 }, 1, 'web keeps its 3 workers');
+    is_deeply({ $t->worker_map('web') }, \%before, 'the same workers: none replaced');
+}
+
 # ---- config: keep_prototype must be a boolean ------------------------------------------------
 
 {

@@ -349,10 +349,6 @@ function iso.mounts(v, key)
   return out
 end
 
-function iso.boolean(v, key)
-  if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
-  return v
-end
 
 -- "CAP_NET_BIND_SERVICE", "net_bind_service", "cap_net_bind_service"
 -- -> capability numbers, in order
@@ -450,7 +446,7 @@ local ISOLATION_KEYS = {
   { "network", check.enum("none", "loopback"), needs = "net" },
   { "rootfs", check.absolute_path },
   { "mounts", iso.mounts },
-  { "no_new_privs", iso.boolean },
+  { "no_new_privs", check.boolean },
   { "capabilities", iso.capabilities },
   { "rlimits", iso.rlimits },
   { "umask", iso.umask },
@@ -541,10 +537,7 @@ local pool_schema = {
   setup = { check.func },
   start = { check.func },
   prefork_timeout = { check.duration, 30 },
-  keep_prototype = { function(v, key)
-    if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
-    return v
-  end, false },
+  keep_prototype = { check.boolean, false },
   limits = { check.limits, {} },
   worker_limits = { check.limits, {} },
   isolation = { check.isolation },
@@ -562,10 +555,7 @@ local settings_schema = {
   control = { check.absolute_path, "/run/corral/control.sock" },
   control_group = { check.group },
   monitor_group = { check.group },
-  limits_required = { function(v, key)
-    if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end
-    return v
-  end, false },
+  limits_required = { check.boolean, false },
 }
 
 local apply = options_lib.apply

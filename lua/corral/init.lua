@@ -597,12 +597,7 @@ local function args_usage(args)
   return table.concat(out, " ")
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
-end
+local sorted_keys = require("corral.options").sorted_keys
 
 -- answers as corrald's own are written: ok and code first
 local function answer(members)

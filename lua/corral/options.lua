@@ -169,17 +169,16 @@ function check.number(min, max)
   end
 end
 
-function check.duration(v, key)
-  local d, err = units.duration(v)
-  if not d then invalid(key, "%s", type(v) == "string" and err or err .. ", got " .. show(v)) end
-  return d
+-- A checker from one of corral.units' parsers (value, or nil and why).
+local function parsed(parse)
+  return function(v, key)
+    local n, err = parse(v)
+    if not n then invalid(key, "%s", type(v) == "string" and err or err .. ", got " .. show(v)) end
+    return n
+  end
 end
-
-function check.size(v, key)
-  local n, err = units.size(v)
-  if not n then invalid(key, "%s", type(v) == "string" and err or err .. ", got " .. show(v)) end
-  return n
-end
+check.duration = parsed(units.duration)   -- seconds
+check.size = parsed(units.size)           -- bytes
 
 function check.boolean(v, key)
   if type(v) ~= "boolean" then invalid(key, "expected true or false, got %s", show(v)) end

@@ -75,6 +75,17 @@ test("options: errors name the pool and the key", function()
   eq(err { check = function() return true end, interval = "1m", start_period = "2m" }, nil, "a function, durations")
 end)
 
+test("at a load, a big pool's first probes: 16 at once, the rest spread over an interval", function()
+  local kit = setup(nil, { pools = { { name = "web", workers = 40 } } })
+  local function probes() return #kit:calls_of("http_request") end
+  eq(probes(), 16, "16 probes at the load")
+  kit:advance(5)
+  local half = probes()
+  assert(half > 16 and half < 40, "half an interval later, some more: " .. half)
+  kit:advance(5)
+  eq(probes(), 40, "within the interval, every worker probed once")
+end)
+
 test("a worker that answers is healthy, probed every interval, one probe at a time", function()
   local kit = setup()
   -- at a load, the workers already ready are probed at once

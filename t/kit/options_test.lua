@@ -53,6 +53,10 @@ test("every error at once, each with its key, did you mean", function()
     'web.up: unknown key "stpe" (did you mean "step"?)',
     'web.url: expected a string (not empty, no NUL byte), got ""',
   })
+  eq(errors({ web = { up = { stpe = 1, step = "x" } } }), {
+    'web.up: unknown key "stpe" (did you mean "step"?)',
+    'web.up.step: expected an integer from 1 to 10, got "x"',
+  }, "a nested record: all its errors too")
   eq(errors("no"), { "expected a table of options, got \"no\"" })
   eq(errors({ web = 3 }), { "web: expected a table, got 3" })
 end)
